@@ -1,0 +1,96 @@
+"""`gptablate compare`: render the leaderboard as a table, markdown, csv or json."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import pandas as pd
+import typer
+
+from gptablate.errors import UserError
+from gptablate.results.leaderboard import by_arm, by_run, runs_frame
+from gptablate.results.store import ResultStore
+
+from .app import app
+
+FORMATS = ("table", "markdown", "csv", "json")
+HEADERS = {"rank": "#", "arm": "arm", "runs": "runs", "seeds": "seeds", "val_loss": "val loss ↓",
+           "val_loss_std": "± std", "delta": "Δ vs base", "tokens": "tokens", "status": "status",
+           "run_id": "run", "run_name": "name", "seed": "seed", "world_size": "ranks", "step": "step",
+           "tokens_per_s": "tok/s", "mfu": "MFU", "wall_s": "wall"}
+TABLE_ARM = ["rank", "arm", "runs", "seeds", "val_loss", "val_loss_std", "delta", "tokens", "status"]
+TABLE_RUN = ["run_id", "run_name", "arm", "seed", "world_size", "val_loss", "status", "step", "tokens_per_s", "mfu"]
+
+
+@app.command()
+def compare(
+    fmt: str = typer.Option("table", "--format", "-f", help="table, markdown, csv or json."),
+    by: str = typer.Option("arm", "--by", help="arm (the leaderboard) or run (every run, nothing hidden)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Arm that Δ is measured against [default: the first arm without overrides]."),
+    tag: Optional[str] = typer.Option(None, "--tag", help="Only runs carrying this tag (run.tags)."),
+) -> None:
+    """The leaderboard: arms sorted by validation loss with Δ against the baseline."""
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if by not in ("arm", "run"):
+        raise UserError(f"--by {by!r}: use arm or run")
+    runs = runs_frame(ResultStore(), tag)
+    if by == "run":
+        frame, base_label, view = by_run(runs), None, TABLE_RUN
+    else:
+        frame, base_label = by_arm(runs, baseline)
+        view = TABLE_ARM
+    if fmt == "csv":
+        print(frame.drop(columns=["baseline"], errors="ignore").to_csv(index=False), end="")
+    elif fmt == "json":
+        print(frame.drop(columns=["baseline"], errors="ignore").to_json(orient="records", indent=2))
+    elif fmt == "markdown":
+        print(_markdown(frame, view))
+        if base_label:
+            print(f"\nΔ is against the baseline arm `{base_label}`.")
+    else:
+        _rich_table(frame, view, base_label, by)
+
+
+def _cell(col: str, v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return ""
+    if col in ("val_loss", "val_loss_std"):
+        return f"{v:.4f}"
+    if col == "delta":
+        return f"{v:+.4f}"
+    if col == "mfu":
+        return f"{100 * v:.1f}%"
+    if col == "tokens_per_s":
+        return f"{v / 1e3:.1f}K"
+    if col == "tokens":
+        return f"{v / 1e6:.1f}M" if v >= 1e6 else f"{int(v):,}"
+    if col in ("seed", "world_size", "step", "rank", "runs"):
+        return str(int(v))
+    return str(v)
+
+
+def _markdown(frame: pd.DataFrame, cols: list[str]) -> str:
+    head = "| " + " | ".join(HEADERS.get(c, c) for c in cols) + " |"
+    sep = "|" + "|".join("---:" if c not in ("arm", "run_id", "run_name", "status", "seeds") else "---" for c in cols) + "|"
+    body = ["| " + " | ".join(_cell(c, row[c]) for c in cols) + " |" for _, row in frame.iterrows()]
+    return "\n".join([head, sep, *body])
+
+
+def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    title = "gptablate leaderboard" if by == "arm" else "gptablate runs"
+    caption = f"Δ against baseline arm {base_label}" if base_label else None
+    table = Table(title=title, caption=caption)
+    for c in cols:
+        table.add_column(HEADERS.get(c, c), justify="left" if c in ("arm", "run_id", "run_name", "status", "seeds") else "right")
+    for _, row in frame.iterrows():
+        style = "bold" if by == "arm" and row.get("baseline") else None
+        table.add_row(*(_cell(c, row[c]) for c in cols), style=style)
+    if frame.empty:
+        Console().print("no runs yet: `gptablate train RECIPE` records one")
+    else:
+        Console().print(table)

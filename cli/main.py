@@ -1,0 +1,25 @@
+"""Entry point of the `gptablate` console script: user errors become one line and exit 2."""
+
+from __future__ import annotations
+
+import sys
+
+from gptablate.errors import UserError
+
+from . import compare, evaluate, prepare, train  # noqa: F401  (register the subcommands)
+from .app import app
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

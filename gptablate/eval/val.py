@@ -1,0 +1,84 @@
+"""`gptablate eval`: load a checkpoint, score the validation prefix, record it."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data.loader import val_windows
+from ..data.shards import open_dataset
+from ..errors import UserError
+from ..model.gpt import GPT, GPTConfig
+from ..paths import data_root, runs_root
+from ..recipe import Recipe, recipe_from_dict
+from ..results.store import ResultStore
+from ..train.checkpoint import load_checkpoint
+from ..train.engine import CHECKPOINT, DistInfo, resolve_device, validation_loss
+
+
+@dataclass
+class LoadedRun:
+    run_id: str
+    checkpoint: Path
+    recipe: Recipe
+    model: GPT
+
+
+def resolve_checkpoint(ref: str) -> Path:
+    """A checkpoint file, a run directory, or a run id (a unique prefix will do)."""
+    p = Path(ref)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        if (p / CHECKPOINT).is_file():
+            return p / CHECKPOINT
+        raise UserError(f"{p}: run directory has no {CHECKPOINT} (the run did not finish)")
+    root = runs_root()
+    exact = root / ref
+    if (exact / CHECKPOINT).is_file():
+        return exact / CHECKPOINT
+    matches = sorted(d for d in root.glob(f"{ref}*") if d.is_dir()) if root.is_dir() else []
+    if len(matches) == 1:
+        if (matches[0] / CHECKPOINT).is_file():
+            return matches[0] / CHECKPOINT
+        raise UserError(f"run {matches[0].name} has no {CHECKPOINT} (the run did not finish)")
+    if len(matches) > 1:
+        raise UserError(f"'{ref}' matches {len(matches)} runs ({', '.join(m.name for m in matches[:4])}…): give more of the id")
+    raise UserError(f"'{ref}' is neither a checkpoint file nor a run under {root} (see `gptablate compare --by run`)")
+
+
+def load_run(ref: str, device: torch.device) -> LoadedRun:
+    path = resolve_checkpoint(ref)
+    ckpt = load_checkpoint(path)
+    recipe = recipe_from_dict(ckpt["recipe"])
+    model = GPT(GPTConfig.from_recipe(recipe))
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    return LoadedRun(ckpt.get("run_id") or path.parent.name, path, recipe, model)
+
+
+def autocast_for(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def evaluate_val(ref: str, device_request: str | None = None, batch_size: int | None = None,
+                 store: ResultStore | None = None) -> tuple[LoadedRun, float]:
+    device = torch.device(resolve_device(device_request))
+    run = load_run(ref, device)
+    dataset = open_dataset(data_root() / run.recipe.data.dataset)
+    windows = val_windows(dataset, run.recipe.model.block_size, run.recipe.data.eval_tokens)
+    mb = batch_size or (32 if device.type == "cuda" else 8)
+    loss = validation_loss(run.model, windows, mb, device, autocast_for(device), DistInfo())
+    store = store or ResultStore()
+    if store.get_run(run.run_id) is None:
+        # A checkpoint from elsewhere: record it so its numbers have a row to hang on.
+        store.start_run(run.run_id, run.recipe, world_size=None, device=device.type,
+                        run_dir=run.checkpoint.parent, git_commit=None)
+        store.update_run(run.run_id, status="finished", pid=None, step=run.recipe.train.max_iters)
+    store.add_eval(run.run_id, "val", "loss", loss)
+    return run, loss

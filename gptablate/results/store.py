@@ -1,0 +1,205 @@
+"""The results table: a SQLite file under the runs root.
+
+WAL mode, so readers never block the writer; every write is one short IMMEDIATE
+transaction with a busy timeout, so concurrent runs lose no row. The schema carries a
+version (PRAGMA user_version) and a list of migrations: a newer gptablate upgrades an
+older file in place and never strands its rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import UserError
+from ..paths import runs_root
+
+DB_NAME = "results.sqlite"
+STATUSES = ("running", "finished", "failed", "interrupted")
+
+# Append-only: each entry upgrades the schema by one version. Never edit a shipped entry.
+MIGRATIONS: list[str] = [
+    # 1: runs and evals
+    """
+    CREATE TABLE runs (
+        run_id       TEXT PRIMARY KEY,
+        run_name     TEXT,
+        recipe       TEXT NOT NULL,
+        arm          TEXT NOT NULL,   -- label: recipe name plus science-changing --set overrides
+        arm_hash     TEXT NOT NULL,   -- hash of the resolved recipe without seed/run/speed settings
+        norm         TEXT, block TEXT, residual TEXT,
+        n_layer      INTEGER, n_head INTEGER, n_embd INTEGER, block_size INTEGER,
+        dataset      TEXT,
+        max_iters    INTEGER, batch_size INTEGER,
+        seed         INTEGER,
+        world_size   INTEGER,
+        device       TEXT,
+        git_commit   TEXT,
+        tags         TEXT,            -- JSON list
+        step         INTEGER DEFAULT 0,
+        tokens       INTEGER DEFAULT 0,
+        val_loss     REAL,
+        wall_s       REAL,
+        tokens_per_s REAL,
+        mfu          REAL,
+        status       TEXT NOT NULL,
+        pid          INTEGER,
+        host         TEXT,
+        run_dir      TEXT,
+        recipe_json  TEXT,
+        created_at   REAL NOT NULL,
+        updated_at   REAL NOT NULL
+    );
+    CREATE INDEX runs_arm ON runs(arm_hash);
+    CREATE TABLE evals (
+        run_id     TEXT NOT NULL REFERENCES runs(run_id),
+        task       TEXT NOT NULL,
+        metric     TEXT NOT NULL,
+        value      REAL,
+        stderr     REAL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (run_id, task, metric)
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def db_path(root: Path | None = None) -> Path:
+    return (root or runs_root()) / DB_NAME
+
+
+class ResultStore:
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path) if path else db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    @contextmanager
+    def _connect(self):
+        try:
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        except sqlite3.Error as e:
+            raise UserError(f"{self.path}: cannot open the results database ({e})") from None
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 60000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            yield conn
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+                raise UserError(f"{self.path}: the results database stayed locked for 60 s; "
+                                "another process holds it: retry when it is done") from None
+            if "not a database" in str(e) or "malformed" in str(e):
+                raise UserError(f"{self.path}: the results database is corrupt ({e}); move it aside "
+                                "and the next command starts a new one") from None
+            raise
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _write(self):
+        """One short write transaction, taken up front so writers queue instead of deadlocking."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def _migrate(self) -> None:
+        with self._connect() as conn:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise UserError(f"{self.path}: results database has schema version {version}, newer than this "
+                                f"gptablate understands ({SCHEMA_VERSION}); upgrade gptablate")
+            if version == SCHEMA_VERSION:
+                return
+        with self._write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+            for v in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[v].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {v + 1}")
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, run_id: str, recipe, world_size: int, device: str, run_dir: Path,
+                  git_commit: str | None) -> None:
+        now = time.time()
+        r = recipe
+        row = dict(run_id=run_id, run_name=r.run.name, recipe=r.name, arm=r.arm_label(), arm_hash=r.arm_hash(),
+                   norm=r.arch.norm, block=r.arch.block, residual=r.arch.residual,
+                   n_layer=r.model.n_layer, n_head=r.model.n_head, n_embd=r.model.n_embd,
+                   block_size=r.model.block_size, dataset=r.data.dataset, max_iters=r.train.max_iters,
+                   batch_size=r.train.batch_size, seed=r.train.seed, world_size=world_size, device=device,
+                   git_commit=git_commit, tags=json.dumps(list(r.run.tags)), status="running",
+                   pid=os.getpid(), host=socket.gethostname(), run_dir=str(run_dir),
+                   recipe_json=json.dumps(r.to_dict()), created_at=now, updated_at=now)
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self._write() as conn:
+            conn.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", list(row.values()))
+
+    def update_run(self, run_id: str, **fields) -> None:
+        if "status" in fields and fields["status"] not in STATUSES:
+            raise ValueError(f"unknown status {fields['status']!r}")
+        fields["updated_at"] = time.time()
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._write() as conn:
+            cur = conn.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", [*fields.values(), run_id])
+            if cur.rowcount != 1:
+                raise KeyError(run_id)
+
+    def add_eval(self, run_id: str, task: str, metric: str, value: float, stderr: float | None = None) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO evals (run_id, task, metric, value, stderr, created_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (run_id, task, metric, value, stderr, time.time()))
+
+    # ------------------------------------------------------------------ reads
+
+    def reconcile(self) -> int:
+        """Mark 'running' rows whose process is gone (on this host) as interrupted."""
+        host = socket.gethostname()
+        with self._connect() as conn:
+            rows = conn.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", (host,)).fetchall()
+        dead = [r["run_id"] for r in rows if r["pid"] and not _pid_alive(r["pid"])]
+        if dead:
+            with self._write() as conn:
+                conn.executemany("UPDATE runs SET status = 'interrupted', updated_at = ? "
+                                 "WHERE run_id = ? AND status = 'running'", [(time.time(), d) for d in dead])
+        return len(dead)
+
+    def runs(self) -> list[dict]:
+        self.reconcile()
+        with self._connect() as conn:
+            return [dict(r) for r in conn.execute("SELECT * FROM runs ORDER BY created_at, run_id")]
+
+    def evals(self) -> list[dict]:
+        with self._connect() as conn:
+            return [dict(r) for r in conn.execute("SELECT * FROM evals ORDER BY run_id, task, metric")]
+
+    def get_run(self, run_id: str) -> dict | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return dict(row) if row else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

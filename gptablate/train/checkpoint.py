@@ -1,0 +1,48 @@
+"""Checkpoints: one file that is enough on its own to evaluate the model.
+
+It embeds the resolved recipe, so `gptablate eval path/to/checkpoint.pt` needs nothing else.
+Written atomically (temp file, fsync, rename); read with weights_only=True.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+
+FORMAT = "gptablate-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, recipe, step: int, run_id: str, extra: dict | None = None) -> None:
+    path = Path(path)
+    payload = {"format": FORMAT, "version": VERSION, "run_id": run_id, "step": step,
+               "recipe": recipe.to_dict(), "model": model.state_dict(), **(extra or {})}
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such checkpoint") from None
+    except Exception as e:
+        raise UserError(f"{path}: not a readable gptablate checkpoint ({e.__class__.__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"{path}: not a gptablate checkpoint")
+    if ckpt.get("version", 0) > VERSION:
+        raise UserError(f"{path}: checkpoint version {ckpt['version']} is newer than this gptablate reads ({VERSION})")
+    return ckpt

@@ -1,0 +1,351 @@
+"""The training loop: one process, or one rank of a torchrun job.
+
+Per optimizer step: `accum_steps` micro-batches (gradient sync on the last one only),
+clipping, AdamW, the schedule. Validation every `eval_interval` steps and at the end on a
+fixed prefix of the validation shard. Rank 0 writes the run directory, metrics.jsonl
+(flushed per line) and the results table; the other ranks only compute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..console import info, interactive
+from ..data.loader import TrainBatches, val_windows
+from ..data.shards import open_dataset
+from ..model.gpt import GPT, GPTConfig
+from ..paths import data_root
+from ..recipe import AUTO, Recipe, _divisors, plan_batch
+from ..results.store import ResultStore
+from .checkpoint import save_checkpoint
+from .cpu import keep_heap_memory
+from .metrics import datasheet_peak, measure_matmul_flops
+from .optim import lr_at, make_optimizer
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+
+class Interrupted(Exception):
+    """SIGINT / SIGTERM: the run stops cleanly and is recorded as interrupted."""
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(requested: str | None) -> str:
+    if requested in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def init_distributed(device_type: str) -> tuple[DistInfo, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    info_ = DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if device_type == "cuda":
+        device = torch.device("cuda", info_.local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if info_.enabled and not dist.is_initialized():
+        if device_type == "cuda":
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
+    return info_, device
+
+
+def auto_micro_batch(cfg: GPTConfig, per_rank: int, device: torch.device, n_params: int) -> int:
+    """Largest divisor of the per-rank batch whose activations fit in free GPU memory.
+
+    Estimate per token: ~34·D bytes of bf16 activations per layer with flash attention
+    (Korthikanti et al. 2022, without the attention-matrix term) plus ~12 bytes per
+    vocabulary entry for the logits, their fp32 copy and gradient; fixed: 16 bytes per
+    parameter (weights, grads, Adam moments) and a reserve for kernels and the allocator.
+    """
+    if device.type != "cuda":
+        return per_rank
+    free, _ = torch.cuda.mem_get_info(device)
+    budget = 0.7 * free - 16 * n_params - 2e9
+    per_seq = (34 * cfg.n_embd * cfg.n_layer + 12 * cfg.padded_vocab_size) * cfg.block_size
+    for d in sorted(_divisors(per_rank), reverse=True):
+        if d * per_seq <= budget:
+            return d
+    return 1
+
+
+def git_commit() -> str | None:
+    src = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+class RunLog:
+    """Rank 0's view: log file, metrics.jsonl, terminal bar or plain lines."""
+
+    def __init__(self, run_dir: Path, max_iters: int):
+        self.run_dir = run_dir
+        self.log_file = open(run_dir / "log.txt", "a", buffering=1)
+        self.metrics_file = open(run_dir / METRICS, "a", buffering=1)
+        self.max_iters = max_iters
+        self.bar = None
+        if interactive():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            from ..console import console
+            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                TextColumn("{task.fields[stats]}"), console=console)
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=max_iters, stats="")
+
+    def line(self, msg: str) -> None:
+        self.log_file.write(msg + "\n")
+        if self.bar is not None:
+            self.bar.console.print(msg)
+        else:
+            info(msg)
+
+    def metrics(self, row: dict) -> None:
+        self.metrics_file.write(json.dumps(row) + "\n")
+        self.metrics_file.flush()
+        parts = [f"step {row['step']}/{self.max_iters}"]
+        if "train_loss" in row:
+            parts.append(f"loss {row['train_loss']:.4f}")
+        if "val_loss" in row:
+            parts.append(f"val {row['val_loss']:.4f}")
+        if "lr" in row:
+            parts.append(f"lr {row['lr']:.2e}")
+        if row.get("tokens_per_s"):
+            parts.append(f"{row['tokens_per_s'] / 1e3:.1f}K tok/s")
+        if row.get("mfu") is not None:
+            parts.append(f"mfu {100 * row['mfu']:.1f}%")
+        text = " | ".join(parts)
+        self.log_file.write(text + "\n")
+        if self.bar is not None:
+            self.bar.update(self.task, completed=row["step"], stats=text.split(" | ", 1)[-1])
+            if "val_loss" in row:
+                self.bar.console.print(text)
+        else:
+            info(text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+        self.log_file.close()
+        self.metrics_file.close()
+
+
+@torch.no_grad()
+def validation_loss(model, windows: np.ndarray, micro_batch: int, device: torch.device, autocast,
+                    dinfo: DistInfo, fallback_model=None) -> float:
+    """Mean next-token loss over the fixed validation windows, summed exactly over ranks.
+
+    Each rank takes a contiguous slice; partial micro-batches go through `fallback_model`
+    (the uncompiled module) so the compiled graph never sees a new shape.
+    """
+    n = len(windows)
+    lo, hi = dinfo.rank * n // dinfo.world_size, (dinfo.rank + 1) * n // dinfo.world_size
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = torch.zeros((), dtype=torch.float64, device=device)
+    was_training = model.training
+    model.eval()
+    if fallback_model is not None:
+        fallback_model.eval()
+    for i in range(lo, hi, micro_batch):
+        rows = torch.from_numpy(windows[i:min(i + micro_batch, hi)]).to(device, non_blocking=True)
+        m = model if (len(rows) == micro_batch or fallback_model is None) else fallback_model
+        with autocast:
+            loss_sum = m(rows[:, :-1], rows[:, 1:], reduction="sum")
+        total += loss_sum.double()
+        count += rows[:, 1:].numel()
+    if dinfo.enabled:
+        dist.all_reduce(total)
+        dist.all_reduce(count)
+    model.train(was_training)
+    if fallback_model is not None:
+        fallback_model.train(was_training)
+    return (total / count).item()
+
+
+def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None = None,
+          store: ResultStore | None = None) -> dict:
+    """Train one run to the end. Returns the summary written to the results table (rank 0)."""
+    device_type = resolve_device(device_request)
+    dinfo, device = init_distributed(device_type)
+    t_start = time.time()
+    run_dir = Path(run_dir)
+    log: RunLog | None = None
+    store = store if store is not None else (ResultStore() if dinfo.is_main else None)
+    previous_handler = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame):
+        raise Interrupted("terminated")
+
+    try:
+        signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread
+        pass
+
+    t, m = recipe.train, recipe.model
+    if device.type == "cpu":
+        keep_heap_memory()
+    cfg = GPTConfig.from_recipe(recipe)
+    torch.manual_seed(t.seed)  # every rank builds the same initial weights
+    model = GPT(cfg).to(device)
+    n_params = model.num_params()
+
+    micro = auto_micro_batch(cfg, t.batch_size // dinfo.world_size, device, n_params) if t.micro_batch == AUTO else None
+    plan = plan_batch(t, dinfo.world_size, micro)
+    dataset = open_dataset(data_root() / recipe.data.dataset)
+    batches = TrainBatches(dataset, m.block_size, t.seed, t.batch_size, dinfo.rank, dinfo.world_size,
+                           plan.micro_batch, device)
+    windows = val_windows(dataset, m.block_size, recipe.data.eval_tokens)
+
+    use_compile = (device.type == "cuda") if t.compile == AUTO else bool(t.compile)
+    compiled = torch.compile(model) if use_compile else model
+    ddp_model = compiled
+    if dinfo.enabled:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            compiled, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = make_optimizer(model, t, device.type)
+    if device.type == "cuda":
+        dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[t.dtype]
+        autocast = torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    else:
+        dtype, autocast = torch.float32, contextlib.nullcontext()  # the CPU trains in fp32
+    scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and dtype == torch.float16))
+
+    matmul_flops = measure_matmul_flops(device)
+    peak_flops = datasheet_peak(device)
+    flops_per_token = model.flops_per_token()
+    tokens_per_step = t.batch_size * m.block_size
+
+    if dinfo.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log = RunLog(run_dir, t.max_iters)
+        store.start_run(run_id, recipe, dinfo.world_size, device_type, run_dir, git_commit())
+        log.line(f"run {run_id}  arm {recipe.arm_label()}  on {dinfo.world_size} x {device_type}"
+                 f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}")
+        log.line(f"model: {n_params / 1e6:.2f}M parameters (nanoGPT count), {flops_per_token / 1e9:.3f} GFLOP/token; "
+                 f"batch {t.batch_size} = {dinfo.world_size} rank(s) x {plan.accum_steps} micro-step(s) x "
+                 f"{plan.micro_batch} sequence(s) x {m.block_size} tokens; compile={use_compile}")
+        peak_text = f", datasheet {peak_flops / 1e12:.0f}" if peak_flops else ""
+        log.line(f"matmul rate measured {matmul_flops / 1e12:.1f} TFLOP/s{peak_text}; "
+                 f"validation: {len(windows)} windows ({len(windows) * m.block_size:,} tokens)")
+
+    status, val_loss, step = "failed", None, 0
+    window_tokens, window_time, last_log = 0, 0.0, time.perf_counter()
+    steady_tokens, steady_time = 0, 0.0
+    summary: dict = {}
+    try:
+        model.train()
+        for step in range(t.max_iters):
+            lr = lr_at(step, t)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = torch.zeros((), device=device)
+            for micro_step in range(plan.accum_steps):
+                x, y = batches.get(step, micro_step)
+                last_micro = micro_step == plan.accum_steps - 1
+                sync = ddp_model.no_sync() if (dinfo.enabled and not last_micro) else contextlib.nullcontext()
+                with sync:
+                    with autocast:
+                        loss = ddp_model(x, y) / plan.accum_steps
+                    scaler.scale(loss).backward()
+                loss_sum += loss.detach()
+            if t.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+
+            done = step + 1
+            window_tokens += tokens_per_step
+            is_last = done == t.max_iters
+            is_eval = done % recipe.data.eval_interval == 0 or is_last
+            if done % t.log_interval == 0 or is_eval:
+                if dinfo.enabled:
+                    dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
+                    loss_sum /= dinfo.world_size
+                train_loss = loss_sum.item()  # the one host sync of a logged step
+                now = time.perf_counter()
+                elapsed = now - last_log
+                tok_s = window_tokens / elapsed if elapsed > 0 else 0.0
+                if done > t.log_interval:  # the first window holds compilation: not steady state
+                    steady_tokens += window_tokens
+                    steady_time += elapsed
+                row = {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr,
+                       "tokens_per_s": tok_s, "mfu": flops_per_token * tok_s / (dinfo.world_size * matmul_flops)}
+                if peak_flops:
+                    row["mfu_peak"] = flops_per_token * tok_s / (dinfo.world_size * peak_flops)
+                if not math.isfinite(train_loss) and log:
+                    log.line(f"warning: non-finite training loss at step {done}")
+                if is_eval:
+                    val_loss = validation_loss(compiled, windows, plan.micro_batch, device, autocast, dinfo,
+                                               fallback_model=model if use_compile else None)
+                    row["val_loss"] = val_loss
+                if log:
+                    log.metrics(row)
+                window_tokens, last_log = 0, time.perf_counter()
+        status = "finished"
+        steady = steady_tokens / steady_time if steady_time > 0 else (window_tokens / max(time.perf_counter() - last_log, 1e-9))
+        summary = dict(step=t.max_iters, tokens=t.max_iters * tokens_per_step, val_loss=val_loss,
+                       wall_s=time.time() - t_start, tokens_per_s=steady,
+                       mfu=flops_per_token * steady / (dinfo.world_size * matmul_flops))
+        if dinfo.is_main:
+            save_checkpoint(run_dir / CHECKPOINT, model, recipe, t.max_iters, run_id,
+                            extra={"val_loss": val_loss, "arm": recipe.arm_label(), "arm_hash": recipe.arm_hash()})
+            log.line(f"finished: val loss {val_loss:.4f}, {steady / 1e3:.1f}K tokens/s steady, "
+                     f"mfu {100 * summary['mfu']:.1f}% of measured matmul"
+                     + (f", {100 * steady * flops_per_token / (dinfo.world_size * peak_flops):.1f}% of datasheet"
+                        if peak_flops else "") + f"; checkpoint {run_dir / CHECKPOINT}")
+            store.update_run(run_id, status="finished", **summary)
+        return summary
+    except (KeyboardInterrupt, Interrupted):
+        status = "interrupted"
+        raise
+    finally:
+        if status != "finished" and dinfo.is_main and store is not None and log is not None:
+            store.update_run(run_id, status=status, step=step, tokens=step * tokens_per_step,
+                             wall_s=time.time() - t_start)
+            log.line(f"run {run_id} {status} at step {step}")
+        if log:
+            log.close()
+        try:
+            signal.signal(signal.SIGTERM, previous_handler)
+        except (ValueError, TypeError):
+            pass

@@ -1,0 +1,67 @@
+"""Starting a run: in this process, or re-launched through torchrun for several ranks."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..data.shards import open_dataset
+from ..errors import UserError
+from ..model.gpt import check_arch
+from ..paths import atomic_write_text, data_root, runs_root
+from ..recipe import Recipe, plan_batch
+
+RECIPE_FILE = "recipe.yaml"
+
+
+def new_run_id(recipe: Recipe) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe.name}-{secrets.token_hex(3)}"
+
+
+def preflight(recipe: Recipe, world_size: int) -> None:
+    """Every user error we can see before spending a second of compute."""
+    check_arch(recipe)
+    plan_batch(recipe.train, world_size)
+    open_dataset(data_root() / recipe.data.dataset)
+
+
+def create_run_dir(recipe: Recipe) -> tuple[str, Path]:
+    root = runs_root()
+    for _ in range(10):
+        run_id = new_run_id(recipe)
+        run_dir = root / run_id
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            continue
+        atomic_write_text(run_dir / RECIPE_FILE, recipe.to_yaml())
+        return run_id, run_dir
+    raise RuntimeError("could not create a unique run directory")
+
+
+def torchrun_command(run_dir: Path, run_id: str, nproc: int, device: str, nnodes: int = 1, node_rank: int = 0,
+                     rdzv_endpoint: str | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
+    if nnodes > 1:
+        if not rdzv_endpoint:
+            raise UserError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (the same on every node)")
+        cmd += [f"--nnodes={nnodes}", f"--node-rank={node_rank}", "--rdzv-backend=c10d",
+                f"--rdzv-endpoint={rdzv_endpoint}"]
+    else:
+        cmd += ["--standalone"]
+    cmd += ["-m", "gptablate.train.worker", "--run-dir", str(run_dir), "--run-id", run_id, "--device", device]
+    return cmd
+
+
+def launch_distributed(run_dir: Path, run_id: str, nproc: int, device: str, **multi_node) -> int:
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    # The workers must import this very gptablate, installed or not.
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.run(torchrun_command(run_dir, run_id, nproc, device, **multi_node), env=env)
+    return proc.returncode

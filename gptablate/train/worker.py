@@ -1,0 +1,44 @@
+"""Entry point of one torchrun rank: `python -m gptablate.train.worker --run-dir DIR ...`.
+
+The launching process has already validated the recipe and written it to the run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from ..errors import UserError
+from ..recipe import recipe_from_dict
+from .engine import Interrupted, train
+from .launch import RECIPE_FILE
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="gptablate.train.worker")
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--run-id", required=True)
+    ap.add_argument("--device", default=None)
+    args = ap.parse_args(argv)
+    run_dir = Path(args.run_dir)
+    try:
+        recipe = recipe_from_dict(yaml.safe_load((run_dir / RECIPE_FILE).read_text()))
+        train(recipe, run_dir, args.run_id, args.device)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Interrupted):
+        return 130
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
