@@ -1,0 +1,35 @@
+"""A 2-rank gloo DDP run gives the per-step losses of a 1-rank run at the same batch_size."""
+
+import json
+import shutil
+
+from conftest import TINY, run_cli
+
+
+def _losses(run_dir):
+    return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_ranks_match_one_rank(prepared_corpus, tmp_path):
+    env = {"GPTABLATE_DATA": str(prepared_corpus), "GPTABLATE_RUNS": str(tmp_path / "runs")}
+    common = ["train", "tiny", *TINY, "--set", "train.max_iters=8", "--set", "train.log_interval=1",
+              "--set", "data.eval_interval=4", "--device", "cpu"]
+    run_cli(*common, "--set", "run.name=one", "--set", "train.micro_batch=4", env=env, check=True)
+    # two ranks, and a different micro-batch (2 x 2 accumulation steps per rank)
+    run_cli(*common, "--set", "run.name=two", "--set", "train.micro_batch=2", "--gpus", "2", env=env, check=True)
+    by_name = {}
+    for d in (tmp_path / "runs").iterdir():
+        if d.is_dir():
+            name = "two" if "name: two" in (d / "recipe.yaml").read_text() else "one"
+            by_name[name] = _losses(d)
+    one, two = by_name["one"], by_name["two"]
+    assert [r["step"] for r in one] == [r["step"] for r in two] == list(range(1, 9))
+    for a, b in zip(one, two):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (a, b)
+        assert ("val_loss" in a) == ("val_loss" in b)
+        if "val_loss" in a:
+            assert abs(a["val_loss"] - b["val_loss"]) < 1e-4
+    assert one[-1]["train_loss"] < one[0]["train_loss"]
+    board = json.loads(run_cli("compare", "--by", "run", "--format", "json", env=env, check=True).stdout)
+    assert sorted(r["world_size"] for r in board) == [1, 2]
+    assert len({r["arm"] for r in board}) == 1  # rank count and micro-batch do not make a new arm

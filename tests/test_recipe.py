@@ -1,0 +1,101 @@
+import pytest
+
+from gptablate.errors import UserError
+from gptablate.recipe import builtin_recipes, load_recipe, parse_override, plan_batch, recipe_from_dict
+
+
+def test_builtin_recipes_load_with_the_studies_budget():
+    assert {"gpt2_124m", "gpt2_345m", "gpt2_1.5b", "tiny"} <= set(builtin_recipes())
+    r = load_recipe("gpt2_124m")
+    assert (r.model.n_layer, r.model.n_head, r.model.n_embd, r.model.block_size) == (12, 12, 768, 1024)
+    assert (r.train.max_iters, r.train.batch_size, r.train.micro_batch) == (5000, 60, "auto")
+    assert (r.train.lr, r.train.min_lr, r.train.betas, r.train.grad_clip) == (6e-4, 6e-5, (0.9, 0.95), 1.0)
+    assert (r.data.dataset, r.data.eval_interval) == ("fineweb10B", 500)
+    assert load_recipe("gpt2_1.5b").model.n_embd == 1600
+    m = load_recipe("gpt2_345m").model
+    assert (m.n_layer, m.n_head, m.n_embd) == (24, 16, 1024)
+
+
+def test_base_inheritance_deep_merges_relative_to_the_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "parent.yaml").write_text("base: gpt2_124m\ntrain:\n  lr: 1.0e-3\nmodel:\n  n_layer: 6\n")
+    (tmp_path / "sub" / "child.yaml").write_text("base: ../parent.yaml\ntrain:\n  seed: 7\narch:\n  norm: rmsnorm\n")
+    r = load_recipe(tmp_path / "sub" / "child.yaml")
+    assert r.name == "child"
+    assert (r.train.lr, r.train.seed, r.train.batch_size) == (1e-3, 7, 60)  # merged, not replaced
+    assert (r.model.n_layer, r.model.n_embd, r.arch.norm) == (6, 768, "rmsnorm")
+
+
+def test_overrides_are_yaml_typed_and_label_the_arm():
+    r = load_recipe("tiny", ["train.lr=3e-3", "train.betas=[0.9, 0.99]", "model.bias=false", "train.seed=5"])
+    assert r.train.lr == 3e-3 and r.train.betas == (0.9, 0.99) and r.model.bias is False
+    assert r.arm_label() == "tiny[train.lr=0.003,train.betas=[0.9,0.99],model.bias=false]"
+    assert parse_override("train.max_iters=1e3") == ("train.max_iters", 1000.0)
+    assert load_recipe("tiny", ["train.max_iters=1e3"]).train.max_iters == 1000
+
+
+def test_seed_and_speed_settings_do_not_change_the_arm():
+    base = load_recipe("tiny")
+    same = load_recipe("tiny", ["train.seed=9", "train.micro_batch=2", "train.compile=false",
+                                "train.log_interval=1", "run.name=x", "data.eval_interval=10"])
+    assert same.arm_hash() == base.arm_hash() and same.arm_label() == "tiny"
+    assert load_recipe("tiny", ["train.lr=1e-3"]).arm_hash() != base.arm_hash()
+
+
+def test_unknown_key_names_file_key_and_closest(tmp_path):
+    p = tmp_path / "typo.yaml"
+    p.write_text("base: tiny\ntrain:\n  lrr: 0.1\n")
+    with pytest.raises(UserError) as e:
+        load_recipe(p)
+    msg = str(e.value)
+    assert str(p) in msg and "'train.lrr'" in msg and "did you mean 'train.lr'" in msg
+    with pytest.raises(UserError, match=r"--set: unknown key 'model.n_layers' \(did you mean 'model.n_layer'"):
+        load_recipe("tiny", ["model.n_layers=3"])
+
+
+def test_wrong_type_names_key_and_expected_type(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("train:\n  max_iters: lots\n")
+    with pytest.raises(UserError, match=r"bad\.yaml: key 'train.max_iters' must be an integer, got str 'lots'"):
+        load_recipe(p)
+    with pytest.raises(UserError, match=r"'train.micro_batch' must be an integer or 'auto'"):
+        load_recipe("tiny", ["train.micro_batch=big"])
+    with pytest.raises(UserError, match=r"'model.bias' must be true or false"):
+        load_recipe("tiny", ["model.bias=1"])
+
+
+def test_malformed_yaml_and_bad_shapes(tmp_path):
+    p = tmp_path / "broken.yaml"
+    p.write_text("train: {lr: [\n")
+    with pytest.raises(UserError, match=r"broken\.yaml.*malformed YAML"):
+        load_recipe(p)
+    with pytest.raises(UserError, match="not divisible by model.n_head=5"):
+        load_recipe("tiny", ["model.n_head=5"])
+    with pytest.raises(UserError, match="not found"):
+        load_recipe("no_such_recipe")
+
+
+def test_circular_base_is_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(UserError, match="circular base"):
+        load_recipe(tmp_path / "a.yaml")
+
+
+def test_batch_split_over_ranks_and_micro_steps():
+    t = load_recipe("gpt2_124m").train
+    assert plan_batch(t, 1, 12).accum_steps == 5  # the original runs: 12 x 5
+    p = plan_batch(t, 4, 15)
+    assert (p.per_rank, p.micro_batch, p.accum_steps) == (15, 15, 1)
+    assert plan_batch(t, 2, None).micro_batch == 30  # auto without a memory probe: the whole rank batch
+    with pytest.raises(UserError, match=r"train.batch_size=60 cannot be split over 8 ranks.*1, 2, 3, 4, 5, 6.*56 or 64"):
+        plan_batch(t, 8)
+    fixed = load_recipe("gpt2_124m", ["train.micro_batch=12"]).train
+    with pytest.raises(UserError, match=r"train.micro_batch=12 does not divide the per-rank batch 15.*1, 3, 5, 15"):
+        plan_batch(fixed, 4)
+
+
+def test_saved_recipe_round_trips():
+    r = load_recipe("tiny", ["train.lr=2e-3"])
+    back = recipe_from_dict(r.to_dict())
+    assert back == r and back.arm_label() == r.arm_label() and back.arm_hash() == r.arm_hash()

@@ -1,0 +1,71 @@
+import multiprocessing as mp
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from gptablate.errors import UserError
+from gptablate.recipe import load_recipe
+from gptablate.results.store import SCHEMA_VERSION, ResultStore
+
+
+def _writer(db, worker, n):
+    store = ResultStore(db)
+    recipe = load_recipe("tiny", [f"train.seed={worker}"])
+    for i in range(n):
+        rid = f"w{worker}-{i}"
+        store.start_run(rid, recipe, 1, "cpu", db.parent / rid, None)
+        store.update_run(rid, status="finished", val_loss=float(i))
+        store.add_eval(rid, "val", "loss", float(i))
+
+
+def test_concurrent_writers_lose_no_row(tmp_path):
+    db = tmp_path / "results.sqlite"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(db, w, 25)) for w in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    store = ResultStore(db)
+    runs = store.runs()
+    assert len(runs) == 200 and all(r["status"] == "finished" for r in runs)
+    assert len(store.evals()) == 200
+
+
+def test_wal_mode_and_schema_version(tmp_path):
+    ResultStore(tmp_path / "r.sqlite")
+    conn = sqlite3.connect(tmp_path / "r.sqlite")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused_not_damaged(tmp_path):
+    db = tmp_path / "r.sqlite"
+    ResultStore(db)
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(UserError, match="newer"):
+        ResultStore(db)
+
+
+def test_corrupt_database_is_a_user_error(tmp_path):
+    db = tmp_path / "r.sqlite"
+    db.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(UserError, match="corrupt"):
+        ResultStore(db)
+
+
+def test_a_run_whose_process_is_gone_is_not_left_running(tmp_path):
+    store = ResultStore(tmp_path / "r.sqlite")
+    store.start_run("alive", load_recipe("tiny"), 1, "cpu", tmp_path, None)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    store.start_run("gone", load_recipe("tiny"), 1, "cpu", tmp_path, None)
+    store.update_run("gone", pid=int(dead.stdout))
+    status = {r["run_id"]: r["status"] for r in store.runs()}
+    assert status == {"alive": "running", "gone": "interrupted"}
