@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Optional
 
 import pandas as pd
@@ -81,6 +82,7 @@ def _markdown(frame: pd.DataFrame, cols: list[str]) -> str:
 def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by: str) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     title = "gptablate leaderboard" if by == "arm" else "gptablate runs"
     caption = f"Δ against baseline arm {base_label}" if base_label else None
@@ -89,8 +91,11 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
         table.add_column(HEADERS.get(c, c), justify="left" if c in ("arm", "run_id", "run_name", "status", "seeds") else "right")
     for _, row in frame.iterrows():
         style = "bold" if by == "arm" and row.get("baseline") else None
-        table.add_row(*(_cell(c, row[c]) for c in cols), style=style)
+        # Text, not str: arm labels hold brackets (tiny[train.lr=0.001]) that rich would read as markup.
+        table.add_row(*(Text(_cell(c, row[c])) for c in cols), style=style)
+    # Off a terminal (a pipe, a log) rich would squeeze the table into 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     if frame.empty:
-        Console().print("no runs yet: `gptablate train RECIPE` records one")
+        console.print("no runs yet: `gptablate train RECIPE` records one")
     else:
-        Console().print(table)
+        console.print(table)

@@ -55,6 +55,8 @@ def test_prepare_train_eval_compare(tmp_path, roots):
     assert {b["arm"].split("train.lr=")[1].rstrip("]") for b in board} == {"0.01", "0.0005"}
     base = [b for b in board if b["delta"] == 0.0]
     assert len(base) == 1
+    table = run_cli("compare", check=True).stdout
+    assert "train.lr=0.0005]" in table and "train.lr=0.01]" in table  # labels survive rich markup
     md = run_cli("compare", "--format", "markdown", check=True).stdout
     assert md.startswith("| # | arm |") and "Δ is against the baseline arm" in md
 
