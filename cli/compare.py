@@ -88,7 +88,9 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
     caption = f"Δ against baseline arm {base_label}" if base_label else None
     table = Table(title=title, caption=caption)
     for c in cols:
-        table.add_column(HEADERS.get(c, c), justify="left" if c in ("arm", "run_id", "run_name", "status", "seeds") else "right")
+        text = c in ("arm", "run_id", "run_name", "status", "seeds")
+        # fold, not ellipsis: a long arm label wraps onto more lines but is never cut short
+        table.add_column(HEADERS.get(c, c), justify="left" if text else "right", overflow="fold" if text else "ellipsis")
     for _, row in frame.iterrows():
         style = "bold" if by == "arm" and row.get("baseline") else None
         # Text, not str: arm labels hold brackets (tiny[train.lr=0.001]) that rich would read as markup.
