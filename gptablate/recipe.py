@@ -50,6 +50,14 @@ class ArchConfig:
     norm: str = "layernorm"
     block: str = "pre"
     residual: str = "vanilla"
+    qk_norm: bool = False  # RMS-normalise q and k per head (modded-nanogpt)
+    value_residual: bool = False  # ResFormer: mix the first layer's values into later layers
+    # A variant's own settings: a section named after it (arch.hyper: {n: 4}), validated
+    # against that variant's Settings dataclass, defaults filled in for the chosen ones.
+    settings: dict = field(default_factory=dict)
+
+    def settings_for(self, name: str) -> dict:
+        return dict(self.settings.get(name, {}))
 
 
 @dataclass(frozen=True)
@@ -91,14 +99,21 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    # Python files of the user's that register new norms, blocks or residual strategies:
+    # the one way a recipe runs code, and only because it names them (absolute paths).
+    plugins: tuple[str, ...] = ()
     # `--set` overrides as given (key, value): they label the arm, e.g. tiny[train.lr=0.003]
     overrides: tuple[tuple[str, Any], ...] = ()
 
     def to_dict(self) -> dict:
         """Plain dict of the science and run settings (what gets saved and printed)."""
         out = {"name": self.name}
+        if self.plugins:
+            out["plugins"] = list(self.plugins)
         for section in SECTIONS:
             out[section] = _plain(dataclasses.asdict(getattr(self, section)))
+        settings = out["arch"].pop("settings")
+        out["arch"].update(settings)  # back to the YAML shape: arch.hyper: {...}
         if self.overrides:
             out["overrides"] = [[k, v] for k, v in self.overrides]
         return out
@@ -115,6 +130,14 @@ class Recipe:
         d.pop("run", None)
         for section, key in NON_SCIENCE_KEYS:
             d.get(section, {}).pop(key, None)
+        # Settings of variants the model does not use change nothing; a plug-in's code does.
+        used = {self.arch.norm, self.arch.block, self.arch.residual}
+        for name in list(d["arch"]):
+            if name in self.arch.settings and name not in used:
+                del d["arch"][name]
+        if self.plugins:
+            d["plugins"] = {Path(p).name: hashlib.sha256(Path(p).read_bytes()).hexdigest()
+                            if Path(p).is_file() else None for p in self.plugins}
         return d
 
     def arm_hash(self) -> str:
@@ -315,15 +338,17 @@ def build_recipe(raw: dict, name: str, origin: dict, default_file: Path, overrid
     def where(key: str) -> str:
         return str(origin.get(key, default_file))
 
+    raw = dict(raw)
+    plugins = _resolve_plugins(raw.pop("plugins", None) or [], origin, default_file, where)
     sections = {}
     for section, value in raw.items():
         if section not in SECTION_TYPES:
             raise UserError(f"{where(section)}: unknown key '{section}'{_suggest(section, SECTION_TYPES)}; "
-                            f"top-level keys are base, {', '.join(SECTIONS)}")
+                            f"top-level keys are base, plugins, {', '.join(SECTIONS)}")
         if not isinstance(value, dict):
             raise UserError(f"{where(section)}: key '{section}' must be a mapping, got {_describe(value)}")
         sections[section] = _build_section(section, SECTION_TYPES[section], value, where)
-    recipe = Recipe(name=name, overrides=tuple(overrides), **sections)
+    recipe = Recipe(name=name, overrides=tuple(overrides), plugins=plugins, **sections)
     _check_shapes(recipe, where)
     return recipe
 
@@ -331,14 +356,60 @@ def build_recipe(raw: dict, name: str, origin: dict, default_file: Path, overrid
 def _build_section(section: str, cls, values: dict, where) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
+    variants = _variant_settings() if cls is ArchConfig else {}
+    kwargs, settings = {}, {}
     for key, value in values.items():
         dotted = f"{section}.{key}"
-        if key not in hints:
-            options = {f"{section}.{n}": None for n in names}
+        if key in variants:
+            if not isinstance(value, dict):
+                raise UserError(f"{where(dotted)}: key '{dotted}' must be a mapping of {key}'s settings "
+                                f"({', '.join(f.name for f in dataclasses.fields(variants[key]))}), got {_describe(value)}")
+            settings[key] = value
+            continue
+        if key not in hints or key == "settings":
+            options = {f"{section}.{n}": None for n in names + list(variants) if n != "settings"}
             raise UserError(f"{where(dotted)}: unknown key '{dotted}'{_suggest(dotted, options)}")
         kwargs[key] = _coerce(dotted, value, hints[key], where)
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    if cls is ArchConfig:
+        # Validate every given section; fill in the defaults of the variants in use.
+        for name in (obj.norm, obj.block, obj.residual):
+            if name in variants:
+                settings.setdefault(name, {})
+        resolved = {}
+        for name, given in settings.items():
+            built = _build_section(f"arch.{name}", variants[name], given, where)
+            resolved[name] = _plain(dataclasses.asdict(built))
+        obj = dataclasses.replace(obj, settings=resolved)
+    return obj
+
+
+def _variant_settings() -> dict[str, type]:
+    """name -> Settings dataclass of every registered variant that has settings."""
+    from .model.registry import all_settings  # registers the built-ins on first use
+
+    return all_settings()
+
+
+def _resolve_plugins(items, origin, default_file: Path, where) -> tuple[str, ...]:
+    if isinstance(items, str):
+        items = [items]
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise UserError(f"{where('plugins')}: key 'plugins' must be a list of Python file paths, got {_describe(items)}")
+    declared_in = origin.get("plugins", default_file)
+    out = []
+    for item in items:
+        path = Path(item)
+        if not path.is_absolute():
+            path = Path(declared_in).parent / path
+        if not path.is_file() or path.suffix != ".py":
+            raise UserError(f"{declared_in}: plug-in '{item}' is not a Python file (looked for {path})")
+        out.append(str(path.resolve()))
+    from .plugins import load_plugin
+
+    for p in out:
+        load_plugin(Path(p))
+    return tuple(out)
 
 
 def _suggest(key: str, options) -> str:

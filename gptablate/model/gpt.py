@@ -1,23 +1,25 @@
-"""The GPT-2 model: small parts first, the whole model last.
+"""The GPT-2 model: small parts in layers.py and blocks.py, the whole model here.
 
 Parameter names follow GPT-2's checkpoint keys (transformer.wte, .wpe, .h.N.ln_1,
 .attn.c_attn, .attn.c_proj, .ln_2, .mlp.c_fc, .mlp.c_proj, .ln_f; lm_head tied to wte),
-so weights map across by name. The variants of gptablate hang off this baseline through
-the registries (`arch.norm`, `arch.block`, `arch.residual`); the baseline reads plainly.
+so weights map across by name. The variants hang off this baseline through three
+registries: `arch.norm` (norms.py), `arch.block` (blocks.py: the layer layout) and
+`arch.residual` (residuals.py: the walk over the layers). With the defaults the forward
+is GPT-2's: embed, for each block x = block(x), final norm, tied head.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import UserError
-from . import norms as _norms  # noqa: F401  (registers the built-in norms)
-from .registry import NORMS
+from .layers import make_norm
+from .registry import BLOCKS, NORMS, RESIDUALS, settings_of
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,10 @@ class GPTConfig:
     norm: str = "layernorm"
     block: str = "pre"
     residual: str = "vanilla"
+    qk_norm: bool = False
+    value_residual: bool = False
+    settings: dict = field(default_factory=dict)  # variant name -> its settings (recipe arch.<name>)
+    max_iters: int = 5000  # the training length, for step-scheduled variants (prores)
 
     @property
     def padded_vocab_size(self) -> int:
@@ -42,66 +48,24 @@ class GPTConfig:
     def from_recipe(cls, recipe) -> "GPTConfig":
         m, a = recipe.model, recipe.arch
         return cls(n_layer=m.n_layer, n_head=m.n_head, n_embd=m.n_embd, block_size=m.block_size,
-                   vocab_size=m.vocab_size, bias=m.bias, dropout=m.dropout,
-                   norm=a.norm, block=a.block, residual=a.residual)
+                   vocab_size=m.vocab_size, bias=m.bias, dropout=m.dropout, norm=a.norm, block=a.block,
+                   residual=a.residual, qk_norm=a.qk_norm, value_residual=a.value_residual,
+                   settings=dict(a.settings), max_iters=recipe.train.max_iters)
 
 
-def make_norm(cfg: GPTConfig) -> nn.Module:
-    return NORMS.get(cfg.norm)(cfg.n_embd, bias=cfg.bias)
+def check_arch(arch) -> None:
+    """Refuse unknown names and combinations the specification does not define (exit 2).
 
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: GPTConfig):
-        super().__init__()
-        self.n_head = cfg.n_head
-        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q, k, v fused
-        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
-        self.c_proj.residual_projection = True  # scaled init, see GPT._init_weights
-        self.dropout = cfg.dropout
-        self.resid_dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_dropout(self.c_proj(y))
-
-
-class MLP(nn.Module):
-    def __init__(self, cfg: GPTConfig):
-        super().__init__()
-        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
-        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
-        self.c_proj.residual_projection = True
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
-
-
-class Block(nn.Module):
-    """Pre-LN block (GPT-2): x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))."""
-
-    def __init__(self, cfg: GPTConfig):
-        super().__init__()
-        self.ln_1 = make_norm(cfg)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln_2 = make_norm(cfg)
-        self.mlp = MLP(cfg)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
-        x = x + self.mlp(self.ln_2(x))
-        return x
-
-
-# The layout and residual axes are wired in by the architecture-zoo work; until then only
-# the baseline values are accepted, and anything else is refused before any work.
-SUPPORTED_BLOCKS = ("pre",)
-SUPPORTED_RESIDUALS = ("vanilla",)
+    `arch` is a GPTConfig, a recipe's ArchConfig or a Recipe: anything with norm, block, residual.
+    """
+    a = getattr(arch, "arch", arch)
+    NORMS.get(a.norm)
+    layout = BLOCKS.get(a.block)
+    RESIDUALS.get(a.residual)
+    if a.residual != "vanilla" and not layout.wraps_sites:
+        wrapping = ", ".join(n for n in BLOCKS.names() if BLOCKS.get(n).wraps_sites)
+        raise UserError(f"arch.residual '{a.residual}' does not combine with arch.block '{a.block}' "
+                        f"('{a.block}' takes only the vanilla residual); '{a.residual}' combines with: {wrapping}")
 
 
 class GPT(nn.Module):
@@ -109,16 +73,27 @@ class GPT(nn.Module):
         super().__init__()
         check_arch(cfg)
         self.config = cfg
-        self.transformer = nn.ModuleDict(dict(
+        layout = BLOCKS.get(cfg.block)
+        self.layout = layout
+        modules = dict(
             wte=nn.Embedding(cfg.padded_vocab_size, cfg.n_embd),
             wpe=nn.Embedding(cfg.block_size, cfg.n_embd),
             drop=nn.Dropout(cfg.dropout),
-            h=nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)]),
-            ln_f=make_norm(cfg),
-        ))
+            h=nn.ModuleList([layout(cfg, layer) for layer in range(cfg.n_layer)]),
+        )
+        if layout.embedding_norm:
+            modules["ln_e"] = make_norm(cfg)
+        if layout.final_norm:
+            modules["ln_f"] = make_norm(cfg)
+        self.transformer = nn.ModuleDict(modules)
+        residual_cls = RESIDUALS.get(cfg.residual)
+        self.residual = residual_cls(cfg, layout, settings_of(residual_cls, cfg))
         self.lm_head = nn.Linear(cfg.n_embd, cfg.padded_vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied, as in GPT-2
         self.apply(self._init_weights)
+        for module in self.modules():  # variants that replace or add to GPT-2's init
+            if hasattr(module, "init_weights"):
+                module.init_weights()
 
     def _init_weights(self, module: nn.Module) -> None:
         # GPT-2: N(0, 0.02); the projections that write into the residual stream get
@@ -140,6 +115,13 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
+    def set_step(self, step: int) -> None:
+        """Tell step-scheduled variants (prores) the training step, in place: no recompile."""
+        for module in self.modules():
+            buf = getattr(module, "step", None)
+            if isinstance(buf, torch.Tensor):
+                buf.fill_(step)
+
     def hidden(self, idx: torch.Tensor) -> torch.Tensor:
         """Final-norm hidden states (B, T, D)."""
         B, T = idx.shape
@@ -147,9 +129,11 @@ class GPT(nn.Module):
             raise ValueError(f"sequence of {T} tokens exceeds block_size {self.config.block_size}")
         pos = torch.arange(T, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
-        for block in self.transformer.h:
-            x = block(x)
-        return self.transformer.ln_f(x)
+        if self.layout.embedding_norm:
+            x = self.transformer.ln_e(x)
+        ctx = {"x0": x}  # what strategies share along the walk (x0 mixing, value residual)
+        state = self.residual.walk(self.layout.enter(x), self.transformer.h, ctx)
+        return self.layout.exit(state, self.transformer["ln_f"] if "ln_f" in self.transformer else None)
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits over the real vocabulary only (the padding never enters a softmax)."""
@@ -168,16 +152,3 @@ class GPT(nn.Module):
         """6N + 12·L·H·Q·T (PaLM appendix B, as nanoGPT reports MFU)."""
         c = self.config
         return 6 * self.num_params() + 12 * c.n_layer * c.n_head * (c.n_embd // c.n_head) * c.block_size
-
-
-def check_arch(arch) -> None:
-    """Refuse unknown or not-yet-supported arch names before any work (exit 2).
-
-    `arch` is a GPTConfig or a recipe's ArchConfig: anything with norm, block, residual.
-    """
-    a = getattr(arch, "arch", arch)
-    NORMS.get(a.norm)
-    if a.block not in SUPPORTED_BLOCKS:
-        raise UserError(f"unknown arch.block '{a.block}'; known: {', '.join(SUPPORTED_BLOCKS)}")
-    if a.residual not in SUPPORTED_RESIDUALS:
-        raise UserError(f"unknown arch.residual '{a.residual}'; known: {', '.join(SUPPORTED_RESIDUALS)}")

@@ -2,6 +2,10 @@
 
 A recipe names parts by string; the model resolves the string here when it is built, so
 recipes stay plain data. An unknown name fails with the list of known ones.
+
+A registered class may carry a `Settings` dataclass: the recipe section named after the
+variant (`arch.hyper: {n: 4}`) is validated against it and its defaults fill the rest.
+Its docstring's first line is the one-line description `gptablate ls` shows.
 """
 
 from __future__ import annotations
@@ -17,23 +21,29 @@ class Registry:
         self._entries: dict[str, type] = {}
 
     def register(self, name: str) -> Callable[[type], type]:
-        """Class decorator: `@NORMS.register("rmsnorm")`. The docstring's first line describes it."""
+        """Class decorator: `@NORMS.register("rmsnorm")`."""
 
         def deco(cls: type) -> type:
-            if name in self._entries and self._entries[name] is not cls:
-                raise ValueError(f"{self.kind} '{name}' is already registered by {self._entries[name].__qualname__}")
+            for other in REGISTRIES:
+                owner = other._entries.get(name)
+                if owner is not None and owner is not cls and not (other is self and _reloaded(owner, cls)):
+                    raise ValueError(f"arch name '{name}' is already registered as a {other.kind} "
+                                     f"by {owner.__module__}.{owner.__qualname__}")
+            cls.registered_name = name
             self._entries[name] = cls
             return cls
 
         return deco
 
     def get(self, name: str) -> type:
+        _load_builtins()
         try:
             return self._entries[name]
         except KeyError:
             raise UserError(f"unknown arch.{self.kind} '{name}'; known: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
+        _load_builtins()
         return sorted(self._entries)
 
     def describe(self, name: str) -> str:
@@ -41,6 +51,36 @@ class Registry:
         return doc.splitlines()[0] if doc else ""
 
 
+def _reloaded(owner: type, cls: type) -> bool:
+    """The same plug-in class from a re-run of its file (or of a checkpoint's copy of it)."""
+    return (owner.__qualname__ == cls.__qualname__ and owner.__module__.startswith("gptablate_plugin_")
+            and cls.__module__.startswith("gptablate_plugin_"))
+
+
 NORMS = Registry("norm")
 BLOCKS = Registry("block")
 RESIDUALS = Registry("residual")
+REGISTRIES = (NORMS, BLOCKS, RESIDUALS)
+
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        from . import blocks, norms, residuals  # noqa: F401  (their decorators register them)
+
+
+def all_settings() -> dict[str, type]:
+    """Variant name -> its Settings dataclass, for every registered variant that has one."""
+    _load_builtins()
+    return {name: cls.Settings for reg in REGISTRIES for name, cls in reg._entries.items()
+            if getattr(cls, "Settings", None) is not None}
+
+
+def settings_of(cls: type, arch) -> object | None:
+    """The Settings instance for a registered class, from the recipe's arch section."""
+    if getattr(cls, "Settings", None) is None:
+        return None
+    return cls.Settings(**arch.settings.get(cls.registered_name, {}))

@@ -275,7 +275,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
         for step in range(t.max_iters):
             lr = lr_at(step, t)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_mult"]
+            model.set_step(step)
             loss_sum = torch.zeros((), device=device)
             for micro_step in range(plan.accum_steps):
                 x, y = batches.get(step, micro_step)

@@ -9,17 +9,34 @@ import torch
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Decay >=2-D weights (matmuls, embeddings); never biases, norm gains or scalars."""
-    decay, no_decay = [], []
+    """Decay >=2-D weights (matmuls, embeddings); never biases, norm gains or scalars.
+
+    The one declared mechanism for variants: a module lists its own scalars, vectors and
+    connection constants in `CONSTANTS` (attribute names of Parameters or ParameterLists).
+    Those are never decayed, whatever their shape, and train at lr × the module's `lr_mult`.
+    Matrices that multiply activations are ordinary weights and are decayed.
+    """
+    constants: dict[int, float] = {}
+    for module in model.modules():
+        for name in getattr(module, "CONSTANTS", ()):
+            value = getattr(module, name, None)
+            params = [value] if isinstance(value, torch.nn.Parameter) else list(value or [])
+            for p in params:
+                constants[id(p)] = float(getattr(module, "lr_mult", 1.0))
+    groups: dict[tuple[float, float], list] = {}
     for p in model.parameters():  # parameters() yields a tied weight once
-        if p.requires_grad:
-            (decay if p.dim() >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+        if not p.requires_grad:
+            continue
+        if id(p) in constants:
+            key = (0.0, constants[id(p)])
+        else:
+            key = (weight_decay if p.dim() >= 2 else 0.0, 1.0)
+        groups.setdefault(key, []).append(p)
+    return [{"params": ps, "weight_decay": wd, "lr_mult": mult} for (wd, mult), ps in sorted(groups.items())]
 
 
 def make_optimizer(model: torch.nn.Module, train, device_type: str) -> torch.optim.Optimizer:
-    kwargs = dict(lr=train.lr, betas=tuple(train.betas), eps=1e-8)
+    kwargs = dict(lr=train.lr, betas=tuple(train.betas), eps=1e-8)  # per-group lr = lr × lr_mult
     if device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters:
         kwargs["fused"] = True  # one kernel for the whole update
     return torch.optim.AdamW(param_groups(model, train.weight_decay), **kwargs)

@@ -1,0 +1,464 @@
+"""Residual-stream strategies, selected by `arch.residual`. Each owns the walk over the layers.
+
+`walk(x, blocks, ctx)` takes the embedding output (after the layout's `enter`) and returns
+the stream the final norm sees. `ctx["x0"]` is the embedding output. The vanilla walk is
+nanoGPT's loop; every other strategy (Pre-LN-style layouts only) rewrites the residual
+writes `x = x + branch(x)` of each *site* (`block.sites()`): two per layer in sequential
+layouts, one in parallel ones.
+
+A strategy's own scalars and connection constants are listed in `CONSTANTS`: the
+optimizer never decays them and trains them at lr × `lr_mult` (train.optim).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import UserError
+from .layers import make_norm
+from .norms import RMSNorm
+from .registry import RESIDUALS
+
+
+class Residual(nn.Module):
+    CONSTANTS: tuple[str, ...] = ()
+
+    def __init__(self, cfg, layout, settings=None):
+        super().__init__()
+        self.settings = settings
+        self.lr_mult = getattr(settings, "lr_mult", 1.0)
+        self.n_layer = cfg.n_layer
+        self.n_sites = cfg.n_layer * layout.sites_per_layer
+
+    def walk(self, x, blocks, ctx):
+        raise NotImplementedError
+
+
+@RESIDUALS.register("vanilla")
+class Vanilla(Residual):
+    """The plain residual stream: x + F(N(x)) (each layout's own rule)."""
+
+    def walk(self, x, blocks, ctx):
+        for block in blocks:
+            x = block(x, ctx)
+        return x
+
+
+@dataclass(frozen=True)
+class _LrOnly:
+    lr_mult: float = 1.0
+
+
+@RESIDUALS.register("rezero")
+class ReZero(Residual):
+    """ReZero (Bachlechner et al. 2020, arXiv 2003.04887): x = x + α_l·F(N(x)), α_l from 0, one per layer."""
+
+    CONSTANTS = ("alpha",)
+    Settings = _LrOnly
+
+    def __init__(self, cfg, layout, settings=None):
+        super().__init__(cfg, layout, settings)
+        self.alpha = nn.Parameter(torch.zeros(cfg.n_layer))
+
+    def walk(self, x, blocks, ctx):
+        for layer, block in enumerate(blocks):
+            for site in block.sites():
+                x = x + self.alpha[layer] * site(x, ctx)
+        return x
+
+
+@RESIDUALS.register("gates")
+class Gates(Residual):
+    """Scalar gates: x = x + g·F(N(x)), one g per site (init 0 is SkipInit, arXiv 2002.10444)."""
+
+    CONSTANTS = ("gate",)
+
+    @dataclass(frozen=True)
+    class Settings:
+        init: float = 1.0
+        lr_mult: float = 1.0
+
+    def __init__(self, cfg, layout, settings=None):
+        super().__init__(cfg, layout, settings)
+        self.gate = nn.Parameter(torch.full((self.n_sites,), float(settings.init)))
+
+    def walk(self, x, blocks, ctx):
+        k = 0
+        for block in blocks:
+            for site in block.sites():
+                x = x + self.gate[k] * site(x, ctx)
+                k += 1
+        return x
+
+
+@RESIDUALS.register("layerscale")
+class LayerScale(Residual):
+    """LayerScale (CaiT, Touvron et al. 2021, arXiv 2103.17239): x = x + γ ⊙ F(N(x)), γ ∈ R^D per site."""
+
+    CONSTANTS = ("gamma",)
+
+    @dataclass(frozen=True)
+    class Settings:
+        init: float = 0.1
+        lr_mult: float = 1.0
+
+    def __init__(self, cfg, layout, settings=None):
+        super().__init__(cfg, layout, settings)
+        self.gamma = nn.Parameter(torch.full((self.n_sites, cfg.n_embd), float(settings.init)))
+
+    def walk(self, x, blocks, ctx):
+        k = 0
+        for block in blocks:
+            for site in block.sites():
+                x = x + self.gamma[k] * site(x, ctx)
+                k += 1
+        return x
+
+
+@RESIDUALS.register("x0")
+class X0Mixing(Residual):
+    """x0 mixing (modded-nanogpt): at each layer's entry x = λ_r·x + λ_0·x0, x0 the embedding."""
+
+    CONSTANTS = ("lambdas",)
+    Settings = _LrOnly
+
+    def __init__(self, cfg, layout, settings=None):
+        super().__init__(cfg, layout, settings)
+        self.lambdas = nn.Parameter(torch.tensor([[1.0, 0.0]] * cfg.n_layer))  # (λ_r, λ_0) per layer
+
+    def walk(self, x, blocks, ctx):
+        x0 = ctx["x0"]
+        for layer, block in enumerate(blocks):
+            x = self.lambdas[layer, 0] * x + self.lambdas[layer, 1] * x0
+            x = block(x, ctx)
+        return x
+
+
+@RESIDUALS.register("learned_scaling")
+class LearnedScaling(Residual):
+    """Learned scaling (MLS baseline): after each layer x = λ_r·x + (layer(x) − x) + λ_0·x0."""
+
+    CONSTANTS = ("lambdas",)
+    Settings = _LrOnly
+
+    def __init__(self, cfg, layout, settings=None):
+        super().__init__(cfg, layout, settings)
+        self.lambdas = nn.Parameter(torch.tensor([[1.0, 0.0]] * cfg.n_layer))  # (λ_r, λ_0) per layer
+
+    def walk(self, x, blocks, ctx):
+        x0 = ctx["x0"]
+        for layer, block in enumerate(blocks):
+            y = block(x, ctx)
+            # = λ_r·x + (y − x) + λ_0·x0, written so that at λ = (1, 0) it is exactly y
+            x = y + (self.lambdas[layer, 0] - 1) * x + self.lambdas[layer, 1] * x0
+        return x
+
+
+@RESIDUALS.register("prores")
+class ProRes(Residual):
+    """ProRes (MLS baseline): x = x + α(l,t)·(layer_l(x) − x), α = min(t / (T·l), 1), deeper layers later."""
+
+    @dataclass(frozen=True)
+    class Settings:
+        T: Optional[float] = None  # default max_iters / (2L): the deepest layer reaches 1 at mid-training
+        mode: Literal["layer", "branch"] = "layer"  # branch: scale each sublayer branch instead
+
+    def __init__(self, cfg, layout, settings=None):
+        super().__init__(cfg, layout, settings)
+        self.T = float(settings.T) if settings.T is not None else cfg.max_iters / (2 * cfg.n_layer)
+        self.mode = settings.mode
+        # The trainer writes the step here in place (set_step): a tensor, so compiled graphs
+        # neither specialise on it nor recompile. Saved with the weights: evaluation uses the
+        # α of the step the model was trained to.
+        self.register_buffer("step", torch.zeros(()))
+        self.register_buffer("depth", torch.arange(1, cfg.n_layer + 1, dtype=torch.float32))
+
+    def alphas(self) -> torch.Tensor:
+        return torch.clamp(self.step / (self.T * self.depth), max=1.0)
+
+    def walk(self, x, blocks, ctx):
+        alpha = self.alphas()
+        for layer, block in enumerate(blocks):
+            if self.mode == "layer":
+                x = torch.lerp(x, block(x, ctx), alpha[layer])  # x + α(y − x), exact at α = 1
+            else:
+                for site in block.sites():
+                    x = x + alpha[layer] * site(x, ctx)
+        return x
+
+
+class _HyperSite(nn.Module):
+    """Connection weights of one site of Hyper-Connections."""
+
+    CONSTANTS = ("A_s", "B_s", "s_a", "s_b")
+
+    def __init__(self, cfg, n: int, k: int, dynamic: bool, lr_mult: float):
+        super().__init__()
+        self.lr_mult = lr_mult
+        a = torch.zeros(n, n + 1)
+        a[k % n, 0] = 1.0  # this site reads stream k mod n ...
+        a[:, 1:] = torch.eye(n)  # ... and every stream carries on
+        self.A_s = nn.Parameter(a)
+        self.B_s = nn.Parameter(torch.ones(n))
+        self.dynamic = dynamic
+        if dynamic:
+            self.norm = make_norm(cfg)
+            self.W_a = nn.Parameter(torch.zeros(cfg.n_embd, n + 1))
+            self.W_b = nn.Parameter(torch.zeros(cfg.n_embd, 1))
+            self.s_a = nn.Parameter(torch.tensor(0.01))
+            self.s_b = nn.Parameter(torch.tensor(0.01))
+
+    def forward(self, H, site, ctx):
+        if self.dynamic:
+            Hn = self.norm(H)
+            A = self.A_s + self.s_a * torch.tanh(Hn @ self.W_a)  # (B, T, n, n+1)
+            Bw = self.B_s + self.s_b * torch.tanh(Hn @ self.W_b).squeeze(-1)  # (B, T, n)
+            mix = torch.einsum("btnm,btnd->btmd", A, H)  # Aᵀ H: (B, T, n+1, D)
+        else:
+            Bw = self.B_s
+            mix = torch.einsum("nm,btnd->btmd", self.A_s, H)
+        out = site(mix[:, :, 0], ctx)
+        return Bw.unsqueeze(-1) * out.unsqueeze(2) + mix[:, :, 1:]
+
+
+@RESIDUALS.register("hyper")
+class HyperConnections(Residual):
+    """Hyper-Connections (Zhu et al. 2025, arXiv 2409.19606): n streams mixed per site by learned A, B."""
+
+    @dataclass(frozen=True)
+    class Settings:
+        n: int = 4
+        dynamic: bool = True
+        lr_mult: float = 1.0
+
+    def __init__(self, cfg, layout, settings=None):
+        super().__init__(cfg, layout, settings)
+        if settings.n < 1:
+            raise UserError(f"arch.hyper.n={settings.n}: needs at least 1 stream")
+        self.n = settings.n
+        self.site_weights = nn.ModuleList(
+            _HyperSite(cfg, settings.n, k, settings.dynamic, self.lr_mult) for k in range(self.n_sites))
+
+    def walk(self, x, blocks, ctx):
+        H = x.unsqueeze(2).expand(-1, -1, self.n, -1)  # n copies of x: (B, T, n, D)
+        k = 0
+        for block in blocks:
+            for site in block.sites():
+                H = self.site_weights[k](H, site, ctx)
+                k += 1
+        return H.sum(2)
+
+
+def sinkhorn(logits: torch.Tensor, iters: int) -> torch.Tensor:
+    """exp, then alternate row and column normalisation: a doubly stochastic matrix."""
+    m = torch.exp(logits - logits.amax(dim=(-2, -1), keepdim=True))
+    for _ in range(iters):
+        m = m / m.sum(-1, keepdim=True)
+        m = m / m.sum(-2, keepdim=True)
+    return m
+
+
+class _MHCSite(nn.Module):
+    CONSTANTS = ("alpha_pre", "alpha_post", "alpha_res", "b_pre", "b_post", "b_res")
+
+    def __init__(self, cfg, n: int, iters: int, lr_mult: float):
+        super().__init__()
+        self.lr_mult, self.n, self.iters = lr_mult, n, iters
+        nd = n * cfg.n_embd
+        self.norm = RMSNorm(nd)
+        self.phi_pre = nn.Parameter(torch.zeros(nd, n))
+        self.phi_post = nn.Parameter(torch.zeros(nd, n))
+        self.phi_res = nn.Parameter(torch.zeros(nd, n * n))
+        self.alpha_pre = nn.Parameter(torch.tensor(0.01))
+        self.alpha_post = nn.Parameter(torch.tensor(0.01))
+        self.alpha_res = nn.Parameter(torch.tensor(0.01))
+        self.b_pre = nn.Parameter(torch.full((n,), -math.log(n - 1)))  # p = 1/n: p·H = x for equal streams
+        self.b_post = nn.Parameter(torch.zeros(n))  # q = 1
+        self.b_res = nn.Parameter(8.0 * (2 * torch.eye(n) - 1))  # R ≈ I
+
+    def forward(self, H, site, ctx):
+        B, T, n, D = H.shape
+        u = self.norm(H.reshape(B, T, n * D))
+        p = torch.sigmoid(self.alpha_pre * (u @ self.phi_pre) + self.b_pre)  # (B, T, n)
+        q = 2 * torch.sigmoid(self.alpha_post * (u @ self.phi_post) + self.b_post)  # (B, T, n)
+        R = sinkhorn((self.alpha_res * (u @ self.phi_res)).view(B, T, n, n) + self.b_res, self.iters)
+        out = site(torch.einsum("btn,btnd->btd", p, H), ctx)
+        return torch.einsum("btij,btjd->btid", R, H) + q.unsqueeze(-1) * out.unsqueeze(2)
+
+
+@RESIDUALS.register("mhc")
+class ManifoldHyperConnections(Residual):
+    """mHC (Xie et al. 2025, arXiv 2512.24880): n streams mixed by a Sinkhorn doubly-stochastic R per site."""
+
+    @dataclass(frozen=True)
+    class Settings:
+        n: int = 4
+        iters: int = 20
+        lr_mult: float = 1.0
+
+    def __init__(self, cfg, layout, settings=None):
+        super().__init__(cfg, layout, settings)
+        if settings.n < 2:
+            raise UserError(f"arch.mhc.n={settings.n}: mHC needs at least 2 streams")
+        self.n = settings.n
+        self.site_weights = nn.ModuleList(
+            _MHCSite(cfg, settings.n, settings.iters, self.lr_mult) for _ in range(self.n_sites))
+
+    def walk(self, x, blocks, ctx):
+        H = x.unsqueeze(2).expand(-1, -1, self.n, -1)
+        k = 0
+        for block in blocks:
+            for site in block.sites():
+                H = self.site_weights[k](H, site, ctx)
+                k += 1
+        return H.mean(2)
+
+
+@RESIDUALS.register("denseformer")
+class DenseFormer(Residual):
+    """DenseFormer (Pagliardini et al. 2024, arXiv 2402.02622): after layer i, y_i = Σ_j α_ij·X_j over all outputs so far."""
+
+    CONSTANTS = ("alphas",)
+
+    @dataclass(frozen=True)
+    class Settings:
+        dilation: int = 1  # only sources j with (i − j) mod k = 0
+        period: int = 1  # average only after every p-th layer
+        lr_mult: float = 1.0
+
+    def __init__(self, cfg, layout, settings=None):
+        super().__init__(cfg, layout, settings)
+        self.k, self.p = settings.dilation, settings.period
+        self.sources = {}  # layer i -> indices j of X_j it averages
+        weights = []
+        for i in range(1, cfg.n_layer + 1):
+            if i % self.p == 0:
+                js = [j for j in range(i + 1) if (i - j) % self.k == 0]
+                self.sources[i] = js
+                weights.append(torch.tensor([1.0 if j == i else 0.0 for j in js]))
+        self.alphas = nn.ParameterList(nn.Parameter(w) for w in weights)
+
+    def walk(self, x, blocks, ctx):
+        outputs = [x]  # X_0 = the embedding
+        y, a = x, 0
+        for i, block in enumerate(blocks, 1):
+            out = block(y, ctx)
+            outputs.append(out)
+            if i in self.sources:
+                w = self.alphas[a]
+                y = sum(w[m] * outputs[j] for m, j in enumerate(self.sources[i]))
+                a += 1
+            else:
+                y = out
+        return y
+
+
+class _Aggregator(nn.Module):
+    """softmax_i(wᵀ RMSNorm(v_i)) over sources v_i: the input of one site (uniform at w = 0)."""
+
+    CONSTANTS = ("query",)
+
+    def __init__(self, dim: int, lr_mult: float):
+        super().__init__()
+        self.lr_mult = lr_mult
+        self.norm = RMSNorm(dim)
+        self.query = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, sources: list[torch.Tensor]) -> torch.Tensor:
+        V = torch.stack(sources, dim=2)  # (B, T, K, D)
+        scores = (self.norm(V) * self.query).sum(-1)  # (B, T, K)
+        weights = torch.softmax(scores.float(), dim=-1).type_as(V)
+        return (weights.unsqueeze(-1) * V).sum(2)
+
+
+@RESIDUALS.register("attnres")
+class AttentionResiduals(Residual):
+    """Attention Residuals (Kimi Team 2026, arXiv 2603.15031): each site reads a learned softmax mix of earlier outputs."""
+
+    @dataclass(frozen=True)
+    class Settings:
+        mode: Literal["block", "full"] = "block"
+        blocks: Optional[int] = None  # groups of layers; default the largest divisor of L that is <= 4
+        lr_mult: float = 1.0
+
+    def __init__(self, cfg, layout, settings=None):
+        super().__init__(cfg, layout, settings)
+        L = cfg.n_layer
+        self.mode = settings.mode
+        self.groups = settings.blocks or max(d for d in range(1, min(L, 4) + 1) if L % d == 0)
+        if L % self.groups:
+            raise UserError(f"arch.attnres.blocks={self.groups} must divide model.n_layer={L}")
+        self.layers_per_group = L // self.groups
+        self.aggregators = nn.ModuleList(_Aggregator(cfg.n_embd, self.lr_mult) for _ in range(self.n_sites + 1))
+
+    def walk(self, x, blocks, ctx):
+        k = 0
+        if self.mode == "full":
+            sources = [x]
+            for block in blocks:
+                for site in block.sites():
+                    sources.append(site(self.aggregators[k](sources), ctx))
+                    k += 1
+            return self.aggregators[k](sources)
+        done, partial = [x], None  # embedding + finished group sums; the current group's sum
+        for layer, block in enumerate(blocks, 1):
+            for site in block.sites():
+                out = site(self.aggregators[k](done if partial is None else done + [partial]), ctx)
+                partial = out if partial is None else partial + out
+                k += 1
+            if layer % self.layers_per_group == 0:
+                done, partial = done + [partial], None
+        return self.aggregators[k](done if partial is None else done + [partial])
+
+
+class _LaurelLowRank(nn.Module):
+    def __init__(self, dim: int, rank: int):
+        super().__init__()
+        self.A = nn.Linear(dim, rank, bias=False)
+        self.B = nn.Linear(rank, dim, bias=False)
+
+    def init_weights(self) -> None:
+        nn.init.normal_(self.A.weight, std=0.02)
+        nn.init.zeros_(self.B.weight)
+
+    def forward(self, x):
+        return self.B(self.A(x))
+
+
+@RESIDUALS.register("laurel")
+class Laurel(Residual):
+    """LAuReL (Menghani et al. 2025, arXiv 2411.07501): rw x = α·F(N(x)) + β·x; lr x = F(N(x)) + x + B(A x)."""
+
+    CONSTANTS = ("alpha", "beta")
+
+    @dataclass(frozen=True)
+    class Settings:
+        mode: Literal["rw", "lr"] = "rw"
+        rank: int = 32
+        lr_mult: float = 1.0
+
+    def __init__(self, cfg, layout, settings=None):
+        super().__init__(cfg, layout, settings)
+        self.mode = settings.mode
+        if self.mode == "rw":
+            self.alpha = nn.Parameter(torch.ones(self.n_sites))
+            self.beta = nn.Parameter(torch.ones(self.n_sites))
+        else:
+            self.low_rank = nn.ModuleList(_LaurelLowRank(cfg.n_embd, settings.rank) for _ in range(self.n_sites))
+
+    def walk(self, x, blocks, ctx):
+        k = 0
+        for block in blocks:
+            for site in block.sites():
+                if self.mode == "rw":
+                    x = self.alpha[k] * site(x, ctx) + self.beta[k] * x
+                else:
+                    x = x + site(x, ctx) + self.low_rank[k](x)
+                k += 1
+        return x
