@@ -64,6 +64,10 @@ def load_plugin(path: Path, source: str | None = None) -> None:
     _loaded[key] = source
 
 
+def is_loaded(path: Path) -> bool:
+    return str(path) in _loaded
+
+
 def plugin_sources(paths) -> dict[str, str]:
     """What a checkpoint keeps: path -> source as executed."""
     return {p: _loaded.get(p) or Path(p).read_text(encoding="utf-8") for p in paths}

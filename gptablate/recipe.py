@@ -402,10 +402,11 @@ def _resolve_plugins(items, origin, default_file: Path, where) -> tuple[str, ...
         path = Path(item)
         if not path.is_absolute():
             path = Path(declared_in).parent / path
-        if not path.is_file() or path.suffix != ".py":
+        from .plugins import is_loaded, load_plugin
+
+        if not (path.is_file() and path.suffix == ".py") and not is_loaded(path):
             raise UserError(f"{declared_in}: plug-in '{item}' is not a Python file (looked for {path})")
-        out.append(str(path.resolve()))
-    from .plugins import load_plugin
+        out.append(str(path.resolve()) if path.exists() else str(path))
 
     for p in out:
         load_plugin(Path(p))

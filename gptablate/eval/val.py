@@ -13,6 +13,7 @@ from ..data.shards import open_dataset
 from ..errors import UserError
 from ..model.gpt import GPT, GPTConfig
 from ..paths import data_root, runs_root
+from ..plugins import restore_plugins
 from ..recipe import Recipe, recipe_from_dict
 from ..results.store import ResultStore
 from ..train.checkpoint import load_checkpoint
@@ -53,6 +54,7 @@ def resolve_checkpoint(ref: str) -> Path:
 def load_run(ref: str, device: torch.device) -> LoadedRun:
     path = resolve_checkpoint(ref)
     ckpt = load_checkpoint(path)
+    restore_plugins(ckpt.get("plugins") or {})  # the plug-in code the model was trained with
     recipe = recipe_from_dict(ckpt["recipe"])
     model = GPT(GPTConfig.from_recipe(recipe))
     model.load_state_dict(ckpt["model"])

@@ -40,9 +40,13 @@ def _pick_baseline(arms: pd.DataFrame, baseline: str | None) -> str | None:
         if hit.empty:
             raise UserError(f"--baseline {baseline!r}: no such arm; arms: {', '.join(arms.arm)}")
         return hit.iloc[0].arm_hash
-    plain = arms[~arms.arm.str.contains(r"\[", regex=True)]
-    pool = plain if not plain.empty else arms
-    return pool.sort_values("first_seen").iloc[0].arm_hash
+    # Default: the GPT-2 architecture (layernorm, pre, vanilla) trained without overrides;
+    # failing that, any arm without overrides; the earliest such arm.
+    plain = ~arms.arm.str.contains(r"\[", regex=True)
+    gpt2 = (arms.norm == "layernorm") & (arms.block == "pre") & (arms.residual == "vanilla")
+    for pool in (arms[plain & gpt2], arms[plain], arms):
+        if not pool.empty:
+            return pool.sort_values("first_seen").iloc[0].arm_hash
 
 
 def by_arm(runs: pd.DataFrame, baseline: str | None = None) -> tuple[pd.DataFrame, str | None]:
@@ -61,6 +65,7 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None) -> tuple[pd.DataFram
             "tokens": int(g.tokens.max()) if g.tokens.notna().any() else 0,
             "status": ", ".join(f"{n} {s}" for s, n in counts.items()),
             "first_seen": g.created_at.min(),
+            "norm": g.norm.iloc[0], "block": g.block.iloc[0], "residual": g.residual.iloc[0],
         })
     arms = pd.DataFrame(rows)
     # Two recipes edited between runs can share a label; the hash tells them apart.

@@ -27,6 +27,7 @@ from ..data.loader import TrainBatches, val_windows
 from ..data.shards import open_dataset
 from ..model.gpt import GPT, GPTConfig
 from ..paths import data_root
+from ..plugins import plugin_sources
 from ..recipe import AUTO, Recipe, _divisors, plan_batch
 from ..results.store import ResultStore
 from .checkpoint import save_checkpoint
@@ -329,7 +330,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                        mfu=flops_per_token * steady / (dinfo.world_size * matmul_flops))
         if dinfo.is_main:
             save_checkpoint(run_dir / CHECKPOINT, model, recipe, t.max_iters, run_id,
-                            extra={"val_loss": val_loss, "arm": recipe.arm_label(), "arm_hash": recipe.arm_hash()})
+                            extra={"val_loss": val_loss, "arm": recipe.arm_label(), "arm_hash": recipe.arm_hash(),
+                                   "plugins": plugin_sources(recipe.plugins)})
             log.line(f"finished: val loss {val_loss:.4f}, {steady / 1e3:.1f}K tokens/s steady, "
                      f"mfu {100 * summary['mfu']:.1f}% of measured matmul"
                      + (f", {100 * steady * flops_per_token / (dinfo.world_size * peak_flops):.1f}% of datasheet"

@@ -1,0 +1,103 @@
+"""Plug-ins from file to leaderboard; gptablate ls / cp; the built-in ablation recipes."""
+
+import json
+import textwrap
+
+import pytest
+import torch
+
+from conftest import TINY, run_cli
+from gptablate.model.gpt import GPT, GPTConfig, check_arch
+from gptablate.recipe import builtin_recipes, load_recipe
+
+PLUGIN = textwrap.dedent('''
+    """A user's own norm, registered from a plug-in file."""
+    from dataclasses import dataclass
+
+    import torch
+    from gptablate.plugins import register_norm
+
+
+    @register_norm("centered_rms")
+    class CenteredRMS(torch.nn.Module):
+        """RMSNorm of the mean-centred input, with a learned gain (a test plug-in)."""
+
+        @dataclass(frozen=True)
+        class Settings:
+            eps: float = 1e-6
+
+        def __init__(self, dim, bias=True, settings=None):
+            super().__init__()
+            self.eps = (settings or self.Settings()).eps
+            self.weight = torch.nn.Parameter(torch.ones(dim))
+
+        def forward(self, x):
+            x = x - x.mean(-1, keepdim=True)
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+''')
+
+
+def test_plugin_from_file_to_leaderboard(prepared_corpus, tmp_path):
+    env = {"GPTABLATE_DATA": str(prepared_corpus), "GPTABLATE_RUNS": str(tmp_path / "runs")}
+    (tmp_path / "my_norms.py").write_text(PLUGIN)
+    (tmp_path / "mine.yaml").write_text("base: tiny\nplugins: [my_norms.py]\narch:\n  norm: centered_rms\n"
+                                        "  centered_rms: {eps: 1.0e-5}\n")
+    listed = run_cli("ls", "--plugin", str(tmp_path / "my_norms.py"), env=env, check=True).stdout
+    assert "centered_rms" in listed and "a test plug-in" in listed
+
+    run_cli("train", str(tmp_path / "mine.yaml"), *TINY, "--set", "train.max_iters=6", "--device", "cpu",
+            env=env, check=True)
+    (run_dir,) = [d for d in (tmp_path / "runs").iterdir() if d.is_dir()]
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert "register_norm(\"centered_rms\")" in next(iter(ckpt["plugins"].values()))
+    assert ckpt["recipe"]["arch"]["centered_rms"] == {"eps": 1e-5}
+
+    # the checkpoint carries the code: evaluation works after the file is gone
+    (tmp_path / "my_norms.py").unlink()
+    out = json.loads(run_cli("eval", str(run_dir), "--device", "cpu", "--format", "json", env=env, check=True).stdout)
+    assert abs(out[0]["value"] - ckpt["val_loss"]) < 1e-5
+    board = json.loads(run_cli("compare", "--format", "json", env=env, check=True).stdout)
+    assert board[0]["arm"].startswith("mine[")
+
+
+def test_code_runs_only_from_named_plugins(tmp_path):
+    (tmp_path / "r.yaml").write_text("base: tiny\narch:\n  norm: centered_rms_not_loaded\n")
+    p = run_cli("train", str(tmp_path / "r.yaml"))
+    assert p.returncode == 2 and "unknown arch.norm 'centered_rms_not_loaded'" in p.stderr
+    (tmp_path / "bad.yaml").write_text("base: tiny\nplugins: [missing.py]\n")
+    p = run_cli("train", str(tmp_path / "bad.yaml"))
+    assert p.returncode == 2 and "plug-in 'missing.py' is not a Python file" in p.stderr
+    (tmp_path / "tag.yaml").write_text("base: tiny\nrun: {name: !!python/object/apply:os.system ['echo pwned']}\n")
+    p = run_cli("train", str(tmp_path / "tag.yaml"))
+    assert p.returncode == 2 and "malformed YAML" in p.stderr and "pwned" not in p.stdout
+
+
+def test_cp_copies_a_builtin_recipe_that_still_resolves(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_cli("cp", "hyper", "my_hyper.yaml", check=True)
+    assert load_recipe(tmp_path / "my_hyper.yaml").arch.residual == "hyper"
+    p = run_cli("cp", "hyper", "my_hyper.yaml")
+    assert p.returncode == 2 and "exists" in p.stderr
+
+
+STUDY_ARMS = {"rmsnorm": ("rmsnorm", "pre", "vanilla"), "rmsnorm_parallel": ("rmsnorm", "parallel", "vanilla"),
+              "rmsnorm_sandwich": ("rmsnorm", "sandwich", "vanilla"), "post_ln": ("layernorm", "post", "vanilla"),
+              "x0": ("layernorm", "pre", "x0"), "learned_scaling": ("layernorm", "pre", "learned_scaling"),
+              "prores": ("layernorm", "pre", "prores"), "block_attnres": ("layernorm", "pre", "attnres"),
+              "hyper": ("layernorm", "pre", "hyper"), "mhc": ("layernorm", "pre", "mhc"),
+              "dyt": ("dyt", "pre", "vanilla")}
+
+
+@pytest.mark.parametrize("arm", sorted(STUDY_ARMS))
+def test_study_arms_change_one_thing_from_the_baseline(arm):
+    base = load_recipe("gpt2_124m")
+    for name in (arm, f"tiny_{arm}"):
+        r = load_recipe(name)
+        check_arch(r)
+        assert (r.arch.norm, r.arch.block, r.arch.residual) == STUDY_ARMS[arm]
+    r = load_recipe(arm)
+    assert (r.model, r.train, r.data) == (base.model, base.train, base.data)  # same budget
+    tiny = load_recipe(f"tiny_{arm}")
+    assert (tiny.model, tiny.train) == (load_recipe("tiny").model, load_recipe("tiny").train)
+    with torch.device("meta"):
+        GPT(GPTConfig.from_recipe(r))  # the full-size arm builds
