@@ -10,5 +10,5 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-prepare_app = typer.Typer(help="Tokenize text into shards; fetch the tokenizer.", no_args_is_help=True)
+prepare_app = typer.Typer(help="Prepare datasets (text files, FineWeb) and the tokenizer.")
 app.add_typer(prepare_app, name="prepare")
