@@ -20,6 +20,10 @@ HEADERS = {"rank": "#", "arm": "arm", "runs": "runs", "seeds": "seeds", "val_los
            "val_loss_std": "± std", "delta": "Δ vs base", "tokens": "tokens", "status": "status",
            "run_id": "run", "run_name": "name", "seed": "seed", "world_size": "ranks", "step": "step",
            "tokens_per_s": "tok/s", "mfu": "MFU", "wall_s": "wall"}
+# The studies' headline number per task, shown in the table views (csv and json carry them all).
+HEADLINE_METRICS = ["wikitext2_word_perplexity", "lambada_perplexity", "lambada_acc", "hellaswag_acc_norm",
+                    "arc_easy_acc", "piqa_acc", "winogrande_acc"]
+LOWER_IS_BETTER = ("perplexity", "bits_per_byte", "loss")
 TABLE_ARM = ["rank", "arm", "runs", "seeds", "val_loss", "val_loss_std", "delta", "tokens", "status"]
 TABLE_RUN = ["run_id", "run_name", "arm", "seed", "world_size", "val_loss", "status", "step", "tokens_per_s", "mfu"]
 
@@ -42,6 +46,7 @@ def compare(
     else:
         frame, base_label = by_arm(runs, baseline)
         view = TABLE_ARM
+    view = view + [c for c in HEADLINE_METRICS if c in frame.columns]
     if fmt == "csv":
         print(frame.drop(columns=["baseline"], errors="ignore").to_csv(index=False), end="")
     elif fmt == "json":
@@ -54,9 +59,21 @@ def compare(
         _rich_table(frame, view, base_label, by)
 
 
+def _header(col: str) -> str:
+    if col in HEADERS:
+        return HEADERS[col]
+    if col in HEADLINE_METRICS:
+        task, _, metric = col.partition("_")
+        task, metric = (("arc_easy", col[len("arc_easy_"):]) if col.startswith("arc_easy_") else (task, metric))
+        return f"{task} {metric.replace('_', ' ')} {'↓' if metric.endswith(LOWER_IS_BETTER) else '↑'}"
+    return col
+
+
 def _cell(col: str, v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
         return ""
+    if col in HEADLINE_METRICS:
+        return f"{v:.2f}"
     if col in ("val_loss", "val_loss_std"):
         return f"{v:.4f}"
     if col == "delta":
@@ -73,7 +90,7 @@ def _cell(col: str, v) -> str:
 
 
 def _markdown(frame: pd.DataFrame, cols: list[str]) -> str:
-    head = "| " + " | ".join(HEADERS.get(c, c) for c in cols) + " |"
+    head = "| " + " | ".join(_header(c) for c in cols) + " |"
     sep = "|" + "|".join("---:" if c not in ("arm", "run_id", "run_name", "status", "seeds") else "---" for c in cols) + "|"
     body = ["| " + " | ".join(_cell(c, row[c]) for c in cols) + " |" for _, row in frame.iterrows()]
     return "\n".join([head, sep, *body])
@@ -90,7 +107,7 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
     for c in cols:
         text = c in ("arm", "run_id", "run_name", "status", "seeds")
         # fold, not ellipsis: a long arm label wraps onto more lines but is never cut short
-        table.add_column(HEADERS.get(c, c), justify="left" if text else "right", overflow="fold" if text else "ellipsis")
+        table.add_column(_header(c), justify="left" if text else "right", overflow="fold" if text else "ellipsis")
     for _, row in frame.iterrows():
         style = "bold" if by == "arm" and row.get("baseline") else None
         # Text, not str: arm labels hold brackets (tiny[train.lr=0.001]) that rich would read as markup.

@@ -1,31 +1,59 @@
-"""`gptablate eval RUN...`: score runs (the validation loss now; tasks come with the eval suite)."""
+"""`gptablate eval RUN...`: the evaluation suite on runs or checkpoints."""
 
 from __future__ import annotations
 
-import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from gptablate.eval.val import evaluate_val
+from gptablate.errors import UserError
+from gptablate.eval.run import parse_tasks, render
+from gptablate.eval.tasks import ALL_TASKS
 
 from .app import app
+
+FORMATS = ("table", "markdown", "json")
 
 
 @app.command("eval")
 def eval_(
     runs: List[str] = typer.Argument(..., help="Run ids (a unique prefix will do), run directories or checkpoint files."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help=f"Comma-separated, from: {','.join(ALL_TASKS)} [default: all]."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N examples (documents for wikitext2)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Sequences per forward pass [32 on GPU, 8 on CPU]."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Sequences per forward pass."),
-    fmt: str = typer.Option("table", "--format", help="table or json."),
+    gpus: int = typer.Option(1, "--gpus", help="Ranks to shard the requests over (torchrun)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Read the datasets from this folder (their original "
+                                            "public files, e.g. arc/ARC-Easy-Test.jsonl) instead of the hub."),
+    fmt: str = typer.Option("table", "--format", help="table, markdown (lm-eval style) or json."),
 ) -> None:
-    """Compute the validation loss over the recipe's whole validation prefix and record it."""
-    out = []
-    for ref in runs:
-        run, loss = evaluate_val(ref, device, batch_size)
-        out.append({"run_id": run.run_id, "task": "val", "metric": "loss", "value": loss})
-    if fmt == "json":
-        print(json.dumps(out, indent=2))
-    else:
-        for row in out:
-            print(f"{row['run_id']}  val loss {row['value']:.4f}")
+    """Validation loss, WikiText-2 and LAMBADA perplexity, HellaSwag, ARC-Easy, PIQA, WinoGrande accuracy.
+
+    Each task follows lm-evaluation-harness's definition. Data comes from the Hugging Face Hub
+    (parquet, cached under HF_HOME) or from --data-dir. Local HellaSwag is a derived text
+    rendering whose queries keep ctx_b's case, so its numbers can differ slightly from the harness.
+    """
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    names = parse_tasks(tasks)
+    if limit is not None and limit < 1:
+        raise UserError("--limit must be at least 1")
+    if gpus > 1:
+        from gptablate.train.launch import worker_env
+
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}",
+               "-m", "gptablate.eval.worker", *runs, "--tasks", ",".join(names), "--format", fmt]
+        for flag, value in (("--device", device), ("--batch-size", batch_size), ("--data-dir", data_dir),
+                            ("--limit", limit)):
+            if value is not None:
+                cmd += [flag, str(value)]
+        rc = subprocess.run(cmd, env=worker_env(gpus)).returncode
+        if rc:
+            raise typer.Exit(rc if rc in (2, 130) else 1)
+        return
+    from gptablate.eval.val import evaluate_runs
+
+    print(render(evaluate_runs(runs, names, device, batch_size, data_dir, limit), fmt))

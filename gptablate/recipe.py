@@ -86,6 +86,16 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """Tasks to run when training ends (what `gptablate eval` runs; names as in its --tasks)."""
+
+    tasks: tuple[str, ...] = ()
+    data_dir: typing.Optional[str] = None  # a local copy of the datasets instead of the hub
+    limit: typing.Optional[int] = None
+    batch_size: typing.Optional[int] = None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: typing.Optional[str] = None
     tags: tuple[str, ...] = ()
@@ -98,6 +108,7 @@ class Recipe:
     arch: ArchConfig = field(default_factory=ArchConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
     # Python files of the user's that register new norms, blocks or residual strategies:
     # the one way a recipe runs code, and only because it names them (absolute paths).
@@ -128,6 +139,7 @@ class Recipe:
         d = self.to_dict()
         d.pop("overrides", None)
         d.pop("run", None)
+        d.pop("eval", None)  # what is measured after training does not change what is trained
         for section, key in NON_SCIENCE_KEYS:
             d.get(section, {}).pop(key, None)
         # Settings of variants the model does not use change nothing; a plug-in's code does.
@@ -147,7 +159,7 @@ class Recipe:
     def arm_label(self) -> str:
         science_overrides = [
             (k, v) for k, v in self.overrides if tuple(k.split(".", 1)) not in NON_SCIENCE_KEYS
-            and not k.startswith("run.")
+            and not k.startswith(("run.", "eval."))
         ]
         if not science_overrides:
             return self.name
@@ -155,12 +167,13 @@ class Recipe:
         return f"{self.name}[{inner}]"
 
 
-SECTIONS = ("model", "arch", "train", "data", "run")
+SECTIONS = ("model", "arch", "train", "data", "eval", "run")
 SECTION_TYPES = {
     "model": ModelConfig,
     "arch": ArchConfig,
     "train": TrainConfig,
     "data": DataConfig,
+    "eval": EvalConfig,
     "run": RunConfig,
 }
 # Settings that never change the trained model or its score: runs that differ only here are

@@ -65,9 +65,9 @@ class FakeHub:
 
             def _handle(self, head: bool):
                 url = urlparse(self.path)
-                path = unquote(url.path)
+                parts = [unquote(p) for p in url.path.strip("/").split("/")]  # a revision may hold %2F
+                path = "/" + "/".join(parts)
                 hub.requests.append((self.command, path, self.headers.get("Range")))
-                parts = path.strip("/").split("/")
                 if parts[:1] == ["api"] and len(parts) >= 5 and parts[4] in ("tree", "revision"):
                     repo_key = f"{parts[1]}/{parts[2]}/{parts[3]}"
                     files = hub.repos.get(repo_key)

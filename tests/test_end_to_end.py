@@ -38,7 +38,7 @@ def test_prepare_train_eval_compare(tmp_path, roots):
     assert row[1].startswith("tiny[model.n_layer=2") and abs(row[3] - vals[-1]) < 1e-9
     assert row[4] == 40 * 8 * 32 and row[5] == 1
 
-    e = run_cli("eval", run_dir.name[:20], "--device", "cpu", "--format", "json", check=True)
+    e = run_cli("eval", run_dir.name[:20], "--tasks", "val", "--device", "cpu", "--format", "json", check=True)
     (result,) = json.loads(e.stdout)
     assert result["run_id"] == run_dir.name and abs(result["value"] - vals[-1]) < 1e-5
 

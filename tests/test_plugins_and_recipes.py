@@ -54,7 +54,8 @@ def test_plugin_from_file_to_leaderboard(prepared_corpus, tmp_path):
 
     # the checkpoint carries the code: evaluation works after the file is gone
     (tmp_path / "my_norms.py").unlink()
-    out = json.loads(run_cli("eval", str(run_dir), "--device", "cpu", "--format", "json", env=env, check=True).stdout)
+    out = json.loads(run_cli("eval", str(run_dir), "--tasks", "val", "--device", "cpu", "--format", "json", env=env,
+                             check=True).stdout)
     assert abs(out[0]["value"] - ckpt["val_loss"]) < 1e-5
     board = json.loads(run_cli("compare", "--format", "json", env=env, check=True).stdout)
     assert board[0]["arm"].startswith("mine[")

@@ -98,13 +98,14 @@ def hub_errors(repo: str, what: str = ""):
         raise
 
 
-def list_files(repo: str, prefix: str | None = None, repo_type: str = "dataset") -> dict[str, RemoteFile]:
+def list_files(repo: str, prefix: str | None = None, repo_type: str = "dataset",
+               revision: str | None = None) -> dict[str, RemoteFile]:
     from huggingface_hub import HfApi
 
     check_reachable()
     with hub_errors(repo):
         api = HfApi(endpoint=endpoint(), token=_token())
-        items = api.list_repo_tree(repo, path_in_repo=prefix, repo_type=repo_type, recursive=True)
+        items = api.list_repo_tree(repo, path_in_repo=prefix, repo_type=repo_type, recursive=True, revision=revision)
         out = {}
         for item in items:
             if getattr(item, "size", None) is None:
@@ -115,13 +116,13 @@ def list_files(repo: str, prefix: str | None = None, repo_type: str = "dataset")
         return out
 
 
-def fetch(repo: str, filename: str, repo_type: str = "dataset") -> Path:
+def fetch(repo: str, filename: str, repo_type: str = "dataset", revision: str | None = None) -> Path:
     """Download one file into the hub cache (resuming a partial one); returns its cached path."""
     from huggingface_hub import hf_hub_download
 
     with hub_errors(repo, filename):
-        return Path(hf_hub_download(repo, filename, repo_type=repo_type, cache_dir=cache_dir(), endpoint=endpoint(),
-                                    token=_token()))
+        return Path(hf_hub_download(repo, filename, repo_type=repo_type, revision=revision, cache_dir=cache_dir(),
+                                    endpoint=endpoint(), token=_token()))
 
 
 def bytes_in_progress(repo: str, repo_type: str = "dataset") -> int:

@@ -1,23 +1,20 @@
-"""`gptablate eval`: load a checkpoint, score the validation prefix, record it."""
+"""`gptablate eval`: load checkpoints, run the evaluation suite on them, record the numbers."""
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..data.loader import val_windows
-from ..data.shards import open_dataset
 from ..errors import UserError
 from ..model.gpt import GPT, GPTConfig
-from ..paths import data_root, runs_root
+from ..paths import runs_root
 from ..plugins import restore_plugins
 from ..recipe import Recipe, recipe_from_dict
 from ..results.store import ResultStore
 from ..train.checkpoint import load_checkpoint
-from ..train.engine import CHECKPOINT, DistInfo, resolve_device, validation_loss
+from ..train.engine import CHECKPOINT, resolve_device
 
 
 @dataclass
@@ -62,25 +59,25 @@ def load_run(ref: str, device: torch.device) -> LoadedRun:
     return LoadedRun(ckpt.get("run_id") or path.parent.name, path, recipe, model)
 
 
-def autocast_for(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def evaluate_runs(refs: list[str], tasks: list[str], device_request: str | None = None,
+                  batch_size: int | None = None, data_dir: Path | None = None, limit: int | None = None,
+                  store: ResultStore | None = None) -> list[tuple[str, list]]:
+    """Score each run on the tasks and record the numbers (rank 0). Returns (run id, metrics) per run."""
+    from ..train.engine import init_distributed
+    from .run import evaluate_model, record
 
-
-def evaluate_val(ref: str, device_request: str | None = None, batch_size: int | None = None,
-                 store: ResultStore | None = None) -> tuple[LoadedRun, float]:
-    device = torch.device(resolve_device(device_request))
-    run = load_run(ref, device)
-    dataset = open_dataset(data_root() / run.recipe.data.dataset)
-    windows = val_windows(dataset, run.recipe.model.block_size, run.recipe.data.eval_tokens)
-    mb = batch_size or (32 if device.type == "cuda" else 8)
-    loss = validation_loss(run.model, windows, mb, device, autocast_for(device), DistInfo())
-    store = store or ResultStore()
-    if store.get_run(run.run_id) is None:
-        # A checkpoint from elsewhere: record it so its numbers have a row to hang on.
-        store.start_run(run.run_id, run.recipe, world_size=None, device=device.type,
-                        run_dir=run.checkpoint.parent, git_commit=None)
-        store.update_run(run.run_id, status="finished", pid=None, step=run.recipe.train.max_iters)
-    store.add_eval(run.run_id, "val", "loss", loss)
-    return run, loss
+    dinfo, device = init_distributed(resolve_device(device_request))
+    out = []
+    for ref in refs:
+        run = load_run(ref, device)
+        metrics = evaluate_model(run.model, run.recipe, tasks, device, dinfo, batch_size, data_dir, limit)
+        if dinfo.is_main:
+            store = store or ResultStore()
+            if store.get_run(run.run_id) is None:
+                # A checkpoint from elsewhere: record it so its numbers have a row to hang on.
+                store.start_run(run.run_id, run.recipe, world_size=None, device=device.type,
+                                run_dir=run.checkpoint.parent, git_commit=None)
+                store.update_run(run.run_id, status="finished", pid=None, step=run.recipe.train.max_iters)
+            record(store, run.run_id, metrics)
+            out.append((run.run_id, metrics))
+    return out

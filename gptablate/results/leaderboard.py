@@ -25,11 +25,36 @@ def runs_frame(store: ResultStore, tag: str | None = None) -> pd.DataFrame:
         # A recorded `eval` fills in the validation loss of a run that trained without one.
         val = evals[(evals.task == "val") & (evals.metric == "loss")].set_index("run_id")["value"]
         runs["val_loss"] = runs["val_loss"].fillna(runs["run_id"].map(val))
+        tasks = evals[evals.task != "val"].assign(column=lambda e: e.task + "_" + e.metric)
+        if not tasks.empty:
+            values = tasks.pivot_table(index="run_id", columns="column", values="value", aggfunc="last")
+            errors = tasks.pivot_table(index="run_id", columns="column", values="stderr", aggfunc="last")
+            errors = errors.rename(columns=lambda c: c + "_stderr")
+            for col in sorted(values.columns):
+                runs[col] = runs["run_id"].map(values[col])
+                if col + "_stderr" in errors.columns:
+                    runs[col + "_stderr"] = runs["run_id"].map(errors[col + "_stderr"])
     return runs.reset_index(drop=True)
 
 
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """The evaluation columns present ({task}_{metric}, with _stderr beside each)."""
+    from ..eval.tasks import TASKS
+
+    prefixes = tuple(f"{t}_" for t in TASKS)
+    return [c for c in frame.columns if c.startswith(prefixes)]
+
+
 def by_run(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs.reindex(columns=RUN_COLUMNS)
+    return runs.reindex(columns=RUN_COLUMNS + metric_columns(runs))
+
+
+def _pooled_stderr(done: pd.DataFrame, column: str) -> float:
+    """Stderr of the mean over an arm's runs, from each run's own stderr (independent runs)."""
+    vals = done[column].dropna()
+    if vals.empty:
+        return float("nan")
+    return float((vals.pow(2).sum() ** 0.5) / len(vals))
 
 
 def _pick_baseline(arms: pd.DataFrame, baseline: str | None) -> str | None:
@@ -64,6 +89,8 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None) -> tuple[pd.DataFram
             "val_loss_std": done.val_loss.std(ddof=1) if len(done) > 1 else float("nan"),
             "tokens": int(g.tokens.max()) if g.tokens.notna().any() else 0,
             "status": ", ".join(f"{n} {s}" for s, n in counts.items()),
+            **{c: done[c].mean() for c in metric_columns(g) if not c.endswith("_stderr")},
+            **{c: _pooled_stderr(done, c) for c in metric_columns(g) if c.endswith("_stderr")},
             "first_seen": g.created_at.min(),
             "norm": g.norm.iloc[0], "block": g.block.iloc[0], "residual": g.residual.iloc[0],
         })
@@ -78,4 +105,4 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None) -> tuple[pd.DataFram
     arms = arms.sort_values(["val_loss", "first_seen"], na_position="last").reset_index(drop=True)
     arms["rank"] = range(1, len(arms) + 1)
     arms.loc[arms.val_loss.isna(), "rank"] = pd.NA
-    return arms.reindex(columns=ARM_COLUMNS + ["baseline"]), (arms.loc[arms.arm_hash == base, "arm"].iloc[0] if base else None)
+    return arms.reindex(columns=ARM_COLUMNS + metric_columns(arms) + ["baseline"]), (arms.loc[arms.arm_hash == base, "arm"].iloc[0] if base else None)

@@ -66,6 +66,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, task, metric)
     );
     """,
+    # 2: how many documents an evaluation used (a --limit run is not a full one)
+    """
+    ALTER TABLE evals ADD COLUMN samples INTEGER
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -161,10 +165,13 @@ class ResultStore:
             if cur.rowcount != 1:
                 raise KeyError(run_id)
 
-    def add_eval(self, run_id: str, task: str, metric: str, value: float, stderr: float | None = None) -> None:
+    def add_eval(self, run_id: str, task: str, metric: str, value: float, stderr: float | None = None,
+                 samples: int | None = None) -> None:
+        if stderr is not None and stderr != stderr:  # NaN: no estimate
+            stderr = None
         with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO evals (run_id, task, metric, value, stderr, created_at) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (run_id, task, metric, value, stderr, time.time()))
+            conn.execute("INSERT OR REPLACE INTO evals (run_id, task, metric, value, stderr, created_at, samples) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, task, metric, value, stderr, time.time(), samples))
 
     # ------------------------------------------------------------------ reads
 

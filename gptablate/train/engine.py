@@ -337,6 +337,15 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                      + (f", {100 * steady * flops_per_token / (dinfo.world_size * peak_flops):.1f}% of datasheet"
                         if peak_flops else "") + f"; checkpoint {run_dir / CHECKPOINT}")
             store.update_run(run_id, status="finished", **summary)
+        if recipe.eval.tasks:  # every rank scores its share; rank 0 records
+            from ..eval.run import evaluate_model, record, report
+
+            e = recipe.eval
+            metrics = evaluate_model(model, recipe, list(e.tasks), device, dinfo, e.batch_size,
+                                     Path(e.data_dir) if e.data_dir else None, e.limit)
+            if dinfo.is_main:
+                record(store, run_id, metrics)
+                log.line(report(metrics, run_id, "table"))
         return summary
     except (KeyboardInterrupt, Interrupted):
         status = "interrupted"

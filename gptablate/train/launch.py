@@ -26,6 +26,12 @@ def preflight(recipe: Recipe, world_size: int) -> None:
     """Every user error we can see before spending a second of compute."""
     check_arch(recipe)
     plan_batch(recipe.train, world_size)
+    if recipe.eval.tasks:
+        from ..eval.run import parse_tasks
+
+        parse_tasks(list(recipe.eval.tasks))
+        if recipe.eval.data_dir and not Path(recipe.eval.data_dir).is_dir():
+            raise UserError(f"eval.data_dir {recipe.eval.data_dir}: no such folder")
     open_dataset(data_root() / recipe.data.dataset)
 
 
@@ -57,11 +63,15 @@ def torchrun_command(run_dir: Path, run_id: str, nproc: int, device: str, nnodes
     return cmd
 
 
-def launch_distributed(run_dir: Path, run_id: str, nproc: int, device: str, **multi_node) -> int:
+def worker_env(nproc: int) -> dict:
+    """The environment of torchrun workers: this very gptablate on the path, threads shared out."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    # The workers must import this very gptablate, installed or not.
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.run(torchrun_command(run_dir, run_id, nproc, device, **multi_node), env=env)
+    return env
+
+
+def launch_distributed(run_dir: Path, run_id: str, nproc: int, device: str, **multi_node) -> int:
+    proc = subprocess.run(torchrun_command(run_dir, run_id, nproc, device, **multi_node), env=worker_env(nproc))
     return proc.returncode

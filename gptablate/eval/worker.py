@@ -1,0 +1,42 @@
+"""One torchrun rank of `gptablate eval --gpus N`: `python -m gptablate.eval.worker ARGS`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="gptablate.eval.worker")
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--tasks", required=True)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--format", default="table")
+    args = ap.parse_args(argv)
+    import torch.distributed as dist
+
+    from .run import render
+    from .val import evaluate_runs
+
+    try:
+        results = evaluate_runs(args.runs, args.tasks.split(","), args.device, args.batch_size,
+                                Path(args.data_dir) if args.data_dir else None, args.limit)
+        if results:  # rank 0
+            print(render(results, args.format), flush=True)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The evaluation suite on the real task files in ../shared/data, and from a loopback hub."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import SHARED_DATA, TINY, run_cli, shared
+from gptablate.eval.harness import Request, Scorer, encode_pair, rolling_windows
+from gptablate.eval.run import _Plan, evaluate_model, load_docs
+from gptablate.eval.tasks import TASKS, hellaswag_from_hub, wikitext_detokenize, wikitext_local
+from gptablate.model.gpt import GPT, GPTConfig
+from gptablate.recipe import load_recipe
+from hubserver import FakeHub
+
+CHOICE_TASKS = ["hellaswag", "arc_easy", "piqa", "winogrande"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(prepared_corpus, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("evalruns")
+    env = {"GPTABLATE_DATA": str(prepared_corpus), "GPTABLATE_RUNS": str(runs)}
+    run_cli("train", "tiny", *TINY, "--set", "train.max_iters=20", "--device", "cpu", env=env, check=True)
+    (run_dir,) = [d for d in runs.iterdir() if d.is_dir()]
+    return env, run_dir
+
+
+def small_model(block_size=64):
+    recipe = load_recipe("tiny", ["model.n_layer=2", "model.n_embd=32", "model.n_head=2",
+                                  f"model.block_size={block_size}"])
+    torch.manual_seed(0)
+    return recipe, GPT(GPTConfig.from_recipe(recipe)).eval()
+
+
+def test_every_task_on_the_real_files(trained_run):
+    if not SHARED_DATA.is_dir():
+        pytest.skip("no shared data")
+    env, run_dir = trained_run
+    out = run_cli("eval", run_dir.name, "--data-dir", str(SHARED_DATA), "--limit", "12", "--device", "cpu",
+                  "--format", "json", env=env, check=True)
+    rows = {(r["task"], r["metric"]): r for r in json.loads(out.stdout)}
+    expected = {("val", "loss"), ("wikitext2", "word_perplexity"), ("wikitext2", "byte_perplexity"),
+                ("wikitext2", "bits_per_byte"), ("wikitext2", "token_perplexity"), ("lambada", "perplexity"),
+                ("lambada", "acc"), ("hellaswag", "acc"), ("hellaswag", "acc_norm"), ("arc_easy", "acc"),
+                ("arc_easy", "acc_norm"), ("piqa", "acc"), ("piqa", "acc_norm"), ("winogrande", "acc")}
+    assert set(rows) == expected
+    for (task, metric), r in rows.items():
+        assert math.isfinite(r["value"]), (task, metric)
+        if metric.startswith("acc"):
+            assert 0 <= r["value"] <= 100 and r["stderr"] is not None and 0 <= r["stderr"] <= 50
+        elif "perplexity" in metric:
+            assert r["value"] > 1
+    bpb = rows[("wikitext2", "bits_per_byte")]["value"]
+    assert abs(rows[("wikitext2", "byte_perplexity")]["value"] - 2 ** bpb) < 1e-6 * 2 ** bpb
+    assert rows[("wikitext2", "word_perplexity")]["samples"] == 12
+
+    csv = run_cli("compare", "--by", "run", "--format", "csv", env=env, check=True).stdout.splitlines()[0].split(",")
+    for col in ("arc_easy_acc_norm", "arc_easy_acc_norm_stderr", "wikitext2_word_perplexity", "lambada_acc",
+                "hellaswag_acc_norm", "piqa_acc", "winogrande_acc"):
+        assert col in csv
+    arms = json.loads(run_cli("compare", "--format", "json", env=env, check=True).stdout)
+    assert abs(arms[0]["winogrande_acc"] - rows[("winogrande", "acc")]["value"]) < 1e-9
+    md = run_cli("eval", run_dir.name, "--tasks", "winogrande", "--data-dir", str(SHARED_DATA), "--limit", "5",
+                 "--device", "cpu", "--format", "markdown", env=env, check=True).stdout
+    assert "|  Tasks   |     Metric      |" in md and "|winogrande|acc" in md
+
+
+def _direct_loglikelihood(model, r: Request, block_size: int) -> float:
+    ids = (r.context + r.continuation)[-(block_size + 1):]
+    logits = model.logits(torch.tensor(ids[:-1])[None])[0]
+    logp = F.log_softmax(logits.float(), -1)
+    n = len(r.continuation)
+    return sum(logp[len(ids) - 1 - n + j, tok].item() for j, tok in enumerate(r.continuation[-n:]))
+
+
+@pytest.mark.parametrize("task", CHOICE_TASKS + ["lambada", "wikitext2"])
+def test_loglikelihoods_equal_a_direct_computation(task):
+    if not SHARED_DATA.is_dir():
+        pytest.skip("no shared data")
+    recipe, model = small_model(block_size=64)  # short block: long inputs get truncated on the left
+    docs = load_docs(TASKS[task], SHARED_DATA, 3 if task != "wikitext2" else 1)
+    plan = _Plan(TASKS[task], docs, 64)
+    requests = plan.requests[:40]
+    scored = Scorer(model.logits, 64, 50257, torch.device("cpu"), batch_size=4).score(requests)
+    for r, s in zip(requests, scored):
+        assert abs(s.loglikelihood - _direct_loglikelihood(model, r, 64)) < 1e-3
+
+
+def test_encode_pair_moves_trailing_space_and_rolling_windows_score_each_token_once():
+    r = encode_pair("The answer is ", "yes")
+    assert r.continuation == encode_pair("The answer is", " yes").continuation
+    tokens = list(range(1000, 1023))
+    windows = rolling_windows(tokens, 8)
+    assert [t for w in windows for t in w.continuation] == tokens
+    for w in windows[1:]:
+        assert len(w.context) + len(w.continuation) == 9  # a full block of input before each prediction
+
+
+class Oracle(torch.nn.Module):
+    """Logits that favour the gold continuation: the token that follows the last 6 in a gold sequence."""
+
+    def __init__(self, gold_sequences):
+        super().__init__()
+        self.next = {}
+        for seq in gold_sequences:
+            for i in range(1, len(seq)):
+                self.next[tuple(seq[max(0, i - 6):i])] = seq[i]
+
+    def logits(self, idx):
+        out = torch.zeros(*idx.shape, 50257)
+        for b in range(idx.shape[0]):
+            row = idx[b].tolist()
+            for t in range(len(row)):
+                nxt = self.next.get(tuple(row[max(0, t - 5):t + 1]))
+                if nxt is not None:
+                    out[b, t, nxt] = 30.0
+        return out
+
+    def eval(self):
+        return self
+
+
+@pytest.mark.parametrize("task", CHOICE_TASKS + ["lambada"])
+def test_a_model_that_favours_the_gold_continuation_scores_100(task):
+    if not SHARED_DATA.is_dir():
+        pytest.skip("no shared data")
+    recipe, _ = small_model(block_size=128)
+    docs = load_docs(TASKS[task], SHARED_DATA, 25)
+    plan = _Plan(TASKS[task], docs, 128)
+    gold = []
+    for i, (a, b) in enumerate(plan.spans):
+        g = plan.extra[i][0] if TASKS[task].kind == "choice" else 0
+        r = plan.requests[a + g]
+        gold.append((r.context + r.continuation)[-129:])
+    metrics = evaluate_model(Oracle(gold), recipe, [task], torch.device("cpu"), data_dir=SHARED_DATA, limit=25)
+    for m in metrics:
+        if m.metric.startswith("acc"):
+            assert m.value == 100.0, (task, m)
+
+
+def test_wikitext_pages_and_detokenizer():
+    pages = wikitext_local(SHARED_DATA) if SHARED_DATA.is_dir() else pytest.skip("no shared data")
+    assert len(pages) == 62  # as the hub's wikitext_document_level test split
+    assert pages[0]["page"].startswith(" = Robert Boulter = ")
+    assert wikitext_detokenize("a @-@ b @,@ c ( d ) = = e = =") == "a-b,c (d) == e =="
+
+
+def test_hellaswag_hub_rows_get_lm_eval_preprocessing():
+    row = {"activity_label": "Roof shingle removal", "ctx_a": "A man is sitting on a roof.", "ctx_b": "he",
+           "endings": ["is using wrap [title] to wrap a pair of skis.", "b", "c", "d"], "label": "3"}
+    doc = hellaswag_from_hub(row)
+    assert doc["query"] == "Roof shingle removal: A man is sitting on a roof. He"
+    assert doc["endings"][0] == "is using wrap. to wrap a pair of skis." and doc["label"] == 3
+
+
+def _parquet(rows: list[dict]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), buf)
+    return buf.getvalue()
+
+
+def test_hub_parquet_gives_the_numbers_of_the_local_files(trained_run, tmp_path):
+    if not SHARED_DATA.is_dir():
+        pytest.skip("no shared data")
+    env, run_dir = trained_run
+    hub = FakeHub().start()
+    try:
+        arc = [json.loads(l) for l in shared("arc/ARC-Easy-Test.jsonl").read_text().splitlines()[:6]]
+        hub.add_file("allenai/ai2_arc", "ARC-Easy/test/0000.parquet", _parquet([
+            {"id": d["id"], "question": d["question"]["stem"],
+             "choices": {"text": [c["text"] for c in d["question"]["choices"]],
+                         "label": [c["label"] for c in d["question"]["choices"]]}, "answerKey": d["answerKey"]}
+            for d in arc]))
+        wino = [json.loads(l) for l in shared("winogrande/dev.jsonl").read_text().splitlines()[:6]]
+        hub.add_file("allenai/winogrande", "winogrande_xl/validation/0000.parquet", _parquet(wino))
+        lam = [json.loads(l) for l in shared("lambada/lambada_test.jsonl").read_text().splitlines()[:6]]
+        hub.add_file("EleutherAI/lambada_openai", "default/test/0000.parquet", _parquet(lam))
+        hub_env = {**env, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_XET": "1"}
+        args = ["eval", run_dir.name, "--tasks", "arc_easy,winogrande,lambada", "--limit", "6", "--device", "cpu",
+                "--format", "json"]
+        from_hub = json.loads(run_cli(*args, env=hub_env, check=True).stdout)
+        local = json.loads(run_cli(*args, "--data-dir", str(SHARED_DATA), env=env, check=True).stdout)
+        assert [(r["task"], r["metric"], round(r["value"], 6)) for r in from_hub] == \
+            [(r["task"], r["metric"], round(r["value"], 6)) for r in local]
+        assert any("refs/convert/parquet" in path for _, path, _ in hub.requests)
+        offline = run_cli("eval", run_dir.name, "--tasks", "piqa", "--device", "cpu",
+                          env={**hub_env, "HF_ENDPOINT": "http://127.0.0.1:9"})
+        assert offline.returncode == 2 and "--data-dir" in offline.stderr
+        assert len(offline.stderr.strip().splitlines()) == 1, offline.stderr
+    finally:
+        hub.stop()
+
+
+def test_sharded_over_two_ranks_gives_the_same_numbers(trained_run):
+    if not SHARED_DATA.is_dir():
+        pytest.skip("no shared data")
+    env, run_dir = trained_run
+    args = ["eval", run_dir.name, "--tasks", "val,piqa,lambada", "--limit", "10", "--device", "cpu",
+            "--data-dir", str(SHARED_DATA), "--format", "json"]
+    one = json.loads(run_cli(*args, env=env, check=True).stdout)
+    two = json.loads(run_cli(*args, "--gpus", "2", env=env, check=True).stdout)
+    assert [(r["task"], r["metric"]) for r in one] == [(r["task"], r["metric"]) for r in two]
+    for a, b in zip(one, two):
+        assert abs(a["value"] - b["value"]) < 1e-4 * max(1.0, abs(a["value"]))
+
+
+def test_train_runs_the_recipes_eval_tasks_at_the_end(prepared_corpus, tmp_path):
+    if not SHARED_DATA.is_dir():
+        pytest.skip("no shared data")
+    env = {"GPTABLATE_DATA": str(prepared_corpus), "GPTABLATE_RUNS": str(tmp_path / "runs")}
+    run_cli("train", "tiny", *TINY, "--set", "train.max_iters=4", "--set", "eval.tasks=[arc_easy, winogrande]",
+            "--set", f"eval.data_dir={SHARED_DATA}", "--set", "eval.limit=8", "--device", "cpu", env=env, check=True)
+    rows = json.loads(run_cli("compare", "--by", "run", "--format", "json", env=env, check=True).stdout)
+    assert rows[0]["arc_easy_acc"] is not None and rows[0]["winogrande_acc"] is not None
+    assert "eval." not in rows[0]["arm"]  # what is measured after training does not make a new arm
