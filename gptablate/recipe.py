@@ -76,6 +76,14 @@ class TrainConfig:
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"  # autocast dtype on GPU
     compile: Union[bool, Literal["auto"]] = AUTO  # auto: on for CUDA, off for the CPU
     log_interval: int = 10
+    checkpoint_interval: int = 0  # steps between resumable checkpoints; 0: only at the end
+    keep_checkpoints: int = 2  # the newest k resumable checkpoints are kept
+    # Divergence guard: a non-finite loss or gradient norm, or a loss above max_loss after
+    # warmup (default 2·ln(vocab)), stops the run, or skips the step up to max_skips times.
+    max_loss: typing.Optional[float] = None
+    on_divergence: Literal["stop", "skip"] = "stop"
+    max_skips: int = 3
+    log: Literal["none", "tensorboard", "wandb"] = "none"  # an extra metrics sink
 
 
 @dataclass(frozen=True)
@@ -183,6 +191,12 @@ NON_SCIENCE_KEYS = {
     ("train", "micro_batch"),
     ("train", "compile"),
     ("train", "log_interval"),
+    ("train", "checkpoint_interval"),
+    ("train", "keep_checkpoints"),
+    ("train", "max_loss"),  # the guard only acts on runs that have already gone wrong
+    ("train", "on_divergence"),
+    ("train", "max_skips"),
+    ("train", "log"),
     ("data", "eval_interval"),
 }
 
@@ -529,6 +543,9 @@ def _check_shapes(r: Recipe, where) -> None:
     if t.lr <= 0 or t.min_lr < 0 or t.min_lr > t.lr:
         raise UserError(f"{where('train.min_lr')}: need 0 <= train.min_lr <= train.lr and train.lr > 0, "
                         f"got lr={t.lr}, min_lr={t.min_lr}")
+    if t.checkpoint_interval < 0 or t.keep_checkpoints < 1 or t.max_skips < 0:
+        raise UserError(f"{where('train')}: train.checkpoint_interval and train.max_skips must be >= 0 and "
+                        "train.keep_checkpoints >= 1")
     if t.warmup_iters < 0 or t.weight_decay < 0 or t.grad_clip < 0:
         raise UserError(f"{where('train')}: train.warmup_iters, train.weight_decay and train.grad_clip must be >= 0")
     if d.eval_tokens <= m.block_size:

@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..paths import runs_root
 
 DB_NAME = "results.sqlite"
-STATUSES = ("running", "finished", "failed", "interrupted")
+STATUSES = ("running", "finished", "failed", "interrupted", "diverged")
 
 # Append-only: each entry upgrades the schema by one version. Never edit a shipped entry.
 MIGRATIONS: list[str] = [
@@ -69,6 +69,10 @@ MIGRATIONS: list[str] = [
     # 2: how many documents an evaluation used (a --limit run is not a full one)
     """
     ALTER TABLE evals ADD COLUMN samples INTEGER
+    """,
+    # 3: why a run stopped (divergence, a full disk...)
+    """
+    ALTER TABLE runs ADD COLUMN note TEXT
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -28,6 +28,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, recipe, step: int, run_i
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        raise UserError(f"cannot write checkpoint {path} ({e.strerror or e}); earlier checkpoints are intact") from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -46,3 +48,42 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     if ckpt.get("version", 0) > VERSION:
         raise UserError(f"{path}: checkpoint version {ckpt['version']} is newer than this gptablate reads ({VERSION})")
     return ckpt
+
+
+# --------------------------------------------------------------------------- resumable training state
+
+STATE_DIR = "checkpoints"
+
+
+def state_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / STATE_DIR / f"step_{step:07d}.pt"
+
+
+def save_train_state(run_dir: Path, step: int, payload: dict, keep: int) -> Path:
+    """Write one resumable checkpoint atomically, then drop all but the newest `keep`.
+
+    A failed write (disk full, a file-size limit) leaves every earlier checkpoint as it was.
+    """
+    path = state_path(run_dir, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, "kind": "train_state", "step": step, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise UserError(f"cannot write checkpoint {path} ({e.strerror or e}); the run stopped at step {step} and "
+                        "its earlier checkpoints are intact: free space and `gptablate train --resume`") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    for old in sorted(path.parent.glob("step_*.pt"))[:-keep]:
+        old.unlink()
+    return path
+
+
+def latest_train_state(run_dir: Path) -> Path | None:
+    states = sorted((Path(run_dir) / STATE_DIR).glob("step_*.pt"))
+    return states[-1] if states else None

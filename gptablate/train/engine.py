@@ -23,14 +23,15 @@ import torch
 import torch.distributed as dist
 
 from ..console import info, interactive
+from ..errors import UserError
 from ..data.loader import TrainBatches, val_windows
 from ..data.shards import open_dataset
 from ..model.gpt import GPT, GPTConfig
-from ..paths import data_root
+from ..paths import atomic_write_text, data_root
 from ..plugins import plugin_sources
 from ..recipe import AUTO, Recipe, _divisors, plan_batch
 from ..results.store import ResultStore
-from .checkpoint import save_checkpoint
+from .checkpoint import latest_train_state, load_checkpoint, save_checkpoint, save_train_state
 from .cpu import keep_heap_memory
 from .metrics import datasheet_peak, measure_matmul_flops
 from .optim import lr_at, make_optimizer
@@ -199,14 +200,77 @@ def validation_loss(model, windows: np.ndarray, micro_batch: int, device: torch.
     return (total / count).item()
 
 
+class Diverged(Exception):
+    """The divergence guard stopped the run (exit status 3)."""
+
+
+def _gather_rng(dinfo: DistInfo, device: torch.device) -> list[dict]:
+    mine = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        mine["cuda"] = torch.cuda.get_rng_state(device)
+    if not dinfo.enabled:
+        return [mine]
+    everyone = [None] * dinfo.world_size
+    dist.all_gather_object(everyone, mine)
+    return everyone
+
+
+def _truncate_metrics(run_dir: Path, step: int) -> None:
+    """A resumed run rewrites the log lines of the steps it will do again."""
+    path = run_dir / METRICS
+    if path.is_file():
+        keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+
+class MetricSinks:
+    """Optional extra sinks for the metrics rows: TensorBoard, Weights & Biases."""
+
+    def __init__(self, kind: str, run_dir: Path, run_id: str, recipe: Recipe):
+        self.kind, self.writer = kind, None
+        if kind == "tensorboard":
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        elif kind == "wandb":
+            import wandb
+
+            self.writer = wandb.init(project="gptablate", name=run_id, id=run_id, resume="allow",
+                                     config=recipe.to_dict(), dir=str(run_dir))
+
+    def write(self, row: dict) -> None:
+        values = {k: v for k, v in row.items() if k != "step" and isinstance(v, (int, float))}
+        if self.kind == "tensorboard":
+            for k, v in values.items():
+                self.writer.add_scalar(k, v, row["step"])
+        elif self.kind == "wandb":
+            self.writer.log(values, step=row["step"])
+
+    def close(self) -> None:
+        if self.kind == "tensorboard":
+            self.writer.close()
+        elif self.kind == "wandb":
+            self.writer.finish()
+
+
+def check_log_backend(kind: str) -> None:
+    import importlib.util
+
+    module = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(kind)
+    if module and importlib.util.find_spec(module) is None:
+        raise UserError(f"train.log: {kind} needs the {module} package (pip install {module}), or set train.log=none")
+
+
 def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None = None,
-          store: ResultStore | None = None) -> dict:
-    """Train one run to the end. Returns the summary written to the results table (rank 0)."""
+          store: ResultStore | None = None, resume: bool = False) -> dict:
+    """Train one run to the end (or on from its newest checkpoint). Returns the summary (rank 0)."""
     device_type = resolve_device(device_request)
     dinfo, device = init_distributed(device_type)
     t_start = time.time()
     run_dir = Path(run_dir)
     log: RunLog | None = None
+    sinks: MetricSinks | None = None
+    registered = False
     store = store if store is not None else (ResultStore() if dinfo.is_main else None)
     previous_handler = signal.getsignal(signal.SIGTERM)
 
@@ -215,7 +279,9 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
 
     try:
         signal.signal(signal.SIGTERM, on_sigterm)
-    except ValueError:  # not the main thread
+        # Past a file-size limit a write should fail with EFBIG, not kill the process unannounced.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    except (ValueError, AttributeError):  # not the main thread; no SIGXFSZ on this platform
         pass
 
     t, m = recipe.train, recipe.model
@@ -225,6 +291,22 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     torch.manual_seed(t.seed)  # every rank builds the same initial weights
     model = GPT(cfg).to(device)
     n_params = model.num_params()
+
+    state, start_step = None, 0
+    if resume:
+        path = latest_train_state(run_dir)
+        if path is None:
+            raise UserError(f"{run_dir}: no checkpoint to resume from (set train.checkpoint_interval to write them)")
+        state = load_checkpoint(path, map_location=device)
+        if state.get("kind") != "train_state":
+            raise UserError(f"{path}: not a resumable checkpoint")
+        start_step = int(state["step"])
+        if start_step >= t.max_iters:
+            raise UserError(f"run {run_id} already finished all {t.max_iters} steps")
+        if state["world_size"] != dinfo.world_size and m.dropout > 0:
+            raise UserError(f"run {run_id} trained on {state['world_size']} rank(s); resuming on {dinfo.world_size} "
+                            "would change its dropout random streams: resume with the same --gpus")
+        model.load_state_dict(state["model"])
 
     micro = auto_micro_batch(cfg, t.batch_size // dinfo.world_size, device, n_params) if t.micro_batch == AUTO else None
     plan = plan_batch(t, dinfo.world_size, micro)
@@ -240,6 +322,13 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             compiled, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(model, t, device.type)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        if state["world_size"] == dinfo.world_size:
+            rng = state["rng"][dinfo.rank]
+            torch.set_rng_state(rng["cpu"].cpu())
+            if device.type == "cuda" and "cuda" in rng:
+                torch.cuda.set_rng_state(rng["cuda"].cpu(), device)
     if device.type == "cuda":
         dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[t.dtype]
         autocast = torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32)
@@ -253,13 +342,30 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     peak_flops = datasheet_peak(device)
     flops_per_token = model.flops_per_token()
     tokens_per_step = t.batch_size * m.block_size
+    max_loss = t.max_loss if t.max_loss is not None else 2 * math.log(m.vocab_size)
+
+    def write_state(done: int, val: float | None) -> None:
+        rng = _gather_rng(dinfo, device)  # a collective: every rank calls it
+        if dinfo.is_main:
+            save_train_state(run_dir, done, {"run_id": run_id, "recipe": recipe.to_dict(), "model": model.state_dict(),
+                                             "optimizer": optimizer.state_dict(), "rng": rng,
+                                             "world_size": dinfo.world_size, "val_loss": val}, t.keep_checkpoints)
+            store.update_run(run_id, step=done, tokens=done * tokens_per_step)  # progress a resume starts from
 
     if dinfo.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            _truncate_metrics(run_dir, start_step)
         log = RunLog(run_dir, t.max_iters)
-        store.start_run(run_id, recipe, dinfo.world_size, device_type, run_dir, git_commit())
+        if resume:
+            store.update_run(run_id, status="running", pid=os.getpid(), note=None)
+        else:
+            store.start_run(run_id, recipe, dinfo.world_size, device_type, run_dir, git_commit())
+        registered = True
+        sinks = MetricSinks(t.log, run_dir, run_id, recipe)
         log.line(f"run {run_id}  arm {recipe.arm_label()}  on {dinfo.world_size} x {device_type}"
-                 f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}")
+                 f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}"
+                 + (f"  resumed at step {start_step}" if resume else ""))
         log.line(f"model: {n_params / 1e6:.2f}M parameters (nanoGPT count), {flops_per_token / 1e9:.3f} GFLOP/token; "
                  f"batch {t.batch_size} = {dinfo.world_size} rank(s) x {plan.accum_steps} micro-step(s) x "
                  f"{plan.micro_batch} sequence(s) x {m.block_size} tokens; compile={use_compile}")
@@ -267,13 +373,15 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
         log.line(f"matmul rate measured {matmul_flops / 1e12:.1f} TFLOP/s{peak_text}; "
                  f"validation: {len(windows)} windows ({len(windows) * m.block_size:,} tokens)")
 
-    status, val_loss, step = "failed", None, 0
-    window_tokens, window_time, last_log = 0, 0.0, time.perf_counter()
+    status, note, step = "failed", None, start_step
+    val_loss = state.get("val_loss") if state else None
+    window_tokens, last_log = 0, time.perf_counter()
     steady_tokens, steady_time = 0, 0.0
+    skips = 0
     summary: dict = {}
     try:
         model.train()
-        for step in range(t.max_iters):
+        for step in range(start_step, t.max_iters):
             lr = lr_at(step, t)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_mult"]
@@ -288,9 +396,33 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                         loss = ddp_model(x, y) / plan.accum_steps
                     scaler.scale(loss).backward()
                 loss_sum += loss.detach()
+            if dinfo.enabled:  # every rank sees the same mean loss, so every rank takes the same decision
+                dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
+                loss_sum /= dinfo.world_size
+            scaler.unscale_(optimizer)
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
             if t.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            else:
+                grad_norm = torch.nn.utils.get_total_norm(grads)
+            # The guard: one host sync per step, before the update, so a bad step never lands.
+            bad = ~torch.isfinite(loss_sum) | (~torch.isfinite(grad_norm) if not scaler.is_enabled() else False)
+            if step >= t.warmup_iters:
+                bad = bad | (loss_sum > max_loss)
+            if bool(bad):
+                reason = (f"loss {loss_sum.item():.4g}, grad norm {grad_norm.item():.4g} at step {step + 1} "
+                          f"(max_loss {max_loss:.4g})")
+                if t.on_divergence == "skip" and skips < t.max_skips:
+                    skips += 1
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.update()
+                    if log:
+                        log.line(f"divergence guard: skipped step {step + 1} ({skips}/{t.max_skips}): {reason}")
+                    continue
+                kept = latest_train_state(run_dir)
+                note = (f"diverged: {reason}; "
+                        + (f"last good checkpoint {kept.name}" if kept else "no checkpoint had been written yet"))
+                raise Diverged(note)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
@@ -300,31 +432,31 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
             is_last = done == t.max_iters
             is_eval = done % recipe.data.eval_interval == 0 or is_last
             if done % t.log_interval == 0 or is_eval:
-                if dinfo.enabled:
-                    dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
-                    loss_sum /= dinfo.world_size
-                train_loss = loss_sum.item()  # the one host sync of a logged step
+                train_loss = loss_sum.item()
                 now = time.perf_counter()
                 elapsed = now - last_log
                 tok_s = window_tokens / elapsed if elapsed > 0 else 0.0
-                if done > t.log_interval:  # the first window holds compilation: not steady state
+                if done > start_step + t.log_interval:  # the first window holds compilation: not steady state
                     steady_tokens += window_tokens
                     steady_time += elapsed
                 row = {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr,
-                       "tokens_per_s": tok_s, "mfu": flops_per_token * tok_s / (dinfo.world_size * matmul_flops)}
+                       "grad_norm": grad_norm.item(), "tokens_per_s": tok_s,
+                       "mfu": flops_per_token * tok_s / (dinfo.world_size * matmul_flops)}
                 if peak_flops:
                     row["mfu_peak"] = flops_per_token * tok_s / (dinfo.world_size * peak_flops)
-                if not math.isfinite(train_loss) and log:
-                    log.line(f"warning: non-finite training loss at step {done}")
                 if is_eval:
                     val_loss = validation_loss(compiled, windows, plan.micro_batch, device, autocast, dinfo,
                                                fallback_model=model if use_compile else None)
                     row["val_loss"] = val_loss
                 if log:
                     log.metrics(row)
+                    sinks.write(row)
                 window_tokens, last_log = 0, time.perf_counter()
+            if (t.checkpoint_interval and done % t.checkpoint_interval == 0) or is_last:
+                write_state(done, val_loss)
+        step = t.max_iters
         status = "finished"
-        steady = steady_tokens / steady_time if steady_time > 0 else (window_tokens / max(time.perf_counter() - last_log, 1e-9))
+        steady = steady_tokens / steady_time if steady_time > 0 else float("nan")
         summary = dict(step=t.max_iters, tokens=t.max_iters * tokens_per_step, val_loss=val_loss,
                        wall_s=time.time() - t_start, tokens_per_s=steady,
                        mfu=flops_per_token * steady / (dinfo.world_size * matmul_flops))
@@ -347,14 +479,25 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 record(store, run_id, metrics)
                 log.line(report(metrics, run_id, "table"))
         return summary
+    except Diverged:
+        status = "diverged"
+        raise
     except (KeyboardInterrupt, Interrupted):
         status = "interrupted"
         raise
+    except UserError as e:
+        note = str(e)
+        raise
     finally:
-        if status != "finished" and dinfo.is_main and store is not None and log is not None:
-            store.update_run(run_id, status=status, step=step, tokens=step * tokens_per_step,
-                             wall_s=time.time() - t_start)
-            log.line(f"run {run_id} {status} at step {step}")
+        if status != "finished" and dinfo.is_main and registered:
+            try:
+                store.update_run(run_id, status=status, step=step, tokens=step * tokens_per_step,
+                                 wall_s=time.time() - t_start, note=note)
+            except UserError:
+                pass  # the first error is the one to report
+            log.line(f"run {run_id} {status} at step {step}" + (f": {note}" if note else ""))
+        if sinks:
+            sinks.close()
         if log:
             log.close()
         try:

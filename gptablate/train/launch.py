@@ -33,6 +33,9 @@ def preflight(recipe: Recipe, world_size: int) -> None:
         if recipe.eval.data_dir and not Path(recipe.eval.data_dir).is_dir():
             raise UserError(f"eval.data_dir {recipe.eval.data_dir}: no such folder")
     open_dataset(data_root() / recipe.data.dataset)
+    from .engine import check_log_backend
+
+    check_log_backend(recipe.train.log)
 
 
 def create_run_dir(recipe: Recipe) -> tuple[str, Path]:
@@ -49,8 +52,22 @@ def create_run_dir(recipe: Recipe) -> tuple[str, Path]:
     raise RuntimeError("could not create a unique run directory")
 
 
+def resolve_run_dir(ref: str) -> Path:
+    """A run folder, or a run id (a unique prefix will do) under the runs root."""
+    p = Path(ref)
+    if (p / RECIPE_FILE).is_file():
+        return p.resolve()
+    root = runs_root()
+    matches = sorted(d for d in root.glob(f"{ref}*") if (d / RECIPE_FILE).is_file()) if root.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UserError(f"'{ref}' matches {len(matches)} runs ({', '.join(m.name for m in matches[:4])}…): give more of the id")
+    raise UserError(f"'{ref}' is neither a run folder nor a run under {root} (see `gptablate compare --by run`)")
+
+
 def torchrun_command(run_dir: Path, run_id: str, nproc: int, device: str, nnodes: int = 1, node_rank: int = 0,
-                     rdzv_endpoint: str | None = None) -> list[str]:
+                     rdzv_endpoint: str | None = None, resume: bool = False) -> list[str]:
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
     if nnodes > 1:
         if not rdzv_endpoint:
@@ -60,7 +77,7 @@ def torchrun_command(run_dir: Path, run_id: str, nproc: int, device: str, nnodes
     else:
         cmd += ["--standalone"]
     cmd += ["-m", "gptablate.train.worker", "--run-dir", str(run_dir), "--run-id", run_id, "--device", device]
-    return cmd
+    return cmd + (["--resume"] if resume else [])
 
 
 def worker_env(nproc: int) -> dict:
@@ -72,6 +89,7 @@ def worker_env(nproc: int) -> dict:
     return env
 
 
-def launch_distributed(run_dir: Path, run_id: str, nproc: int, device: str, **multi_node) -> int:
-    proc = subprocess.run(torchrun_command(run_dir, run_id, nproc, device, **multi_node), env=worker_env(nproc))
+def launch_distributed(run_dir: Path, run_id: str, nproc: int, device: str, resume: bool = False, **multi_node) -> int:
+    proc = subprocess.run(torchrun_command(run_dir, run_id, nproc, device, resume=resume, **multi_node),
+                          env=worker_env(nproc))
     return proc.returncode

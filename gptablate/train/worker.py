@@ -13,7 +13,7 @@ import yaml
 
 from ..errors import UserError
 from ..recipe import recipe_from_dict
-from .engine import Interrupted, train
+from .engine import Diverged, Interrupted, train
 from .launch import RECIPE_FILE
 
 
@@ -22,11 +22,15 @@ def main(argv=None) -> int:
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--run-id", required=True)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
     run_dir = Path(args.run_dir)
     try:
         recipe = recipe_from_dict(yaml.safe_load((run_dir / RECIPE_FILE).read_text()))
-        train(recipe, run_dir, args.run_id, args.device)
+        train(recipe, run_dir, args.run_id, args.device, resume=args.resume)
+    except Diverged as e:
+        print(f"run {args.run_id} {e}", file=sys.stderr)
+        return 3
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
