@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 from typing import Optional
 
 import pandas as pd
@@ -17,14 +18,17 @@ from .app import app
 
 FORMATS = ("table", "markdown", "csv", "json")
 HEADERS = {"rank": "#", "arm": "arm", "runs": "runs", "seeds": "seeds", "val_loss": "val loss ↓",
-           "val_loss_std": "± std", "delta": "Δ vs base", "tokens": "tokens", "status": "status",
+           "val_loss_std": "± std", "delta": "Δ vs base", "delta_stderr": "± se", "p_value": "p",
+           "verdict": "verdict", "tokens": "tokens", "status": "status", "budget": "budget",
            "run_id": "run", "run_name": "name", "seed": "seed", "world_size": "ranks", "step": "step",
-           "tokens_per_s": "tok/s", "mfu": "MFU", "wall_s": "wall"}
+           "tokens_per_s": "tok/s", "mfu": "MFU", "wall_s": "wall",
+           "curve": "val loss curve"}
 # The studies' headline number per task, shown in the table views (csv and json carry them all).
 HEADLINE_METRICS = ["wikitext2_word_perplexity", "lambada_perplexity", "lambada_acc", "hellaswag_acc_norm",
                     "arc_easy_acc", "piqa_acc", "winogrande_acc"]
 LOWER_IS_BETTER = ("perplexity", "bits_per_byte", "loss")
-TABLE_ARM = ["rank", "arm", "runs", "seeds", "val_loss", "val_loss_std", "delta", "tokens", "status"]
+TABLE_ARM = ["rank", "arm", "runs", "seeds", "val_loss", "val_loss_std", "delta", "delta_stderr", "p_value",
+             "verdict", "tokens", "status"]
 TABLE_RUN = ["run_id", "run_name", "arm", "seed", "world_size", "val_loss", "status", "step", "tokens_per_s", "mfu"]
 
 
@@ -32,8 +36,10 @@ TABLE_RUN = ["run_id", "run_name", "arm", "seed", "world_size", "val_loss", "sta
 def compare(
     fmt: str = typer.Option("table", "--format", "-f", help="table, markdown, csv or json."),
     by: str = typer.Option("arm", "--by", help="arm (the leaderboard) or run (every run, nothing hidden)."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="Arm that Δ is measured against [default: the first arm without overrides]."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Arm that Δ is measured against [default: the GPT-2 architecture arm without overrides]."),
+    alpha: float = typer.Option(0.05, "--alpha", help="A Δ whose paired t-test p is at least this is 'within noise'."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Only runs carrying this tag (run.tags)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the loss curves of the compared arms to this PNG."),
 ) -> None:
     """The leaderboard: arms sorted by validation loss with Δ against the baseline."""
     if fmt not in FORMATS:
@@ -44,15 +50,34 @@ def compare(
     if by == "run":
         frame, base_label, view = by_run(runs), None, TABLE_RUN
     else:
-        frame, base_label = by_arm(runs, baseline)
+        frame, base_label = by_arm(runs, baseline, alpha)
         view = TABLE_ARM
     view = view + [c for c in HEADLINE_METRICS if c in frame.columns]
+    if plot is not None:
+        from gptablate.results.curves import plot as draw
+
+        arms_frame = frame if by == "arm" else by_arm(runs, baseline, alpha)[0]
+        print(f"plot: {draw(runs, arms_frame, plot)}", file=sys.stderr)
+    if fmt in ("table", "markdown") and not runs.empty:
+        from gptablate.results.curves import run_sparklines
+
+        lines = run_sparklines(runs)
+        if by == "run":
+            frame = frame.assign(curve=frame.run_id.map(lines))
+        else:  # an arm's curve: its first finished run's
+            first = runs[runs.status == "finished"].groupby("arm_hash").run_id.first()
+            frame = frame.assign(curve=frame.arm_hash.map(first).map(lines))
+        view = view + ["curve"]
     if fmt == "csv":
-        print(frame.drop(columns=["baseline"], errors="ignore").to_csv(index=False), end="")
+        print(frame.drop(columns=["baseline", "group"], errors="ignore").to_csv(index=False), end="")
     elif fmt == "json":
-        print(frame.drop(columns=["baseline"], errors="ignore").to_json(orient="records", indent=2))
+        print(frame.drop(columns=["baseline", "group"], errors="ignore").to_json(orient="records", indent=2))
     elif fmt == "markdown":
-        print(_markdown(frame, view))
+        if by == "arm" and "group" in frame and frame["group"].nunique() > 1:
+            for _, part in frame.groupby("group", sort=False):
+                print(f"**{part['budget'].iloc[0]}**\n\n{_markdown(part, view)}\n")
+        else:
+            print(_markdown(frame, view))
         if base_label:
             print(f"\nΔ is against the baseline arm `{base_label}`.")
     else:
@@ -74,8 +99,10 @@ def _cell(col: str, v) -> str:
         return ""
     if col in HEADLINE_METRICS:
         return f"{v:.2f}"
-    if col in ("val_loss", "val_loss_std"):
+    if col in ("val_loss", "val_loss_std", "delta_stderr"):
         return f"{v:.4f}"
+    if col == "p_value":
+        return f"{v:.3f}"
     if col == "delta":
         return f"{v:+.4f}"
     if col == "mfu":
@@ -103,12 +130,20 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
 
     title = "gptablate leaderboard" if by == "arm" else "gptablate runs"
     caption = f"Δ against baseline arm {base_label}" if base_label else None
-    table = Table(title=title, caption=caption)
+    if by == "arm" and "verdict" in frame:
+        caption = (caption or "") + " (paired over shared seeds; p: paired t-test)"
+    table = Table(title=title, caption=Text(caption) if caption else None)
     for c in cols:
-        text = c in ("arm", "run_id", "run_name", "status", "seeds")
+        text = c in ("arm", "run_id", "run_name", "status", "seeds", "verdict", "curve")
         # fold, not ellipsis: a long arm label wraps onto more lines but is never cut short
         table.add_column(_header(c), justify="left" if text else "right", overflow="fold" if text else "ellipsis")
+    group = None
     for _, row in frame.iterrows():
+        if by == "arm" and frame["group"].nunique() > 1 and row["group"] != group:
+            if group is not None:
+                table.add_section()
+            group = row["group"]
+            table.add_row(*(Text(f"budget: {row['budget']}", style="italic") if c == "arm" else Text("") for c in cols))
         style = "bold" if by == "arm" and row.get("baseline") else None
         # Text, not str: arm labels hold brackets (tiny[train.lr=0.001]) that rich would read as markup.
         table.add_row(*(Text(_cell(c, row[c])) for c in cols), style=style)

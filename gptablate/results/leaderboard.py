@@ -11,7 +11,8 @@ from .store import ResultStore
 
 RUN_COLUMNS = ["run_id", "run_name", "arm", "seed", "world_size", "val_loss", "status", "step", "tokens",
                "tokens_per_s", "mfu", "wall_s", "dataset", "arm_hash", "git_commit"]
-ARM_COLUMNS = ["rank", "arm", "runs", "seeds", "val_loss", "val_loss_std", "delta", "tokens", "status", "arm_hash"]
+ARM_COLUMNS = ["rank", "arm", "budget", "runs", "seeds", "val_loss", "val_loss_std", "delta", "delta_stderr",
+               "p_value", "paired_seeds", "verdict", "tokens", "status", "arm_hash"]
 
 
 def runs_frame(store: ResultStore, tag: str | None = None) -> pd.DataFrame:
@@ -74,16 +75,34 @@ def _pick_baseline(arms: pd.DataFrame, baseline: str | None) -> str | None:
             return pool.sort_values("first_seen").iloc[0].arm_hash
 
 
-def by_arm(runs: pd.DataFrame, baseline: str | None = None) -> tuple[pd.DataFrame, str | None]:
-    """One row per arm: mean/std of val loss over finished runs, Δ vs the baseline arm."""
+BUDGET_KEYS = ["n_layer", "n_head", "n_embd", "block_size", "max_iters", "batch_size", "dataset"]
+
+
+def budget_label(row) -> str:
+    tokens = row["max_iters"] * row["batch_size"] * row["block_size"]
+    size = f"{tokens / 1e9:.2f}B" if tokens >= 1e9 else f"{tokens / 1e6:.1f}M" if tokens >= 1e6 else f"{tokens / 1e3:.0f}K"
+    return f"{int(row['n_layer'])}L/{int(row['n_head'])}H/{int(row['n_embd'])}D, {size} tokens of {row['dataset']}"
+
+
+def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05) -> tuple[pd.DataFrame, str | None]:
+    """One row per arm: mean ± std of val loss over finished seeds; Δ vs the baseline arm as a
+    paired difference over the seeds both share, with its stderr and paired t-test p-value.
+
+    Arms that differ in budget (model shape, tokens, dataset) form separate groups, each
+    ranked and compared within itself, never against each other.
+    """
+    from .stats import paired
+
     if runs.empty:
         return pd.DataFrame(columns=ARM_COLUMNS), None
+    runs = runs.copy()
+    runs["budget"] = runs.apply(budget_label, axis=1)
     rows = []
     for arm_hash, g in runs.groupby("arm_hash", sort=False):
         done = g[(g.status == "finished") & g.val_loss.notna()]
         counts = g.status.value_counts()
         rows.append({
-            "arm": g.arm.iloc[0], "arm_hash": arm_hash,
+            "arm": g.arm.iloc[0], "arm_hash": arm_hash, "budget": g.budget.iloc[0],
             "runs": len(done), "seeds": ",".join(str(s) for s in sorted(done.seed.dropna().astype(int).unique())),
             "val_loss": done.val_loss.mean() if len(done) else float("nan"),
             "val_loss_std": done.val_loss.std(ddof=1) if len(done) > 1 else float("nan"),
@@ -93,16 +112,42 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None) -> tuple[pd.DataFram
             **{c: _pooled_stderr(done, c) for c in metric_columns(g) if c.endswith("_stderr")},
             "first_seen": g.created_at.min(),
             "norm": g.norm.iloc[0], "block": g.block.iloc[0], "residual": g.residual.iloc[0],
+            "_by_seed": done.groupby("seed").val_loss.mean().to_dict(),
         })
     arms = pd.DataFrame(rows)
     # Two recipes edited between runs can share a label; the hash tells them apart.
     dup = arms.arm.duplicated(keep=False)
     arms.loc[dup, "arm"] = arms.loc[dup, "arm"] + "@" + arms.loc[dup, "arm_hash"].str[:6]
-    base = _pick_baseline(arms, baseline)
-    base_loss = arms.loc[arms.arm_hash == base, "val_loss"].iloc[0] if base else float("nan")
-    arms["delta"] = arms.val_loss - base_loss
-    arms["baseline"] = arms.arm_hash == base
-    arms = arms.sort_values(["val_loss", "first_seen"], na_position="last").reset_index(drop=True)
-    arms["rank"] = range(1, len(arms) + 1)
-    arms.loc[arms.val_loss.isna(), "rank"] = pd.NA
-    return arms.reindex(columns=ARM_COLUMNS + metric_columns(arms) + ["baseline"]), (arms.loc[arms.arm_hash == base, "arm"].iloc[0] if base else None)
+    if baseline and not ((arms.arm == baseline) | arms.arm_hash.str.startswith(baseline)).any():
+        raise UserError(f"--baseline {baseline!r}: no such arm; arms: {', '.join(arms.arm)}")
+    groups, base_labels = [], []
+    group_order = arms.groupby("budget", sort=False).first_seen.min().sort_values().index
+    for gi, budget in enumerate(group_order):
+        g = arms[arms.budget == budget].copy()
+        base = _pick_baseline(g, baseline if ((g.arm == baseline) | g.arm_hash.str.startswith(baseline or "\0")).any()
+                              else None)
+        b = g[g.arm_hash == base].iloc[0]
+        base_labels.append(b.arm)
+        deltas = []
+        for _, row in g.iterrows():
+            shared = sorted(set(row._by_seed) & set(b._by_seed))
+            if row.arm_hash == base:
+                deltas.append((0.0, float("nan"), float("nan"), len(shared), "baseline"))
+            elif shared:
+                mean, se, pv = paired([row._by_seed[s] - b._by_seed[s] for s in shared])
+                verdict = ("n<2: no noise estimate" if len(shared) < 2 else
+                           "within noise" if pv >= alpha else ("better" if mean < 0 else "worse"))
+                deltas.append((mean, se, pv, len(shared), verdict))
+            else:
+                delta = row.val_loss - b.val_loss
+                deltas.append((delta, float("nan"), float("nan"), 0, "no shared seeds" if pd.notna(delta) else ""))
+        g["delta"], g["delta_stderr"], g["p_value"], g["paired_seeds"], g["verdict"] = zip(*deltas)
+        g["baseline"] = g.arm_hash == base
+        g["group"] = gi
+        g = g.sort_values(["val_loss", "first_seen"], na_position="last")
+        g["rank"] = range(1, len(g) + 1)
+        g.loc[g.val_loss.isna(), "rank"] = pd.NA  # diverged, failed or running arms are listed, not ranked
+        groups.append(g)
+    arms = pd.concat(groups).reset_index(drop=True)
+    columns = ARM_COLUMNS + metric_columns(arms) + ["baseline", "group"]
+    return arms.reindex(columns=columns), (base_labels[0] if len(base_labels) == 1 else "; ".join(base_labels))

@@ -90,18 +90,19 @@ class ResultStore:
 
     @contextmanager
     def _connect(self):
+        timeout = float(os.environ.get("GPTABLATE_DB_TIMEOUT") or 60)  # seconds to wait for a busy database
         try:
-            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except sqlite3.Error as e:
             raise UserError(f"{self.path}: cannot open the results database ({e})") from None
         try:
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 60000")
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
             yield conn
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-                raise UserError(f"{self.path}: the results database stayed locked for 60 s; "
+                raise UserError(f"{self.path}: the results database stayed locked for {timeout:g} s; "
                                 "another process holds it: retry when it is done") from None
             if "not a database" in str(e) or "malformed" in str(e):
                 raise UserError(f"{self.path}: the results database is corrupt ({e}); move it aside "
