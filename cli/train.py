@@ -11,7 +11,8 @@ import yaml
 
 from gptablate.errors import UserError
 from gptablate.recipe import load_recipe, recipe_from_dict
-from gptablate.train.launch import RECIPE_FILE, create_run_dir, launch_distributed, preflight, resolve_run_dir
+from gptablate.train.launch import (RECIPE_FILE, create_run_dir, launch_distributed, preflight, resolve_run_dir,
+                                    resume_preflight)
 
 from .app import app
 
@@ -52,6 +53,7 @@ def train(
         run_dir = resolve_run_dir(resume)
         r = recipe_from_dict(yaml.safe_load((run_dir / RECIPE_FILE).read_text()))
         preflight(r, gpus * nnodes)
+        resume_preflight(run_dir, r, gpus * nnodes)
         _run(r, run_dir.name, run_dir, dev, gpus, multi, resume=True)
         return
     if recipe is None:

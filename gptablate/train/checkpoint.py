@@ -28,11 +28,17 @@ def save_checkpoint(path: Path, model: torch.nn.Module, recipe, step: int, run_i
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
-        raise UserError(f"cannot write checkpoint {path} ({e.strerror or e}); earlier checkpoints are intact") from None
+    except (OSError, RuntimeError) as e:
+        raise UserError(f"cannot write checkpoint {path} ({_write_failure(e)}); earlier checkpoints are intact") from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _write_failure(e: Exception) -> str:
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    return "the write failed part-way: disk full or a file-size limit?"
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
@@ -73,8 +79,8 @@ def save_train_state(run_dir: Path, step: int, payload: dict, keep: int) -> Path
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
-        raise UserError(f"cannot write checkpoint {path} ({e.strerror or e}); the run stopped at step {step} and "
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a short write as a RuntimeError
+        raise UserError(f"cannot write checkpoint {path} ({_write_failure(e)}); the run stopped at step {step} and "
                         "its earlier checkpoints are intact: free space and `gptablate train --resume`") from None
     finally:
         if tmp.exists():

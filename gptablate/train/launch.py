@@ -16,6 +16,7 @@ from ..paths import atomic_write_text, data_root, runs_root
 from ..recipe import Recipe, plan_batch
 
 RECIPE_FILE = "recipe.yaml"
+WORKER_ERROR = ".worker_error"  # a torchrun rank's user error, for the launcher to report as one line
 
 
 def new_run_id(recipe: Recipe) -> str:
@@ -36,6 +37,21 @@ def preflight(recipe: Recipe, world_size: int) -> None:
     from .engine import check_log_backend
 
     check_log_backend(recipe.train.log)
+
+
+def resume_preflight(run_dir: Path, recipe: Recipe, world_size: int) -> None:
+    """What would stop a resume, found before any process starts."""
+    from .checkpoint import latest_train_state, load_checkpoint
+
+    path = latest_train_state(run_dir)
+    if path is None:
+        raise UserError(f"{run_dir}: no checkpoint to resume from (set train.checkpoint_interval to write them)")
+    state = load_checkpoint(path)
+    if state["step"] >= recipe.train.max_iters:
+        raise UserError(f"run {run_dir.name} already finished all {recipe.train.max_iters} steps")
+    if state["world_size"] != world_size and recipe.model.dropout > 0:
+        raise UserError(f"run {run_dir.name} trained on {state['world_size']} rank(s); resuming on {world_size} would "
+                        f"change its dropout random streams: resume with --gpus {state['world_size']}")
 
 
 def create_run_dir(recipe: Recipe) -> tuple[str, Path]:
@@ -90,6 +106,13 @@ def worker_env(nproc: int) -> dict:
 
 
 def launch_distributed(run_dir: Path, run_id: str, nproc: int, device: str, resume: bool = False, **multi_node) -> int:
+    """Run torchrun; a user error on any rank comes back as UserError (one line, exit 2)."""
+    (run_dir / WORKER_ERROR).unlink(missing_ok=True)
     proc = subprocess.run(torchrun_command(run_dir, run_id, nproc, device, resume=resume, **multi_node),
                           env=worker_env(nproc))
+    error = run_dir / WORKER_ERROR
+    if proc.returncode != 0 and error.is_file():
+        message = error.read_text().strip()
+        error.unlink()
+        raise UserError(message)
     return proc.returncode

@@ -14,7 +14,7 @@ import yaml
 from ..errors import UserError
 from ..recipe import recipe_from_dict
 from .engine import Diverged, Interrupted, train
-from .launch import RECIPE_FILE
+from .launch import RECIPE_FILE, WORKER_ERROR
 
 
 def main(argv=None) -> int:
@@ -33,6 +33,10 @@ def main(argv=None) -> int:
         return 3
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        try:  # the launcher prints it as the one line the user sees
+            (run_dir / WORKER_ERROR).write_text(str(e))
+        except OSError:
+            pass
         return 2
     except (KeyboardInterrupt, Interrupted):
         return 130

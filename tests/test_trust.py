@@ -1,0 +1,224 @@
+"""Results you can trust: exact resume after SIGKILL, the divergence guard, seeds and noise,
+curves, sweeps, and bad input that never damages the results table or checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import TINY, run_cli
+from gptablate.results.stats import paired, t_two_sided_p
+
+
+def env_for(prepared_corpus, tmp_path, **extra):
+    return {"GPTABLATE_DATA": str(prepared_corpus), "GPTABLATE_RUNS": str(tmp_path / "runs"), **extra}
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def run_dirs(tmp_path):
+    return sorted(d for d in (tmp_path / "runs").iterdir() if d.is_dir())
+
+
+def start_and_kill(args, env, after_checkpoints: int, tmp_path):
+    """Start a training process and SIGKILL it once it has written this many checkpoints."""
+    before = set(run_dirs(tmp_path)) if (tmp_path / "runs").is_dir() else set()
+    proc = subprocess.Popen([sys.executable, "-m", "gptablate_cli", *args], env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        new = [d for d in run_dirs(tmp_path) if d not in before] if (tmp_path / "runs").is_dir() else []
+        if new and len(list((new[0] / "checkpoints").glob("step_*.pt"))) >= after_checkpoints:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return new[0], proc.returncode
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (exit {proc.returncode}) before it could be killed")
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("no checkpoint appeared")
+
+
+RESUMABLE = ["train", "tiny", *TINY, "--set", "model.n_embd=64", "--set", "model.block_size=64",
+             "--set", "train.max_iters=40", "--set", "train.log_interval=1", "--set", "train.checkpoint_interval=5",
+             "--set", "data.eval_interval=10", "--device", "cpu"]
+
+
+def test_sigkill_then_resume_reproduces_every_step_exactly(prepared_corpus, tmp_path):
+    env = env_for(prepared_corpus, tmp_path)
+    run_cli(*RESUMABLE, "--set", "run.name=whole", env=env, check=True)
+    (whole,) = run_dirs(tmp_path)
+    killed, rc = start_and_kill([*RESUMABLE, "--set", "run.name=killed"], env, after_checkpoints=2, tmp_path=tmp_path)
+    assert rc == -signal.SIGKILL
+    status = {r["run_id"]: r["status"] for r in json.loads(run_cli("compare", "--by", "run", "--format", "json",
+                                                                    env=env, check=True).stdout)}
+    assert status[killed.name] == "interrupted"  # its process is gone: not left "running"
+    run_cli("train", "--resume", killed.name, "--device", "cpu", env=env, check=True)
+    a, b = metrics(whole), metrics(killed)
+    assert [r["step"] for r in b] == list(range(1, 41))
+    assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]  # exact on the CPU
+    assert [r.get("val_loss") for r in a] == [r.get("val_loss") for r in b]
+    assert len(list((killed / "checkpoints").glob("step_*.pt"))) == 2  # keep_checkpoints
+    state = torch.load(sorted((killed / "checkpoints").glob("*.pt"))[-1], weights_only=True)
+    assert state["step"] == 40 and len(state["rng"]) == 1 and "optimizer" in state
+    rows = {r["run_id"]: r for r in json.loads(run_cli("compare", "--by", "run", "--format", "json", env=env,
+                                                        check=True).stdout)}
+    assert rows[killed.name]["status"] == "finished" and rows[killed.name]["val_loss"] == rows[whole.name]["val_loss"]
+    again = run_cli("train", "--resume", killed.name, "--device", "cpu", env=env)
+    assert again.returncode == 2 and "already finished" in again.stderr
+
+
+def test_resume_on_another_rank_count(prepared_corpus, tmp_path):
+    env = env_for(prepared_corpus, tmp_path)
+    killed, _ = start_and_kill([*RESUMABLE, "--set", "train.max_iters=20"], env, after_checkpoints=1, tmp_path=tmp_path)
+    run_cli("train", "--resume", killed.name, "--gpus", "2", "--device", "cpu", env=env, check=True)
+    assert [r["step"] for r in metrics(killed)] == list(range(1, 21))
+    done = run_cli("train", "--resume", killed.name, "--gpus", "2", "--device", "cpu", env=env)
+    assert done.returncode == 2 and "already finished" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    # with dropout, the random streams belong to the rank count: refused, saying what works
+    drop, _ = start_and_kill([*RESUMABLE, "--set", "model.dropout=0.1"], env, after_checkpoints=1, tmp_path=tmp_path)
+    p = run_cli("train", "--resume", drop.name, "--gpus", "2", "--device", "cpu", env=env)
+    assert p.returncode == 2 and "resume with --gpus 1" in p.stderr
+
+
+def test_divergence_guard_stops_and_marks_the_run(prepared_corpus, tmp_path):
+    env = env_for(prepared_corpus, tmp_path)
+    args = ["train", "tiny", *TINY, "--set", "train.max_iters=10", "--set", "train.warmup_iters=3",
+            "--set", "train.max_loss=5", "--set", "train.checkpoint_interval=1", "--device", "cpu"]
+    p = run_cli(*args, env=env)
+    assert p.returncode == 3, p.stderr
+    assert "diverged" in p.stderr and "step 4" in p.stderr and "last good checkpoint step_0000003.pt" in p.stderr
+    (run_dir,) = run_dirs(tmp_path)
+    assert sorted(x.name for x in (run_dir / "checkpoints").iterdir()) == ["step_0000002.pt", "step_0000003.pt"]
+    rows = json.loads(run_cli("compare", "--by", "run", "--format", "json", env=env, check=True).stdout)
+    assert rows[0]["status"] == "diverged" and rows[0]["step"] == 3
+    arms = json.loads(run_cli("compare", "--format", "json", env=env, check=True).stdout)
+    assert arms[0]["rank"] is None and "1 diverged" in arms[0]["status"]  # listed, never ranked
+
+
+def test_divergence_guard_can_skip_steps_and_catches_non_finite(prepared_corpus, tmp_path):
+    env = env_for(prepared_corpus, tmp_path)
+    p = run_cli("train", "tiny", *TINY, "--set", "train.max_iters=10", "--set", "train.warmup_iters=3",
+                "--set", "train.max_loss=5", "--set", "train.on_divergence=skip", "--set", "train.max_skips=2",
+                "--device", "cpu", env=env)
+    assert p.returncode == 3
+    log = (run_dirs(tmp_path)[0] / "log.txt").read_text()
+    assert log.count("divergence guard: skipped step") == 2
+    nan = run_cli("train", "tiny", *TINY, "--set", "train.max_iters=10", "--set", "train.lr=1e4",
+                  "--set", "train.min_lr=0", "--set", "train.warmup_iters=1", "--set", "train.grad_clip=0",
+                  "--device", "cpu", env=env)
+    assert nan.returncode == 3 and ("inf" in nan.stderr or "nan" in nan.stderr), nan.stderr
+
+
+def test_t_distribution_matches_tables():
+    for t, df, p in [(12.706, 1, 0.05), (2.776, 4, 0.05), (2.228, 10, 0.05), (3.169, 10, 0.01), (1.0, 5, 0.3632)]:
+        assert abs(t_two_sided_p(t, df) - p) < 5e-4
+    mean, se, p = paired([0.1, 0.12, 0.08])
+    assert abs(mean - 0.1) < 1e-12 and abs(se - 0.02 / 3 ** 0.5) < 1e-12 and p < 0.05
+
+
+def test_seeds_give_paired_noise_estimates_and_budgets_stay_apart(prepared_corpus, tmp_path):
+    env = env_for(prepared_corpus, tmp_path)
+    base = ["train", "tiny", *TINY, "--set", "train.max_iters=12", "--set", "data.eval_interval=6", "--device", "cpu"]
+    run_cli(*base, "--seeds", "3", env=env, check=True)
+    run_cli(*base, "--seeds", "3", "--set", "train.lr=1e-2", env=env, check=True)
+    run_cli("train", "tiny", *TINY, "--set", "train.max_iters=6", "--device", "cpu", env=env, check=True)
+    runs = json.loads(run_cli("compare", "--by", "run", "--format", "json", env=env, check=True).stdout)
+    assert len(runs) == 7 and sorted(r["seed"] for r in runs) == [1, 1, 1, 2, 2, 3, 3]
+    arms = {a["arm"]: a for a in json.loads(run_cli("compare", "--format", "json", env=env, check=True).stdout)}
+    lr_arm = next(a for name, a in arms.items() if "train.lr=0.01" in name)
+    base_arm = next(a for name, a in arms.items() if a["verdict"] == "baseline" and "max_iters=12" in name)
+    assert lr_arm["runs"] == 3 and lr_arm["seeds"] == "1,2,3" and lr_arm["paired_seeds"] == 3
+    by_seed = lambda arm: {r["seed"]: r["val_loss"] for r in runs if r["arm"] == arm}
+    diffs = [by_seed(lr_arm["arm"])[s] - by_seed(base_arm["arm"])[s] for s in (1, 2, 3)]
+    mean = sum(diffs) / 3
+    se = (sum((d - mean) ** 2 for d in diffs) / 2) ** 0.5 / 3 ** 0.5
+    assert abs(lr_arm["delta"] - mean) < 1e-9 and abs(lr_arm["delta_stderr"] - se) < 1e-9
+    assert 0 <= lr_arm["p_value"] <= 1 and lr_arm["verdict"] in ("better", "worse", "within noise")
+    assert (lr_arm["verdict"] == "within noise") == (lr_arm["p_value"] >= 0.05)
+    assert base_arm["val_loss_std"] > 0
+    short = next(a for name, a in arms.items() if "max_iters=6" in name)
+    assert short["budget"] != base_arm["budget"] and short["rank"] == 1  # its own group, its own ranking
+    strict = json.loads(run_cli("compare", "--format", "json", "--alpha", "1e-12", env=env, check=True).stdout)
+    assert next(a for a in strict if a["arm"] == lr_arm["arm"])["verdict"] == "within noise"
+
+    png = tmp_path / "curves.png"
+    table = run_cli("compare", "--plot", str(png), env=env, check=True).stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert any(ch in table for ch in "▁▂▃▄▅▆▇█") and "budget:" in table
+
+
+def test_sweep_skips_finished_resumes_interrupted_and_writes_slurm(prepared_corpus, tmp_path):
+    env = env_for(prepared_corpus, tmp_path)
+    sets = ["--set", f"model.n_layer=2", "--set", "model.n_embd=32", "--set", "model.n_head=2", "--set",
+            "model.block_size=32", "--set", "data.dataset=corpus", "--set", "data.eval_tokens=4096",
+            "--set", "train.max_iters=40", "--set", "train.checkpoint_interval=4", "--set", "train.log_interval=1"]
+    killed, _ = start_and_kill(["train", "tiny", *sets, "--set", "train.seed=2", "--device", "cpu"], env, 1, tmp_path)
+    plan = run_cli("sweep", "tiny", "tiny_rmsnorm", "--seeds", "2", *sets, "--dry-run", env=env, check=True).stdout
+    assert plan.count("train ") == 3 and f"resume" in plan and "3 to run, 0 to skip" not in plan
+    slurm = tmp_path / "sweep.sh"
+    run_cli("sweep", "tiny", "tiny_rmsnorm", "--seeds", "2", *sets, "--gpus-per-run", "2", "--slurm", str(slurm),
+            env=env, check=True)
+    script = slurm.read_text()
+    assert "#SBATCH --array=0-3" in script and "#SBATCH --gpus-per-node=2" in script
+    assert f"'gptablate train --resume {killed.name} --gpus 2'" in script and script.count("'gptablate train") == 4
+    out = run_cli("sweep", "tiny", "tiny_rmsnorm", "--seeds", "2", *sets, "--device", "cpu", env=env, check=True).stdout
+    assert "sweep: 4 finished, 0 did not" in out
+    runs = json.loads(run_cli("compare", "--by", "run", "--format", "json", env=env, check=True).stdout)
+    assert len(runs) == 4 and all(r["status"] == "finished" for r in runs)  # the killed run was resumed, not redone
+    again = run_cli("sweep", "tiny", "tiny_rmsnorm", "--seeds", "2", *sets, "--dry-run", env=env, check=True).stdout
+    assert sum(line.startswith("skip") for line in again.splitlines()) == 4 and "0 to run" in again
+
+
+def test_locked_results_database_is_a_clear_error_and_loses_nothing(prepared_corpus, tmp_path):
+    env = env_for(prepared_corpus, tmp_path, GPTABLATE_DB_TIMEOUT="1")
+    run_cli("train", "tiny", *TINY, "--set", "train.max_iters=2", "--device", "cpu", env=env, check=True)
+    db = tmp_path / "runs" / "results.sqlite"
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        p = run_cli("train", "tiny", *TINY, "--set", "train.max_iters=2", "--device", "cpu", env=env)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert p.returncode == 2 and "locked" in p.stderr and str(db) in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+
+
+def _limit_file_size():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))  # 2 MB: smaller than a checkpoint
+
+
+def test_full_disk_while_checkpointing_keeps_earlier_checkpoints(prepared_corpus, tmp_path):
+    env = env_for(prepared_corpus, tmp_path)
+    killed, _ = start_and_kill([*RESUMABLE], env, after_checkpoints=1, tmp_path=tmp_path)
+    first = sorted((killed / "checkpoints").glob("step_*.pt"))[0]
+    before = first.read_bytes()
+    p = subprocess.run([sys.executable, "-m", "gptablate_cli", "train", "--resume", killed.name, "--device", "cpu"],
+                       env={**os.environ, **env}, capture_output=True, text=True, preexec_fn=_limit_file_size)
+    assert p.returncode == 2, p.stderr
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot write checkpoint" in errors[0] and "intact" in errors[0]
+    assert "Traceback" not in p.stderr
+    assert first.read_bytes() == before
+    assert torch.load(first, weights_only=True)["step"] == 5
+    assert not [x for x in (killed / "checkpoints").iterdir() if x.name.startswith(".")]  # no half-written file
+    conn = sqlite3.connect(tmp_path / "runs" / "results.sqlite")
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    status, note = conn.execute("SELECT status, note FROM runs").fetchone()
+    assert status == "failed" and "cannot write checkpoint" in note
+    run_cli("train", "--resume", killed.name, "--device", "cpu", env=env, check=True)  # space again: it goes on
