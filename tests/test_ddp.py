@@ -1,7 +1,6 @@
 """A 2-rank gloo DDP run gives the per-step losses of a 1-rank run at the same batch_size."""
 
 import json
-import shutil
 
 from conftest import TINY, run_cli
 

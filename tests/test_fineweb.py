@@ -149,7 +149,7 @@ def test_raw_path_gives_the_pretokenized_stream(hub, tmp_path):
     assert sorted(p.name for p in raw_dir.glob("*.bin")) == pre
     for name in pre:
         assert (raw_dir / name).read_bytes() == (hub.data / name).read_bytes(), name
-    limited = run_cli("prepare", "fineweb", "--from-raw", "--name", "two", "--shard-tokens", str(SHARD),
+    run_cli("prepare", "fineweb", "--from-raw", "--name", "two", "--shard-tokens", str(SHARD),
                       "--shards", "2", env=hub.env, check=True)
     assert sorted(p.name for p in (tmp_path / "data" / "two").glob("*.bin")) == pre[:2] + [pre[-1]]
 

@@ -8,7 +8,7 @@ import torch
 
 from conftest import TINY, run_cli
 from gptablate.model.gpt import GPT, GPTConfig, check_arch
-from gptablate.recipe import builtin_recipes, load_recipe
+from gptablate.recipe import load_recipe
 
 PLUGIN = textwrap.dedent('''
     """A user's own norm, registered from a plug-in file."""

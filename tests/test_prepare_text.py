@@ -1,4 +1,3 @@
-import os
 import sysconfig
 from pathlib import Path
 

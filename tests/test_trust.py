@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
 from conftest import TINY, run_cli
@@ -161,12 +160,12 @@ def test_seeds_give_paired_noise_estimates_and_budgets_stay_apart(prepared_corpu
 
 def test_sweep_skips_finished_resumes_interrupted_and_writes_slurm(prepared_corpus, tmp_path):
     env = env_for(prepared_corpus, tmp_path)
-    sets = ["--set", f"model.n_layer=2", "--set", "model.n_embd=32", "--set", "model.n_head=2", "--set",
+    sets = ["--set", "model.n_layer=2", "--set", "model.n_embd=32", "--set", "model.n_head=2", "--set",
             "model.block_size=32", "--set", "data.dataset=corpus", "--set", "data.eval_tokens=4096",
             "--set", "train.max_iters=40", "--set", "train.checkpoint_interval=4", "--set", "train.log_interval=1"]
     killed, _ = start_and_kill(["train", "tiny", *sets, "--set", "train.seed=2", "--device", "cpu"], env, 1, tmp_path)
     plan = run_cli("sweep", "tiny", "tiny_rmsnorm", "--seeds", "2", *sets, "--dry-run", env=env, check=True).stdout
-    assert plan.count("train ") == 3 and f"resume" in plan and "3 to run, 0 to skip" not in plan
+    assert plan.count("train ") == 3 and "resume" in plan and "3 to run, 0 to skip" not in plan
     slurm = tmp_path / "sweep.sh"
     run_cli("sweep", "tiny", "tiny_rmsnorm", "--seeds", "2", *sets, "--gpus-per-run", "2", "--slurm", str(slurm),
             env=env, check=True)

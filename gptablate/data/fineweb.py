@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..console import Bar, info
+from ..console import Bar
 from ..errors import UserError
 from . import hub
 from .shards import read_header, read_manifest, sha256_file, write_manifest, write_shard

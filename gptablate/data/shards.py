@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
-from ..paths import atomic_write_text
+from ..paths import atomic_write_bytes, atomic_write_text
 
 MAGIC = 20240520
 VERSION = 1
@@ -35,22 +34,9 @@ def write_shard(path: Path, tokens: np.ndarray) -> str:
         raise ValueError("token ids must fit in uint16")
     header = np.zeros(HEADER_INTS, dtype="<i4")
     header[0], header[1], header[2] = MAGIC, VERSION, tokens.size
-    body = tokens.astype("<u2", copy=False).tobytes()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    h = hashlib.sha256()
-    try:
-        with open(tmp, "wb") as f:
-            for part in (header.tobytes(), body):
-                f.write(part)
-                h.update(part)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return h.hexdigest()
+    payload = header.tobytes() + tokens.astype("<u2", copy=False).tobytes()
+    atomic_write_bytes(Path(path), payload)
+    return hashlib.sha256(payload).hexdigest()
 
 
 def read_header(path: Path) -> int:

@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ..console import info
 from ..data import hub
 from ..data.loader import val_windows
 from ..data.shards import open_dataset

@@ -39,6 +39,13 @@ class Layout(nn.Module):
     def exit(state, ln_f):
         return ln_f(state) if ln_f is not None else state
 
+    def _sublayers(self, cfg, layer: int) -> None:
+        """GPT-2's four parts, with GPT-2's names: ln_1, attn, ln_2, mlp."""
+        self.ln_1 = make_norm(cfg)
+        self.attn = CausalSelfAttention(cfg, layer)
+        self.ln_2 = make_norm(cfg)
+        self.mlp = MLP(cfg)
+
 
 @BLOCKS.register("pre")
 class PreLN(Layout):
@@ -46,10 +53,7 @@ class PreLN(Layout):
 
     def __init__(self, cfg, layer: int = 0):
         super().__init__()
-        self.ln_1 = make_norm(cfg)
-        self.attn = CausalSelfAttention(cfg, layer)
-        self.ln_2 = make_norm(cfg)
-        self.mlp = MLP(cfg)
+        self._sublayers(cfg, layer)
 
     def attn_site(self, x, ctx):
         return self.attn(self.ln_1(x), ctx)
@@ -138,10 +142,7 @@ class PostLN(Layout):
 
     def __init__(self, cfg, layer: int = 0):
         super().__init__()
-        self.attn = CausalSelfAttention(cfg, layer)
-        self.ln_1 = make_norm(cfg)
-        self.mlp = MLP(cfg)
-        self.ln_2 = make_norm(cfg)
+        self._sublayers(cfg, layer)
 
     def forward(self, x, ctx):
         x = self.ln_1(x + self.attn(x, ctx))
@@ -163,10 +164,7 @@ class MixLN(Layout):
         super().__init__()
         settings = settings_of(MixLN, cfg)
         self.post = layer < math.floor(settings.alpha * cfg.n_layer)
-        self.ln_1 = make_norm(cfg)
-        self.attn = CausalSelfAttention(cfg, layer)
-        self.ln_2 = make_norm(cfg)
-        self.mlp = MLP(cfg)
+        self._sublayers(cfg, layer)
 
     def forward(self, x, ctx):
         if self.post:
@@ -189,10 +187,7 @@ class DeepNorm(Layout):
         super().__init__()
         self.a = (2 * cfg.n_layer) ** 0.25  # the skip is scaled, not the branch
         self.beta = (8 * cfg.n_layer) ** -0.25
-        self.attn = CausalSelfAttention(cfg, layer)
-        self.ln_1 = make_norm(cfg)
-        self.mlp = MLP(cfg)
-        self.ln_2 = make_norm(cfg)
+        self._sublayers(cfg, layer)
 
     def init_weights(self) -> None:
         """Replaces GPT-2's init: xavier_normal, gain β on v, attention output and both MLP
@@ -218,10 +213,7 @@ class ResiDual(Layout):
 
     def __init__(self, cfg, layer: int = 0):
         super().__init__()
-        self.attn = CausalSelfAttention(cfg, layer)
-        self.ln_1 = make_norm(cfg)
-        self.mlp = MLP(cfg)
-        self.ln_2 = make_norm(cfg)
+        self._sublayers(cfg, layer)
 
     @staticmethod
     def enter(x):

@@ -18,7 +18,6 @@ from typing import Literal, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..errors import UserError
 from .layers import make_norm
@@ -121,16 +120,20 @@ class LayerScale(Residual):
         return x
 
 
-@RESIDUALS.register("x0")
-class X0Mixing(Residual):
-    """x0 mixing (modded-nanogpt): at each layer's entry x = λ_r·x + λ_0·x0, x0 the embedding."""
+class _LayerLambdas(Residual):
+    """Per-layer (λ_r, λ_0) from (1, 0): the residual and embedding weights of x0-style strategies."""
 
     CONSTANTS = ("lambdas",)
     Settings = _LrOnly
 
     def __init__(self, cfg, layout, settings=None):
         super().__init__(cfg, layout, settings)
-        self.lambdas = nn.Parameter(torch.tensor([[1.0, 0.0]] * cfg.n_layer))  # (λ_r, λ_0) per layer
+        self.lambdas = nn.Parameter(torch.tensor([[1.0, 0.0]] * cfg.n_layer))
+
+
+@RESIDUALS.register("x0")
+class X0Mixing(_LayerLambdas):
+    """x0 mixing (modded-nanogpt): at each layer's entry x = λ_r·x + λ_0·x0, x0 the embedding."""
 
     def walk(self, x, blocks, ctx):
         x0 = ctx["x0"]
@@ -141,15 +144,8 @@ class X0Mixing(Residual):
 
 
 @RESIDUALS.register("learned_scaling")
-class LearnedScaling(Residual):
+class LearnedScaling(_LayerLambdas):
     """Learned scaling (MLS baseline): after each layer x = λ_r·x + (layer(x) − x) + λ_0·x0."""
-
-    CONSTANTS = ("lambdas",)
-    Settings = _LrOnly
-
-    def __init__(self, cfg, layout, settings=None):
-        super().__init__(cfg, layout, settings)
-        self.lambdas = nn.Parameter(torch.tensor([[1.0, 0.0]] * cfg.n_layer))  # (λ_r, λ_0) per layer
 
     def walk(self, x, blocks, ctx):
         x0 = ctx["x0"]
