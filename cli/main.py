@@ -6,7 +6,7 @@ import sys
 
 from gptablate.errors import UserError
 
-from . import compare, evaluate, prepare, recipes, sweep, train  # noqa: F401  (register the subcommands)
+from . import bench, compare, evaluate, prepare, recipes, sweep, train  # noqa: F401  (register the subcommands)
 from .app import app
 
 

@@ -1,0 +1,65 @@
+"""`gptablate bench [RECIPE...] [--steps N] [--device] [--reference] [--all-variants] [--data] [--json FILE]`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from gptablate.errors import UserError
+from gptablate.paths import atomic_write_text
+
+from .app import app
+
+
+@app.command()
+def bench(
+    recipes: List[str] = typer.Argument(None, help="Recipes to time [default: gpt2_124m]."),
+    steps: int = typer.Option(10, "--steps", help="Timed steps after 3 warm-up steps (compilation)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
+    reference: bool = typer.Option(False, "--reference", help="Also time a plain nanoGPT-style step of the first recipe's model."),
+    all_variants: bool = typer.Option(False, "--all-variants", help="Time every architecture variant of the first recipe, as ratios to its baseline."),
+    data: bool = typer.Option(False, "--data", help="Read the recipe's dataset instead of synthetic tokens."),
+    set_: List[str] = typer.Option([], "--set", "-s", help="An override for every benchmarked recipe (repeatable)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the rows as a JSON list to this file."),
+) -> None:
+    """Tokens/s, step time, MFU and peak memory of the engine's real training step."""
+    from gptablate.train.bench import VARIANTS, bench_recipe, bench_reference
+
+    if steps < 1:
+        raise UserError("--steps must be at least 1")
+    recipes = recipes or ["gpt2_124m"]
+    rows = []
+    if all_variants:
+        for name, overrides in VARIANTS.items():
+            row = bench_recipe(recipes[0], list(set_) + overrides, steps, device, data)
+            rows.append({**row, "variant": name})
+        base = rows[0]
+        for r in rows:
+            r["step_ratio"] = r["step_ms"] / base["step_ms"]
+            r["mem_ratio"] = (r["peak_mem_gib"] / base["peak_mem_gib"]) if base["peak_mem_gib"] else None
+    else:
+        rows = [bench_recipe(r, list(set_), steps, device, data) for r in recipes]
+    if reference:
+        ref = bench_reference(recipes[0], steps, device)
+        rows.append(ref)
+        for r in rows[:-1]:
+            r["vs_reference"] = r["tokens_per_s"] / ref["tokens_per_s"]
+    _print(rows)
+    if json_out:
+        atomic_write_text(json_out, json.dumps(rows, indent=2) + "\n")
+
+
+def _print(rows: list[dict]) -> None:
+    cols = [("variant", "variant", "{}"), ("recipe", "recipe", "{}"), ("tokens_per_s", "tokens/s", "{:,.0f}"),
+            ("step_ms", "step ms", "{:.2f}"), ("mfu", "MFU", "{:.1%}"), ("mfu_peak", "MFU datasheet", "{:.1%}"),
+            ("peak_mem_gib", "peak GiB", "{:.2f}"), ("step_ratio", "step x base", "{:.3f}"),
+            ("mem_ratio", "mem x base", "{:.3f}"), ("vs_reference", "x reference", "{:.3f}")]
+    cols = [c for c in cols if any(r.get(c[0]) is not None for r in rows)]
+    table = [[(fmt.format(r[k]) if r.get(k) is not None else "") for k, _, fmt in cols] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, (_, h, _) in enumerate(cols)]
+    print("  ".join(h.ljust(w) for (_, h, _), w in zip(cols, widths)))
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))

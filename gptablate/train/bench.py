@@ -1,0 +1,147 @@
+"""`gptablate bench`: throughput of the engine's own training loop, and of a reference step.
+
+A recipe is benchmarked by running the real engine (data loading, accumulation, clipping,
+logging, the host syncs it makes) for a few steps, on synthetic token shards by default
+or on the recipe's dataset with `data=True`, into a throw-away runs folder: the results
+table is not touched. The steady-state rows of its metrics log give tokens/s and MFU
+(against the bf16 matmul rate measured in the same process, and the datasheet peak).
+
+`reference` is our own small version of the yardstick in the team's guide: a plain
+nanoGPT-style step (torch.compile, bf16 autocast, SDPA, fused AdamW, clipping, micro-batch
+16, no accumulation) on the same model, timed in the same process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.shards import write_shard
+from ..model.gpt import GPT, GPTConfig
+from ..recipe import Recipe, load_recipe
+from .engine import METRICS, train
+from .metrics import datasheet_peak, measure_matmul_flops
+from .optim import make_optimizer
+
+VARIANTS = {  # name -> overrides: every axis of the zoo, against the recipe given
+    "baseline": [],
+    **{f"norm={n}": [f"arch.norm={n}"] for n in ("rmsnorm", "scalenorm", "dyt")},
+    **{f"block={b}": [f"arch.block={b}"] for b in
+       ("post", "sandwich", "peri", "mixln", "deepnorm", "parallel", "parallel_neox", "resi_dual")},
+    **{f"residual={r}": [f"arch.residual={r}"] for r in
+       ("rezero", "gates", "layerscale", "x0", "learned_scaling", "prores", "hyper", "mhc", "denseformer",
+        "attnres", "laurel")},
+    "residual=hyper-static": ["arch.residual=hyper", "arch.hyper.dynamic=false"],
+    "residual=attnres-full": ["arch.residual=attnres", "arch.attnres.mode=full"],
+    "residual=laurel-lr": ["arch.residual=laurel", "arch.laurel.mode=lr"],
+    "qk_norm": ["arch.qk_norm=true"],
+    "value_residual": ["arch.value_residual=true"],
+}
+
+
+@contextmanager
+def _scratch_roots(data: bool):
+    """A throw-away runs root (and data root, for synthetic tokens) for the benchmark's runs."""
+    saved = {k: os.environ.get(k) for k in ("GPTABLATE_RUNS", "GPTABLATE_DATA")}
+    with tempfile.TemporaryDirectory(prefix="gptablate-bench-") as tmp:
+        os.environ["GPTABLATE_RUNS"] = str(Path(tmp) / "runs")
+        if not data:
+            os.environ["GPTABLATE_DATA"] = str(Path(tmp) / "data")
+        try:
+            yield Path(tmp)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def _synthetic_dataset(root: Path, recipe: Recipe, steps: int) -> None:
+    """Random tokens, enough for every step, in the shard format the loader reads."""
+    folder = root / "data" / "synthetic"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    need = (steps + 1) * recipe.train.batch_size * (recipe.model.block_size + 1) + 1
+    write_shard(folder / "synthetic_val_000000.bin", rng.integers(0, 50257, recipe.model.block_size * 2 + 2))
+    write_shard(folder / "synthetic_train_000001.bin", rng.integers(0, 50257, need))
+
+
+def bench_recipe(recipe_ref: str, overrides: list[str], steps: int, device: str | None, data: bool,
+                 warmup: int = 3) -> dict:
+    """Run the engine for warmup + steps steps; returns its steady-state throughput."""
+    sets = list(overrides) + [f"train.max_iters={warmup + steps}", f"train.log_interval={warmup}",
+                              "train.warmup_iters=0", "train.checkpoint_interval=0", f"data.eval_interval={10**9}"]
+    recipe = load_recipe(recipe_ref, sets)
+    if not data:
+        sets += ["data.dataset=synthetic", f"data.eval_tokens={recipe.model.block_size + 1}"]
+        recipe = load_recipe(recipe_ref, sets)
+    with _scratch_roots(data) as tmp:
+        if not data:
+            _synthetic_dataset(tmp, recipe, warmup + steps)
+        run_dir = tmp / "runs" / "bench"
+        if torch.cuda.is_available() and device != "cpu":
+            torch.cuda.reset_peak_memory_stats()
+        train(recipe, run_dir, "bench", device)
+        rows = [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines()]
+    steady = rows[1:] or rows  # the first window holds compilation
+    tok_s = statistics.mean(r["tokens_per_s"] for r in steady)
+    tokens_per_step = recipe.train.batch_size * recipe.model.block_size
+    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() and device != "cpu" else None
+    torch._dynamo.reset()
+    return {"recipe": load_recipe(recipe_ref, list(overrides)).arm_label(), "tokens_per_s": tok_s, "step_ms": 1e3 * tokens_per_step / tok_s,
+            "mfu": statistics.mean(r["mfu"] for r in steady),
+            "mfu_peak": statistics.mean(r["mfu_peak"] for r in steady) if "mfu_peak" in steady[0] else None,
+            "peak_mem_gib": peak}
+
+
+def bench_reference(recipe_ref: str, steps: int, device: str | None, micro_batch: int = 16, warmup: int = 3) -> dict:
+    """nanoGPT's step on the same model: compile, bf16 autocast, SDPA, fused AdamW, clipping."""
+    recipe = load_recipe(recipe_ref)
+    dev = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_recipe(recipe)).to(dev)
+    optimizer = make_optimizer(model, recipe.train, dev.type)
+    step_model = torch.compile(model) if dev.type == "cuda" else model
+    T = recipe.model.block_size
+    tokens = torch.randint(0, 50257, (micro_batch, T + 1), device=dev)
+    x, y = tokens[:, :-1], tokens[:, 1:]
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+    def step():
+        with autocast:
+            loss = step_model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - t0) / steps
+    tok_s = micro_batch * T / seconds
+    flops = model.flops_per_token() * tok_s
+    peak = datasheet_peak(dev)
+    out = {"recipe": f"reference (nanoGPT-style, micro-batch {micro_batch})", "tokens_per_s": tok_s,
+           "step_ms": 1e3 * seconds, "mfu": flops / measure_matmul_flops(dev),
+           "mfu_peak": flops / peak if peak else None,
+           "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None}
+    del model, optimizer, step_model
+    torch._dynamo.reset()
+    return out

@@ -1,0 +1,19 @@
+"""`gptablate bench`: the engine's real step and the reference step, timed; JSON rows as specified."""
+
+import json
+
+from conftest import run_cli
+
+
+def test_bench_prints_a_table_and_writes_json_rows(tmp_path):
+    out = tmp_path / "bench.json"
+    p = run_cli("bench", "tiny", "--device", "cpu", "--steps", "2", "--reference", "--json", str(out),
+                env={"GPTABLATE_RUNS": str(tmp_path / "runs"), "GPTABLATE_DATA": str(tmp_path / "nodata")}, check=True)
+    assert "tokens/s" in p.stdout and "reference" in p.stdout
+    rows = json.loads(out.read_text())
+    assert len(rows) == 2 and rows[0]["recipe"] == "tiny"
+    for row in rows:
+        assert {"recipe", "tokens_per_s", "step_ms", "mfu", "peak_mem_gib"} <= set(row)
+        assert row["tokens_per_s"] > 0 and row["step_ms"] > 0 and 0 < row["mfu"]
+    assert abs(rows[0]["vs_reference"] - rows[0]["tokens_per_s"] / rows[1]["tokens_per_s"]) < 1e-9
+    assert not (tmp_path / "runs").exists()  # synthetic data and a scratch runs folder: nothing recorded
