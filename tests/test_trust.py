@@ -207,6 +207,7 @@ def test_full_disk_while_checkpointing_keeps_earlier_checkpoints(prepared_corpus
     killed, _ = start_and_kill([*RESUMABLE], env, after_checkpoints=1, tmp_path=tmp_path)
     first = sorted((killed / "checkpoints").glob("step_*.pt"))[0]
     before = first.read_bytes()
+    steps_before = sorted(x.name for x in (killed / "checkpoints").glob("step_*.pt"))
     p = subprocess.run([sys.executable, "-m", "gptablate_cli", "train", "--resume", killed.name, "--device", "cpu"],
                        env={**os.environ, **env}, capture_output=True, text=True, preexec_fn=_limit_file_size)
     assert p.returncode == 2, p.stderr
@@ -216,6 +217,7 @@ def test_full_disk_while_checkpointing_keeps_earlier_checkpoints(prepared_corpus
     assert first.read_bytes() == before
     assert torch.load(first, weights_only=True)["step"] == 5
     assert not [x for x in (killed / "checkpoints").iterdir() if x.name.startswith(".")]  # no half-written file
+    assert sorted(x.name for x in (killed / "checkpoints").glob("step_*.pt")) == steps_before
     conn = sqlite3.connect(tmp_path / "runs" / "results.sqlite")
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     status, note = conn.execute("SELECT status, note FROM runs").fetchone()

@@ -31,7 +31,7 @@ from ..paths import atomic_write_text, data_root
 from ..plugins import plugin_sources
 from ..recipe import AUTO, Recipe, _divisors, plan_batch
 from ..results.store import ResultStore
-from .checkpoint import latest_train_state, load_checkpoint, save_checkpoint, save_train_state
+from .checkpoint import STATE_DIR, latest_train_state, load_checkpoint, save_checkpoint, save_train_state
 from .cpu import keep_heap_memory
 from .metrics import datasheet_peak, measure_matmul_flops
 from .optim import lr_at, make_optimizer
@@ -154,8 +154,13 @@ class RunLog:
             parts.append(f"mfu {100 * row['mfu']:.1f}%")
         text = " | ".join(parts)
         self.log_file.write(text + "\n")
-        if self.bar is not None:
-            self.bar.update(self.task, completed=row["step"], stats=text.split(" | ", 1)[-1])
+        if self.bar is not None:  # the bar keeps it short: loss, last val, throughput
+            stats = f"loss {row['train_loss']:.3f}" if "train_loss" in row else ""
+            if "val_loss" in row:
+                stats += f" val {row['val_loss']:.3f}"
+            if row.get("tokens_per_s"):
+                stats += f" {row['tokens_per_s'] / 1e3:.1f}K tok/s"
+            self.bar.update(self.task, completed=row["step"], stats=stats)
             if "val_loss" in row:
                 self.bar.console.print(text)
         else:
@@ -356,6 +361,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
         run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             _truncate_metrics(run_dir, start_step)
+            for partial in (run_dir / STATE_DIR).glob(".step_*.tmp*"):  # a write the kill cut short
+                partial.unlink()
         log = RunLog(run_dir, t.max_iters)
         if resume:
             store.update_run(run_id, status="running", pid=os.getpid(), note=None)
