@@ -495,6 +495,11 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     except UserError as e:
         note = str(e)
         raise
+    except torch.cuda.OutOfMemoryError:
+        smaller = [d for d in _divisors(plan.per_rank) if d < plan.micro_batch]
+        note = (f"CUDA out of memory at micro-batch {plan.micro_batch} per rank: set train.micro_batch to a smaller "
+                f"divisor of {plan.per_rank} ({', '.join(map(str, smaller[-3:])) or '1'})")
+        raise UserError(note) from None
     finally:
         if status != "finished" and dinfo.is_main and registered:
             try:
