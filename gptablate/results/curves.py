@@ -46,7 +46,10 @@ def run_sparklines(runs: pd.DataFrame) -> dict[str, str]:
 def plot(runs: pd.DataFrame, arms: pd.DataFrame, path: Path, smooth: float = 0.9) -> Path:
     """Validation loss (markers) and smoothed training loss (thin) against tokens, per arm;
     the baseline arm as a band over its seeds. One panel per budget group."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise UserError("--plot needs matplotlib: pip install matplotlib") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
