@@ -11,6 +11,7 @@ import pandas as pd
 import typer
 
 from gptablate.errors import UserError
+from gptablate.eval.tasks import LOWER_IS_BETTER
 from gptablate.results.leaderboard import by_arm, by_run, runs_frame
 from gptablate.results.store import ResultStore
 
@@ -26,7 +27,6 @@ HEADERS = {"rank": "#", "arm": "arm", "runs": "runs", "seeds": "seeds", "val_los
 # The studies' headline number per task, shown in the table views (csv and json carry them all).
 HEADLINE_METRICS = ["wikitext2_word_perplexity", "lambada_perplexity", "lambada_acc", "hellaswag_acc_norm",
                     "arc_easy_acc", "piqa_acc", "winogrande_acc"]
-LOWER_IS_BETTER = ("perplexity", "bits_per_byte", "loss")
 TABLE_ARM = ["rank", "arm", "runs", "seeds", "val_loss", "val_loss_std", "delta", "delta_stderr", "p_value",
              "verdict", "tokens", "status"]
 TABLE_RUN = ["run_id", "run_name", "arm", "seed", "world_size", "val_loss", "status", "step", "tokens_per_s", "mfu"]
@@ -90,7 +90,7 @@ def _header(col: str) -> str:
     if col in HEADLINE_METRICS:
         task, _, metric = col.partition("_")
         task, metric = (("arc_easy", col[len("arc_easy_"):]) if col.startswith("arc_easy_") else (task, metric))
-        return f"{task} {metric.replace('_', ' ')} {'↓' if metric.endswith(LOWER_IS_BETTER) else '↑'}"
+        return f"{task} {metric.replace('_', ' ')} {'↓' if metric in LOWER_IS_BETTER else '↑'}"
     return col
 
 

@@ -56,9 +56,6 @@ class ArchConfig:
     # against that variant's Settings dataclass, defaults filled in for the chosen ones.
     settings: dict = field(default_factory=dict)
 
-    def settings_for(self, name: str) -> dict:
-        return dict(self.settings.get(name, {}))
-
 
 @dataclass(frozen=True)
 class TrainConfig:

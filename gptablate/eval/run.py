@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..paths import data_root
 from ..train.engine import DistInfo, validation_loss
 from .harness import Request, Scorer, encode_pair, rolling_windows
-from .tasks import ALL_TASKS, TASKS, Task, lambada_pair, mean_stderr, wikitext_detokenize
+from .tasks import ALL_TASKS, LOWER_IS_BETTER, TASKS, Task, lambada_pair, mean_stderr, wikitext_detokenize
 
 PARQUET_REVISION = "refs/convert/parquet"
 
@@ -173,8 +173,7 @@ def report(metrics: list[Metric], run_id: str, fmt: str) -> str:
     if fmt == "markdown":  # lm-evaluation-harness's table
         lines = ["|  Tasks   |     Metric      |   |  Value  |   | Stderr |", "|----------|-----------------|---|--------:|---|-------:|"]
         for m in metrics:
-            arrow = "↓" if m.metric in {"loss", "perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte",
-                                        "token_perplexity"} else "↑"
+            arrow = "↓" if m.metric in LOWER_IS_BETTER else "↑"
             err = f"{m.stderr:.4f}" if m.stderr is not None and math.isfinite(m.stderr) else "N/A"
             lines.append(f"|{m.task:<10}|{m.metric:<17}|{arrow}  |{m.value:9.4f}|± |{err:>8}|")
         return f"run {run_id}\n\n" + "\n".join(lines)
