@@ -142,6 +142,5 @@ def bench_reference(recipe_ref: str, steps: int, device: str | None, micro_batch
            "step_ms": 1e3 * seconds, "mfu": flops / measure_matmul_flops(dev),
            "mfu_peak": flops / peak if peak else None,
            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None}
-    del model, optimizer, step_model
     torch._dynamo.reset()
     return out
