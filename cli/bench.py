@@ -19,6 +19,8 @@ def bench(
     recipes: List[str] = typer.Argument(None, help="Recipes to time [default: gpt2_124m]."),
     steps: int = typer.Option(10, "--steps", help="Timed steps after 3 warm-up steps (compilation)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
+    gpus: int = typer.Option(1, "--gpus", help="Ranks (torchrun, DDP). For scaling, keep the per-GPU batch fixed: "
+                             "--set train.batch_size=<N × per-GPU batch>."),
     reference: bool = typer.Option(False, "--reference", help="Also time a plain nanoGPT-style step of the first recipe's model."),
     all_variants: bool = typer.Option(False, "--all-variants", help="Time every architecture variant of the first recipe, as ratios to its baseline."),
     data: bool = typer.Option(False, "--data", help="Read the recipe's dataset instead of synthetic tokens."),
@@ -30,18 +32,20 @@ def bench(
 
     if steps < 1:
         raise UserError("--steps must be at least 1")
+    if gpus < 1:
+        raise UserError("--gpus must be at least 1")
     recipes = recipes or ["gpt2_124m"]
     rows = []
     if all_variants:
         for name, overrides in VARIANTS.items():
-            row = bench_recipe(recipes[0], list(set_) + overrides, steps, device, data)
+            row = bench_recipe(recipes[0], list(set_) + overrides, steps, device, data, gpus=gpus)
             rows.append({**row, "variant": name})
         base = rows[0]
         for r in rows:
             r["step_ratio"] = r["step_ms"] / base["step_ms"]
             r["mem_ratio"] = (r["peak_mem_gib"] / base["peak_mem_gib"]) if base["peak_mem_gib"] else None
     else:
-        rows = [bench_recipe(r, list(set_), steps, device, data) for r in recipes]
+        rows = [bench_recipe(r, list(set_), steps, device, data, gpus=gpus) for r in recipes]
     if reference:
         ref = bench_reference(recipes[0], steps, device)
         rows.append(ref)
@@ -53,7 +57,8 @@ def bench(
 
 
 def _print(rows: list[dict]) -> None:
-    cols = [("variant", "variant", "{}"), ("recipe", "recipe", "{}"), ("tokens_per_s", "tokens/s", "{:,.0f}"),
+    cols = [("variant", "variant", "{}"), ("recipe", "recipe", "{}"), ("gpus", "GPUs", "{}"),
+            ("tokens_per_s", "tokens/s", "{:,.0f}"),
             ("step_ms", "step ms", "{:.2f}"), ("mfu", "MFU", "{:.1%}"), ("mfu_peak", "MFU datasheet", "{:.1%}"),
             ("peak_mem_gib", "peak GiB", "{:.2f}"), ("step_ratio", "step x base", "{:.3f}"),
             ("mem_ratio", "mem x base", "{:.3f}"), ("vs_reference", "x reference", "{:.3f}")]

@@ -17,3 +17,11 @@ def test_bench_prints_a_table_and_writes_json_rows(tmp_path):
         assert row["tokens_per_s"] > 0 and row["step_ms"] > 0 and 0 < row["mfu"]
     assert abs(rows[0]["vs_reference"] - rows[0]["tokens_per_s"] / rows[1]["tokens_per_s"]) < 1e-9
     assert not (tmp_path / "runs").exists()  # synthetic data and a scratch runs folder: nothing recorded
+
+
+def test_bench_on_two_gloo_ranks(tmp_path):
+    out = tmp_path / "bench2.json"
+    run_cli("bench", "tiny", "--device", "cpu", "--steps", "2", "--gpus", "2", "--set", "train.batch_size=16",
+            "--json", str(out), env={"GPTABLATE_RUNS": str(tmp_path / "runs")}, check=True)
+    (row,) = json.loads(out.read_text())
+    assert row["gpus"] == 2 and row["tokens_per_s"] > 0 and row["recipe"] == "tiny[train.batch_size=16]"

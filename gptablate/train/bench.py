@@ -76,8 +76,8 @@ def _synthetic_dataset(root: Path, recipe: Recipe, steps: int) -> None:
 
 
 def bench_recipe(recipe_ref: str, overrides: list[str], steps: int, device: str | None, data: bool,
-                 warmup: int = 3) -> dict:
-    """Run the engine for warmup + steps steps; returns its steady-state throughput."""
+                 warmup: int = 3, gpus: int = 1) -> dict:
+    """Run the engine for warmup + steps steps (through torchrun when gpus > 1); its steady throughput."""
     sets = list(overrides) + [f"train.max_iters={warmup + steps}", f"train.log_interval={warmup}",
                               "train.warmup_iters=0", "train.checkpoint_interval=0", f"data.eval_interval={10**9}"]
     recipe = load_recipe(recipe_ref, sets)
@@ -88,19 +88,27 @@ def bench_recipe(recipe_ref: str, overrides: list[str], steps: int, device: str 
         if not data:
             _synthetic_dataset(tmp, recipe, warmup + steps)
         run_dir = tmp / "runs" / "bench"
-        if torch.cuda.is_available() and device != "cpu":
-            torch.cuda.reset_peak_memory_stats()
-        train(recipe, run_dir, "bench", device)
+        if gpus > 1:
+            from ..errors import UserError
+            from .launch import RECIPE_FILE, launch_distributed, preflight
+
+            preflight(recipe, gpus)
+            run_dir.mkdir(parents=True)
+            (run_dir / RECIPE_FILE).write_text(recipe.to_yaml())
+            rc = launch_distributed(run_dir, "bench", gpus, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            if rc != 0:
+                raise UserError(f"the {gpus}-rank benchmark run failed (torchrun exit {rc})")
+        else:
+            train(recipe, run_dir, "bench", device)
         rows = [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines()]
     steady = rows[1:] or rows  # the first window holds compilation
     tok_s = statistics.mean(r["tokens_per_s"] for r in steady)
-    tokens_per_step = recipe.train.batch_size * recipe.model.block_size
-    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() and device != "cpu" else None
     torch._dynamo.reset()
-    return {"recipe": load_recipe(recipe_ref, list(overrides)).arm_label(), "tokens_per_s": tok_s, "step_ms": 1e3 * tokens_per_step / tok_s,
+    return {"recipe": load_recipe(recipe_ref, list(overrides)).arm_label(), "gpus": gpus, "tokens_per_s": tok_s,
+            "step_ms": 1e3 * recipe.train.batch_size * recipe.model.block_size / tok_s,
             "mfu": statistics.mean(r["mfu"] for r in steady),
             "mfu_peak": statistics.mean(r["mfu_peak"] for r in steady) if "mfu_peak" in steady[0] else None,
-            "peak_mem_gib": peak}
+            "peak_mem_gib": max(r["peak_mem_gib"] for r in steady) if "peak_mem_gib" in steady[0] else None}
 
 
 def bench_reference(recipe_ref: str, steps: int, device: str | None, micro_batch: int = 16, warmup: int = 3) -> dict:

@@ -456,6 +456,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                        "mfu": flops_per_token * tok_s / (dinfo.world_size * matmul_flops)}
                 if peak_flops:
                     row["mfu_peak"] = flops_per_token * tok_s / (dinfo.world_size * peak_flops)
+                if device.type == "cuda":
+                    row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30  # rank 0's
                 if is_eval:
                     val_loss = validation_loss(compiled, windows, plan.micro_batch, device, autocast, dinfo,
                                                fallback_model=model if use_compile else None)
