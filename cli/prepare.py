@@ -23,7 +23,7 @@ def text(
     glob: Optional[str] = typer.Option(None, "--glob", help="Only files matching this pattern inside folders, e.g. '*.py'."),
     val_tokens: Optional[int] = typer.Option(None, "--val-tokens", help="Validation shard size [default: min(10,485,760, 10% of the corpus)]."),
     shard_tokens: int = typer.Option(DEFAULT_SHARD_TOKENS, "--shard-tokens", help="Tokens per training shard."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Tokenizer processes [default: every core]."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Tokenizer threads [default: every core]."),
 ) -> None:
     """Tokenize text files with GPT-2's BPE into a validation shard and training shards."""
     r = prepare_text(paths, name, data_root(), glob=glob, val_tokens=val_tokens, shard_tokens=shard_tokens,
@@ -63,7 +63,7 @@ def _fineweb_command(source: str, help_text: str):
         shards: Optional[int] = typer.Option(None, "--shards", help="Training shards to take (100M tokens each) [default: all]."),
         tokens: Optional[str] = typer.Option(None, "--tokens", help="Or as many shards as this many tokens need: 500M, 2B."),
         from_raw: bool = typer.Option(False, "--from-raw", help="Tokenize the raw parquet text here instead of downloading shards."),
-        workers: Optional[int] = typer.Option(None, "--workers", help="Parallel downloads (8) or tokenizer processes (every core)."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Parallel downloads (8) or tokenizer threads (every core)."),
         name: Optional[str] = typer.Option(None, "--name", help="--from-raw: the dataset folder [default: the source's]."),
         shard_tokens: Optional[int] = typer.Option(None, "--shard-tokens", help="--from-raw: tokens per shard [default: 100M]."),
     ) -> None:

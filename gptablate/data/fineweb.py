@@ -12,7 +12,6 @@ token stream.
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import os
 import re
 import shutil
@@ -27,6 +26,7 @@ import numpy as np
 from ..console import Bar
 from ..errors import UserError
 from . import hub
+from .parallel import ordered_map
 from .shards import read_header, read_manifest, sha256_file, write_manifest, write_shard
 from .tokenizer import EOT, RANKS_SHA256, get_tokenizer
 
@@ -279,16 +279,14 @@ def prepare_raw(source: str, out_root: Path, shards: int | None = None, tokens: 
 
     workers = workers or os.cpu_count() or 1
     get_tokenizer()
-    ctx = mp.get_context("fork")
-    with ctx.Pool(workers) if workers > 1 else _Serial() as pool, \
-            Bar(f"tokenizing {len(parquets)} parquet file(s) of {src.raw_repo}", len(parquets), "files") as bar:
+    with Bar(f"tokenizing {len(parquets)} parquet file(s) of {src.raw_repo}", len(parquets), "files") as bar:
         for p in parquets:
             if writer.full:
                 break
             local = hub.fetch(src.raw_repo, p)
             batches = (b.column("text").to_pylist() for b in pq.ParquetFile(local).iter_batches(columns=["text"],
                                                                                                  batch_size=512))
-            for chunk in pool.imap(_encode_batch, batches):
+            for chunk in ordered_map(_encode_batch, batches, workers):
                 writer.add(np.frombuffer(chunk, dtype="<u2"))
                 if writer.full:
                     break
@@ -315,17 +313,6 @@ def prepare_raw(source: str, out_root: Path, shards: int | None = None, tokens: 
     })
     return FetchResult(root, [r["file"] for r in writer.records], [], len(writer.records) - 1,
                        sum(r["tokens"] for r in writer.records))
-
-
-class _Serial:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def imap(self, fn, it):
-        return map(fn, it)
 
 
 def local_status(out_root: Path) -> dict[str, str]:

@@ -4,7 +4,7 @@ Each file is one document: <|endoftext|> then its tokens. The token stream is th
 documents in sorted path order; its first `val_tokens` tokens make the validation shard,
 the rest training shards of at most `shard_tokens` tokens each.
 
-Tokenization runs on every core. Large files are cut at newlines that sit between two
+Tokenization runs on every core (threads: tiktoken releases the GIL). Large files are cut at newlines that sit between two
 non-space ASCII characters: GPT-2's pre-tokenizer never joins text across such a
 newline, so the pieces encode to exactly the tokens of the whole file.
 """
@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import re
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 
 from ..console import Bar, info
 from ..errors import UserError
+from .parallel import ordered_map
 from .shards import MANIFEST, open_dataset, read_manifest, sha256_file, write_manifest, write_shard
 from .tokenizer import EOT, RANKS_SHA256, get_tokenizer
 
@@ -99,9 +98,16 @@ def _encode_piece(job: tuple[bool, bytes]) -> bytes:
     except UnicodeDecodeError:
         return b"skip"  # callers drop every piece of a file that is not UTF-8
     ids = get_tokenizer().encode_ordinary(text)
+    out = np.empty(len(ids) + first, dtype="<u2")
     if first:
-        ids = [EOT] + ids
-    return np.asarray(ids, dtype="<u2").tobytes()
+        out[0] = EOT
+    out[first:] = ids
+    return out.tobytes()
+
+
+def _encode_job(job: tuple[int, bool, bytes]) -> tuple[int, int, bytes]:
+    i, first, data = job
+    return i, len(data), _encode_piece((first, data))
 
 
 def _jobs(files: list[Path]):
@@ -140,25 +146,12 @@ def prepare_text(paths: list[str | Path], name: str, out_root: Path, glob: str |
     n_tokens = 0
     workers = workers or os.cpu_count() or 1
     try:
-        # Pieces of a file come back in order; a file that fails to decode is dropped whole,
-        # so its earlier pieces are held until its last piece is in.
-        meta: list[tuple[int, int]] = []  # (file index, bytes) of each piece, in feed order
-        in_flight = threading.BoundedSemaphore(4 * workers)  # bounds memory on huge corpora
-
-        def feed():
-            for i, first, data in _jobs(files):
-                in_flight.acquire()
-                meta.append((i, len(data)))
-                yield first, data
-
+        # Pieces come back in order (ordered_map); a file that fails to decode is dropped whole.
         pending: list[bytes] = []
         pending_file = -1
         with open(stream_path, "wb") as stream, \
-                Bar(f"tokenizing {len(files)} files", total_bytes, "bytes") as bar, \
-                (mp.get_context("fork").Pool(workers) if workers > 1 else _InlinePool()) as pool:
-            for k, out in enumerate(pool.imap(_encode_piece, feed(), chunksize=1)):
-                in_flight.release()
-                i, nbytes = meta[k]
+                Bar(f"tokenizing {len(files)} files", total_bytes, "bytes") as bar:
+            for i, nbytes, out in ordered_map(_encode_job, _jobs(files), workers):
                 if i != pending_file:
                     n_tokens += _flush(stream, pending)
                     pending, pending_file = [], i
@@ -184,19 +177,6 @@ def prepare_text(paths: list[str | Path], name: str, out_root: Path, glob: str |
             stream_path.unlink()
     return PrepareResult(root, result["val_tokens"], result["train_tokens"], len(result["shards"]) - 1,
                          len(skipped), False, time.time() - t0)
-
-
-class _InlinePool:
-    """Pool.imap in-process (one worker: no fork, and tests can read coverage)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def imap(self, fn, it, chunksize=1):
-        return map(fn, it)
 
 
 def _flush(stream, parts: list[bytes]) -> int:
