@@ -102,8 +102,8 @@ class ResultStore:
             yield conn
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-                raise UserError(f"{self.path}: the results database stayed locked for {timeout:g} s; "
-                                "another process holds it: retry when it is done") from None
+                raise UserError(f"{self.path}: the results database is locked by another process (waited up to "
+                                f"{timeout:g} s): retry when it is done") from None
             if "not a database" in str(e) or "malformed" in str(e):
                 raise UserError(f"{self.path}: the results database is corrupt ({e}); move it aside "
                                 "and the next command starts a new one") from None
@@ -124,6 +124,18 @@ class ResultStore:
                 raise
 
     def _migrate(self) -> None:
+        """Open (WAL) and upgrade the schema. Switching the journal mode reports "locked" at once,
+        without the busy handler, while another process is opening the same file: retry then."""
+        deadline = time.monotonic() + float(os.environ.get("GPTABLATE_DB_TIMEOUT") or 60)
+        while True:
+            try:
+                return self._migrate_once()
+            except UserError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _migrate_once(self) -> None:
         with self._connect() as conn:
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
