@@ -26,9 +26,19 @@ def bench(
     data: bool = typer.Option(False, "--data", help="Read the recipe's dataset instead of synthetic tokens."),
     set_: List[str] = typer.Option([], "--set", "-s", help="An override for every benchmarked recipe (repeatable)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the rows as a JSON list to this file."),
+    tokenize: List[Path] = typer.Option([], "--tokenize", help="Instead: time `prepare text` on these files or folders "
+                                        "against tiktoken's own batch encoder."),
+    glob: Optional[str] = typer.Option(None, "--glob", help="With --tokenize: only files matching this pattern."),
 ) -> None:
     """Tokens/s, step time, MFU and peak memory of the engine's real training step."""
-    from gptablate.train.bench import VARIANTS, bench_recipe, bench_reference
+    from gptablate.train.bench import VARIANTS, bench_recipe, bench_reference, bench_tokenizer
+
+    if tokenize:
+        rows = bench_tokenizer([str(p) for p in tokenize], glob)
+        _print(rows)
+        if json_out:
+            atomic_write_text(json_out, json.dumps(rows, indent=2) + "\n")
+        return
 
     if steps < 1:
         raise UserError("--steps must be at least 1")
@@ -58,7 +68,8 @@ def bench(
 
 def _print(rows: list[dict]) -> None:
     cols = [("variant", "variant", "{}"), ("recipe", "recipe", "{}"), ("gpus", "GPUs", "{}"),
-            ("tokens_per_s", "tokens/s", "{:,.0f}"),
+            ("tokens_per_s", "tokens/s", "{:,.0f}"), ("mb_per_s", "MB/s", "{:.2f}"), ("seconds", "s", "{:.2f}"),
+            ("vs_tiktoken", "x tiktoken", "{:.2f}"),
             ("step_ms", "step ms", "{:.2f}"), ("mfu", "MFU", "{:.1%}"), ("mfu_peak", "MFU datasheet", "{:.1%}"),
             ("peak_mem_gib", "peak GiB", "{:.2f}"), ("step_ratio", "step x base", "{:.3f}"),
             ("mem_ratio", "mem x base", "{:.3f}"), ("vs_reference", "x reference", "{:.3f}")]

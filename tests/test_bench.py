@@ -25,3 +25,15 @@ def test_bench_on_two_gloo_ranks(tmp_path):
             "--json", str(out), env={"GPTABLATE_RUNS": str(tmp_path / "runs")}, check=True)
     (row,) = json.loads(out.read_text())
     assert row["gpus"] == 2 and row["tokens_per_s"] > 0 and row["recipe"] == "tiny[train.batch_size=16]"
+
+
+def test_bench_tokenize_compares_prepare_text_with_tiktoken(tmp_path):
+    from conftest import write_corpus
+
+    write_corpus(tmp_path / "text", n_files=4)
+    out = tmp_path / "tok.json"
+    p = run_cli("bench", "--tokenize", str(tmp_path / "text"), "--json", str(out), check=True)
+    assert "x tiktoken" in p.stdout
+    tiktoken_row, ours = json.loads(out.read_text())
+    assert tiktoken_row["tokens"] == ours["tokens"] > 0
+    assert abs(ours["vs_tiktoken"] - tiktoken_row["seconds"] / ours["seconds"]) < 1e-9

@@ -152,3 +152,31 @@ def bench_reference(recipe_ref: str, steps: int, device: str | None, micro_batch
            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None}
     torch._dynamo.reset()
     return out
+
+
+def bench_tokenizer(paths: list[str], glob: str | None, workers: int | None = None) -> list[dict]:
+    """`prepare text` on these files against tiktoken's own batch encoder on the same texts and cores."""
+    from ..data.prepare_text import collect_files, prepare_text
+    from ..data.tokenizer import get_tokenizer
+
+    workers = workers or os.cpu_count() or 1
+    files = collect_files(paths, glob)
+    texts = []
+    for f in files:
+        try:
+            texts.append(f.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            pass
+    mb = sum(f.stat().st_size for f in files) / 1e6
+    enc = get_tokenizer()
+    t0 = time.perf_counter()
+    n = sum(map(len, enc.encode_ordinary_batch(texts, num_threads=workers)))
+    tiktoken_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="gptablate-bench-") as tmp:
+        t0 = time.perf_counter()
+        prepare_text(files, "bench", Path(tmp), workers=workers)
+        ours_s = time.perf_counter() - t0
+    return [{"recipe": f"tiktoken encode_ordinary_batch, {workers} threads", "mb_per_s": mb / tiktoken_s,
+             "tokens": n, "seconds": tiktoken_s},
+            {"recipe": f"prepare text, {workers} workers (read, tokenize, shards, sha256)", "mb_per_s": mb / ours_s,
+             "tokens": n, "seconds": ours_s, "vs_tiktoken": tiktoken_s / ours_s}]
