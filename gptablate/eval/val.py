@@ -9,12 +9,12 @@ import torch
 
 from ..errors import UserError
 from ..model.gpt import GPT, GPTConfig
-from ..paths import runs_root
 from ..plugins import restore_plugins
 from ..recipe import Recipe, recipe_from_dict
 from ..results.store import ResultStore
 from ..train.checkpoint import load_checkpoint
 from ..train.engine import CHECKPOINT, resolve_device
+from ..train.launch import resolve_run_dir
 
 
 @dataclass
@@ -30,22 +30,10 @@ def resolve_checkpoint(ref: str) -> Path:
     p = Path(ref)
     if p.is_file():
         return p
-    if p.is_dir():
-        if (p / CHECKPOINT).is_file():
-            return p / CHECKPOINT
-        raise UserError(f"{p}: run directory has no {CHECKPOINT} (the run did not finish)")
-    root = runs_root()
-    exact = root / ref
-    if (exact / CHECKPOINT).is_file():
-        return exact / CHECKPOINT
-    matches = sorted(d for d in root.glob(f"{ref}*") if d.is_dir()) if root.is_dir() else []
-    if len(matches) == 1:
-        if (matches[0] / CHECKPOINT).is_file():
-            return matches[0] / CHECKPOINT
-        raise UserError(f"run {matches[0].name} has no {CHECKPOINT} (the run did not finish)")
-    if len(matches) > 1:
-        raise UserError(f"'{ref}' matches {len(matches)} runs ({', '.join(m.name for m in matches[:4])}…): give more of the id")
-    raise UserError(f"'{ref}' is neither a checkpoint file nor a run under {root} (see `gptablate compare --by run`)")
+    run_dir = resolve_run_dir(ref, what="a checkpoint file")
+    if not (run_dir / CHECKPOINT).is_file():
+        raise UserError(f"run {run_dir.name} has no {CHECKPOINT} (the run did not finish)")
+    return run_dir / CHECKPOINT
 
 
 def load_run(ref: str, device: torch.device) -> LoadedRun:

@@ -68,8 +68,11 @@ def create_run_dir(recipe: Recipe) -> tuple[str, Path]:
     raise RuntimeError("could not create a unique run directory")
 
 
-def resolve_run_dir(ref: str) -> Path:
-    """A run folder, or a run id (a unique prefix will do) under the runs root."""
+def resolve_run_dir(ref: str, what: str = "a run folder") -> Path:
+    """A run folder, or a run id (a unique prefix will do) under the runs root.
+
+    `what` names the other things the caller would have accepted, for the error message.
+    """
     p = Path(ref)
     if (p / RECIPE_FILE).is_file():
         return p.resolve()
@@ -79,7 +82,7 @@ def resolve_run_dir(ref: str) -> Path:
         return matches[0]
     if len(matches) > 1:
         raise UserError(f"'{ref}' matches {len(matches)} runs ({', '.join(m.name for m in matches[:4])}…): give more of the id")
-    raise UserError(f"'{ref}' is neither a run folder nor a run under {root} (see `gptablate compare --by run`)")
+    raise UserError(f"'{ref}' is neither {what} nor a run under {root} (see `gptablate compare --by run`)")
 
 
 def torchrun_command(run_dir: Path, run_id: str, nproc: int, device: str, nnodes: int = 1, node_rank: int = 0,
