@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -42,15 +41,14 @@ def eval_(
     if limit is not None and limit < 1:
         raise UserError("--limit must be at least 1")
     if gpus > 1:
-        from gptablate.train.launch import worker_env
+        from gptablate.train.launch import torchrun, worker_env
 
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}",
-               "-m", "gptablate.eval.worker", *runs, "--tasks", ",".join(names), "--format", fmt]
+        args = [*runs, "--tasks", ",".join(names), "--format", fmt]
         for flag, value in (("--device", device), ("--batch-size", batch_size), ("--data-dir", data_dir),
                             ("--limit", limit)):
             if value is not None:
-                cmd += [flag, str(value)]
-        rc = subprocess.run(cmd, env=worker_env(gpus)).returncode
+                args += [flag, str(value)]
+        rc = subprocess.run(torchrun("gptablate.eval.worker", args, gpus), env=worker_env(gpus)).returncode
         if rc:
             raise typer.Exit(rc if rc in (2, 130) else 1)
         return

@@ -85,8 +85,9 @@ def resolve_run_dir(ref: str, what: str = "a run folder") -> Path:
     raise UserError(f"'{ref}' is neither {what} nor a run under {root} (see `gptablate compare --by run`)")
 
 
-def torchrun_command(run_dir: Path, run_id: str, nproc: int, device: str, nnodes: int = 1, node_rank: int = 0,
-                     rdzv_endpoint: str | None = None, resume: bool = False) -> list[str]:
+def torchrun(module: str, args: list[str], nproc: int, nnodes: int = 1, node_rank: int = 0,
+             rdzv_endpoint: str | None = None) -> list[str]:
+    """`python -m torch.distributed.run ... -m MODULE ARGS`: standalone on one node, c10d across several."""
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
     if nnodes > 1:
         if not rdzv_endpoint:
@@ -95,8 +96,13 @@ def torchrun_command(run_dir: Path, run_id: str, nproc: int, device: str, nnodes
                 f"--rdzv-endpoint={rdzv_endpoint}"]
     else:
         cmd += ["--standalone"]
-    cmd += ["-m", "gptablate.train.worker", "--run-dir", str(run_dir), "--run-id", run_id, "--device", device]
-    return cmd + (["--resume"] if resume else [])
+    return cmd + ["-m", module, *args]
+
+
+def torchrun_command(run_dir: Path, run_id: str, nproc: int, device: str, resume: bool = False,
+                     **multi_node) -> list[str]:
+    args = ["--run-dir", str(run_dir), "--run-id", run_id, "--device", device] + (["--resume"] if resume else [])
+    return torchrun("gptablate.train.worker", args, nproc, **multi_node)
 
 
 def worker_env(nproc: int) -> dict:
