@@ -58,14 +58,19 @@ def _pooled_stderr(done: pd.DataFrame, column: str) -> float:
     return float((vals.pow(2).sum() ** 0.5) / len(vals))
 
 
+def _named(arms: pd.DataFrame, baseline: str | None) -> pd.Series:
+    """Arms that --baseline names: by label, or by a prefix of the arm hash."""
+    if not baseline:
+        return pd.Series(False, index=arms.index)
+    return (arms.arm == baseline) | arms.arm_hash.str.startswith(baseline)
+
+
 def _pick_baseline(arms: pd.DataFrame, baseline: str | None) -> str | None:
     if arms.empty:
         return None
-    if baseline:
-        hit = arms[(arms.arm == baseline) | arms.arm_hash.str.startswith(baseline)]
-        if hit.empty:
-            raise UserError(f"--baseline {baseline!r}: no such arm; arms: {', '.join(arms.arm)}")
-        return hit.iloc[0].arm_hash
+    named = arms[_named(arms, baseline)]
+    if not named.empty:
+        return named.iloc[0].arm_hash
     # Default: the GPT-2 architecture (layernorm, pre, vanilla) trained without overrides;
     # failing that, any arm without overrides; the earliest such arm.
     plain = ~arms.arm.str.contains(r"\[", regex=True)
@@ -118,14 +123,13 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05)
     # Two recipes edited between runs can share a label; the hash tells them apart.
     dup = arms.arm.duplicated(keep=False)
     arms.loc[dup, "arm"] = arms.loc[dup, "arm"] + "@" + arms.loc[dup, "arm_hash"].str[:6]
-    if baseline and not ((arms.arm == baseline) | arms.arm_hash.str.startswith(baseline)).any():
+    if baseline and not _named(arms, baseline).any():
         raise UserError(f"--baseline {baseline!r}: no such arm; arms: {', '.join(arms.arm)}")
     groups, base_labels = [], []
     group_order = arms.groupby("budget", sort=False).first_seen.min().sort_values().index
     for gi, budget in enumerate(group_order):
         g = arms[arms.budget == budget].copy()
-        base = _pick_baseline(g, baseline if ((g.arm == baseline) | g.arm_hash.str.startswith(baseline or "\0")).any()
-                              else None)
+        base = _pick_baseline(g, baseline)  # the named arm if it is in this budget group, else the default
         b = g[g.arm_hash == base].iloc[0]
         base_labels.append(b.arm)
         deltas = []
