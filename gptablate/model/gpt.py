@@ -90,6 +90,7 @@ class GPT(nn.Module):
         self.residual = residual_cls(cfg, layout, settings_of(residual_cls, cfg))
         self.lm_head = nn.Linear(cfg.n_embd, cfg.padded_vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied, as in GPT-2
+        self._step_modules: list[nn.Module] | None = None  # see set_step
         self.apply(self._init_weights)
         for module in self.modules():  # variants that replace or add to GPT-2's init
             if hasattr(module, "init_weights"):
@@ -116,11 +117,15 @@ class GPT(nn.Module):
         return n
 
     def set_step(self, step: int) -> None:
-        """Tell step-scheduled variants (prores) the training step, in place: no recompile."""
-        for module in self.modules():
-            buf = getattr(module, "step", None)
-            if isinstance(buf, torch.Tensor):
-                buf.fill_(step)
+        """Tell step-scheduled variants (prores) the training step, in place: no recompile.
+
+        Called every training step, so the modules that hold a `step` buffer are found once.
+        (Modules, not tensors: `.to(device)` replaces a buffer's tensor but keeps its module.)
+        """
+        if self._step_modules is None:
+            self._step_modules = [m for m in self.modules() if isinstance(getattr(m, "step", None), torch.Tensor)]
+        for module in self._step_modules:
+            module.step.fill_(step)
 
     def hidden(self, idx: torch.Tensor) -> torch.Tensor:
         """Final-norm hidden states (B, T, D)."""
