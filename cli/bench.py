@@ -23,6 +23,8 @@ def bench(
                              "--set train.batch_size=<N × per-GPU batch>."),
     reference: bool = typer.Option(False, "--reference", help="Also time a plain nanoGPT-style step of the first recipe's model."),
     all_variants: bool = typer.Option(False, "--all-variants", help="Time every architecture variant of the first recipe, as ratios to its baseline."),
+    variant: List[str] = typer.Option([], "--variant", help="With --all-variants: only these rows of its table "
+                                      "(repeatable; the baseline row is always timed)."),
     data: bool = typer.Option(False, "--data", help="Read the recipe's dataset instead of synthetic tokens."),
     set_: List[str] = typer.Option([], "--set", "-s", help="An override for every benchmarked recipe (repeatable)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the rows as a JSON list to this file."),
@@ -46,8 +48,15 @@ def bench(
         raise UserError("--gpus must be at least 1")
     recipes = recipes or ["gpt2_124m"]
     rows = []
+    unknown = [v for v in variant if v not in VARIANTS]
+    if unknown:
+        raise UserError(f"--variant {unknown[0]!r}: not a row of --all-variants; choose from {', '.join(VARIANTS)}")
+    if variant and not all_variants:
+        raise UserError("--variant picks rows of --all-variants: add --all-variants")
     if all_variants:
-        for name, overrides in VARIANTS.items():
+        chosen = [n for n in VARIANTS if n == "baseline" or not variant or n in variant]
+        for name in chosen:
+            overrides = VARIANTS[name]
             row = bench_recipe(recipes[0], list(set_) + overrides, steps, device, data, gpus=gpus)
             rows.append({**row, "variant": name})
         base = rows[0]

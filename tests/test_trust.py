@@ -120,6 +120,25 @@ def test_divergence_guard_can_skip_steps_and_catches_non_finite(prepared_corpus,
     assert nan.returncode == 3 and ("inf" in nan.stderr or "nan" in nan.stderr), nan.stderr
 
 
+def test_skipped_steps_never_land_even_when_settled_a_step_late(prepared_corpus, tmp_path):
+    """Between log steps the guard's verdict is read a step late; the fused AdamW has already
+    skipped the update on the device. Every step after warmup is bad here, so the weights
+    at the end are exactly those after the 3 warmup steps."""
+    env = env_for(prepared_corpus, tmp_path)
+    common = ["train", "tiny", *TINY, "--set", "train.warmup_iters=3", "--set", "train.log_interval=100",
+              "--set", f"data.eval_interval={10**6}", "--device", "cpu"]
+    run_cli(*common, "--set", "train.max_iters=3", env=env, check=True)
+    p = run_cli(*common, "--set", "train.max_iters=7", "--set", "train.max_loss=0.01",
+                "--set", "train.on_divergence=skip", "--set", "train.max_skips=10", env=env)
+    assert p.returncode == 0, p.stderr
+    short, long = sorted(run_dirs(tmp_path), key=lambda d: "skipped" in (d / "log.txt").read_text())
+    log = (long / "log.txt").read_text()
+    assert [f"skipped step {s} " in log for s in (4, 5, 6, 7)] == [True] * 4, log
+    a = torch.load(short / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(long / "checkpoint.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_t_distribution_matches_tables():
     for t, df, p in [(12.706, 1, 0.05), (2.776, 4, 0.05), (2.228, 10, 0.05), (3.169, 10, 0.01), (1.0, 5, 0.3632)]:
         assert abs(t_two_sided_p(t, df) - p) < 5e-4

@@ -211,16 +211,21 @@ class _HyperSite(nn.Module):
             self.s_b = nn.Parameter(torch.tensor(0.01))
 
     def forward(self, H, site, ctx):
+        # The mixes are written as broadcast products summed over the n streams, not einsums:
+        # a sum over n <= 8 compiles to plain element-wise code that fuses with its neighbours,
+        # where an einsum becomes a batched matmul of (B·T) tiny matrices.
         if self.dynamic:
-            Hn = self.norm(H)
-            A = self.A_s + self.s_a * torch.tanh(Hn @ self.W_a)  # (B, T, n, n+1)
-            Bw = self.B_s + self.s_b * torch.tanh(Hn @ self.W_b).squeeze(-1)  # (B, T, n)
-            mix = torch.einsum("btnm,btnd->btmd", A, H)  # Aᵀ H: (B, T, n+1, D)
+            n = H.size(2)
+            coef = torch.tanh(self.norm(H) @ torch.cat((self.W_a, self.W_b), dim=1))  # (B, T, n, n+2): one read of H
+            A = self.A_s + self.s_a * coef[..., : n + 1]  # (B, T, n, n+1)
+            Bw = self.B_s + self.s_b * coef[..., n + 1]  # (B, T, n)
         else:
-            Bw = self.B_s
-            mix = torch.einsum("nm,btnd->btmd", self.A_s, H)
-        out = site(mix[:, :, 0], ctx)
-        return Bw.unsqueeze(-1) * out.unsqueeze(2) + mix[:, :, 1:]
+            A, Bw = self.A_s, self.B_s
+        A = A.unsqueeze(-1).type_as(H)
+        x_in = (A[..., 0, :] * H).sum(-2)  # column 0 of Aᵀ H: the site's input (B, T, D)
+        out = site(x_in, ctx)
+        carried = (A[..., 1:, :] * H.unsqueeze(-2)).sum(-3)  # the other columns of Aᵀ H: (B, T, n, D)
+        return carried + Bw.unsqueeze(-1).type_as(H) * out.unsqueeze(2)
 
 
 @RESIDUALS.register("hyper")
@@ -281,11 +286,14 @@ class _MHCSite(nn.Module):
     def forward(self, H, site, ctx):
         B, T, n, D = H.shape
         u = self.norm(H.reshape(B, T, n * D))
-        p = torch.sigmoid(self.alpha_pre * (u @ self.phi_pre) + self.b_pre)  # (B, T, n)
-        q = 2 * torch.sigmoid(self.alpha_post * (u @ self.phi_post) + self.b_post)  # (B, T, n)
-        R = sinkhorn((self.alpha_res * (u @ self.phi_res)).view(B, T, n, n) + self.b_res, self.iters)
-        out = site(torch.einsum("btn,btnd->btd", p, H), ctx)
-        return torch.einsum("btij,btjd->btid", R, H) + q.unsqueeze(-1) * out.unsqueeze(2)
+        z = u @ torch.cat((self.phi_pre, self.phi_post, self.phi_res), dim=1)  # one read of u: (B, T, 2n + n²)
+        p = torch.sigmoid(self.alpha_pre * z[..., :n] + self.b_pre)  # (B, T, n)
+        q = 2 * torch.sigmoid(self.alpha_post * z[..., n:2 * n] + self.b_post)  # (B, T, n)
+        R = sinkhorn((self.alpha_res * z[..., 2 * n:]).view(B, T, n, n) + self.b_res, self.iters)
+        # Sums over the n streams, not einsums (see _HyperSite.forward).
+        out = site((p.unsqueeze(-1).type_as(H) * H).sum(-2), ctx)
+        mixed = (R.unsqueeze(-1).type_as(H) * H.unsqueeze(-3)).sum(-2)  # R H: (B, T, n, D)
+        return mixed + q.unsqueeze(-1).type_as(H) * out.unsqueeze(2)
 
 
 @RESIDUALS.register("mhc")
@@ -367,10 +375,11 @@ class _Aggregator(nn.Module):
         self.query = nn.Parameter(torch.zeros(dim))
 
     def forward(self, sources: list[torch.Tensor]) -> torch.Tensor:
-        V = torch.stack(sources, dim=2)  # (B, T, K, D)
-        scores = (self.norm(V) * self.query).sum(-1)  # (B, T, K)
-        weights = torch.softmax(scores.float(), dim=-1).type_as(V)
-        return (weights.unsqueeze(-1) * V).sum(2)
+        # Source by source rather than over a stacked copy: each source is read for its score
+        # and once more for the weighted sum, and nothing (B, T, K, D)-sized is written.
+        scores = torch.stack([(self.norm(v) * self.query).sum(-1) for v in sources], dim=-1)  # (B, T, K)
+        weights = torch.softmax(scores.float(), dim=-1)
+        return sum(weights[..., k:k + 1].type_as(v) * v for k, v in enumerate(sources))
 
 
 @RESIDUALS.register("attnres")

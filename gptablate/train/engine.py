@@ -104,6 +104,23 @@ def auto_micro_batch(cfg: GPTConfig, per_rank: int, device: torch.device, n_para
     return 1
 
 
+def attention_kernels(name: str, device: torch.device):
+    """A context in which SDPA tries `name`'s kernel first (train.attention); auto: torch's own order.
+
+    The same arithmetic either way (bf16 operands, fp32 accumulation, no dropout in the
+    recipes); the kernels differ in speed. Entered before compilation, so the compiled graph
+    is traced with the chosen kernel.
+    """
+    if name == "auto" or device.type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    kernels = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+               "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+    first = kernels.pop(name)
+    return sdpa_kernel([first, *kernels.values()], set_priority=True)
+
+
 def git_commit() -> str | None:
     src = Path(__file__).resolve().parents[2]
     try:
@@ -210,7 +227,30 @@ def validation_loss(model, windows: np.ndarray, micro_batch: int, device: torch.
 
 
 class Diverged(Exception):
-    """The divergence guard stopped the run (exit status 3)."""
+    """The divergence guard stopped the run (exit status 3) before the update of step `step` + 1."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+class _Verdict:
+    """One step's divergence verdict, copied to the host without waiting for it."""
+
+    def __init__(self, step: int, bad: torch.Tensor, loss: torch.Tensor, grad_norm: torch.Tensor):
+        self.step, self.loss, self.grad_norm = step, loss, grad_norm
+        if bad.device.type == "cuda":
+            self._flag = torch.empty((), dtype=torch.bool, pin_memory=True)
+            self._flag.copy_(bad, non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+        else:
+            self._flag, self._event = bad, None
+
+    def bad(self) -> bool:
+        if self._event is not None:
+            self._event.synchronize()  # waits for this step only, not for the work queued after it
+        return bool(self._flag)
 
 
 def _gather_rng(dinfo: DistInfo, device: torch.device) -> list[dict]:
@@ -326,7 +366,9 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                            plan.micro_batch, device)
     windows = val_windows(dataset, m.block_size, recipe.data.eval_tokens)
 
-    compiled = torch.compile(model) if use_compile else model
+    kernels = contextlib.ExitStack()  # entered where the loop starts (compilation happens at the first step)
+    compiled = (torch.compile(model, mode=None if t.compile_mode == "default" else t.compile_mode)
+                if use_compile else model)
     ddp_model = compiled
     if dinfo.enabled:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -391,7 +433,32 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     steady_tokens, steady_time = 0, 0.0
     skips = 0
     summary: dict = {}
+    # The divergence guard decides on the device: the fused AdamW skips a bad step's update
+    # itself (its found_inf input), and the host reads the verdict a step later, once the next
+    # step's work is queued, so the loop makes no host sync of its own. (fp16's GradScaler
+    # decides on the host, as it always has.)
+    device_guard = bool(optimizer.defaults.get("fused")) and not scaler.is_enabled()
+    pending: _Verdict | None = None
+
+    def settle(verdict: _Verdict | None) -> bool:
+        """Act on a step's verdict: False if the step was good, True if it was skipped; raises on stop."""
+        nonlocal skips, note
+        if verdict is None or not verdict.bad():
+            return False
+        reason = (f"loss {verdict.loss.item():.4g}, grad norm {verdict.grad_norm.item():.4g} at step "
+                  f"{verdict.step + 1} (max_loss {max_loss:.4g})")
+        if t.on_divergence == "skip" and skips < t.max_skips:
+            skips += 1
+            if log:
+                log.line(f"divergence guard: skipped step {verdict.step + 1} ({skips}/{t.max_skips}): {reason}")
+            return True
+        kept = latest_train_state(run_dir)
+        note = (f"diverged: {reason}; "
+                + (f"last good checkpoint {kept.name}" if kept else "no checkpoint had been written yet"))
+        raise Diverged(note, verdict.step)
+
     try:
+        kernels.enter_context(attention_kernels(t.attention, device))
         model.train()
         for step in range(start_step, t.max_iters):
             lr = lr_at(step, t)
@@ -408,6 +475,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                         loss = ddp_model(x, y) / plan.accum_steps
                     scaler.scale(loss).backward()
                 loss_sum += loss.detach()
+            settle(pending)  # the previous step's verdict: long computed, this step's work queued behind it
+            pending = None
             if dinfo.enabled:  # every rank sees the same mean loss, so every rank takes the same decision
                 dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
                 loss_sum /= dinfo.world_size
@@ -417,32 +486,31 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             else:
                 grad_norm = torch.nn.utils.get_total_norm(grads)
-            # The guard: one host sync per step, before the update, so a bad step never lands.
             bad = ~torch.isfinite(loss_sum) | (~torch.isfinite(grad_norm) if not scaler.is_enabled() else False)
             if step >= t.warmup_iters:
                 bad = bad | (loss_sum > max_loss)
-            if bool(bad):
-                reason = (f"loss {loss_sum.item():.4g}, grad norm {grad_norm.item():.4g} at step {step + 1} "
-                          f"(max_loss {max_loss:.4g})")
-                if t.on_divergence == "skip" and skips < t.max_skips:
-                    skips += 1
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.update()
-                    if log:
-                        log.line(f"divergence guard: skipped step {step + 1} ({skips}/{t.max_skips}): {reason}")
-                    continue
-                kept = latest_train_state(run_dir)
-                note = (f"diverged: {reason}; "
-                        + (f"last good checkpoint {kept.name}" if kept else "no checkpoint had been written yet"))
-                raise Diverged(note)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-
             done = step + 1
-            window_tokens += tokens_per_step
             is_last = done == t.max_iters
             is_eval = done % recipe.data.eval_interval == 0 or is_last
+            reports = done % t.log_interval == 0 or is_eval or is_last or bool(
+                t.checkpoint_interval and done % t.checkpoint_interval == 0)
+            skipped = False
+            if device_guard:
+                optimizer.found_inf = bad.float()  # a bad step's update never lands
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                pending = _Verdict(step, bad, loss_sum, grad_norm)
+                if reports:  # logging, validation and checkpoints read the device anyway: settle now
+                    skipped = settle(pending)
+                    pending = None
+            else:
+                skipped = settle(_Verdict(step, bad, loss_sum, grad_norm))
+                if not skipped:
+                    scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+            # A skipped step still counts: validation, checkpoints and the end come on schedule.
+            window_tokens += tokens_per_step
             if done % t.log_interval == 0 or is_eval:
                 train_loss = loss_sum.item()
                 now = time.perf_counter()
@@ -454,20 +522,26 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 row = {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr,
                        "grad_norm": grad_norm.item(), "tokens_per_s": tok_s,
                        "mfu": flops_per_token * tok_s / (dinfo.world_size * matmul_flops)}
+                if skipped:
+                    row["skipped"] = True
                 if peak_flops:
                     row["mfu_peak"] = flops_per_token * tok_s / (dinfo.world_size * peak_flops)
                 if device.type == "cuda":
                     row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30  # rank 0's
                 if is_eval:
+                    t_val = time.perf_counter()
                     val_loss = validation_loss(compiled, windows, plan.micro_batch, device, autocast, dinfo,
                                                fallback_model=model if use_compile else None)
                     row["val_loss"] = val_loss
+                    row["val_s"] = time.perf_counter() - t_val
+                row["elapsed_s"] = time.time() - t_start  # wall clock since the process began this run
                 if log:
                     log.metrics(row)
                     sinks.write(row)
                 window_tokens, last_log = 0, time.perf_counter()
             if (t.checkpoint_interval and done % t.checkpoint_interval == 0) or is_last:
                 write_state(done, val_loss)
+        settle(pending)  # (the last step always settles in the loop; kept for safety)
         step = t.max_iters
         status = "finished"
         steady = steady_tokens / steady_time if steady_time > 0 else float("nan")
@@ -493,8 +567,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 record(store, run_id, metrics)
                 log.line(report(metrics, run_id, "table"))
         return summary
-    except Diverged:
-        status = "diverged"
+    except Diverged as e:
+        status, step = "diverged", e.step  # steps done: those before the bad one
         raise
     except (KeyboardInterrupt, Interrupted):
         status = "interrupted"
@@ -515,6 +589,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
             except UserError:
                 pass  # the first error is the one to report
             log.line(f"run {run_id} {status} at step {step}" + (f": {note}" if note else ""))
+        kernels.close()
         if sinks:
             sinks.close()
         if log:

@@ -37,8 +37,10 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 def make_optimizer(model: torch.nn.Module, train, device_type: str) -> torch.optim.Optimizer:
     kwargs = dict(lr=train.lr, betas=tuple(train.betas), eps=1e-8)  # per-group lr = lr × lr_mult
-    if device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters:
-        kwargs["fused"] = True  # one kernel for the whole update
+    if device_type in ("cuda", "cpu") and "fused" in inspect.signature(torch.optim.AdamW).parameters:
+        # One kernel for the whole update (CUDA and CPU), and it can skip a step on the
+        # device's own verdict (found_inf): the divergence guard needs no host sync.
+        kwargs["fused"] = True
     return torch.optim.AdamW(param_groups(model, train.weight_decay), **kwargs)
 
 
