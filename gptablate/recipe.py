@@ -72,7 +72,6 @@ class TrainConfig:
     seed: int = 1
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"  # autocast dtype on GPU
     compile: Union[bool, Literal["auto"]] = AUTO  # auto: on for CUDA, off for the CPU
-    compile_mode: Literal["default", "max-autotune-no-cudagraphs"] = "default"  # torch.compile's mode
     attention: Literal["auto", "flash", "cudnn", "efficient", "math"] = "auto"  # SDPA kernel tried first on GPU
     log_interval: int = 10
     checkpoint_interval: int = 0  # steps between resumable checkpoints; 0: only at the end
@@ -189,7 +188,6 @@ NON_SCIENCE_KEYS = {
     ("train", "seed"),
     ("train", "micro_batch"),
     ("train", "compile"),
-    ("train", "compile_mode"),
     ("train", "attention"),
     ("train", "log_interval"),
     ("train", "checkpoint_interval"),

@@ -37,3 +37,18 @@ def test_bench_tokenize_compares_prepare_text_with_tiktoken(tmp_path):
     tiktoken_row, ours = json.loads(out.read_text())
     assert tiktoken_row["tokens"] == ours["tokens"] > 0
     assert abs(ours["vs_tiktoken"] - tiktoken_row["seconds"] / ours["seconds"]) < 1e-9
+
+
+def test_bench_variant_rows_are_a_chosen_subset_with_ratios(tmp_path):
+    out = tmp_path / "variants.json"
+    env = {"GPTABLATE_RUNS": str(tmp_path / "runs")}
+    run_cli("bench", "tiny", "--device", "cpu", "--steps", "1", "--all-variants", "--variant", "residual=attnres",
+            "--set", "model.n_layer=1", "--json", str(out), env=env, check=True)
+    rows = json.loads(out.read_text())
+    assert [r["variant"] for r in rows] == ["baseline", "residual=attnres"]
+    assert rows[0]["step_ratio"] == 1.0 and rows[1]["step_ratio"] > 0
+    assert rows[1]["recipe"] == "tiny[model.n_layer=1,arch.residual=attnres]"
+    bad = run_cli("bench", "tiny", "--all-variants", "--variant", "residual=hyperz", env=env)
+    assert bad.returncode == 2 and "choose from" in bad.stderr and "residual=hyper," in bad.stderr
+    alone = run_cli("bench", "tiny", "--variant", "residual=hyper", env=env)
+    assert alone.returncode == 2 and "add --all-variants" in alone.stderr

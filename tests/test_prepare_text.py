@@ -25,6 +25,20 @@ def test_cutting_at_safe_newlines_changes_no_token(source):
     assert [t for p in pieces for t in p] == enc.encode_ordinary(data.decode())
 
 
+def test_special_token_text_is_ordinary_text_as_encode_ordinary_has_it(tmp_path):
+    """A document that spells out <|endoftext|> gets the ordinary tokens of those characters
+    (encode_ordinary's rule), never the EOT id: only document boundaries are EOT."""
+    folder = tmp_path / "text"
+    folder.mkdir()
+    text = "before <|endoftext|> after, and ünïcödé 🙂 " * 50
+    (folder / "a.txt").write_text(text)
+    r = prepare_text([folder], "sp", tmp_path / "data", workers=2, val_tokens=5)
+    ds = open_dataset(r.root)
+    got = np.concatenate([open_shard(ds.val.path)] + [open_shard(s.path) for s in ds.train]).tolist()
+    assert got == [EOT] + get_tokenizer().encode_ordinary(text)
+    assert got.count(EOT) == 1
+
+
 def test_prepare_writes_documents_in_order_with_eot_first(tmp_path):
     files = write_corpus(tmp_path / "text", n_files=5, sentences=40)
     (tmp_path / "text" / "skip.md").write_text("not matched by the glob")

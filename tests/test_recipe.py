@@ -37,8 +37,11 @@ def test_overrides_are_yaml_typed_and_label_the_arm():
 def test_seed_and_speed_settings_do_not_change_the_arm():
     base = load_recipe("tiny")
     same = load_recipe("tiny", ["train.seed=9", "train.micro_batch=2", "train.compile=false",
-                                "train.log_interval=1", "run.name=x", "data.eval_interval=10"])
+                                "train.log_interval=1", "run.name=x", "data.eval_interval=10",
+                                "train.attention=flash"])
     assert same.arm_hash() == base.arm_hash() and same.arm_label() == "tiny"
+    with pytest.raises(UserError, match="'auto' or 'flash' or 'cudnn' or 'efficient' or 'math'"):
+        load_recipe("tiny", ["train.attention=fast"])
     assert load_recipe("tiny", ["train.lr=1e-3"]).arm_hash() != base.arm_hash()
 
 

@@ -97,7 +97,13 @@ def _encode_piece(job: tuple[bool, bytes]) -> bytes:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return b"skip"  # callers drop every piece of a file that is not UTF-8
-    ids = get_tokenizer().encode_ordinary(text)
+    enc = get_tokenizer()
+    if hasattr(enc, "encode_to_numpy"):
+        # encode_ordinary's tokens, straight into an array: no Python int per token, and the
+        # GIL stays free while tiktoken encodes (the list version held it while building lists).
+        ids = enc.encode_to_numpy(text, allowed_special=set(), disallowed_special=())
+    else:  # tiktoken < 0.8
+        ids = enc.encode_ordinary(text)
     out = np.empty(len(ids) + first, dtype="<u2")
     if first:
         out[0] = EOT

@@ -367,8 +367,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     windows = val_windows(dataset, m.block_size, recipe.data.eval_tokens)
 
     kernels = contextlib.ExitStack()  # entered where the loop starts (compilation happens at the first step)
-    compiled = (torch.compile(model, mode=None if t.compile_mode == "default" else t.compile_mode)
-                if use_compile else model)
+    compiled = torch.compile(model) if use_compile else model
     ddp_model = compiled
     if dinfo.enabled:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
