@@ -336,6 +336,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     t, m = recipe.train, recipe.model
     if device.type == "cpu":
         keep_heap_memory()
+    else:  # this run's own peak, also when one process runs several (bench --all-variants)
+        torch.cuda.reset_peak_memory_stats(device)
     cfg = GPTConfig.from_recipe(recipe)
     torch.manual_seed(t.seed)  # every rank builds the same initial weights
     model = GPT(cfg).to(device)
