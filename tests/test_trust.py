@@ -78,6 +78,20 @@ def test_sigkill_then_resume_reproduces_every_step_exactly(prepared_corpus, tmp_
     assert again.returncode == 2 and "already finished" in again.stderr
 
 
+def test_resume_from_a_checkpoint_of_a_non_fused_optimizer(prepared_corpus, tmp_path):
+    """Checkpoints written before the CPU optimizer was fused carry non-fused groups; a resumed
+    optimizer takes them, so the guard must then decide on the host instead of via found_inf."""
+    env = env_for(prepared_corpus, tmp_path)
+    killed, _ = start_and_kill([*RESUMABLE, "--set", "train.max_iters=20"], env, after_checkpoints=1, tmp_path=tmp_path)
+    for path in (killed / "checkpoints").glob("step_*.pt"):
+        state = torch.load(path, weights_only=False)
+        for group in state["optimizer"]["param_groups"]:
+            group["fused"] = None
+        torch.save(state, path)
+    run_cli("train", "--resume", killed.name, "--device", "cpu", env=env, check=True)
+    assert [r["step"] for r in metrics(killed)][-1] == 20
+
+
 def test_resume_on_another_rank_count(prepared_corpus, tmp_path):
     env = env_for(prepared_corpus, tmp_path)
     killed, _ = start_and_kill([*RESUMABLE, "--set", "train.max_iters=20"], env, after_checkpoints=1, tmp_path=tmp_path)

@@ -379,7 +379,7 @@ class _Aggregator(nn.Module):
         # and once more for the weighted sum, and nothing (B, T, K, D)-sized is written.
         scores = torch.stack([(self.norm(v) * self.query).sum(-1) for v in sources], dim=-1)  # (B, T, K)
         weights = torch.softmax(scores.float(), dim=-1)
-        return sum(weights[..., k:k + 1].type_as(v) * v for k, v in enumerate(sources))
+        return sum(weights[..., k:k + 1] * v for k, v in enumerate(sources))  # fp32, as the stack gave
 
 
 @RESIDUALS.register("attnres")

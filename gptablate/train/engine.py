@@ -107,9 +107,9 @@ def auto_micro_batch(cfg: GPTConfig, per_rank: int, device: torch.device, n_para
 def attention_kernels(name: str, device: torch.device):
     """A context in which SDPA tries `name`'s kernel first (train.attention); auto: torch's own order.
 
-    The same arithmetic either way (bf16 operands, fp32 accumulation, no dropout in the
-    recipes); the kernels differ in speed. Entered before compilation, so the compiled graph
-    is traced with the chosen kernel.
+    Every kernel computes the same function (bf16 operands, fp32 accumulation); they differ
+    in speed and in rounding. Entered before the first step, so the compiled graph is traced
+    with the chosen kernel. With torch 2.11 on an H100, auto already runs cuDNN's kernel.
     """
     if name == "auto" or device.type != "cuda":
         return contextlib.nullcontext()
@@ -438,7 +438,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     # itself (its found_inf input), and the host reads the verdict a step later, once the next
     # step's work is queued, so the loop makes no host sync of its own. (fp16's GradScaler
     # decides on the host, as it always has.)
-    device_guard = bool(optimizer.defaults.get("fused")) and not scaler.is_enabled()
+    # (Every group: a resumed optimizer takes its groups' options from the checkpoint.)
+    device_guard = all(g.get("fused") for g in optimizer.param_groups) and not scaler.is_enabled()
     pending: _Verdict | None = None
 
     def settle(verdict: _Verdict | None) -> bool:
