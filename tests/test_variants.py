@@ -221,6 +221,27 @@ def test_attnres_sites_start_with_the_uniform_average_of_their_sources(mode):
         assert torch.allclose(h, torch.stack(sources).mean(0), atol=1e-5), k
 
 
+@pytest.mark.parametrize("overrides, exit_scale, tol", [
+    (["arch.residual=hyper"], 4, 1e-6),
+    (["arch.residual=hyper", "arch.hyper.dynamic=false"], 4, 1e-6),
+    (["arch.residual=mhc"], 1, 1e-5),
+], ids=["hyper", "hyper-static", "mhc"])
+def test_stream_mixing_keeps_fp32_under_bf16_autocast(overrides, exit_scale, tol):
+    """At init the streams equal the Pre-LN stream, also under bf16 autocast, where the baseline's
+    stream is fp32 (x + a bf16 branch output). Mixing written as an einsum ran as a bf16 matmul and
+    rounded the streams at every site (errors near 1e-3): a numerics confound between arms."""
+    base = build([]).eval()
+    variant = build(overrides, seed=1).eval()
+    variant.load_state_dict(base.state_dict(), strict=False)
+    x, _ = batch()
+    emb = base.transformer.wte(x) + base.transformer.wpe(torch.arange(T))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        stream = base.residual.walk(emb, base.transformer.h, {"x0": emb})
+        out = variant.residual.walk(emb, variant.transformer.h, {"x0": emb})
+    assert out.dtype == stream.dtype == torch.float32
+    assert (out / exit_scale - stream).abs().max().item() < tol
+
+
 def test_deepnorm_init_replaces_gpt2s():
     model = build(["arch.block=deepnorm"])
     beta = (8 * L) ** -0.25

@@ -211,20 +211,22 @@ class _HyperSite(nn.Module):
             self.s_b = nn.Parameter(torch.tensor(0.01))
 
     def forward(self, H, site, ctx):
-        if not self.dynamic:
-            # One (n, n+1) matrix for every token: an einsum, whose gradient for A_s is a matmul.
-            # (The broadcast form below measured 2.61x the baseline's step here, the einsum 1.85x:
-            # A_s's gradient became one reduction over (B, T, D), 2.7 ms a site on an H100.)
-            mix = torch.einsum("nm,btnd->btmd", self.A_s, H)
-            out = site(mix[:, :, 0], ctx)
-            return self.B_s.unsqueeze(-1) * out.unsqueeze(2) + mix[:, :, 1:]
-        # Per-token A: the mixes as broadcast products summed over the n streams, not einsums.
-        # A sum over n <= 8 compiles to element-wise code that fuses with its neighbours, where
-        # an einsum becomes a batched matmul of (B·T) tiny matrices (1.79x -> 1.58x the baseline).
+        # The mixes are broadcast products summed over the n streams, in the stream's own dtype
+        # (fp32, as the baseline's residual stream): an einsum is a matmul, which autocast runs in
+        # bf16, so every site rounded the streams to bf16. A sum over n <= 8 also compiles to
+        # element-wise code that fuses with its neighbours (dynamic: 1.79x -> 1.58x the baseline).
         n = H.size(2)
-        coef = torch.tanh(self.norm(H) @ torch.cat((self.W_a, self.W_b), dim=1))  # (B, T, n, n+2): one read of H
-        A = (self.A_s + self.s_a * coef[..., : n + 1]).unsqueeze(-1).type_as(H)  # (B, T, n, n+1, 1)
-        Bw = self.B_s + self.s_b * coef[..., n + 1]  # (B, T, n)
+        if self.dynamic:
+            coef = torch.tanh(self.norm(H) @ torch.cat((self.W_a, self.W_b), dim=1))  # (B, T, n, n+2)
+            A = self.A_s + self.s_a * coef[..., : n + 1]  # (B, T, n, n+1)
+            Bw = self.B_s + self.s_b * coef[..., n + 1]  # (B, T, n)
+        else:
+            # One matrix per token, so that A_s's gradient is a per-token sum over D and then a
+            # small sum over tokens. Broadcast straight from (n, n+1) it was one reduction over
+            # (B, T, D): 2.7 ms a site on an H100, 2.61x the baseline's step at 4 layers.
+            A = self.A_s.expand(*H.shape[:2], *self.A_s.shape)
+            Bw = self.B_s
+        A = A.unsqueeze(-1).type_as(H)  # (B, T, n, n+1, 1)
         x_in = (A[..., 0, :] * H).sum(-2)  # column 0 of Aᵀ H: the site's input (B, T, D)
         out = site(x_in, ctx)
         carried = (A[..., 1:, :] * H.unsqueeze(-2)).sum(-3)  # the other columns of Aᵀ H: (B, T, n, D)
@@ -289,11 +291,15 @@ class _MHCSite(nn.Module):
     def forward(self, H, site, ctx):
         B, T, n, D = H.shape
         u = self.norm(H.reshape(B, T, n * D))
-        p = torch.sigmoid(self.alpha_pre * (u @ self.phi_pre) + self.b_pre)  # (B, T, n)
-        q = 2 * torch.sigmoid(self.alpha_post * (u @ self.phi_post) + self.b_post)  # (B, T, n)
-        R = sinkhorn((self.alpha_res * (u @ self.phi_res)).view(B, T, n, n) + self.b_res, self.iters)
-        out = site(torch.einsum("btn,btnd->btd", p, H), ctx)
-        return torch.einsum("btij,btjd->btid", R, H) + q.unsqueeze(-1) * out.unsqueeze(2)
+        z = u @ torch.cat((self.phi_pre, self.phi_post, self.phi_res), dim=1)  # one read of u: (B, T, 2n + n²)
+        p = torch.sigmoid(self.alpha_pre * z[..., :n] + self.b_pre)  # (B, T, n)
+        q = 2 * torch.sigmoid(self.alpha_post * z[..., n:2 * n] + self.b_post)  # (B, T, n)
+        R = sinkhorn((self.alpha_res * z[..., 2 * n:]).view(B, T, n, n) + self.b_res, self.iters)
+        # Sums over the n streams in the stream's dtype, not einsums (see _HyperSite.forward):
+        # the einsums ran in bf16 under autocast and rounded the streams at every site.
+        out = site((p.unsqueeze(-1).type_as(H) * H).sum(-2), ctx)
+        mixed = (R.unsqueeze(-1).type_as(H) * H.unsqueeze(-3)).sum(-2)  # R H: (B, T, n, D)
+        return mixed + q.unsqueeze(-1).type_as(H) * out.unsqueeze(2)
 
 
 @RESIDUALS.register("mhc")
