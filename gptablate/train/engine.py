@@ -483,11 +483,10 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
                 loss_sum /= dinfo.world_size
             scaler.unscale_(optimizer)
-            grads = [p.grad for p in model.parameters() if p.grad is not None]
             if t.grad_clip > 0:
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             else:
-                grad_norm = torch.nn.utils.get_total_norm(grads)
+                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
             bad = ~torch.isfinite(loss_sum) | (~torch.isfinite(grad_norm) if not scaler.is_enabled() else False)
             if step >= t.warmup_iters:
                 bad = bad | (loss_sum > max_loss)
