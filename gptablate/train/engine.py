@@ -493,15 +493,15 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
             done = step + 1
             is_last = done == t.max_iters
             is_eval = done % recipe.data.eval_interval == 0 or is_last
-            reports = done % t.log_interval == 0 or is_eval or is_last or bool(
-                t.checkpoint_interval and done % t.checkpoint_interval == 0)
+            logs = done % t.log_interval == 0 or is_eval
+            saves = bool(t.checkpoint_interval and done % t.checkpoint_interval == 0) or is_last
             skipped = False
             if device_guard:
                 optimizer.found_inf = bad.float()  # a bad step's update never lands
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 pending = _Verdict(step, bad, loss_sum, grad_norm)
-                if reports:  # logging, validation and checkpoints read the device anyway: settle now
+                if logs or saves:  # logging, validation and checkpoints read the device anyway: settle now
                     skipped = settle(pending)
                     pending = None
             else:
@@ -512,7 +512,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 optimizer.zero_grad(set_to_none=True)
             # A skipped step still counts: validation, checkpoints and the end come on schedule.
             window_tokens += tokens_per_step
-            if done % t.log_interval == 0 or is_eval:
+            if logs:
                 train_loss = loss_sum.item()
                 now = time.perf_counter()
                 elapsed = now - last_log
@@ -540,9 +540,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                     log.metrics(row)
                     sinks.write(row)
                 window_tokens, last_log = 0, time.perf_counter()
-            if (t.checkpoint_interval and done % t.checkpoint_interval == 0) or is_last:
+            if saves:
                 write_state(done, val_loss)
-        settle(pending)  # (the last step always settles in the loop; kept for safety)
         step = t.max_iters
         status = "finished"
         steady = steady_tokens / steady_time if steady_time > 0 else float("nan")
