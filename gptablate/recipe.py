@@ -73,6 +73,14 @@ class TrainConfig:
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"  # autocast dtype on GPU
     compile: Union[bool, Literal["auto"]] = AUTO  # auto: on for CUDA, off for the CPU
     attention: Literal["auto", "flash", "cudnn", "efficient", "math"] = "auto"  # SDPA kernel tried first on GPU
+    # The training loss: "fused" computes logits, cross-entropy and its gradient in one pass over
+    # the logits (model/loss.py; a Triton kernel on CUDA); "torch" is F.cross_entropy; auto:
+    # fused on CUDA under bf16 when Triton is installed.
+    loss_kernel: Literal["auto", "fused", "torch"] = "auto"
+    # DDP (several ranks): gradient bucket size in MB, and gradients kept as views into the
+    # buckets (no copy into the buckets, no per-step gradient allocation).
+    ddp_bucket_mb: int = 25
+    ddp_bucket_view: bool = True
     log_interval: int = 10
     checkpoint_interval: int = 0  # steps between resumable checkpoints; 0: only at the end
     keep_checkpoints: int = 2  # the newest k resumable checkpoints are kept
@@ -189,6 +197,9 @@ NON_SCIENCE_KEYS = {
     ("train", "micro_batch"),
     ("train", "compile"),
     ("train", "attention"),
+    ("train", "loss_kernel"),
+    ("train", "ddp_bucket_mb"),
+    ("train", "ddp_bucket_view"),
     ("train", "log_interval"),
     ("train", "checkpoint_interval"),
     ("train", "keep_checkpoints"),
@@ -526,7 +537,8 @@ def _check_shapes(r: Recipe, where) -> None:
     positive = [("model.n_layer", m.n_layer), ("model.n_head", m.n_head), ("model.n_embd", m.n_embd),
                 ("model.block_size", m.block_size), ("model.vocab_size", m.vocab_size),
                 ("train.max_iters", t.max_iters), ("train.batch_size", t.batch_size),
-                ("train.log_interval", t.log_interval), ("data.eval_interval", d.eval_interval),
+                ("train.log_interval", t.log_interval), ("train.ddp_bucket_mb", t.ddp_bucket_mb),
+                ("data.eval_interval", d.eval_interval),
                 ("data.eval_tokens", d.eval_tokens)]
     for key, value in positive:
         if value <= 0:

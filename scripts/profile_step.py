@@ -3,12 +3,14 @@
     python3 scripts/profile_step.py "" "arch.residual=mhc" "arch.residual=hyper,arch.hyper.dynamic=false"
 
 Each argument is a comma-separated list of recipe overrides on gpt2_124m at 4 layers ("" is the
-baseline); the step is micro-batch 16 x 1024, bf16 autocast, compiled, fused AdamW, as in bench.
+baseline); the step is micro-batch 16 x 1024, bf16 autocast, compiled, fused AdamW, the loss as
+train.loss_kernel says (auto: fused with the head), as in bench.
 Prints torch.profiler's table of the 14 most expensive kernels over 5 steps.
 """
 import sys, torch
 from gptablate.recipe import load_recipe
 from gptablate.model.gpt import GPT, GPTConfig
+from gptablate.train.engine import fused_loss_dtype
 from gptablate.train.optim import make_optimizer
 from torch.profiler import profile, ProfilerActivity
 
@@ -17,6 +19,7 @@ for spec in sys.argv[1:]:
     r = load_recipe("gpt2_124m", sets)
     torch.manual_seed(0)
     model = GPT(GPTConfig.from_recipe(r)).cuda()
+    model.fused_loss_dtype = fused_loss_dtype(r.train.loss_kernel, torch.device("cuda"), torch.bfloat16)
     opt = make_optimizer(model, r.train, "cuda")
     cm = torch.compile(model)
     x = torch.randint(0, 50257, (16, 1025), device="cuda")

@@ -14,21 +14,26 @@ def test_two_ranks_match_one_rank(prepared_corpus, tmp_path):
     common = ["train", "tiny", *TINY, "--set", "train.max_iters=8", "--set", "train.log_interval=1",
               "--set", "data.eval_interval=4", "--device", "cpu"]
     run_cli(*common, "--set", "run.name=one", "--set", "train.micro_batch=4", env=env, check=True)
-    # two ranks, and a different micro-batch (2 x 2 accumulation steps per rank)
+    # two ranks, and a different micro-batch (2 x 2 accumulation steps per rank); gradients as
+    # views into DDP's buckets (the default), and copied into many small buckets
     run_cli(*common, "--set", "run.name=two", "--set", "train.micro_batch=2", "--gpus", "2", env=env, check=True)
+    run_cli(*common, "--set", "run.name=copied", "--set", "train.micro_batch=2", "--set", "train.ddp_bucket_view=false",
+            "--set", "train.ddp_bucket_mb=1", "--gpus", "2", env=env, check=True)
     by_name = {}
     for d in (tmp_path / "runs").iterdir():
         if d.is_dir():
-            name = "two" if "name: two" in (d / "recipe.yaml").read_text() else "one"
+            text = (d / "recipe.yaml").read_text()
+            name = next(n for n in ("two", "copied", "one") if f"name: {n}" in text)
             by_name[name] = _losses(d)
-    one, two = by_name["one"], by_name["two"]
-    assert [r["step"] for r in one] == [r["step"] for r in two] == list(range(1, 9))
-    for a, b in zip(one, two):
-        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (a, b)
-        assert ("val_loss" in a) == ("val_loss" in b)
-        if "val_loss" in a:
-            assert abs(a["val_loss"] - b["val_loss"]) < 1e-4
+    one = by_name["one"]
+    for other in (by_name["two"], by_name["copied"]):
+        assert [r["step"] for r in one] == [r["step"] for r in other] == list(range(1, 9))
+        for a, b in zip(one, other):
+            assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (a, b)
+            assert ("val_loss" in a) == ("val_loss" in b)
+            if "val_loss" in a:
+                assert abs(a["val_loss"] - b["val_loss"]) < 1e-4
     assert one[-1]["train_loss"] < one[0]["train_loss"]
     board = json.loads(run_cli("compare", "--by", "run", "--format", "json", env=env, check=True).stdout)
-    assert sorted(r["world_size"] for r in board) == [1, 2]
+    assert sorted(r["world_size"] for r in board) == [1, 2, 2]
     assert len({r["arm"] for r in board}) == 1  # rank count and micro-batch do not make a new arm

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from .layers import make_norm
+from .loss import linear_cross_entropy
 from .registry import BLOCKS, NORMS, RESIDUALS, settings_of
 
 
@@ -91,6 +92,9 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(cfg.n_embd, cfg.padded_vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied, as in GPT-2
         self._step_modules: list[nn.Module] | None = None  # see set_step
+        # The training loss fused with the head (loss.py) in this autocast dtype; None: the plain
+        # cross-entropy. Set by the trainer (train.loss_kernel); evaluation always takes the plain path.
+        self.fused_loss_dtype: torch.dtype | None = None
         self.apply(self._init_weights)
         for module in self.modules():  # variants that replace or add to GPT-2's init
             if hasattr(module, "init_weights"):
@@ -147,6 +151,11 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 reduction: str = "mean") -> torch.Tensor:
         """With targets: the cross-entropy (mean, or sum for exact validation sums); else logits."""
+        if (targets is not None and reduction == "mean" and self.fused_loss_dtype is not None
+                and torch.is_grad_enabled()):
+            h = self.hidden(idx)
+            return linear_cross_entropy(h.reshape(-1, h.size(-1)), self.lm_head.weight, targets.reshape(-1),
+                                        self.config.vocab_size, self.fused_loss_dtype)
         logits = self.logits(idx)
         if targets is None:
             return logits

@@ -121,6 +121,23 @@ def attention_kernels(name: str, device: torch.device):
     return sdpa_kernel([first, *kernels.values()], set_priority=True)
 
 
+def fused_loss_dtype(name: str, device: torch.device, dtype: torch.dtype) -> torch.dtype | None:
+    """The dtype the training loss runs fused with the head in (train.loss_kernel), or None: plain.
+
+    auto: fused on CUDA under bf16 autocast when Triton is there. Not under fp16: the fused loss
+    forms the logits' gradient before GradScaler's scale, and 1/N is near fp16's smallest normal.
+    """
+    from ..model.loss import triton_available
+
+    if name == "torch" or (name == AUTO and not (device.type == "cuda" and dtype == torch.bfloat16
+                                                 and triton_available())):
+        return None
+    if dtype == torch.float16:
+        raise UserError("train.loss_kernel=fused does not combine with train.dtype=float16 "
+                        "(use bfloat16 or float32, or train.loss_kernel=torch)")
+    return dtype
+
+
 def git_commit() -> str | None:
     src = Path(__file__).resolve().parents[2]
     try:
@@ -373,7 +390,11 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     ddp_model = compiled
     if dinfo.enabled:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
-            compiled, device_ids=[device.index] if device.type == "cuda" else None)
+            compiled, device_ids=[device.index] if device.type == "cuda" else None,
+            bucket_cap_mb=t.ddp_bucket_mb, gradient_as_bucket_view=t.ddp_bucket_view)
+    # Gradients that are bucket views stay views when zeroed in place; set to None, every
+    # backward would allocate them afresh and DDP would copy them into its buckets again.
+    grads_to_none = not (dinfo.enabled and t.ddp_bucket_view)
     optimizer = make_optimizer(model, t, device.type)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -389,6 +410,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
         torch.backends.cudnn.allow_tf32 = True
     else:
         dtype, autocast = torch.float32, contextlib.nullcontext()  # the CPU trains in fp32
+    model.fused_loss_dtype = fused_loss_dtype(t.loss_kernel, device, dtype)
     scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and dtype == torch.float16))
 
     matmul_flops = measure_matmul_flops(device)
@@ -423,7 +445,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                  + (f"  resumed at step {start_step}" if resume else ""))
         log.line(f"model: {n_params / 1e6:.2f}M parameters (nanoGPT count), {flops_per_token / 1e9:.3f} GFLOP/token; "
                  f"batch {t.batch_size} = {dinfo.world_size} rank(s) x {plan.accum_steps} micro-step(s) x "
-                 f"{plan.micro_batch} sequence(s) x {m.block_size} tokens; compile={use_compile}")
+                 f"{plan.micro_batch} sequence(s) x {m.block_size} tokens; compile={use_compile}, "
+                 f"loss={'fused' if model.fused_loss_dtype is not None else 'torch'}")
         peak_text = f", datasheet {peak_flops / 1e12:.0f}" if peak_flops else ""
         log.line(f"matmul rate measured {matmul_flops / 1e12:.1f} TFLOP/s{peak_text}; "
                  f"validation: {len(windows)} windows ({len(windows) * m.block_size:,} tokens)")
@@ -499,7 +522,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
             if device_guard:
                 optimizer.found_inf = bad.float()  # a bad step's update never lands
                 optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad(set_to_none=grads_to_none)
                 pending = _Verdict(step, bad, loss_sum, grad_norm)
                 if logs or saves:  # logging, validation and checkpoints read the device anyway: settle now
                     skipped = settle(pending)
@@ -509,7 +532,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 if not skipped:
                     scaler.step(optimizer)
                 scaler.update()
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad(set_to_none=grads_to_none)
             # A skipped step still counts: validation, checkpoints and the end come on schedule.
             window_tokens += tokens_per_step
             if logs:

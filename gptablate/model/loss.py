@@ -1,0 +1,116 @@
+"""The training loss fused with the tied head: logits, cross-entropy and its gradient in one pass.
+
+The plain path (`F.cross_entropy` on the head's logits) moves the (N, V) logits through memory
+about four times a step: the log-softmax reads them in the forward, and the backward reads them
+again and writes their gradient. Here the forward computes, row by row, the log-sum-exp and then
+the gradient of the mean loss with respect to the logits, written over the logits themselves
+(the second read of a row mostly hits L2), so the backward only multiplies by the incoming scalar
+and runs the two matmuls. The numerics are the plain path's: bf16 logits from a bf16 matmul, the
+softmax in fp32, the logits' gradient rounded to bf16, fp32 accumulation in the matmuls. (The
+incoming gradient, 1/accumulation steps, scales the matmuls' outputs rather than the logits'
+gradient before rounding: the same values up to bf16 rounding.)
+
+Used by the training forward only (targets are real token ids; no ignore index), on CUDA under
+bf16 autocast with Triton available; `row_grads_reference` is the same computation in torch,
+for the CPU and for tests.
+"""
+
+from __future__ import annotations
+
+import torch
+
+try:  # Triton ships with CUDA builds of torch; CPU machines usually lack it
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the install
+    triton = None
+
+BLOCK = 2048  # columns per inner iteration: a 50,304-wide row is 25 iterations
+
+
+def triton_available() -> bool:
+    return triton is not None
+
+
+if triton is not None:
+    @triton.jit
+    def _ce_rows_kernel(logits_ptr, targets_ptr, loss_ptr, stride_row, n_valid, n_cols, inv_n,
+                        BLOCK_SIZE: tl.constexpr):
+        """One program a row: loss_ptr[row] = lse - x[target]; the row becomes (softmax - onehot) * inv_n."""
+        row = tl.program_id(0).to(tl.int64)
+        base = logits_ptr + row * stride_row
+        offsets = tl.arange(0, BLOCK_SIZE)
+        # Per-lane running max and sum of exponentials (online softmax), combined at the end.
+        run_max = tl.full([BLOCK_SIZE], float("-inf"), tl.float32)
+        run_sum = tl.zeros([BLOCK_SIZE], tl.float32)
+        for start in range(0, n_valid, BLOCK_SIZE):
+            cols = start + offsets
+            x = tl.load(base + cols, mask=cols < n_valid, other=float("-inf")).to(tl.float32)
+            new_max = tl.maximum(run_max, x)
+            finite = new_max > float("-inf")  # a lane that has seen only padding keeps sum 0
+            safe_max = tl.where(finite, new_max, 0.0)
+            run_sum = run_sum * tl.exp(run_max - safe_max) + tl.where(finite, tl.exp(x - safe_max), 0.0)
+            run_max = new_max
+        row_max = tl.max(run_max, axis=0)
+        lane_scale = tl.where(run_max > float("-inf"), tl.exp(run_max - row_max), 0.0)
+        lse = row_max + tl.log(tl.sum(run_sum * lane_scale, axis=0))
+        target = tl.load(targets_ptr + row)
+        target_logit = tl.load(base + target).to(tl.float32)
+        tl.store(loss_ptr + row, lse - target_logit)
+        # The gradient of the mean loss, over the row in place; the padding columns get 0.
+        for start in range(0, n_cols, BLOCK_SIZE):
+            cols = start + offsets
+            x = tl.load(base + cols, mask=cols < n_valid, other=float("-inf")).to(tl.float32)
+            grad = tl.exp(x - lse) - tl.where(cols == target, 1.0, 0.0)
+            tl.store(base + cols, (grad * inv_n).to(logits_ptr.dtype.element_ty), mask=cols < n_cols)
+
+
+def row_grads_reference(logits: torch.Tensor, targets: torch.Tensor, n_valid: int) -> torch.Tensor:
+    """What the kernel does, in torch: returns the per-row losses, overwrites `logits` with the gradient."""
+    x = logits[:, :n_valid].float()
+    lse = torch.logsumexp(x, dim=-1)
+    losses = lse - x.gather(1, targets[:, None]).squeeze(1)
+    grad = torch.exp(x - lse[:, None])
+    grad[torch.arange(len(targets), device=logits.device), targets] -= 1.0
+    logits[:, :n_valid] = (grad / len(targets)).to(logits.dtype)
+    logits[:, n_valid:] = 0
+    return losses
+
+
+def _rows_in_place(logits: torch.Tensor, targets: torch.Tensor, n_valid: int) -> torch.Tensor:
+    if logits.is_cuda and triton is not None:
+        n, n_cols = logits.shape
+        losses = torch.empty(n, dtype=torch.float32, device=logits.device)
+        _ce_rows_kernel[(n,)](logits, targets, losses, logits.stride(0), n_valid, n_cols, 1.0 / n,
+                              BLOCK_SIZE=BLOCK, num_warps=8)
+        return losses
+    return row_grads_reference(logits, targets, n_valid)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, n_valid: int) -> torch.Tensor:
+        logits = h @ weight.t()  # (N, V_padded), in h's dtype (bf16: the head's matmul under autocast)
+        losses = _rows_in_place(logits, targets.contiguous(), n_valid)
+        ctx.save_for_backward(h, weight, logits)  # logits: now d(mean loss)/d(logits)
+        return losses.sum() / len(targets)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        h, weight, grad_logits = ctx.saved_tensors
+        scale = grad_out.to(torch.float32)
+        grad_h = (grad_logits @ weight) * scale if ctx.needs_input_grad[0] else None
+        grad_w = (grad_logits.t() @ h) * scale if ctx.needs_input_grad[1] else None
+        return grad_h, grad_w, None, None
+
+
+@torch.compiler.disable  # a graph break: the compiled model ends at the final norm's output
+def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, n_valid: int,
+                         dtype: torch.dtype) -> torch.Tensor:
+    """Mean cross-entropy of (h @ weight.T)[:, :n_valid] against targets, the matmul in `dtype`.
+
+    h (N, D), weight (V_padded, D), targets (N,) token ids below n_valid. Gradients reach h and
+    weight in their own dtypes (fp32 master weights), as autocast's casts would give them.
+    """
+    with torch.autocast(h.device.type, enabled=False):
+        return _LinearCrossEntropy.apply(h.to(dtype), weight.to(dtype), targets, n_valid)
