@@ -557,6 +557,10 @@ def _check_shapes(r: Recipe, where) -> None:
     if t.checkpoint_interval < 0 or t.keep_checkpoints < 1 or t.max_skips < 0:
         raise UserError(f"{where('train')}: train.checkpoint_interval and train.max_skips must be >= 0 and "
                         "train.keep_checkpoints >= 1")
+    if t.loss_kernel == "fused" and t.dtype == "float16":
+        # the fused loss forms the logits' gradient before GradScaler's scale; 1/N underflows fp16
+        raise UserError(f"{where('train.loss_kernel')}: train.loss_kernel=fused does not combine with "
+                        "train.dtype=float16; use train.dtype=bfloat16 or float32, or train.loss_kernel=torch")
     if t.warmup_iters < 0 or t.weight_decay < 0 or t.grad_clip < 0:
         raise UserError(f"{where('train')}: train.warmup_iters, train.weight_decay and train.grad_clip must be >= 0")
     if d.eval_tokens <= m.block_size:

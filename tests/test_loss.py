@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from conftest import TINY, run_cli
 from gptablate.errors import UserError
+from gptablate.recipe import load_recipe
 from gptablate.model.loss import BLOCK, linear_cross_entropy, row_grads_reference, triton_available
 from gptablate.train.engine import fused_loss_dtype
 
@@ -58,8 +59,13 @@ def test_loss_kernel_choice():
     assert fused_loss_dtype("torch", cuda, torch.bfloat16) is None
     assert fused_loss_dtype("fused", cpu, torch.float32) is torch.float32
     assert fused_loss_dtype("auto", cuda, torch.bfloat16) is (torch.bfloat16 if triton_available() else None)
-    with pytest.raises(UserError, match="float16"):
-        fused_loss_dtype("fused", cuda, torch.float16)
+    assert fused_loss_dtype("auto", cuda, torch.float16) is None
+
+
+def test_fused_loss_with_float16_is_refused_at_load():
+    with pytest.raises(UserError, match=r"train\.loss_kernel=fused does not combine with train\.dtype=float16"):
+        load_recipe("tiny", ["train.loss_kernel=fused", "train.dtype=float16"])
+    assert load_recipe("tiny", ["train.dtype=float16"]).train.loss_kernel == "auto"
 
 
 def test_fused_training_run_matches_the_plain_one(prepared_corpus, tmp_path):

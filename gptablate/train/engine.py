@@ -124,17 +124,14 @@ def attention_kernels(name: str, device: torch.device):
 def fused_loss_dtype(name: str, device: torch.device, dtype: torch.dtype) -> torch.dtype | None:
     """The dtype the training loss runs fused with the head in (train.loss_kernel), or None: plain.
 
-    auto: fused on CUDA under bf16 autocast when Triton is there. Not under fp16: the fused loss
-    forms the logits' gradient before GradScaler's scale, and 1/N is near fp16's smallest normal.
+    auto: fused on CUDA under bf16 autocast when Triton is there. (fused with float16 is refused
+    when the recipe loads: the fused loss forms the logits' gradient before GradScaler's scale.)
     """
     from ..model.loss import triton_available
 
     if name == "torch" or (name == AUTO and not (device.type == "cuda" and dtype == torch.bfloat16
                                                  and triton_available())):
         return None
-    if dtype == torch.float16:
-        raise UserError("train.loss_kernel=fused does not combine with train.dtype=float16 "
-                        "(use bfloat16 or float32, or train.loss_kernel=torch)")
     return dtype
 
 
