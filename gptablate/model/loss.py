@@ -1,4 +1,4 @@
-"""The training loss fused with the tied head: logits, cross-entropy and its gradient in one pass.
+"""The training loss fused with the tied head: logits, cross-entropy and its gradient in one kernel.
 
 In the plain path (`F.cross_entropy` on the head's logits) the log-softmax reads the (N, V) logits
 in the forward, and its backward reads them again and writes their gradient; profiled, the two
