@@ -1,41 +1,101 @@
-"""Top CUDA kernels of a compiled training step, per architecture variant (needs a GPU).
+"""Where a compiled training step's GPU time goes, per architecture variant (needs a GPU).
 
     python3 scripts/profile_step.py "" "arch.residual=mhc" "arch.residual=hyper,arch.hyper.dynamic=false"
+    python3 scripts/profile_step.py --layers 12 --micro 60 ""
+    python3 scripts/profile_step.py --layers 12 --micro 60 --mode reduce-overhead ""
 
-Each argument is a comma-separated list of recipe overrides on gpt2_124m at 4 layers ("" is the
-baseline); the step is micro-batch 16 x 1024, bf16 autocast, compiled, fused AdamW, the loss as
-train.loss_kernel says (auto: fused with the head), as in bench.
-Prints torch.profiler's table of the 14 most expensive kernels over 5 steps.
+Each argument is a comma-separated list of recipe overrides on gpt2_124m ("" is the baseline);
+the step is micro-batch --micro x 1024 (default 16) at --layers layers (default 4), bf16
+autocast, compiled, clipping, fused AdamW, the loss as train.loss_kernel says (auto: fused with
+the head), as in bench. Prints, over 5 profiled steps: the wall time and the GPU's busy time a
+step (their gap is time the GPU waited on the host), the GPU time by kind of kernel, and
+torch.profiler's table of the most expensive kernels.
 """
-import sys, torch
-from gptablate.recipe import load_recipe
+import argparse
+import time
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
 from gptablate.model.gpt import GPT, GPTConfig
+from gptablate.recipe import load_recipe
 from gptablate.train.engine import fused_loss_dtype
 from gptablate.train.optim import make_optimizer
-from torch.profiler import profile, ProfilerActivity
 
-for spec in sys.argv[1:]:
-    sets = ["model.n_layer=4"] + [s for s in spec.split(",") if s]
-    r = load_recipe("gpt2_124m", sets)
-    torch.manual_seed(0)
-    model = GPT(GPTConfig.from_recipe(r)).cuda()
-    model.fused_loss_dtype = fused_loss_dtype(r.train.loss_kernel, torch.device("cuda"), torch.bfloat16)
-    opt = make_optimizer(model, r.train, "cuda")
-    cm = torch.compile(model)
-    x = torch.randint(0, 50257, (16, 1025), device="cuda")
-    def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = cm(x[:, :-1], x[:, 1:])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step(); opt.zero_grad(set_to_none=True)
-    for _ in range(4):
-        step()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(5):
+KINDS = [  # (kind, substrings of the kernel name), first match wins
+    ("matmul", ("nvjet", "gemm", "cutlass", "xmma", "cublas")),
+    ("attention", ("cudnn", "flash", "fmha", "attention")),
+    ("loss kernel", ("_ce_rows",)),
+    ("optimizer", ("adam", "multi_tensor", "foreach")),
+    ("inductor reduction", ("triton_red", "triton_per")),
+    ("inductor pointwise", ("triton_poi",)),
+    ("memset / copy", ("memset", "memcpy", "copy")),
+    ("embedding", ("embedding", "index", "scatter", "sort", "radix")),
+]
+
+
+def kind_of(name: str) -> str:
+    low = name.lower()
+    for kind, keys in KINDS:
+        if any(k in low for k in keys):
+            return kind
+    return "other"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("specs", nargs="+")
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--micro", type=int, default=16)
+    ap.add_argument("--top", type=int, default=14)
+    ap.add_argument("--mode", default=None, help="torch.compile mode, e.g. reduce-overhead (CUDA graphs)")
+    args = ap.parse_args()
+    steps = 5
+    for spec in args.specs:
+        sets = [f"model.n_layer={args.layers}"] + [s for s in spec.split(",") if s]
+        r = load_recipe("gpt2_124m", sets)
+        torch.manual_seed(0)
+        model = GPT(GPTConfig.from_recipe(r)).cuda()
+        model.fused_loss_dtype = fused_loss_dtype(r.train.loss_kernel, torch.device("cuda"), torch.bfloat16)
+        opt = make_optimizer(model, r.train, "cuda")
+        cm = torch.compile(model, mode=args.mode)
+        x = torch.randint(0, 50257, (args.micro, 1025), device="cuda")
+
+        def step():
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = cm(x[:, :-1], x[:, 1:])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        for _ in range(4):
             step()
         torch.cuda.synchronize()
-    print(f"==== {spec or 'baseline'}")
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14, max_name_column_width=70))
-    torch._dynamo.reset()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+        wall_ms = (time.perf_counter() - t0) / steps * 1e3
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(steps):
+                step()
+            torch.cuda.synchronize()
+        events = prof.key_averages()
+        by_kind: dict[str, float] = {}
+        for e in events:
+            us = e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
+            by_kind[kind_of(e.key)] = by_kind.get(kind_of(e.key), 0.0) + us
+        busy_ms = sum(by_kind.values()) / steps / 1e3
+        tok = args.micro * 1024
+        print(f"==== {spec or 'baseline'}{' (' + args.mode + ')' if args.mode else ''}: {args.layers} layers, micro-batch {args.micro}: wall {wall_ms:.2f} ms "
+              f"a step ({tok / wall_ms / 1e3:.1f}K tokens/s, unprofiled), GPU busy {busy_ms:.2f} ms a step")
+        for kind, us in sorted(by_kind.items(), key=lambda kv: -kv[1]):
+            ms = us / steps / 1e3
+            print(f"  {kind:<20} {ms:8.2f} ms  {100 * ms / busy_ms:5.1f}%")
+        print(events.table(sort_by="cuda_time_total", row_limit=args.top, max_name_column_width=70))
+        torch._dynamo.reset()
+
+
+if __name__ == "__main__":
+    main()

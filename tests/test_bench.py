@@ -16,6 +16,8 @@ def test_bench_prints_a_table_and_writes_json_rows(tmp_path):
         assert {"recipe", "tokens_per_s", "step_ms", "mfu", "peak_mem_gib"} <= set(row)
         assert row["tokens_per_s"] > 0 and row["step_ms"] > 0 and 0 < row["mfu"]
     assert abs(rows[0]["vs_reference"] - rows[0]["tokens_per_s"] / rows[1]["tokens_per_s"]) < 1e-9
+    assert 0 < rows[0]["slowest_window_tokens_per_s"] <= rows[0]["tokens_per_s"] and rows[0]["gc_ms"] >= 0
+    assert "slowest window" in p.stdout and "gc ms" in p.stdout
     assert not (tmp_path / "runs").exists()  # synthetic data and a scratch runs folder: nothing recorded
 
 
@@ -52,3 +54,25 @@ def test_bench_variant_rows_are_a_chosen_subset_with_ratios(tmp_path):
     assert bad.returncode == 2 and "choose from" in bad.stderr and "residual=hyper," in bad.stderr
     alone = run_cli("bench", "tiny", "--variant", "residual=hyper", env=env)
     assert alone.returncode == 2 and "add --all-variants" in alone.stderr
+
+
+def test_collector_clock_times_collections_and_freezes_the_heap_until_it_closes():
+    import gc
+
+    from gptablate.train.heap import CollectorClock
+
+    gc.unfreeze()
+    with CollectorClock() as clock:
+        cycles = []
+        for _ in range(2000):  # garbage only the cyclic collector can free
+            a = []
+            a.append(a)
+            cycles.append(a)
+        del cycles, a
+        clock.settle()
+        assert clock.collections >= 1 and gc.get_freeze_count() > 0  # the survivors are frozen
+        assert clock.take() > 0 and clock.take() == 0.0  # take() empties the count
+        gc.collect(0)
+        assert clock.collections >= 2
+    assert gc.get_freeze_count() == 0  # closing unfreezes what the run froze
+    assert clock._on_gc not in gc.callbacks

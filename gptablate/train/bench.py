@@ -108,7 +108,10 @@ def bench_recipe(recipe_ref: str, overrides: list[str], steps: int, device: str 
             "step_ms": 1e3 * recipe.train.batch_size * recipe.model.block_size / tok_s,
             "mfu": statistics.mean(r["mfu"] for r in steady),
             "mfu_peak": statistics.mean(r["mfu_peak"] for r in steady) if "mfu_peak" in steady[0] else None,
-            "peak_mem_gib": max(r["peak_mem_gib"] for r in steady) if "peak_mem_gib" in steady[0] else None}
+            "peak_mem_gib": max(r["peak_mem_gib"] for r in steady) if "peak_mem_gib" in steady[0] else None,
+            # A stalled window hides in the mean: its own rate, and the garbage collector's time (rank 0's)
+            "slowest_window_tokens_per_s": min(r["tokens_per_s"] for r in steady),
+            "gc_ms": sum(r.get("gc_ms", 0.0) for r in steady)}
 
 
 def bench_reference(recipe_ref: str, steps: int, device: str | None, micro_batch: int = 16, warmup: int = 3) -> dict:

@@ -33,6 +33,7 @@ from ..recipe import AUTO, Recipe, _divisors, plan_batch
 from ..results.store import ResultStore
 from .checkpoint import STATE_DIR, latest_train_state, load_checkpoint, save_checkpoint, save_train_state
 from .cpu import keep_heap_memory
+from .heap import CollectorClock
 from .metrics import datasheet_peak, measure_matmul_flops
 from .optim import lr_at, make_optimizer
 
@@ -481,6 +482,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
 
     try:
         kernels.enter_context(attention_kernels(t.attention, device))
+        collector = kernels.enter_context(CollectorClock())
         model.train()
         for step in range(start_step, t.max_iters):
             lr = lr_at(step, t)
@@ -532,6 +534,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 optimizer.zero_grad(set_to_none=grads_to_none)
             # A skipped step still counts: validation, checkpoints and the end come on schedule.
             window_tokens += tokens_per_step
+            if done == start_step + 1:  # compiled now (the first window is not steady state anyway)
+                collector.settle()
             if logs:
                 train_loss = loss_sum.item()
                 now = time.perf_counter()
@@ -555,6 +559,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                                                fallback_model=model if use_compile else None)
                     row["val_loss"] = val_loss
                     row["val_s"] = time.perf_counter() - t_val
+                    collector.settle()  # the first validation compiled the evaluation graph
+                row["gc_ms"] = 1e3 * collector.take()  # time in Python's garbage collector in this window
                 row["elapsed_s"] = time.time() - t_start  # wall clock since the process began this run
                 if log:
                     log.metrics(row)
