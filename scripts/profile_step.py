@@ -92,7 +92,7 @@ def main() -> None:
               f"a step ({tok / wall_ms / 1e3:.1f}K tokens/s, unprofiled), GPU busy {busy_ms:.2f} ms a step")
         for kind, us in sorted(by_kind.items(), key=lambda kv: -kv[1]):
             ms = us / steps / 1e3
-            print(f"  {kind:<20} {ms:8.2f} ms  {100 * ms / busy_ms:5.1f}%")
+            print(f"  {kind:<20} {ms:8.2f} ms  {100 * ms / max(busy_ms, 1e-9):5.1f}%")
         print(events.table(sort_by="cuda_time_total", row_limit=args.top, max_name_column_width=70))
         torch._dynamo.reset()
 
