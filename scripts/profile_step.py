@@ -3,6 +3,7 @@
     python3 scripts/profile_step.py "" "arch.residual=mhc" "arch.residual=hyper,arch.hyper.dynamic=false"
     python3 scripts/profile_step.py --layers 12 --micro 60 ""
     python3 scripts/profile_step.py --layers 12 --micro 60 --mode reduce-overhead ""
+    python3 scripts/profile_step.py --layers 12 --micro 60 --gaps 20 ""
 
 Each argument is a comma-separated list of recipe overrides on gpt2_124m ("" is the baseline);
 the step is micro-batch --micro x 1024 (default 16) at --layers layers (default 4), bf16
@@ -42,6 +43,41 @@ def kind_of(name: str) -> str:
     return "other"
 
 
+def idle_gaps(step, steps: int, top: int) -> None:
+    """The GPU's idle time between kernels over `steps` steps, and the longest gaps with their neighbours.
+
+    For the kernel after each gap: how long after its launch call returned on the host it
+    started ("queued"); near zero means the GPU was waiting for the host to launch it.
+    """
+    import json
+    import tempfile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        prof.export_chrome_trace(f.name)
+        trace = json.load(open(f.name))["traceEvents"]
+    launches = {e["args"]["correlation"]: e for e in trace
+                if e.get("cat") == "cuda_runtime" and "correlation" in e.get("args", {})}
+    gpu = sorted((e for e in trace if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")), key=lambda e: e["ts"])
+    gaps = []
+    for a, b in zip(gpu, gpu[1:]):
+        gap = b["ts"] - (a["ts"] + a["dur"])
+        if gap > 0:
+            launch = launches.get(b.get("args", {}).get("correlation"))
+            queued = b["ts"] - (launch["ts"] + launch["dur"]) if launch else float("nan")
+            gaps.append((gap, a["name"], b["name"], queued))
+    span = gpu[-1]["ts"] + gpu[-1]["dur"] - gpu[0]["ts"]
+    idle = sum(g[0] for g in gaps)
+    print(f"  idle: {idle / steps / 1e3:.2f} ms a step of {span / steps / 1e3:.2f} ms (profiled with the host), "
+          f"{len(gaps) / steps:.0f} gaps a step; over 50 us: "
+          f"{sum(g[0] for g in gaps if g[0] > 50) / steps / 1e3:.2f} ms in {sum(g[0] > 50 for g in gaps) / steps:.0f}")
+    for gap, before, after, queued in sorted(gaps, reverse=True)[:top]:
+        print(f"  {gap:8.0f} us  queued {queued:7.0f} us  after {before[:60]}  before {after[:60]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("specs", nargs="+")
@@ -49,6 +85,7 @@ def main() -> None:
     ap.add_argument("--micro", type=int, default=16)
     ap.add_argument("--top", type=int, default=14)
     ap.add_argument("--mode", default=None, help="torch.compile mode, e.g. reduce-overhead (CUDA graphs)")
+    ap.add_argument("--gaps", type=int, default=0, help="also list the N longest idle gaps between kernels")
     args = ap.parse_args()
     steps = 5
     for spec in args.specs:
@@ -89,11 +126,13 @@ def main() -> None:
         busy_ms = sum(by_kind.values()) / steps / 1e3
         tok = args.micro * 1024
         print(f"==== {spec or 'baseline'}{' (' + args.mode + ')' if args.mode else ''}: {args.layers} layers, micro-batch {args.micro}: wall {wall_ms:.2f} ms "
-              f"a step ({tok / wall_ms / 1e3:.1f}K tokens/s, unprofiled), GPU busy {busy_ms:.2f} ms a step")
+              f"a step ({tok / wall_ms:.1f}K tokens/s, unprofiled), GPU busy {busy_ms:.2f} ms a step")
         for kind, us in sorted(by_kind.items(), key=lambda kv: -kv[1]):
             ms = us / steps / 1e3
             print(f"  {kind:<20} {ms:8.2f} ms  {100 * ms / max(busy_ms, 1e-9):5.1f}%")
         print(events.table(sort_by="cuda_time_total", row_limit=args.top, max_name_column_width=70))
+        if args.gaps:
+            idle_gaps(step, steps, args.gaps)
         torch._dynamo.reset()
 
 

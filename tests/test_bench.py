@@ -17,6 +17,7 @@ def test_bench_prints_a_table_and_writes_json_rows(tmp_path):
         assert row["tokens_per_s"] > 0 and row["step_ms"] > 0 and 0 < row["mfu"]
     assert abs(rows[0]["vs_reference"] - rows[0]["tokens_per_s"] / rows[1]["tokens_per_s"]) < 1e-9
     assert 0 < rows[0]["slowest_window_tokens_per_s"] <= rows[0]["tokens_per_s"] and rows[0]["gc_ms"] >= 0
+    assert rows[0]["first_window_s"] > 0
     assert "slowest window" in p.stdout and "gc ms" in p.stdout
     assert not (tmp_path / "runs").exists()  # synthetic data and a scratch runs folder: nothing recorded
 
@@ -74,5 +75,11 @@ def test_collector_clock_times_collections_and_freezes_the_heap_until_it_closes(
         assert clock.take() > 0 and clock.take() == 0.0  # take() empties the count
         gc.collect(0)
         assert clock.collections >= 2
+        clock.pause()
+        assert not gc.isenabled()
+        clock.settle()
+        assert gc.isenabled()
+        clock.pause()  # left paused: closing turns collection back on
+    assert gc.isenabled()
     assert gc.get_freeze_count() == 0  # closing unfreezes what the run froze
     assert clock._on_gc not in gc.callbacks

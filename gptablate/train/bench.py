@@ -111,7 +111,9 @@ def bench_recipe(recipe_ref: str, overrides: list[str], steps: int, device: str 
             "peak_mem_gib": max(r["peak_mem_gib"] for r in steady) if "peak_mem_gib" in steady[0] else None,
             # A stalled window hides in the mean: its own rate, and the garbage collector's time (rank 0's)
             "slowest_window_tokens_per_s": min(r["tokens_per_s"] for r in steady),
-            "gc_ms": sum(r.get("gc_ms", 0.0) for r in steady)}
+            "gc_ms": sum(r.get("gc_ms", 0.0) for r in steady),
+            # start-up, compilation and the warm-up steps: from the run's start to its first log line
+            "first_window_s": rows[0].get("elapsed_s")}
 
 
 def bench_reference(recipe_ref: str, steps: int, device: str | None, micro_batch: int = 16, warmup: int = 3) -> dict:

@@ -483,6 +483,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     try:
         kernels.enter_context(attention_kernels(t.attention, device))
         collector = kernels.enter_context(CollectorClock())
+        collector.pause()  # the first step compiles; settled after it
         model.train()
         for step in range(start_step, t.max_iters):
             lr = lr_at(step, t)
@@ -554,12 +555,13 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 if device.type == "cuda":
                     row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30  # rank 0's
                 if is_eval:
+                    collector.pause()  # the first validation compiles the evaluation graph
                     t_val = time.perf_counter()
                     val_loss = validation_loss(compiled, windows, plan.micro_batch, device, autocast, dinfo,
                                                fallback_model=model if use_compile else None)
                     row["val_loss"] = val_loss
                     row["val_s"] = time.perf_counter() - t_val
-                    collector.settle()  # the first validation compiled the evaluation graph
+                    collector.settle()
                 row["gc_ms"] = 1e3 * collector.take()  # time in Python's garbage collector in this window
                 row["elapsed_s"] = time.time() - t_start  # wall clock since the process began this run
                 if log:

@@ -9,6 +9,11 @@ chooses; under DDP the rank that collects holds every other rank at the next all
 scanned again, and are still freed when their reference counts drop), so later collections
 only look at what the loop itself makes. Cycles among the frozen objects wait until
 `unfreeze` at the end of the run.
+
+While compiling, the heap grows by those objects and the collector keeps rescanning it:
+2.4 s of collections in the first logging window of a cold GPT-2 124M run on an H100.
+`pause()` turns automatic collection off until the next `settle()`; the garbage made in
+between (compilation's cyclic scraps) is collected there, once.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class CollectorClock:
         self.seconds = 0.0  # since the last take()
         self.collections = 0
         self._began: float | None = None
+        self._paused = False
 
     def _on_gc(self, phase: str, info: dict) -> None:
         if phase == "start":
@@ -40,12 +46,25 @@ class CollectorClock:
     def __exit__(self, *exc) -> None:
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
+        self._resume()
         gc.unfreeze()  # what this run froze (its graphs) becomes collectable again
 
+    def pause(self) -> None:
+        """No automatic collections until `settle` (around compilation). A no-op if already off."""
+        if gc.isenabled():
+            gc.disable()
+            self._paused = True
+
+    def _resume(self) -> None:
+        if self._paused:
+            gc.enable()
+            self._paused = False
+
     def settle(self) -> None:
-        """Collect now and freeze the survivors (after compilation: they live as long as the run)."""
+        """Collect now, freeze the survivors (after compilation: they live as long as the run), resume."""
         gc.collect()
         gc.freeze()
+        self._resume()
 
     def take(self) -> float:
         """Seconds spent collecting since the last take (the settle's own collection included)."""
