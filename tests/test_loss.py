@@ -107,3 +107,11 @@ def test_triton_kernel_matches_reference_on_gpu():
     got = _rows_in_place(logits, targets, 3 * BLOCK + 17)
     assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5)
     assert torch.allclose(logits, ref, rtol=1e-4, atol=1e-8)
+    # fewer programs than rows: each program loops over rows (as on the real step's 61,440 rows)
+    logits = torch.randn(41, 2 * BLOCK + 5, device="cuda") * 4
+    targets = torch.randint(0, 2 * BLOCK, (41,), device="cuda")
+    ref = logits.clone()
+    expected = row_grads_reference(ref, targets, 2 * BLOCK)
+    got = _rows_in_place(logits, targets, 2 * BLOCK, programs=6)
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(logits, ref, rtol=1e-4, atol=1e-8)

@@ -91,11 +91,14 @@ def row_grads_reference(logits: torch.Tensor, targets: torch.Tensor, n_valid: in
     return losses
 
 
-def _rows_in_place(logits: torch.Tensor, targets: torch.Tensor, n_valid: int) -> torch.Tensor:
+def _rows_in_place(logits: torch.Tensor, targets: torch.Tensor, n_valid: int, programs: int | None = None) -> torch.Tensor:
+    """Per-row losses; the logits become the mean loss's gradient. `programs`: the kernel's grid (tests)."""
     if logits.is_cuda and triton is not None:
         n, n_cols = logits.shape
         losses = torch.empty(n, dtype=torch.float32, device=logits.device)
-        programs = min(n, PROGRAMS_PER_SM * torch.cuda.get_device_properties(logits.device).multi_processor_count)
+        if programs is None:
+            programs = PROGRAMS_PER_SM * torch.cuda.get_device_properties(logits.device).multi_processor_count
+        programs = min(n, programs)
         _ce_rows_kernel[(programs,)](logits, targets, losses, n, programs, triton.cdiv(n, programs), logits.stride(0),
                                      n_valid, n_cols, 1.0 / n, BLOCK_SIZE=BLOCK, num_warps=WARPS)
         return losses
