@@ -78,7 +78,8 @@ def bench(
 def _print(rows: list[dict]) -> None:
     cols = [("variant", "variant", "{}"), ("recipe", "recipe", "{}"), ("gpus", "GPUs", "{}"),
             ("tokens_per_s", "tokens/s", "{:,.0f}"), ("slowest_window_tokens_per_s", "slowest window", "{:,.0f}"),
-            ("gc_ms", "gc ms", "{:.0f}"), ("first_window_s", "first window s", "{:.1f}"), ("mb_per_s", "MB/s", "{:.2f}"), ("seconds", "s", "{:.2f}"),
+            ("gc_ms", "gc ms", "{:.0f}"), ("first_window_s", "first window s", "{:.1f}"),
+            ("mb_per_s", "MB/s", "{:.2f}"), ("seconds", "s", "{:.2f}"),
             ("vs_tiktoken", "x tiktoken", "{:.2f}"),
             ("step_ms", "step ms", "{:.2f}"), ("mfu", "MFU", "{:.1%}"), ("mfu_peak", "MFU datasheet", "{:.1%}"),
             ("peak_mem_gib", "peak GiB", "{:.2f}"), ("step_ratio", "step x base", "{:.3f}"),

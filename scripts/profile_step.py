@@ -125,8 +125,10 @@ def main() -> None:
             by_kind[kind_of(e.key)] = by_kind.get(kind_of(e.key), 0.0) + us
         busy_ms = sum(by_kind.values()) / steps / 1e3
         tok = args.micro * 1024
-        print(f"==== {spec or 'baseline'}{' (' + args.mode + ')' if args.mode else ''}: {args.layers} layers, micro-batch {args.micro}: wall {wall_ms:.2f} ms "
-              f"a step ({tok / wall_ms:.1f}K tokens/s, unprofiled), GPU busy {busy_ms:.2f} ms a step")
+        mode = f" ({args.mode})" if args.mode else ""
+        print(f"==== {spec or 'baseline'}{mode}: {args.layers} layers, micro-batch {args.micro}: "
+              f"wall {wall_ms:.2f} ms a step ({tok / wall_ms:.1f}K tokens/s, unprofiled), "
+              f"GPU busy {busy_ms:.2f} ms a step")
         for kind, us in sorted(by_kind.items(), key=lambda kv: -kv[1]):
             ms = us / steps / 1e3
             print(f"  {kind:<20} {ms:8.2f} ms  {100 * ms / max(busy_ms, 1e-9):5.1f}%")

@@ -91,7 +91,8 @@ def row_grads_reference(logits: torch.Tensor, targets: torch.Tensor, n_valid: in
     return losses
 
 
-def _rows_in_place(logits: torch.Tensor, targets: torch.Tensor, n_valid: int, programs: int | None = None) -> torch.Tensor:
+def _rows_in_place(logits: torch.Tensor, targets: torch.Tensor, n_valid: int,
+                   programs: int | None = None) -> torch.Tensor:
     """Per-row losses; the logits become the mean loss's gradient. `programs`: the kernel's grid (tests)."""
     if logits.is_cuda and triton is not None:
         n, n_cols = logits.shape
