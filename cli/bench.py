@@ -1,4 +1,5 @@
-"""`gptablate bench [RECIPE...] [--steps N] [--device] [--reference] [--all-variants] [--data] [--json FILE]`."""
+"""`gptablate bench [RECIPE...] [--steps N] [--device] [--gpus N | --scaling 1,2,4] [--reference] [--all-variants]
+[--data] [--json FILE]`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ def bench(
     steps: int = typer.Option(10, "--steps", help="Timed steps after 3 warm-up steps (compilation)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     gpus: int = typer.Option(1, "--gpus", help="Ranks (torchrun, DDP). For scaling, keep the per-GPU batch fixed: "
-                             "--set train.batch_size=<N × per-GPU batch>."),
+                             "--set train.batch_size=<N × per-GPU batch>, or use --scaling."),
+    scaling: Optional[str] = typer.Option(None, "--scaling", help="GPU counts, e.g. 1,2,4: each recipe on each count "
+                                          "with its batch (after --set) as the per-GPU batch, and the efficiency "
+                                          "against the smallest count."),
     reference: bool = typer.Option(False, "--reference", help="Also time a plain nanoGPT-style step of the first recipe's model."),
     all_variants: bool = typer.Option(False, "--all-variants", help="Time every architecture variant of the first recipe, as ratios to its baseline."),
     variant: List[str] = typer.Option([], "--variant", help="With --all-variants: only these rows of its table "
@@ -47,6 +51,12 @@ def bench(
     if gpus < 1:
         raise UserError("--gpus must be at least 1")
     recipes = recipes or ["gpt2_124m"]
+    if scaling is not None:
+        counts = _gpu_counts(scaling)
+        if gpus != 1:
+            raise UserError("--scaling sets the GPU counts: leave out --gpus")
+        if all_variants:
+            raise UserError("--scaling and --all-variants do not combine: time the variants on one GPU count")
     rows = []
     unknown = [v for v in variant if v not in VARIANTS]
     if unknown:
@@ -63,6 +73,20 @@ def bench(
         for r in rows:
             r["step_ratio"] = r["step_ms"] / base["step_ms"]
             r["mem_ratio"] = (r["peak_mem_gib"] / base["peak_mem_gib"]) if base["peak_mem_gib"] else None
+    elif scaling is not None:
+        from gptablate.recipe import load_recipe
+
+        for r in recipes:
+            per_gpu = load_recipe(r, list(set_)).train.batch_size
+            others = [o for o in set_ if o.replace(" ", "").split("=", 1)[0] != "train.batch_size"]
+            first = None
+            for n in counts:
+                row = bench_recipe(r, others + [f"train.batch_size={per_gpu * n}"], steps, device, data, gpus=n)
+                first = first or row
+                row["per_gpu_batch"] = per_gpu
+                # tokens/s a GPU against the smallest count's (1 GPU: the classic N x one GPU)
+                row["efficiency"] = (row["tokens_per_s"] / n) / (first["tokens_per_s"] / counts[0])
+                rows.append(row)
     else:
         rows = [bench_recipe(r, list(set_), steps, device, data, gpus=gpus) for r in recipes]
     if reference:
@@ -75,9 +99,22 @@ def bench(
         atomic_write_text(json_out, json.dumps(rows, indent=2) + "\n")
 
 
+def _gpu_counts(text: str) -> list[int]:
+    """'1,2,4' -> [1, 2, 4] (sorted, each once); a clear error for anything else."""
+    try:
+        counts = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        counts = []
+    if not counts or counts[0] < 1:
+        raise UserError(f"--scaling {text!r}: give GPU counts separated by commas, e.g. 1,2,4")
+    return counts
+
+
 def _print(rows: list[dict]) -> None:
     cols = [("variant", "variant", "{}"), ("recipe", "recipe", "{}"), ("gpus", "GPUs", "{}"),
-            ("tokens_per_s", "tokens/s", "{:,.0f}"), ("slowest_window_tokens_per_s", "slowest window", "{:,.0f}"),
+            ("per_gpu_batch", "per-GPU batch", "{}"),
+            ("tokens_per_s", "tokens/s", "{:,.0f}"), ("efficiency", "efficiency", "{:.1%}"),
+            ("slowest_window_tokens_per_s", "slowest window", "{:,.0f}"),
             ("gc_ms", "gc ms", "{:.0f}"), ("first_window_s", "first window s", "{:.1f}"),
             ("mb_per_s", "MB/s", "{:.2f}"), ("seconds", "s", "{:.2f}"),
             ("vs_tiktoken", "x tiktoken", "{:.2f}"),

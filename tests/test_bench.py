@@ -30,6 +30,25 @@ def test_bench_on_two_gloo_ranks(tmp_path):
     assert row["gpus"] == 2 and row["tokens_per_s"] > 0 and row["recipe"] == "tiny[train.batch_size=16]"
 
 
+def test_bench_scaling_keeps_the_per_gpu_batch_and_gives_efficiency(tmp_path):
+    out = tmp_path / "scaling.json"
+    env = {"GPTABLATE_RUNS": str(tmp_path / "runs")}
+    p = run_cli("bench", "tiny", "--device", "cpu", "--steps", "2", "--scaling", "2,1", "--set", "train.batch_size=8",
+                "--json", str(out), env=env, check=True)
+    one, two = json.loads(out.read_text())
+    assert (one["gpus"], two["gpus"]) == (1, 2) and one["per_gpu_batch"] == two["per_gpu_batch"] == 8
+    assert one["recipe"] == "tiny[train.batch_size=8]" and two["recipe"] == "tiny[train.batch_size=16]"
+    assert one["efficiency"] == 1.0
+    assert abs(two["efficiency"] - two["tokens_per_s"] / (2 * one["tokens_per_s"])) < 1e-9
+    assert "efficiency" in p.stdout and "per-GPU batch" in p.stdout
+    for bad, message in ((["--scaling", "1,x"], "give GPU counts separated by commas"),
+                         (["--scaling", "0,1"], "give GPU counts separated by commas"),
+                         (["--scaling", "1,2", "--gpus", "2"], "leave out --gpus"),
+                         (["--scaling", "1,2", "--all-variants"], "do not combine")):
+        r = run_cli("bench", "tiny", *bad, env=env)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)
+
+
 def test_bench_tokenize_compares_prepare_text_with_tiktoken(tmp_path):
     from conftest import write_corpus
 
