@@ -1,7 +1,7 @@
 """The Python garbage collector during training: what it costs, and keeping compiled graphs out of its scans.
 
 torch.compile leaves hundreds of thousands of long-lived Python objects behind (graphs,
-guards, generated code): 640K for GPT-2 at 12 layers, measured on the CPU. A full
+guards, generated code): 640K for a 12-layer GPT-2 compiled on the CPU. A full
 collection walks all of them: 0.46 s on this project's 2-core CI machine. The collector
 starts one on its own whenever enough new objects have survived, at a moment nobody
 chooses; under DDP the rank that collects holds every other rank at the next all-reduce.
