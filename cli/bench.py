@@ -78,10 +78,9 @@ def bench(
 
         for r in recipes:
             per_gpu = load_recipe(r, list(set_)).train.batch_size
-            others = [o for o in set_ if o.replace(" ", "").split("=", 1)[0] != "train.batch_size"]
             first = None
-            for n in counts:
-                row = bench_recipe(r, others + [f"train.batch_size={per_gpu * n}"], steps, device, data, gpus=n)
+            for n in counts:  # the last --set of a key wins, in the recipe and in its label
+                row = bench_recipe(r, list(set_) + [f"train.batch_size={per_gpu * n}"], steps, device, data, gpus=n)
                 first = first or row
                 row["per_gpu_batch"] = per_gpu
                 # tokens/s a GPU against the smallest count's (1 GPU: the classic N x one GPU)

@@ -171,13 +171,13 @@ class Recipe:
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
     def arm_label(self) -> str:
-        science_overrides = [
-            (k, v) for k, v in self.overrides if tuple(k.split(".", 1)) not in NON_SCIENCE_KEYS
-            and not k.startswith(("run.", "eval."))
-        ]
+        science_overrides: dict[str, Any] = {}  # a key set twice shows once, with the value that took
+        for k, v in self.overrides:
+            if tuple(k.split(".", 1)) not in NON_SCIENCE_KEYS and not k.startswith(("run.", "eval.")):
+                science_overrides[k] = v
         if not science_overrides:
             return self.name
-        inner = ",".join(f"{k}={_format_value(v)}" for k, v in science_overrides)
+        inner = ",".join(f"{k}={_format_value(v)}" for k, v in science_overrides.items())
         return f"{self.name}[{inner}]"
 
 

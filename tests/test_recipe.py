@@ -32,6 +32,8 @@ def test_overrides_are_yaml_typed_and_label_the_arm():
     assert r.arm_label() == "tiny[train.lr=0.003,train.betas=[0.9,0.99],model.bias=false]"
     assert parse_override("train.max_iters=1e3") == ("train.max_iters", 1000.0)
     assert load_recipe("tiny", ["train.max_iters=1e3"]).train.max_iters == 1000
+    twice = load_recipe("tiny", ["train.lr=1e-3", "model.bias=false", "train.lr=2e-3"])
+    assert twice.train.lr == 2e-3 and twice.arm_label() == "tiny[train.lr=0.002,model.bias=false]"
 
 
 def test_seed_and_speed_settings_do_not_change_the_arm():
