@@ -4,8 +4,8 @@ In the plain path (`F.cross_entropy` on the head's logits) the log-softmax reads
 in the forward, and its backward reads them again and writes their gradient; profiled, the two
 took about 2.5 times what those bytes need. Here the forward computes, row by row, the log-sum-exp
 and then the gradient of the mean loss with respect to the logits, written over the logits
-themselves (a row is read twice, the second time while it may still be in L2), so the backward
-only scales the two matmuls by the incoming scalar. Measured: +6.8% tokens/s for the 124M step
+themselves (a row is read twice, both times from memory, as measured: see the kernel), so the
+backward only scales the two matmuls by the incoming scalar. Measured: +6.8% tokens/s for the 124M step
 on an H100 (docs/performance.md). The numerics are the plain path's: bf16 logits from a bf16 matmul, the
 softmax in fp32, the logits' gradient rounded to bf16, fp32 accumulation in the matmuls. (The
 incoming gradient, 1/accumulation steps, scales the matmuls' outputs rather than the logits'
