@@ -23,6 +23,7 @@ from ..errors import UserError
 from .layers import make_norm
 from .norms import RMSNorm
 from .registry import RESIDUALS
+from .sinkhorn import sinkhorn
 
 
 class Residual(nn.Module):
@@ -259,15 +260,6 @@ class HyperConnections(Residual):
                 H = self.site_weights[k](H, site, ctx)
                 k += 1
         return H.sum(2)
-
-
-def sinkhorn(logits: torch.Tensor, iters: int) -> torch.Tensor:
-    """exp, then alternate row and column normalisation: a doubly stochastic matrix."""
-    m = torch.exp(logits - logits.amax(dim=(-2, -1), keepdim=True))
-    for _ in range(iters):
-        m = m / m.sum(-1, keepdim=True)
-        m = m / m.sum(-2, keepdim=True)
-    return m
 
 
 class _MHCSite(nn.Module):
