@@ -13,6 +13,7 @@ nanoGPT-style step (torch.compile, bf16 autocast, SDPA, fused AdamW, clipping, m
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import statistics
@@ -75,6 +76,19 @@ def _synthetic_dataset(root: Path, recipe: Recipe, steps: int) -> None:
     write_shard(folder / "synthetic_train_000001.bin", rng.integers(0, 50257, need))
 
 
+def _release_memory() -> None:
+    """Drop a finished row's compiled graphs and return its cached GPU memory to the device.
+
+    The next row's auto micro-batch is sized from the free memory: with the last row's blocks
+    still cached it saw less (the hyper row after the baseline got 30 sequences where a fresh
+    process gets 60: a different step, so a confounded ratio).
+    """
+    torch._dynamo.reset()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def bench_recipe(recipe_ref: str, overrides: list[str], steps: int, device: str | None, data: bool,
                  warmup: int = 3, gpus: int = 1) -> dict:
     """Run the engine for warmup + steps steps (through torchrun when gpus > 1); its steady throughput."""
@@ -103,7 +117,7 @@ def bench_recipe(recipe_ref: str, overrides: list[str], steps: int, device: str 
         rows = [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines()]
     steady = rows[1:] or rows  # the first window holds compilation
     tok_s = statistics.mean(r["tokens_per_s"] for r in steady)
-    torch._dynamo.reset()
+    _release_memory()
     return {"recipe": load_recipe(recipe_ref, list(overrides)).arm_label(), "gpus": gpus, "tokens_per_s": tok_s,
             "step_ms": 1e3 * recipe.train.batch_size * recipe.model.block_size / tok_s,
             "mfu": statistics.mean(r["mfu"] for r in steady),
@@ -155,7 +169,8 @@ def bench_reference(recipe_ref: str, steps: int, device: str | None, micro_batch
            "step_ms": 1e3 * seconds, "mfu": flops / measure_matmul_flops(dev),
            "mfu_peak": flops / peak if peak else None,
            "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None}
-    torch._dynamo.reset()
+    del model, optimizer, step_model, tokens, x, y
+    _release_memory()
     return out
 
 
