@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -75,7 +76,10 @@ print("ok")
 """
 
 
-@pytest.mark.skipif(triton is None, reason="needs Triton")
+# Triton's interpreter does not run under numpy >= 2.3 (its scalar conversions fail, seen on the GPU
+# machine); the GPU test covers the kernels there.
+@pytest.mark.skipif(triton is None or tuple(map(int, np.__version__.split(".")[:2])) >= (2, 3),
+                    reason="needs Triton, and numpy < 2.3 for its interpreter")
 def test_kernels_match_reference_in_triton_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     done = subprocess.run([sys.executable, "-c", _KERNEL_CHECK.format(interpret=True)], env=env,

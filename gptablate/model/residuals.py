@@ -21,7 +21,8 @@ import torch.nn as nn
 
 from ..errors import UserError
 from .layers import make_norm
-from .norms import RMSNorm
+from .normproj import norm_proj
+from .norms import LayerNorm, RMSNorm
 from .registry import RESIDUALS
 from .sinkhorn import sinkhorn
 
@@ -218,7 +219,17 @@ class _HyperSite(nn.Module):
         # element-wise code that fuses with its neighbours (dynamic: 1.79x -> 1.58x the baseline).
         n = H.size(2)
         if self.dynamic:
-            coef = torch.tanh(self.norm(H) @ torch.cat((self.W_a, self.W_b), dim=1))  # (B, T, n, n+2)
+            W = torch.cat((self.W_a, self.W_b), dim=1)  # (D, n+2)
+            if isinstance(self.norm, (LayerNorm, RMSNorm)):
+                # The norm's gain and bias folded into the projection, norm and projection one
+                # operation with each stream row read once (normproj.py): N(h) @ W = x̂ (g ⊙ W) + b W.
+                z = norm_proj(H, self.norm.weight.float()[:, None] * W.float(), 1e-5,
+                              center=isinstance(self.norm, LayerNorm))
+                if getattr(self.norm, "bias", None) is not None:
+                    z = z + (self.norm.bias.float()[:, None] * W.float()).sum(0)
+                coef = torch.tanh(z)  # (B, T, n, n+2), fp32
+            else:
+                coef = torch.tanh(self.norm(H) @ W)
             A = self.A_s + self.s_a * coef[..., : n + 1]  # (B, T, n, n+1)
             Bw = self.B_s + self.s_b * coef[..., n + 1]  # (B, T, n)
         else:
