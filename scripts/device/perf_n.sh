@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Device call N (one H100): the new kernels' GPU tests; the loss kernel against the plain loss in two
+# 150-step training runs from the same seed and data (validation loss); the multi-stream variants at the
+# real size after the Sinkhorn op and the hyper norm-projection op.
+set -uo pipefail
+export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata GPTABLATE_RUNS=/tmp/gruns
+nvidia-smi --query-gpu=name --format=csv,noheader
+python3 -m pip install --no-deps --no-build-isolation -q -e . > $OUT/n_pip.txt 2>&1
+T0=$SECONDS
+timeout -k 5 150 python3 -m pytest -q tests/test_normproj.py tests/test_sinkhorn.py tests/test_loss.py > $OUT/n_test.txt 2>&1
+grep -E "passed|failed|FAILED|Error" $OUT/n_test.txt | head -8
+echo "[t=$((SECONDS-T0))s]"
+SRC=$(python3 -c 'import sys; print(sys.prefix)')/lib
+python3 -m gptablate_cli prepare text "$SRC" --glob '*.py' --name pysrc > $OUT/n_prep.txt 2>&1; tail -1 $OUT/n_prep.txt
+for k in fused torch; do
+  timeout -k 5 110 python3 -m gptablate_cli train gpt2_124m --set data.dataset=pysrc --set train.max_iters=150 \
+    --set data.eval_interval=150 --set data.eval_tokens=2097152 --set train.loss_kernel=$k > $OUT/n_ab_$k.txt 2>&1
+  echo "$k: $(grep -E 'loss=|finished' $OUT/n_ab_$k.txt | cut -c1-200 | tr '\n' ' ')"
+done
+echo "[t=$((SECONDS-T0))s]"
+timeout -k 5 270 python3 -m gptablate_cli bench gpt2_124m --steps 15 --all-variants --variant residual=hyper \
+  --variant residual=hyper-static --variant residual=mhc --json $OUT/n_var.json > $OUT/n_var.txt 2>&1
+grep -E "^run bench|^finished" $OUT/n_var.txt | cut -c1-150; tail -9 $OUT/n_var.txt
+echo "[t=$((SECONDS-T0))s]"
