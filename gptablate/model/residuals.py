@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
+from .hyperstep import hyper_step
 from .layers import make_norm
 from .normproj import norm_proj
 from .norms import LayerNorm, RMSNorm
@@ -212,6 +213,17 @@ class _HyperSite(nn.Module):
             self.s_a = nn.Parameter(torch.tensor(0.01))
             self.s_b = nn.Parameter(torch.tensor(0.01))
 
+    def fused_params(self):
+        """(wt, bw, s, A_s, B_s) for hyperstep.hyper_step: the norm's gain and bias folded into the projection."""
+        if not self.dynamic:
+            empty = self.A_s.new_zeros(0)
+            return empty, empty, empty, self.A_s, self.B_s
+        W = torch.cat((self.W_a, self.W_b), dim=1)  # (D, n+2), fp32 master weights
+        wt = (self.norm.weight[:, None] * W).t()
+        bias = getattr(self.norm, "bias", None)
+        bw = (bias[:, None] * W).sum(0) if bias is not None else W.new_zeros(W.shape[1])
+        return wt, bw, torch.stack((self.s_a, self.s_b)), self.A_s, self.B_s
+
     def forward(self, H, site, ctx):
         # The mixes are broadcast products summed over the n streams, in the stream's own dtype
         # (fp32, as the baseline's residual stream): an einsum is a matmul, which autocast runs in
@@ -254,6 +266,9 @@ class HyperConnections(Residual):
         n: int = 4
         dynamic: bool = True
         lr_mult: float = 1.0
+        # fused: the stream work between two sites as one operation (hyperstep.py; Triton kernels on
+        # CUDA), for static ones and dynamic ones with layernorm or rmsnorm; torch: per-site torch code.
+        kernel: Literal["fused", "torch"] = "fused"
 
     def __init__(self, cfg, layout, settings=None):
         super().__init__(cfg, layout, settings)
@@ -262,8 +277,13 @@ class HyperConnections(Residual):
         self.n = settings.n
         self.site_weights = nn.ModuleList(
             _HyperSite(cfg, settings.n, k, settings.dynamic, self.lr_mult) for k in range(self.n_sites))
+        self.dynamic = settings.dynamic
+        self.center = cfg.norm == "layernorm"
+        self.fused = settings.kernel == "fused" and (not settings.dynamic or cfg.norm in ("layernorm", "rmsnorm"))
 
     def walk(self, x, blocks, ctx):
+        if self.fused:
+            return self._walk_fused(x, blocks, ctx)
         H = x.unsqueeze(2).expand(-1, -1, self.n, -1)  # n copies of x: (B, T, n, D)
         k = 0
         for block in blocks:
@@ -271,6 +291,23 @@ class HyperConnections(Residual):
                 H = self.site_weights[k](H, site, ctx)
                 k += 1
         return H.sum(2)
+
+    def _walk_fused(self, x, blocks, ctx):
+        """The same function, one hyper_step between two sites: (H', x_in', C') from (H, out, C)."""
+        B, T, D = x.shape
+        n, M = self.n, B * T
+        sites = [site for block in blocks for site in block.sites()]
+        flags = dict(eps=1e-5, dynamic=self.dynamic, center=self.center)
+        empty = x.new_zeros(0)
+        H, x_in, C = hyper_step(x.reshape(M, 1, D).expand(M, n, D), empty, empty,
+                                *self.site_weights[0].fused_params(), has_write=False, **flags)
+        for k, site in enumerate(sites):
+            out = site(x_in.view(B, T, D), ctx).reshape(M, D)
+            if k + 1 < len(sites):
+                H, x_in, C = hyper_step(H, out, C, *self.site_weights[k + 1].fused_params(), has_write=True, **flags)
+        # the last site's write and the exit's sum over streams: Σ_j H'_j = Σ_i (Σ_j A[i,j+1]) H_i + (Σ_j B_j) out
+        y = (C[:, :, 1:n + 1].sum(-1)[..., None] * H).sum(1) + C[:, :, n + 1].sum(-1)[:, None] * out.to(H.dtype)
+        return y.view(B, T, D)
 
 
 class _MHCSite(nn.Module):

@@ -1,0 +1,47 @@
+"""The hyper_step kernels against the torch reference (run by tests/test_hyperstep.py; "interp": on the CPU, in Triton's interpreter)."""
+import sys, torch, gptablate.model.hyperstep as HS
+interp = len(sys.argv) > 1 and sys.argv[1] == "interp"
+HS._INTERPRET = interp
+dev = "cpu" if interp else "cuda"
+torch.manual_seed(0)
+worst = 0.0
+# the interpreter: small shapes, every case; a GPU: the 124M model's rows (every case) and one padded shape
+# (each case is two kernels to compile, a second or two each)
+CASES = [(n, D, M, d, c, w) for n, D, M in ((4, 24, 5), (3, 20, 7), (2, 64, 3), (4, 768, 3))
+         for d in (True, False) for c in (True, False) for w in (True, False)] if interp else (
+    [(4, 768, 300, d, c, w) for d in (True, False) for c in (True, False) for w in (True, False)]
+    + [(3, 20, 7, True, True, True)])
+for n, D, M, dynamic, center, has_write in CASES:
+    f = dict(device=dev, dtype=torch.float32)
+    Hk = torch.randn(M, n, D, **f) * 2 + 0.3
+    out = torch.randn(M, D, device=dev, dtype=torch.bfloat16)
+    Ck = torch.randn(M, n, n + 2, **f)
+    wt = torch.randn(n + 2, D, **f) * 0.3
+    bw = torch.randn(n + 2, **f) * 0.1
+    s = torch.tensor([0.3, -0.2], **f)
+    a_s = torch.randn(n, n + 1, **f)
+    b_s = torch.randn(n, **f)
+    if not has_write:
+        out, Ck = out.new_zeros(0), Ck.new_zeros(0)
+    if not dynamic:
+        wt, bw, s = wt.new_zeros(0), bw.new_zeros(0), s.new_zeros(0)
+    args = (Hk, out, Ck, wt, bw, s, a_s, b_s, 1e-5, has_write, dynamic, center)
+    got = torch.ops.gptablate.hyper_step(*args)
+    ref = HS.hyper_step_reference(*[a.double() if isinstance(a, torch.Tensor) and a.dtype == torch.float32 else a for a in args])
+    for name, g, r in zip(("H1", "x", "C1", "t", "mean", "rstd"), got, ref):
+        err = (g.double() - r).abs().max().item() if r.numel() else 0.0
+        worst = max(worst, err)
+        assert err < 1e-4, (name, n, D, dynamic, center, has_write, err)
+    H1, x_in, C1, t, mean, rstd = got
+    dH1 = torch.randn_like(H1); dx = torch.randn_like(x_in); dC1 = torch.randn_like(C1)
+    bargs = (Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1, dx, dC1, has_write, dynamic, center)
+    bgot = torch.ops.gptablate.hyper_step_backward(*bargs)
+    bref = HS.hyper_step_backward_reference(*[a.double() if isinstance(a, torch.Tensor) and a.dtype == torch.float32 else a for a in bargs])
+    for name, g, r in zip(("dHk", "d_out", "dCk", "dz", "dCt"), bgot, bref):
+        if r is None:
+            assert g.numel() == 0, name
+            continue
+        err = ((g.double() - r.double()).abs().max() / (1 + r.double().abs().max())).item()
+        worst = max(worst, err)
+        assert err < (2e-2 if name == "d_out" else 1e-4), (name, n, D, dynamic, center, has_write, err)
+print("ok", worst)

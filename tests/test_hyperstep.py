@@ -1,0 +1,116 @@
+"""Hyper-Connections' fused stream step: the hand-written backward, the model's two paths, the kernels."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gptablate.model import hyperstep as HS
+from gptablate.model.gpt import GPT, GPTConfig
+from gptablate.recipe import load_recipe
+
+FLAGS = [(w, d, c) for w in (True, False) for d in (True, False) for c in (True, False)]
+
+
+def _inputs(n, D, M, has_write, dynamic, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape, s=1.0: (s * torch.randn(*shape, generator=g, dtype=dtype)).requires_grad_()
+    Hk, out, Ck = r(M, n, D, s=2.0), r(M, D), r(M, n, n + 2)
+    wt, bw, s = r(n + 2, D, s=0.3), r(n + 2, s=0.1), r(2, s=0.3)
+    a_s, b_s = r(n, n + 1), r(n)
+    if not has_write:
+        out, Ck = torch.zeros(0, dtype=dtype), torch.zeros(0, dtype=dtype)
+    if not dynamic:
+        wt, bw, s = (torch.zeros(0, dtype=dtype) for _ in range(3))
+    return [Hk, out, Ck, wt, bw, s, a_s, b_s]
+
+
+@pytest.mark.parametrize("has_write,dynamic,center", FLAGS)
+def test_hand_backward_matches_autograd_through_the_reference(has_write, dynamic, center):
+    tensors = _inputs(3, 10, 4, has_write, dynamic)
+    flags = (1e-5, has_write, dynamic, center)
+    want_out = HS.hyper_step_reference(*tensors, *flags)[:3]
+    got_out = torch.ops.gptablate.hyper_step(*tensors, *flags)[:3]  # the op: manual backward
+    weights = [torch.randn_like(t) for t in want_out]
+    loss = lambda outs: sum((o * w).sum() for o, w in zip(outs, weights))
+    grads_of = [t for t in tensors if t.requires_grad]
+    want = torch.autograd.grad(loss(want_out), grads_of)
+    got = torch.autograd.grad(loss(got_out), grads_of)
+    for o, w in zip(got_out, want_out):
+        assert torch.allclose(o, w, atol=1e-12)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-10), (a - b).abs().max()
+
+
+def _model(sets):
+    base = ["model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.block_size=16", "model.vocab_size=64",
+            "arch.residual=hyper"]
+    torch.manual_seed(0)
+    return GPT(GPTConfig.from_recipe(load_recipe("gpt2_124m", base + sets))).double()
+
+
+@pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])
+@pytest.mark.parametrize("dynamic", ["true", "false"])
+def test_fused_and_torch_paths_give_the_same_model(norm, dynamic):
+    sets = [f"arch.norm={norm}", f"arch.hyper.dynamic={dynamic}"]
+    fused, plain = _model(sets), _model(sets + ["arch.hyper.kernel=torch"])
+    assert fused.residual.fused and not plain.residual.fused
+    plain.load_state_dict(fused.state_dict())
+    g = torch.Generator().manual_seed(1)
+    noise = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in fused.parameters()]
+    with torch.no_grad():  # connection weights away from their initial values, so every term is exercised
+        for model in (fused, plain):
+            for (name, p), e in zip(model.named_parameters(), noise):
+                if name.startswith("residual."):
+                    p.add_(0.3 * e)
+    x = torch.randint(0, 64, (2, 17), generator=g)
+    a, b = fused(x[:, :-1], x[:, 1:]), plain(x[:, :-1], x[:, 1:])
+    a.backward()
+    b.backward()
+    assert torch.allclose(a, b, atol=1e-6)
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters()):
+        # the torch path runs the dynamic projection in fp32 (normproj), the fused one in the model's float64
+        assert torch.allclose(p.grad, q.grad, atol=1e-6, rtol=1e-5), name
+
+
+def test_other_norms_take_the_torch_path():
+    assert not _model(["arch.norm=scalenorm"]).residual.fused
+    assert _model(["arch.norm=scalenorm", "arch.hyper.dynamic=false"]).residual.fused  # static: no norm
+
+
+def test_fused_model_compiles_without_a_graph_break():
+    model = _model([]).float()
+    torch._dynamo.reset()
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    x = torch.randint(0, 64, (2, 17))
+    compiled = torch.compile(model.hidden, backend=backend, fullgraph=True)
+    compiled(x[:, :-1]).sum().backward()
+    assert len(graphs) == 1
+    torch._dynamo.reset()
+
+
+_CHECK = Path(__file__).with_name("hyperstep_kernel_check.py")
+
+
+# Triton's interpreter does not run under numpy >= 2.3 (its scalar conversions fail); the GPU test covers the kernels.
+@pytest.mark.skipif(HS.triton is None or tuple(map(int, np.__version__.split(".")[:2])) >= (2, 3),
+                    reason="needs Triton, and numpy < 2.3 for its interpreter")
+def test_kernels_match_reference_in_triton_interpreter():
+    done = subprocess.run([sys.executable, str(_CHECK), "interp"], env={**os.environ, "TRITON_INTERPRET": "1"},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and HS.triton is not None), reason="needs CUDA and Triton")
+def test_kernels_match_reference_on_gpu():
+    done = subprocess.run([sys.executable, str(_CHECK)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
