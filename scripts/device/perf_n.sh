@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
-# Device call N (one H100): the new kernels' GPU tests; the loss kernel against the plain loss in two
-# 150-step training runs from the same seed and data (validation loss); the multi-stream variants at the
-# real size after the Sinkhorn op and the hyper norm-projection op.
+# Device call N (one H100): the new kernels' GPU tests (Sinkhorn, the hyper norm-projection, hyper_step,
+# the loss); hyper_step's kernels by grid and warps; the multi-stream variants at the real size (12 layers,
+# the recipe's 60-sequence step); the loss kernel against the plain loss in two short training runs from the
+# same seed and data (validation loss). Output to files, not pipes (compile workers keep a pipe open).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata GPTABLATE_RUNS=/tmp/gruns
 nvidia-smi --query-gpu=name --format=csv,noheader
 python3 -m pip install --no-deps --no-build-isolation -q -e . > $OUT/n_pip.txt 2>&1
 T0=$SECONDS
-timeout -k 5 150 python3 -m pytest -q tests/test_normproj.py tests/test_sinkhorn.py tests/test_loss.py > $OUT/n_test.txt 2>&1
+timeout -k 5 100 python3 -m pytest -q -k "gpu" tests/test_hyperstep.py tests/test_normproj.py tests/test_sinkhorn.py \
+  tests/test_loss.py > $OUT/n_test.txt 2>&1
 grep -E "passed|failed|FAILED|Error" $OUT/n_test.txt | head -8
 echo "[t=$((SECONDS-T0))s]"
-SRC=$(python3 -c 'import sys; print(sys.prefix)')/lib
-python3 -m gptablate_cli prepare text "$SRC" --glob '*.py' --name pysrc > $OUT/n_prep.txt 2>&1; tail -1 $OUT/n_prep.txt
-for k in fused torch; do
-  timeout -k 5 110 python3 -m gptablate_cli train gpt2_124m --set data.dataset=pysrc --set train.max_iters=150 \
-    --set data.eval_interval=150 --set data.eval_tokens=2097152 --set train.loss_kernel=$k > $OUT/n_ab_$k.txt 2>&1
-  echo "$k: $(grep -E 'loss=|finished' $OUT/n_ab_$k.txt | cut -c1-200 | tr '\n' ' ')"
-done
+timeout -k 5 80 python3 scripts/device/hyperstep_bench.py > $OUT/n_hsbench.txt 2>&1; cat $OUT/n_hsbench.txt | tail -14
 echo "[t=$((SECONDS-T0))s]"
-timeout -k 5 270 python3 -m gptablate_cli bench gpt2_124m --steps 15 --all-variants --variant residual=hyper \
+timeout -k 5 250 python3 -m gptablate_cli bench gpt2_124m --steps 12 --all-variants --variant residual=hyper \
   --variant residual=hyper-static --variant residual=mhc --json $OUT/n_var.json > $OUT/n_var.txt 2>&1
-grep -E "^run bench|^finished" $OUT/n_var.txt | cut -c1-150; tail -9 $OUT/n_var.txt
+grep -E "^run bench|^finished" $OUT/n_var.txt | cut -c1-150; tail -7 $OUT/n_var.txt
+echo "[t=$((SECONDS-T0))s]"
+SRC=$(python3 -c 'import sys; print(sys.prefix)')/lib
+timeout -k 5 40 python3 -m gptablate_cli prepare text "$SRC" --glob '*.py' --name pysrc > $OUT/n_prep.txt 2>&1; tail -1 $OUT/n_prep.txt
+for k in fused torch; do
+  timeout -k 5 75 python3 -m gptablate_cli train gpt2_124m --set data.dataset=pysrc --set train.max_iters=100 \
+    --set data.eval_interval=100 --set data.eval_tokens=1048576 --set train.loss_kernel=$k > $OUT/n_ab_$k.txt 2>&1
+  echo "$k: $(grep -E 'step 100/|finished' $OUT/n_ab_$k.txt | cut -c1-160 | tr '\n' ' ')"
+done
 echo "[t=$((SECONDS-T0))s]"
