@@ -35,6 +35,12 @@ try:  # Triton ships with CUDA builds of torch; CPU machines usually lack it
 except ImportError:  # pragma: no cover - depends on the install
     triton = None
 
+# The grid and warps, from a sweep on the 124M step's streams (61,440 x 4 x 768; call N,
+# scripts/device/hyperstep_bench.py, one H100): programs per SM (2, 4, 8) made no difference; 4 warps
+# were best forward (1.64 ms), 8 backward (2.15 ms), 16 twice as slow for both. Both kernels run at
+# 1.1-1.6 TB/s, a third to a half of the memory's rate: a program works on one token at a time, so
+# its loads wait on the previous token's reductions (the lead for a faster version: several tokens,
+# or a pipelined loop, per iteration).
 PROGRAMS_PER_SM = 4
 _INTERPRET = False  # tests: run the Triton kernels on CPU tensors under TRITON_INTERPRET=1
 
@@ -237,7 +243,7 @@ def _launch_shape(Hk: torch.Tensor) -> dict:
     block_d = triton.next_power_of_2(D)
     return dict(grid=(programs,), programs=programs, per_program=triton.cdiv(M, programs),
                 N=n, NP=triton.next_power_of_2(n), J=n + 2, JP=triton.next_power_of_2(n + 2), BLOCK_D=block_d,
-                num_warps=8 if n * block_d <= 4096 else 16)
+                fwd_warps=4 if n * block_d <= 4096 else 8, bwd_warps=8 if n * block_d <= 4096 else 16)
 
 
 @torch.library.custom_op("gptablate::hyper_step", mutates_args=())
@@ -258,7 +264,7 @@ def _hyper_step_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tensor, wt: to
     _hyper_fwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, s, a_s, b_s, H1, x_in, C1, t, mean, rstd, M, D, eps,
                                  k["programs"], k["per_program"], N=k["N"], NP=k["NP"], J=k["J"], JP=k["JP"],
                                  BLOCK_D=k["BLOCK_D"], HAS_WRITE=has_write, DYNAMIC=dynamic, CENTER=center,
-                                 num_warps=k["num_warps"])
+                                 num_warps=k["fwd_warps"])
     return H1, x_in, C1, t, mean, rstd
 
 
@@ -293,7 +299,7 @@ def _hyper_step_backward_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tenso
                                      dHk, d_out if has_write else dummy, dCk if has_write else dummy,
                                      dz if dynamic else dummy, dCt, M, D, k["programs"], k["per_program"],
                                      N=k["N"], NP=k["NP"], J=k["J"], JP=k["JP"], BLOCK_D=k["BLOCK_D"],
-                                     HAS_WRITE=has_write, DYNAMIC=dynamic, CENTER=center, num_warps=k["num_warps"])
+                                     HAS_WRITE=has_write, DYNAMIC=dynamic, CENTER=center, num_warps=k["bwd_warps"])
     def absent(t):  # an output this case has none of: a fresh empty tensor (outputs may not alias)
         return t if t is not None else H1.new_zeros(0)
 
