@@ -156,6 +156,9 @@ class Recipe:
         d.pop("eval", None)  # what is measured after training does not change what is trained
         for section, key in NON_SCIENCE_KEYS:
             d.get(section, {}).pop(key, None)
+        for variant, key in NON_SCIENCE_VARIANT_KEYS:
+            if isinstance(d["arch"].get(variant), dict):
+                d["arch"][variant].pop(key, None)
         # Settings of variants the model does not use change nothing; a plug-in's code does.
         used = {self.arch.norm, self.arch.block, self.arch.residual}
         for name in list(d["arch"]):
@@ -173,7 +176,8 @@ class Recipe:
     def arm_label(self) -> str:
         science_overrides: dict[str, Any] = {}  # a key set twice shows once, with the value that took
         for k, v in self.overrides:
-            if tuple(k.split(".", 1)) not in NON_SCIENCE_KEYS and not k.startswith(("run.", "eval.")):
+            if (tuple(k.split(".", 1)) not in NON_SCIENCE_KEYS and tuple(k.split(".")[1:]) not in NON_SCIENCE_VARIANT_KEYS
+                    and not k.startswith(("run.", "eval."))):
                 science_overrides[k] = v
         if not science_overrides:
             return self.name
@@ -192,6 +196,8 @@ SECTION_TYPES = {
 }
 # Settings that never change the trained model or its score: runs that differ only here are
 # seeds of one arm. (Device and rank count are not recipe keys at all.)
+# The same for a variant's own settings (arch.<variant>.<key>): how it is computed, not what.
+NON_SCIENCE_VARIANT_KEYS = {("hyper", "kernel")}
 NON_SCIENCE_KEYS = {
     ("train", "seed"),
     ("train", "micro_batch"),

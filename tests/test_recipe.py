@@ -45,6 +45,11 @@ def test_seed_and_speed_settings_do_not_change_the_arm():
     with pytest.raises(UserError, match="'auto' or 'flash' or 'cudnn' or 'efficient' or 'math'"):
         load_recipe("tiny", ["train.attention=fast"])
     assert load_recipe("tiny", ["train.lr=1e-3"]).arm_hash() != base.arm_hash()
+    # a variant's kernel choice is a speed setting too; its other settings are not
+    hyper = load_recipe("tiny", ["arch.residual=hyper"])
+    torch_path = load_recipe("tiny", ["arch.residual=hyper", "arch.hyper.kernel=torch"])
+    assert torch_path.arm_hash() == hyper.arm_hash() and torch_path.arm_label() == "tiny[arch.residual=hyper]"
+    assert load_recipe("tiny", ["arch.residual=hyper", "arch.hyper.n=2"]).arm_hash() != hyper.arm_hash()
 
 
 def test_unknown_key_names_file_key_and_closest(tmp_path):
