@@ -267,7 +267,7 @@ class HyperConnections(Residual):
         dynamic: bool = True
         lr_mult: float = 1.0
         # fused: the stream work between two sites as one operation (hyperstep.py; Triton kernels on
-        # CUDA), for static ones and dynamic ones with layernorm or rmsnorm; torch: per-site torch code.
+        # CUDA), for static ones and dynamic ones with layernorm or rmsnorm; torch: the per-site code.
         kernel: Literal["fused", "torch"] = "fused"
 
     def __init__(self, cfg, layout, settings=None):
