@@ -1,13 +1,10 @@
 """Hyper-Connections' fused stream step: the hand-written backward, the model's two paths, the kernels."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from interpreter import kernel_tests
 
 from gptablate.model import hyperstep as HS
 from gptablate.model.gpt import GPT, GPTConfig
@@ -101,16 +98,5 @@ def test_fused_model_compiles_without_a_graph_break():
 _CHECK = Path(__file__).with_name("hyperstep_kernel_check.py")
 
 
-# Triton's interpreter does not run under numpy >= 2.3 (its scalar conversions fail); the GPU test covers the kernels.
-@pytest.mark.skipif(HS.triton is None or tuple(map(int, np.__version__.split(".")[:2])) >= (2, 3),
-                    reason="needs Triton, and numpy < 2.3 for its interpreter")
-def test_kernels_match_reference_in_triton_interpreter():
-    done = subprocess.run([sys.executable, str(_CHECK), "interp"], env={**os.environ, "TRITON_INTERPRET": "1"},
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
-
-
-@pytest.mark.skipif(not (torch.cuda.is_available() and HS.triton is not None), reason="needs CUDA and Triton")
-def test_kernels_match_reference_on_gpu():
-    done = subprocess.run([sys.executable, str(_CHECK)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+test_kernels_match_reference_in_triton_interpreter, test_kernels_match_reference_on_gpu = kernel_tests(
+    [str(_CHECK), "interp"], [str(_CHECK)])

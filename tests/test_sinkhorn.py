@@ -1,14 +1,10 @@
 """mHC's Sinkhorn normalisation as one operation: its hand-written backward, the custom op, the kernels."""
 
-import os
-import subprocess
-import sys
-
-import numpy as np
 import pytest
 import torch
+from interpreter import kernel_tests
 
-from gptablate.model.sinkhorn import sinkhorn, sinkhorn_backward_reference, sinkhorn_reference, triton
+from gptablate.model.sinkhorn import sinkhorn, sinkhorn_backward_reference, sinkhorn_reference
 
 
 def _loop(logits: torch.Tensor, iters: int) -> torch.Tensor:
@@ -76,17 +72,5 @@ print("ok")
 """
 
 
-# Triton's interpreter does not run under numpy >= 2.3 (its scalar conversions fail, seen on the GPU
-# machine); the GPU test covers the kernels there.
-@pytest.mark.skipif(triton is None or tuple(map(int, np.__version__.split(".")[:2])) >= (2, 3),
-                    reason="needs Triton, and numpy < 2.3 for its interpreter")
-def test_kernels_match_reference_in_triton_interpreter():
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    done = subprocess.run([sys.executable, "-c", _KERNEL_CHECK.format(interpret=True)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
-
-
-@pytest.mark.skipif(not (torch.cuda.is_available() and triton is not None), reason="needs CUDA and Triton")
-def test_kernels_match_reference_on_gpu():
-    exec(_KERNEL_CHECK.format(interpret=False), {})
+test_kernels_match_reference_in_triton_interpreter, test_kernels_match_reference_on_gpu = kernel_tests(
+    ["-c", _KERNEL_CHECK.format(interpret=True)], ["-c", _KERNEL_CHECK.format(interpret=False)])

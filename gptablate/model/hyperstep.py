@@ -107,18 +107,22 @@ if triton is not None:
         return 1.0 - 2.0 / (tl.exp(2.0 * z) + 1.0)
 
     @triton.jit
-    def _hyper_fwd_kernel(hk_ptr, out_ptr, ck_ptr, wt_ptr, bw_ptr, s_ptr, as_ptr, bs_ptr,
-                          h1_ptr, x_ptr, c1_ptr, t_ptr, mean_ptr, rstd_ptr,
-                          M, D, eps, n_programs, tokens_per_program,
-                          N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, JP: tl.constexpr, BLOCK_D: tl.constexpr,
-                          HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr):
+    def _indices(D, N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, JP: tl.constexpr, BLOCK_D: tl.constexpr):
+        """Streams ii, coefficient columns jj, features dd, and the masks of a row (NP, BLOCK_D) and of C (NP, JP)."""
         ii = tl.arange(0, NP)
         jj = tl.arange(0, JP)
         dd = tl.arange(0, BLOCK_D)
         imask = ii < N
         dmask = dd < D
-        hmask = imask[:, None] & dmask[None, :]
-        cmask = imask[:, None] & (jj[None, :] < J)
+        return ii, jj, dd, imask, dmask, imask[:, None] & dmask[None, :], imask[:, None] & (jj[None, :] < J)
+
+    @triton.jit
+    def _hyper_fwd_kernel(hk_ptr, out_ptr, ck_ptr, wt_ptr, bw_ptr, s_ptr, as_ptr, bs_ptr,
+                          h1_ptr, x_ptr, c1_ptr, t_ptr, mean_ptr, rstd_ptr,
+                          M, D, eps, n_programs, tokens_per_program,
+                          N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, JP: tl.constexpr, BLOCK_D: tl.constexpr,
+                          HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr):
+        ii, jj, dd, imask, dmask, hmask, cmask = _indices(D, N, NP, J, JP, BLOCK_D)
         # constants of the site: A_s, B_s as a (NP, JP) tile in C's layout; s_a, s_b; bw
         a_s = tl.load(as_ptr + ii[:, None] * (N + 1) + jj[None, :], mask=imask[:, None] & (jj[None, :] < N + 1), other=0.0)
         b_s = tl.load(bs_ptr + ii, mask=imask, other=0.0)
@@ -177,13 +181,7 @@ if triton is not None:
                           M, D, n_programs, tokens_per_program,
                           N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, JP: tl.constexpr, BLOCK_D: tl.constexpr,
                           HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr):
-        ii = tl.arange(0, NP)
-        jj = tl.arange(0, JP)
-        dd = tl.arange(0, BLOCK_D)
-        imask = ii < N
-        dmask = dd < D
-        hmask = imask[:, None] & dmask[None, :]
-        cmask = imask[:, None] & (jj[None, :] < J)
+        ii, jj, dd, imask, dmask, hmask, cmask = _indices(D, N, NP, J, JP, BLOCK_D)
         if DYNAMIC:
             scale = tl.where(jj < N + 1, tl.load(s_ptr), tl.load(s_ptr + 1))
         for it in range(0, tokens_per_program):
