@@ -14,7 +14,8 @@ x_in' from H'. Its backward, one kernel too, takes the gradients of H', x_in' an
 and returns those of H, out and (A, B): H' never has two gradients to add, because its only
 users are this operation and the next one. The first site's read is the same operation
 without the write (`has_write=False`); the last site's write and the exit's sum over the
-streams stay in torch.
+streams stay in torch. Measured on an H100 at the 124M step: 2.11× → 1.80× the baseline's step
+time (docs/performance.md).
 
 Layout: H (M, n, D) with M = B·T tokens, fp32; C (M, n, n+2) the per-token coefficients, A in
 columns 0..n and B in column n+1. Norms: LayerNorm (`center`) or RMSNorm, their gain and bias
