@@ -1,7 +1,7 @@
 """The hyper_step kernels against the torch reference (run by tests/test_hyperstep.py; "interp": on the CPU, in Triton's interpreter)."""
-import sys, torch, gptablate.model.hyperstep as HS
+import sys, torch, gptablate.model.hyperstep as HS, gptablate.model.kernels as K
 interp = len(sys.argv) > 1 and sys.argv[1] == "interp"
-HS._INTERPRET = interp
+K.INTERPRET = interp
 dev = "cpu" if interp else "cuda"
 torch.manual_seed(0)
 worst = 0.0

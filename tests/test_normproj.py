@@ -62,9 +62,9 @@ def test_compiles_without_a_graph_break():
 
 
 _KERNEL_CHECK = """
-import torch, gptablate.model.normproj as P
-P._INTERPRET = {interpret}
-dev = "cuda" if not P._INTERPRET else "cpu"
+import torch, gptablate.model.normproj as P, gptablate.model.kernels as K
+K.INTERPRET = {interpret}
+dev = "cuda" if not K.INTERPRET else "cpu"
 torch.manual_seed(0)
 for rows, K, J in ((37, 24, 6), (9, 48, 5), (1030, 768, 6)):  # partial tiles, K not a power of 2
     x = torch.randn(rows, K, device=dev) * 2 + 0.3

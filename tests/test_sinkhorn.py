@@ -55,9 +55,9 @@ def test_op_compiles_into_a_graph_without_a_break():
 
 
 _KERNEL_CHECK = """
-import torch, gptablate.model.sinkhorn as S
-S._INTERPRET = {interpret}
-dev = "cuda" if not S._INTERPRET else "cpu"
+import torch, gptablate.model.sinkhorn as S, gptablate.model.kernels as K
+K.INTERPRET = {interpret}
+dev = "cuda" if not K.INTERPRET else "cpu"
 torch.manual_seed(0)
 for n, tokens in ((4, 150), (3, 70), (2, 64)):  # a partial last block; n = 3 pads to 4
     logits = torch.randn(tokens, n, n, device=dev) * 3

@@ -30,11 +30,7 @@ from __future__ import annotations
 
 import torch
 
-try:  # Triton ships with CUDA builds of torch; CPU machines usually lack it
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - depends on the install
-    triton = None
+from .kernels import tl, triton, use_kernel
 
 # The grid and warps, from a sweep on the 124M step's streams (61,440 x 4 x 768; call N,
 # scripts/device/hyperstep_bench.py, one H100): programs per SM (2, 4, 8) made no difference; 4 warps
@@ -43,7 +39,6 @@ except ImportError:  # pragma: no cover - depends on the install
 # its loads wait on the previous token's reductions (the lead for a faster version: several tokens,
 # or a pipelined loop, per iteration).
 PROGRAMS_PER_SM = 4
-_INTERPRET = False  # tests: run the Triton kernels on CPU tensors under TRITON_INTERPRET=1
 
 
 def _norm_stats(H: torch.Tensor, eps: float, center: bool):
@@ -231,9 +226,6 @@ if triton is not None:
                     tl.store(dhk_ptr + hoff, dht, mask=hmask)
 
 
-def _use_kernel(t: torch.Tensor) -> bool:
-    return triton is not None and (t.is_cuda or _INTERPRET) and t.dtype == torch.float32
-
 
 def _launch_shape(Hk: torch.Tensor) -> dict:
     M, n, D = Hk.shape
@@ -250,7 +242,7 @@ def _hyper_step_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tensor, wt: to
                    s: torch.Tensor, a_s: torch.Tensor, b_s: torch.Tensor, eps: float, has_write: bool, dynamic: bool,
                    center: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                           torch.Tensor]:
-    if not _use_kernel(Hk):
+    if not use_kernel(Hk):
         return tuple(r.contiguous() for r in hyper_step_reference(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, has_write,
                                                                    dynamic, center))
     M, n, D = Hk.shape
@@ -282,7 +274,7 @@ def _hyper_step_backward_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tenso
                             has_write: bool, dynamic: bool, center: bool
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     M, n, D = H1.shape
-    if not _use_kernel(H1):
+    if not use_kernel(H1):
         dHk, d_out, dCk, dz, dCt = hyper_step_backward_reference(Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1, dx,
                                                                  dC1, has_write, dynamic, center)
     else:

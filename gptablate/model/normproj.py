@@ -21,14 +21,9 @@ from __future__ import annotations
 
 import torch
 
-try:  # Triton ships with CUDA builds of torch; CPU machines usually lack it
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - depends on the install
-    triton = None
+from .kernels import tl, triton, use_kernel
 
 PROGRAMS_PER_SM = 8
-_INTERPRET = False  # tests: run the Triton kernels on CPU tensors under TRITON_INTERPRET=1
 
 
 def norm_proj_reference(x: torch.Tensor, weight: torch.Tensor, eps: float, center: bool):
@@ -98,9 +93,6 @@ if triton is not None:
             tl.store(dx_ptr + offs, dx * rstd[:, None], mask=mask)
 
 
-def _use_kernel(t: torch.Tensor) -> bool:
-    return triton is not None and (t.is_cuda or _INTERPRET)
-
 
 def _grid(x: torch.Tensor) -> tuple[int, int, int, int]:
     """(rows a tile, BLOCK_K, programs, tiles a program): about 4,096 elements a tile."""
@@ -116,7 +108,7 @@ def _grid(x: torch.Tensor) -> tuple[int, int, int, int]:
 @torch.library.custom_op("gptablate::norm_proj", mutates_args=())
 def _norm_proj_op(x: torch.Tensor, weight: torch.Tensor, eps: float,
                   center: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    if not _use_kernel(x):
+    if not use_kernel(x):
         return norm_proj_reference(x, weight, eps, center)
     M, K = x.shape
     J = weight.shape[1]
@@ -138,7 +130,7 @@ def _(x, weight, eps, center):
 @torch.library.custom_op("gptablate::norm_proj_backward", mutates_args=())
 def _norm_proj_backward_op(x: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor,
                            dz: torch.Tensor, center: bool) -> torch.Tensor:
-    if not _use_kernel(x):
+    if not use_kernel(x):
         return norm_proj_backward_reference(x, weight, mean, rstd, dz, center)
     M, K = x.shape
     dx = torch.empty_like(x)

@@ -22,11 +22,7 @@ from __future__ import annotations
 
 import torch
 
-try:  # Triton ships with CUDA builds of torch; CPU machines usually lack it
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - depends on the install
-    triton = None
+from .kernels import tl, triton, use_kernel
 
 TOKENS_PER_PROGRAM = 64
 
@@ -118,11 +114,7 @@ if triton is not None:
         tl.store(out_ptr + offs, g * m0, mask=mask)
 
 
-def _use_kernel(t: torch.Tensor) -> bool:
-    return triton is not None and (t.is_cuda or _INTERPRET)
 
-
-_INTERPRET = False  # tests: run the Triton kernels on CPU tensors under TRITON_INTERPRET=1
 
 
 def _launch(kernel, out: torch.Tensor, *tensors: torch.Tensor, iters: int) -> torch.Tensor:
@@ -136,7 +128,7 @@ def _launch(kernel, out: torch.Tensor, *tensors: torch.Tensor, iters: int) -> to
 
 @torch.library.custom_op("gptablate::sinkhorn", mutates_args=())
 def _sinkhorn_op(logits: torch.Tensor, iters: int) -> torch.Tensor:
-    if _use_kernel(logits):
+    if use_kernel(logits):
         return _launch(_sinkhorn_fwd_kernel, torch.empty_like(logits), logits, iters=iters)
     return sinkhorn_reference(logits, iters)
 
@@ -148,7 +140,7 @@ def _(logits, iters):
 
 @torch.library.custom_op("gptablate::sinkhorn_backward", mutates_args=())
 def _sinkhorn_backward_op(logits: torch.Tensor, grad: torch.Tensor, iters: int) -> torch.Tensor:
-    if _use_kernel(logits):
+    if use_kernel(logits):
         return _launch(_sinkhorn_bwd_kernel, torch.empty_like(logits), logits, grad, iters=iters)
     return sinkhorn_backward_reference(logits, grad, iters)
 
