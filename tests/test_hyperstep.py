@@ -54,8 +54,11 @@ def _model(sets):
 @pytest.mark.parametrize("dynamic", ["true", "false"])
 def test_fused_and_torch_paths_give_the_same_model(norm, dynamic):
     sets = [f"arch.norm={norm}", f"arch.hyper.dynamic={dynamic}"]
-    fused, plain = _model(sets), _model(sets + ["arch.hyper.kernel=torch"])
-    assert fused.residual.fused and not plain.residual.fused
+    fused, plain = _model(sets + ["arch.hyper.kernel=fused"]), _model(sets + ["arch.hyper.kernel=torch"])
+    cpu = torch.zeros(1)
+    assert fused.residual.fused_for(cpu) and not plain.residual.fused_for(cpu)
+    # auto: fused where the kernels run; on the CPU the per-site code, which inductor compiles
+    assert _model(sets).residual.fused_for(cpu) is False
     plain.load_state_dict(fused.state_dict())
     g = torch.Generator().manual_seed(1)
     noise = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in fused.parameters()]
@@ -75,12 +78,14 @@ def test_fused_and_torch_paths_give_the_same_model(norm, dynamic):
 
 
 def test_other_norms_take_the_torch_path():
-    assert not _model(["arch.norm=scalenorm"]).residual.fused
-    assert _model(["arch.norm=scalenorm", "arch.hyper.dynamic=false"]).residual.fused  # static: no norm
+    cpu = torch.zeros(1)
+    assert not _model(["arch.norm=scalenorm", "arch.hyper.kernel=fused"]).residual.fused_for(cpu)
+    # static: no norm
+    assert _model(["arch.norm=scalenorm", "arch.hyper.dynamic=false", "arch.hyper.kernel=fused"]).residual.fused_for(cpu)
 
 
 def test_fused_model_compiles_without_a_graph_break():
-    model = _model([]).float()
+    model = _model(["arch.hyper.kernel=fused"]).float()
     torch._dynamo.reset()
     graphs = []
 

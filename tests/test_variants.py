@@ -302,7 +302,7 @@ def test_unknown_names_and_undefined_combinations_are_refused():
 
 def test_variant_settings_are_validated_and_defaulted():
     r = load_recipe("tiny", ["arch.residual=hyper"])
-    assert r.arch.settings["hyper"] == {"n": 4, "dynamic": True, "lr_mult": 1.0, "kernel": "fused"}
+    assert r.arch.settings["hyper"] == {"n": 4, "dynamic": True, "lr_mult": 1.0, "kernel": "auto"}
     assert "hyper:" in r.to_yaml() and r.to_dict()["arch"]["hyper"]["n"] == 4
     with pytest.raises(UserError, match=r"unknown key 'arch.hyper.m' \(did you mean 'arch.hyper.n'"):
         load_recipe("tiny", ["arch.residual=hyper", "arch.hyper.m=2"])

@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from ..errors import UserError
 from .hyperstep import hyper_step
+from .kernels import triton
 from .layers import make_norm
 from .normproj import norm_proj
 from .norms import LayerNorm, RMSNorm
@@ -266,9 +267,11 @@ class HyperConnections(Residual):
         n: int = 4
         dynamic: bool = True
         lr_mult: float = 1.0
-        # fused: the stream work between two sites as one operation (hyperstep.py; Triton kernels on
-        # CUDA), for static ones and dynamic ones with layernorm or rmsnorm; torch: the per-site code.
-        kernel: Literal["fused", "torch"] = "fused"
+        # fused: the stream work between two sites as one operation (hyperstep.py: Triton kernels on
+        # CUDA, its torch rule elsewhere), for static ones and dynamic ones with layernorm or rmsnorm;
+        # torch: the per-site code; auto: fused where the kernels run, the per-site code (which
+        # inductor compiles) elsewhere.
+        kernel: Literal["auto", "fused", "torch"] = "auto"
 
     def __init__(self, cfg, layout, settings=None):
         super().__init__(cfg, layout, settings)
@@ -279,10 +282,17 @@ class HyperConnections(Residual):
             _HyperSite(cfg, settings.n, k, settings.dynamic, self.lr_mult) for k in range(self.n_sites))
         self.dynamic = settings.dynamic
         self.center = cfg.norm == "layernorm"
-        self.fused = settings.kernel == "fused" and (not settings.dynamic or cfg.norm in ("layernorm", "rmsnorm"))
+        self.kernel = settings.kernel
+        self.fusable = not settings.dynamic or cfg.norm in ("layernorm", "rmsnorm")
+
+    def fused_for(self, x: torch.Tensor) -> bool:
+        """Whether the walk over x takes hyper_step (arch.hyper.kernel)."""
+        if not self.fusable or self.kernel == "torch":
+            return False
+        return self.kernel == "fused" or (x.is_cuda and triton is not None)
 
     def walk(self, x, blocks, ctx):
-        if self.fused:
+        if self.fused_for(x):
             return self._walk_fused(x, blocks, ctx)
         H = x.unsqueeze(2).expand(-1, -1, self.n, -1)  # n copies of x: (B, T, n, D)
         k = 0
