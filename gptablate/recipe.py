@@ -176,7 +176,8 @@ class Recipe:
     def arm_label(self) -> str:
         science_overrides: dict[str, Any] = {}  # a key set twice shows once, with the value that took
         for k, v in self.overrides:
-            if (tuple(k.split(".", 1)) not in NON_SCIENCE_KEYS and tuple(k.split(".")[1:]) not in NON_SCIENCE_VARIANT_KEYS
+            variant_key = tuple(k.split(".")[1:]) if k.startswith("arch.") else None  # as science() reads them
+            if (tuple(k.split(".", 1)) not in NON_SCIENCE_KEYS and variant_key not in NON_SCIENCE_VARIANT_KEYS
                     and not k.startswith(("run.", "eval."))):
                 science_overrides[k] = v
         if not science_overrides:

@@ -73,7 +73,6 @@ def test_fused_and_torch_paths_give_the_same_model(norm, dynamic):
     b.backward()
     assert torch.allclose(a, b, atol=1e-6)
     for (name, p), q in zip(fused.named_parameters(), plain.parameters()):
-        # the torch path runs the dynamic projection in fp32 (normproj), the fused one in the model's float64
         assert torch.allclose(p.grad, q.grad, atol=1e-6, rtol=1e-5), name
 
 

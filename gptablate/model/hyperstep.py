@@ -226,7 +226,6 @@ if triton is not None:
                     tl.store(dhk_ptr + hoff, dht, mask=hmask)
 
 
-
 def _launch_shape(Hk: torch.Tensor) -> dict:
     M, n, D = Hk.shape
     sms = torch.cuda.get_device_properties(Hk.device).multi_processor_count if Hk.is_cuda else 2

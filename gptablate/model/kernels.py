@@ -1,4 +1,4 @@
-"""Triton for the model's custom kernels (sinkhorn.py, normproj.py, hyperstep.py): whether to run them.
+"""Triton for the model's custom kernels (sinkhorn.py, hyperstep.py): whether to run them.
 
 Triton ships with CUDA builds of torch; CPU machines usually lack it, and there each operation
 runs its torch rule instead. Tests set `INTERPRET` to run the kernels on CPU tensors under

@@ -23,8 +23,7 @@ from ..errors import UserError
 from .hyperstep import hyper_step
 from .kernels import triton
 from .layers import make_norm
-from .normproj import norm_proj
-from .norms import LayerNorm, RMSNorm
+from .norms import RMSNorm
 from .registry import RESIDUALS
 from .sinkhorn import sinkhorn
 
@@ -232,17 +231,7 @@ class _HyperSite(nn.Module):
         # element-wise code that fuses with its neighbours (dynamic: 1.79x -> 1.58x the baseline).
         n = H.size(2)
         if self.dynamic:
-            W = torch.cat((self.W_a, self.W_b), dim=1)  # (D, n+2)
-            if isinstance(self.norm, (LayerNorm, RMSNorm)):
-                # The norm's gain and bias folded into the projection, norm and projection one
-                # operation with each stream row read once (normproj.py): N(h) @ W = x̂ (g ⊙ W) + b W.
-                z = norm_proj(H, self.norm.weight.float()[:, None] * W.float(), 1e-5,
-                              center=isinstance(self.norm, LayerNorm))
-                if getattr(self.norm, "bias", None) is not None:
-                    z = z + (self.norm.bias.float()[:, None] * W.float()).sum(0)
-                coef = torch.tanh(z)  # (B, T, n, n+2), fp32
-            else:
-                coef = torch.tanh(self.norm(H) @ W)
+            coef = torch.tanh(self.norm(H) @ torch.cat((self.W_a, self.W_b), dim=1))  # (B, T, n, n+2)
             A = self.A_s + self.s_a * coef[..., : n + 1]  # (B, T, n, n+1)
             Bw = self.B_s + self.s_b * coef[..., n + 1]  # (B, T, n)
         else:

@@ -114,9 +114,6 @@ if triton is not None:
         tl.store(out_ptr + offs, g * m0, mask=mask)
 
 
-
-
-
 def _launch(kernel, out: torch.Tensor, *tensors: torch.Tensor, iters: int) -> torch.Tensor:
     n = out.shape[-1]
     n_tokens = out.numel() // (n * n)

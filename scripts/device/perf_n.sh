@@ -3,6 +3,7 @@
 # the loss); hyper_step's kernels by grid and warps; the multi-stream variants at the real size (12 layers,
 # the recipe's 60-sequence step); the loss kernel against the plain loss in two short training runs from the
 # same seed and data (validation loss). Output to files, not pipes (compile workers keep a pipe open).
+# (As run in call N; tests/test_normproj.py has since been removed with model/normproj.py.)
 set -uo pipefail
 export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata GPTABLATE_RUNS=/tmp/gruns
 nvidia-smi --query-gpu=name --format=csv,noheader
