@@ -28,14 +28,15 @@ for n, D, M, dynamic, center, has_write in CASES:
     args = (Hk, out, Ck, wt, bw, s, a_s, b_s, 1e-5, has_write, dynamic, center)
     got = torch.ops.gptablate.hyper_step(*args)
     ref = HS.hyper_step_reference(*[a.double() if isinstance(a, torch.Tensor) and a.dtype == torch.float32 else a for a in args])
-    for name, g, r in zip(("H1", "x", "C1", "t", "mean", "rstd"), got, ref):
+    for name, g, r in zip(("H1", "x", "C1", "z", "mean", "rstd"), got, ref):
         err = (g.double() - r).abs().max().item() if r.numel() else 0.0
         worst = max(worst, err)
         assert err < 1e-4, (name, n, D, dynamic, center, has_write, err)
-    H1, x_in, C1, t, mean, rstd = got
+    H1, x_in, C1, z, mean, rstd = got
     dH1 = torch.randn_like(H1); dx = torch.randn_like(x_in); dC1 = torch.randn_like(C1)
-    bargs = (Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1, dx, dC1, has_write, dynamic, center)
-    bgot = torch.ops.gptablate.hyper_step_backward(*bargs)
+    bgot = torch.ops.gptablate.hyper_step_backward(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1,
+                                                   has_write, dynamic, center)
+    bargs = (Hk, out, Ck, wt, s, H1, C1, torch.tanh(z), mean, rstd, dH1, dx, dC1, has_write, dynamic, center)
     bref = HS.hyper_step_backward_reference(*[a.double() if isinstance(a, torch.Tensor) and a.dtype == torch.float32 else a for a in bargs])
     for name, g, r in zip(("dHk", "d_out", "dCk", "dz", "dCt"), bgot, bref):
         if r is None:

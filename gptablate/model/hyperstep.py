@@ -32,13 +32,15 @@ import torch
 
 from .kernels import tl, triton, use_kernel
 
-# The grid and warps, from a sweep on the 124M step's streams (61,440 x 4 x 768; call N,
-# scripts/device/hyperstep_bench.py, one H100): programs per SM (2, 4, 8) made no difference; 4 warps
-# were best forward (1.64 ms), 8 backward (2.15 ms), 16 twice as slow for both. Both kernels run at
-# 1.1-1.6 TB/s, a third to a half of the memory's rate: a program works on one token at a time, so
-# its loads wait on the previous token's reductions (the lead for a faster version: several tokens,
-# or a pipelined loop, per iteration).
-PROGRAMS_PER_SM = 4
+# Programs per SM (each loops over tokens), and warps and register cap (maxnreg, None: the compiler's
+# choice) of the forward and backward kernels, for a dynamic site and a static one: the fastest of
+# scripts/device/hyperstep_bench.py's sweep on the 124M step's streams (61,440 x 4 x 768, one H100). The
+# layout the compiler picks for a tile changes with the warps, and a bad one costs several times: the
+# static backward took 5.4 ms at 4 warps and 1.5 ms at 8 (call O).
+TUNING = {
+    True: (8, (4, 128), (4, 168)),  # dynamic
+    False: (8, (4, None), (8, 168)),  # static
+}
 
 
 def _norm_stats(H: torch.Tensor, eps: float, center: bool):
@@ -50,7 +52,7 @@ def _norm_stats(H: torch.Tensor, eps: float, center: bool):
 
 def hyper_step_reference(Hk, out, Ck, wt, bw, s, a_s, b_s, eps: float, has_write: bool, dynamic: bool,
                          center: bool):
-    """(H1, x_in, C1, t, mean, rstd) in torch; differentiable, the tests' oracle."""
+    """(H1, x_in, C1, z, mean, rstd) in torch, z the coefficients' pre-activations; differentiable, the tests' oracle."""
     n = Hk.shape[1]
     if has_write:
         H1 = (Ck[:, :, 1:n + 1, None] * Hk[:, :, None, :]).sum(1) + Ck[:, :, n + 1, None] * out[:, None, :].float()
@@ -60,13 +62,14 @@ def hyper_step_reference(Hk, out, Ck, wt, bw, s, a_s, b_s, eps: float, has_write
     if dynamic:
         mean, rstd = _norm_stats(H1, eps, center)
         xhat = (H1 - mean[..., None]) * rstd[..., None]
-        t = torch.tanh(xhat @ wt.t() + bw)  # (M, n, n+2)
+        z = xhat @ wt.t() + bw  # (M, n, n+2)
+        t = torch.tanh(z)
         C1 = torch.cat((a_s + s[0] * t[..., :n + 1], (b_s + s[1] * t[..., n + 1])[..., None]), dim=-1)
     else:
-        mean, rstd, t = H1.new_zeros(0), H1.new_zeros(0), H1.new_zeros(0)  # none for a static site
+        mean, rstd, z = H1.new_zeros(0), H1.new_zeros(0), H1.new_zeros(0)  # none for a static site
         C1 = torch.cat((a_s, b_s[:, None]), dim=-1).expand(M, n, n + 2).contiguous()
     x_in = (C1[:, :, 0, None] * H1).sum(1)
-    return H1, x_in, C1, t, mean, rstd
+    return H1, x_in, C1, z, mean, rstd
 
 
 def hyper_step_backward_reference(Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1, dx, dC1, has_write: bool,
@@ -98,142 +101,182 @@ def hyper_step_backward_reference(Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1
 
 
 if triton is not None:
+    # Layout of a token's streams in a program: a (NP, DC, DL) tile, stream x feature chunk x feature in
+    # the chunk (DL = 128: a warp's 32 lanes x 4). A reduction over the features is one within each warp
+    # (over DL) and one across warps (over DC); the across-warps step is a trip through shared memory and
+    # a barrier, so the kernels gather every feature sum a step needs into one (NP, DC, SP) tile of slots
+    # and reduce it once. The first version reduced each sum on its own: 78 barriers a token forward
+    # (compiled for sm_90), 210 registers a thread, 1.1 TB/s.
+
     @triton.jit
     def _tanh(z):
         return 1.0 - 2.0 / (tl.exp(2.0 * z) + 1.0)
 
     @triton.jit
-    def _indices(D, N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, JP: tl.constexpr, BLOCK_D: tl.constexpr):
-        """Streams ii, coefficient columns jj, features dd, and the masks of a row (NP, BLOCK_D) and of C (NP, JP)."""
-        ii = tl.arange(0, NP)
-        jj = tl.arange(0, JP)
-        dd = tl.arange(0, BLOCK_D)
-        imask = ii < N
-        dmask = dd < D
-        return ii, jj, dd, imask, dmask, imask[:, None] & dmask[None, :], imask[:, None] & (jj[None, :] < J)
+    def _slot(x, k, kk):
+        """Slot k of a (NP, 1, SP) tile of per-stream values: (NP, 1, 1)."""
+        return tl.sum(tl.where(kk == k, x, 0.0), axis=2, keep_dims=True)
+
+    @triton.jit
+    def _put(slots, k, kk, x):
+        """Slots with slot k set to x's partial sum over the features of each chunk (over DL; within a warp)."""
+        return tl.where(kk == k, tl.sum(x, axis=2, keep_dims=True), slots)
+
+    @triton.jit
+    def _feature_sum(x):
+        """Σ over the features of each stream of a (NP, DC, DL) tile: (NP, 1, 1)."""
+        return tl.sum(tl.sum(x, axis=2, keep_dims=True), axis=1, keep_dims=True)
+
+    @triton.jit
+    def _tile(D, N: tl.constexpr, NP: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, SP: tl.constexpr):
+        """Streams ic (NP, 1, 1), features d (1, DC, DL), slots kk (1, 1, SP), and the masks of a row."""
+        ic = tl.arange(0, NP)[:, None, None]
+        d = tl.arange(0, DC)[None, :, None] * DL + tl.arange(0, DL)[None, None, :]
+        kk = tl.arange(0, SP)[None, None, :]
+        return ic, d, kk, ic < N, d < D, (ic < N) & (d < D)
+
+    @triton.jit
+    def _write(hk_ptr, out_ptr, ck_ptr, m64, D, ic, d, kk, dmask, hmask, N: tl.constexpr, J: tl.constexpr):
+        """Site k's write of token m64: H'_j = Σ_i A[i, j+1] H_i + B_j out, a (NP, DC, DL) tile."""
+        row0 = m64 * N * D
+        c0 = m64 * N * J
+        at = tl.load(ck_ptr + c0 + kk * J + 1 + ic, mask=(ic < N) & (kk < N), other=0.0)  # at[j, 0, i] = A[i, j+1]
+        b = tl.load(ck_ptr + c0 + ic * J + (N + 1), mask=ic < N, other=0.0)  # B_j
+        h = b * tl.load(out_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)
+        for i in tl.static_range(N):
+            h += _slot(at, i, kk) * tl.load(hk_ptr + row0 + i * D + d, mask=dmask, other=0.0)
+        return tl.where(hmask, h, 0.0)
 
     @triton.jit
     def _hyper_fwd_kernel(hk_ptr, out_ptr, ck_ptr, wt_ptr, bw_ptr, s_ptr, as_ptr, bs_ptr,
-                          h1_ptr, x_ptr, c1_ptr, t_ptr, mean_ptr, rstd_ptr,
+                          h1_ptr, x_ptr, c1_ptr, z_ptr, mean_ptr, rstd_ptr,
                           M, D, eps, n_programs, tokens_per_program,
-                          N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, JP: tl.constexpr, BLOCK_D: tl.constexpr,
-                          HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr):
-        ii, jj, dd, imask, dmask, hmask, cmask = _indices(D, N, NP, J, JP, BLOCK_D)
-        # constants of the site: A_s, B_s as a (NP, JP) tile in C's layout; s_a, s_b; bw
-        a_s = tl.load(as_ptr + ii[:, None] * (N + 1) + jj[None, :], mask=imask[:, None] & (jj[None, :] < N + 1), other=0.0)
-        b_s = tl.load(bs_ptr + ii, mask=imask, other=0.0)
-        const = tl.where(jj[None, :] == N + 1, b_s[:, None], a_s)
+                          N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
+                          SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr):
+        ic, d, kk, imask, dmask, hmask = _tile(D, N, NP, DC, DL, SP)
+        jmask = imask & (kk < J)
+        # the site's constants in C's layout (stream i, column j): A_s in columns 0..N, B_s in N+1
+        const = tl.load(as_ptr + ic * (N + 1) + kk, mask=imask & (kk < N + 1), other=0.0)
+        const = tl.where(kk == N + 1, tl.load(bs_ptr + ic + 0 * kk, mask=imask, other=0.0), const)
         if DYNAMIC:
-            s_a = tl.load(s_ptr)
-            s_b = tl.load(s_ptr + 1)
-            bw = tl.load(bw_ptr + jj, mask=jj < J, other=0.0)
-            scale = tl.where(jj < N + 1, s_a, s_b)
+            scale = tl.where(kk < N + 1, tl.load(s_ptr), tl.load(s_ptr + 1))
+            bw = tl.load(bw_ptr + kk, mask=kk < J, other=0.0)
         for it in range(0, tokens_per_program):
             m = tl.program_id(0) + it * n_programs
             if m < M:
-                row0 = m.to(tl.int64) * N * D
-                c0 = m.to(tl.int64) * N * J
+                m64 = m.to(tl.int64)
+                row0 = m64 * N * D
+                c0 = m64 * N * J
                 if HAS_WRITE:
-                    o = tl.load(out_ptr + m.to(tl.int64) * D + dd, mask=dmask, other=0.0).to(tl.float32)
-                    b = tl.load(ck_ptr + c0 + ii * J + (N + 1), mask=imask, other=0.0)
-                    h = b[:, None] * o[None, :]
-                    for i in tl.static_range(N):
-                        a_i = tl.load(ck_ptr + c0 + i * J + 1 + ii, mask=imask, other=0.0)  # A[i, j+1] over j
-                        row = tl.load(hk_ptr + row0 + i * D + dd, mask=dmask, other=0.0)
-                        h += a_i[:, None] * row[None, :]
-                    h = tl.where(hmask, h, 0.0)
+                    h = _write(hk_ptr, out_ptr, ck_ptr, m64, D, ic, d, kk, dmask, hmask, N, J)
                 else:
-                    h = tl.load(hk_ptr + row0 + ii[:, None] * D + dd[None, :], mask=hmask, other=0.0)
-                tl.store(h1_ptr + row0 + ii[:, None] * D + dd[None, :], h, mask=hmask)
+                    h = tl.load(hk_ptr + row0 + ic * D + d, mask=hmask, other=0.0)
+                tl.store(h1_ptr + row0 + ic * D + d, h, mask=hmask)
                 if DYNAMIC:
                     if CENTER:
-                        mean = tl.sum(h, axis=1) / D
-                        xc = tl.where(hmask, h - mean[:, None], 0.0)
+                        mean = _feature_sum(h) / D
+                        xc = tl.where(hmask, h - mean, 0.0)
                     else:
-                        mean = tl.zeros([NP], tl.float32)
+                        mean = tl.zeros([NP, 1, 1], tl.float32)
                         xc = h
-                    rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / D + eps)
-                    xhat = xc * rstd[:, None]
-                    z = tl.zeros([NP, JP], tl.float32) + bw[None, :]
+                    # slots 0..J-1: Σ xc·w_j; slot J: Σ xc²; one reduction across warps for all
+                    slots = _put(tl.zeros([NP, DC, SP], tl.float32), J, kk, xc * xc)
                     for j in tl.static_range(J):
-                        w = tl.load(wt_ptr + j * D + dd, mask=dmask, other=0.0)
-                        zj = tl.sum(xhat * w[None, :], axis=1)
-                        z += tl.where(jj[None, :] == j, zj[:, None], 0.0)
-                    t = _tanh(z)
-                    c = tl.where(cmask, const + scale[None, :] * t, 0.0)
-                    tl.store(t_ptr + c0 + ii[:, None] * J + jj[None, :], t, mask=cmask)
-                    tl.store(mean_ptr + m.to(tl.int64) * N + ii, mean, mask=imask)
-                    tl.store(rstd_ptr + m.to(tl.int64) * N + ii, rstd, mask=imask)
+                        slots = _put(slots, j, kk, xc * tl.load(wt_ptr + j * D + d, mask=dmask, other=0.0))
+                    sums = tl.sum(slots, axis=1, keep_dims=True)  # (NP, 1, SP)
+                    rstd = 1.0 / tl.sqrt(_slot(sums, J, kk) / D + eps)
+                    z = sums * rstd + bw
+                    c = const + scale * _tanh(z)
+                    tl.store(z_ptr + c0 + ic * J + kk, z, mask=jmask)
+                    tl.store(mean_ptr + m64 * N + ic, mean, mask=imask)
+                    tl.store(rstd_ptr + m64 * N + ic, rstd, mask=imask)
                 else:
                     c = const
-                tl.store(c1_ptr + c0 + ii[:, None] * J + jj[None, :], c, mask=cmask)
-                a0 = tl.sum(tl.where(jj[None, :] == 0, c, 0.0), axis=1)  # A'[i, 0]
-                tl.store(x_ptr + m.to(tl.int64) * D + dd, tl.sum(a0[:, None] * h, axis=0), mask=dmask)
+                tl.store(c1_ptr + c0 + ic * J + kk, c, mask=jmask)
+                x = tl.sum(_slot(c, 0, kk) * h, axis=0, keep_dims=True)  # x_in' = Σ_i A'[i, 0] H'_i
+                tl.store(x_ptr + m64 * D + d, x, mask=dmask)
 
     @triton.jit
-    def _hyper_bwd_kernel(hk_ptr, out_ptr, ck_ptr, wt_ptr, s_ptr, h1_ptr, c1_ptr, t_ptr, mean_ptr, rstd_ptr,
-                          dh1_ptr, dx_ptr, dc1_ptr,
+    def _hyper_bwd_kernel(hk_ptr, out_ptr, ck_ptr, wt_ptr, bw_ptr, wsum_ptr, s_ptr, h1_ptr, c1_ptr, z_ptr, mean_ptr,
+                          rstd_ptr, dh1_ptr, dx_ptr, dc1_ptr,
                           dhk_ptr, dout_ptr, dck_ptr, dz_ptr, dct_ptr,
                           M, D, n_programs, tokens_per_program,
-                          N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, JP: tl.constexpr, BLOCK_D: tl.constexpr,
-                          HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr):
-        ii, jj, dd, imask, dmask, hmask, cmask = _indices(D, N, NP, J, JP, BLOCK_D)
+                          N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
+                          SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr):
+        ic, d, kk, imask, dmask, hmask = _tile(D, N, NP, DC, DL, SP)
+        jmask = imask & (kk < J)
         if DYNAMIC:
-            scale = tl.where(jj < N + 1, tl.load(s_ptr), tl.load(s_ptr + 1))
+            scale = tl.where(kk < N + 1, tl.load(s_ptr), tl.load(s_ptr + 1))
+            bw = tl.load(bw_ptr + kk, mask=kk < J, other=0.0)
+            wsum = tl.load(wsum_ptr + kk, mask=kk < J, other=0.0)  # Σ_d w_j
         for it in range(0, tokens_per_program):
             m = tl.program_id(0) + it * n_programs
             if m < M:
-                row0 = m.to(tl.int64) * N * D
-                c0 = m.to(tl.int64) * N * J
-                hoff = row0 + ii[:, None] * D + dd[None, :]
-                coff = c0 + ii[:, None] * J + jj[None, :]
-                h = tl.load(h1_ptr + hoff, mask=hmask, other=0.0)
-                dx = tl.load(dx_ptr + m.to(tl.int64) * D + dd, mask=dmask, other=0.0).to(tl.float32)
-                dA0 = tl.sum(h * dx[None, :], axis=1)
-                dct = tl.load(dc1_ptr + coff, mask=cmask, other=0.0) + tl.where(jj[None, :] == 0, dA0[:, None], 0.0)
-                tl.store(dct_ptr + coff, dct, mask=cmask)
-                a0 = tl.load(c1_ptr + c0 + ii * J, mask=imask, other=0.0)
-                dht = tl.load(dh1_ptr + hoff, mask=hmask, other=0.0) + a0[:, None] * dx[None, :]
+                m64 = m.to(tl.int64)
+                row0 = m64 * N * D
+                c0 = m64 * N * J
+                hoff = row0 + ic * D + d
+                coff = c0 + ic * J + kk
+                if HAS_WRITE:  # H' again from H and out, which the backward reads anyway: one read of the streams less
+                    h = _write(hk_ptr, out_ptr, ck_ptr, m64, D, ic, d, kk, dmask, hmask, N, J)
+                else:
+                    h = tl.load(h1_ptr + hoff, mask=hmask, other=0.0)
+                dx = tl.load(dx_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)
+                dct = tl.load(dc1_ptr + coff, mask=jmask, other=0.0) + tl.where(kk == 0, _feature_sum(h * dx), 0.0)
+                tl.store(dct_ptr + coff, dct, mask=jmask)
+                c1 = tl.load(c1_ptr + coff, mask=jmask, other=0.0)
+                dht = tl.load(dh1_ptr + hoff, mask=hmask, other=0.0) + _slot(c1, 0, kk) * dx
                 if DYNAMIC:
-                    t = tl.load(t_ptr + coff, mask=cmask, other=0.0)
-                    dz = tl.where(cmask, dct * scale[None, :] * (1.0 - t * t), 0.0)
-                    tl.store(dz_ptr + coff, dz, mask=cmask)
-                    mean = tl.load(mean_ptr + m.to(tl.int64) * N + ii, mask=imask, other=0.0)
-                    rstd = tl.load(rstd_ptr + m.to(tl.int64) * N + ii, mask=imask, other=0.0)
-                    xhat = tl.where(hmask, (h - mean[:, None]) * rstd[:, None], 0.0)
-                    dxhat = tl.zeros([NP, BLOCK_D], tl.float32)
+                    z = tl.load(z_ptr + coff, mask=jmask, other=0.0)
+                    t = _tanh(z)
+                    dz = tl.where(jmask, dct * scale * (1.0 - t * t), 0.0)
+                    tl.store(dz_ptr + coff, dz, mask=jmask)
+                    rstd = tl.load(rstd_ptr + m64 * N + ic, mask=imask, other=0.0)
+                    xhat = tl.where(hmask, (h - tl.load(mean_ptr + m64 * N + ic, mask=imask, other=0.0)) * rstd, 0.0)
+                    dxhat = tl.zeros([NP, DC, DL], tl.float32)
                     for j in tl.static_range(J):
-                        w = tl.load(wt_ptr + j * D + dd, mask=dmask, other=0.0)
-                        dzj = tl.sum(tl.where(jj[None, :] == j, dz, 0.0), axis=1)
-                        dxhat += dzj[:, None] * w[None, :]
-                    g = dxhat - xhat * (tl.sum(dxhat * xhat, axis=1) / D)[:, None]
+                        dxhat += _slot(dz, j, kk) * tl.load(wt_ptr + j * D + d, mask=dmask, other=0.0)
+                    # the norm's backward needs Σ dxhat·xhat = Σ_j dz_j (z_j - bw_j) and Σ dxhat = Σ_j dz_j Σ w_j:
+                    # no feature sums
+                    g = dxhat - xhat * (tl.sum(dz * (z - bw), axis=2, keep_dims=True) / D)
                     if CENTER:
-                        g = g - (tl.sum(dxhat, axis=1) / D)[:, None]
-                    dht += tl.where(hmask, g * rstd[:, None], 0.0)
+                        g = g - tl.sum(dz * wsum, axis=2, keep_dims=True) / D
+                    dht += tl.where(hmask, g * rstd, 0.0)
                 if HAS_WRITE:
-                    b = tl.load(ck_ptr + c0 + ii * J + (N + 1), mask=imask, other=0.0)
-                    d_out = tl.sum(b[:, None] * dht, axis=0)
-                    tl.store(dout_ptr + m.to(tl.int64) * D + dd, d_out.to(dout_ptr.dtype.element_ty), mask=dmask)
-                    o = tl.load(out_ptr + m.to(tl.int64) * D + dd, mask=dmask, other=0.0).to(tl.float32)
-                    tl.store(dck_ptr + c0 + ii * J + (N + 1), tl.sum(dht * o[None, :], axis=1), mask=imask)
-                    tl.store(dck_ptr + c0 + ii * J, tl.zeros([NP], tl.float32), mask=imask)
+                    ct = tl.load(ck_ptr + coff, mask=jmask, other=0.0)  # site k's C: A[i, j+1] in ct[i, 0, j+1]
+                    at = tl.load(ck_ptr + c0 + kk * J + 1 + ic, mask=imask & (kk < N), other=0.0)  # at[j, 0, i]
+                    d_out = tl.sum(_slot(ct, N + 1, kk) * dht, axis=0, keep_dims=True)
+                    tl.store(dout_ptr + m64 * D + d, d_out.to(dout_ptr.dtype.element_ty), mask=dmask)
+                    o = tl.load(out_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)
+                    # slots[j, :, i+1]: <H_i, dht_j> (dA[i, j+1]); slots[j, :, N+1]: <dht_j, out> (dB_j)
+                    slots = _put(tl.zeros([NP, DC, SP], tl.float32), N + 1, kk, dht * o)
                     for i in tl.static_range(N):
-                        a_i = tl.load(ck_ptr + c0 + i * J + 1 + ii, mask=imask, other=0.0)  # A[i, j+1] over j
-                        row = tl.load(hk_ptr + row0 + i * D + dd, mask=dmask, other=0.0)
-                        tl.store(dhk_ptr + row0 + i * D + dd, tl.sum(a_i[:, None] * dht, axis=0), mask=dmask)
-                        tl.store(dck_ptr + c0 + i * J + 1 + ii, tl.sum(dht * row[None, :], axis=1), mask=imask)
+                        row = tl.load(hk_ptr + row0 + i * D + d, mask=dmask, other=0.0)
+                        slots = _put(slots, i + 1, kk, dht * row)
+                        dhk = tl.sum(_slot(at, i, kk) * dht, axis=0, keep_dims=True)  # Σ_j A[i, j+1] dht_j
+                        tl.store(dhk_ptr + row0 + i * D + d, dhk, mask=dmask)
+                    sums = tl.sum(slots, axis=1, keep_dims=True)  # (NP, 1, SP)
+                    # dCk[i, j+1] = sums[j, i+1] (stored transposed), dCk[j, N+1] = sums[j, N+1], dCk[j, 0] = 0
+                    own = (kk == 0) | (kk == N + 1)
+                    dck_off = tl.where(own, coff, c0 + (kk - 1) * J + 1 + ic)
+                    tl.store(dck_ptr + dck_off, tl.where(kk == 0, 0.0, sums), mask=imask & (kk < N + 2))
                 else:
                     tl.store(dhk_ptr + hoff, dht, mask=hmask)
 
 
-def _launch_shape(Hk: torch.Tensor) -> dict:
+def _launch_shape(Hk: torch.Tensor, dynamic: bool) -> dict:
     M, n, D = Hk.shape
+    per_sm, fwd, bwd = TUNING[dynamic]
     sms = torch.cuda.get_device_properties(Hk.device).multi_processor_count if Hk.is_cuda else 2
-    programs = max(1, min(M, PROGRAMS_PER_SM * sms))
-    block_d = triton.next_power_of_2(D)
+    programs = max(1, min(M, per_sm * sms))
+    dl = min(128, triton.next_power_of_2(D))
     return dict(grid=(programs,), programs=programs, per_program=triton.cdiv(M, programs),
-                N=n, NP=triton.next_power_of_2(n), J=n + 2, JP=triton.next_power_of_2(n + 2), BLOCK_D=block_d,
-                fwd_warps=4 if n * block_d <= 4096 else 8, bwd_warps=8 if n * block_d <= 4096 else 16)
+                N=n, NP=triton.next_power_of_2(n), J=n + 2, DC=triton.next_power_of_2(triton.cdiv(D, dl)), DL=dl,
+                SP=triton.next_power_of_2(n + 3), fwd=_tuning(*fwd), bwd=_tuning(*bwd))
+
+
+def _tuning(warps: int, maxnreg: int | None) -> dict:
+    return dict(num_warps=warps, **({"maxnreg": maxnreg} if maxnreg else {}))
 
 
 @torch.library.custom_op("gptablate::hyper_step", mutates_args=())
@@ -247,15 +290,15 @@ def _hyper_step_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tensor, wt: to
     M, n, D = Hk.shape
     f32 = dict(dtype=torch.float32, device=Hk.device)
     H1, x_in, C1 = torch.empty(M, n, D, **f32), torch.empty(M, D, **f32), torch.empty(M, n, n + 2, **f32)
-    t = torch.empty(M, n, n + 2, **f32) if dynamic else Hk.new_zeros(0)
+    z = torch.empty(M, n, n + 2, **f32) if dynamic else Hk.new_zeros(0)
     mean = torch.empty(M, n, **f32) if dynamic else Hk.new_zeros(0)
     rstd = torch.empty(M, n, **f32) if dynamic else Hk.new_zeros(0)
-    k = _launch_shape(Hk)
-    _hyper_fwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, s, a_s, b_s, H1, x_in, C1, t, mean, rstd, M, D, eps,
-                                 k["programs"], k["per_program"], N=k["N"], NP=k["NP"], J=k["J"], JP=k["JP"],
-                                 BLOCK_D=k["BLOCK_D"], HAS_WRITE=has_write, DYNAMIC=dynamic, CENTER=center,
-                                 num_warps=k["fwd_warps"])
-    return H1, x_in, C1, t, mean, rstd
+    k = _launch_shape(Hk, dynamic)
+    _hyper_fwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, s, a_s, b_s, H1, x_in, C1, z, mean, rstd, M, D, eps,
+                                 k["programs"], k["per_program"], N=k["N"], NP=k["NP"], J=k["J"], DC=k["DC"],
+                                 DL=k["DL"], SP=k["SP"], HAS_WRITE=has_write, DYNAMIC=dynamic, CENTER=center,
+                                 **k["fwd"])
+    return H1, x_in, C1, z, mean, rstd
 
 
 @_hyper_step_op.register_fake
@@ -267,15 +310,15 @@ def _(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, has_write, dynamic, center):
 
 
 @torch.library.custom_op("gptablate::hyper_step_backward", mutates_args=())
-def _hyper_step_backward_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tensor, wt: torch.Tensor,
-                            s: torch.Tensor, H1: torch.Tensor, C1: torch.Tensor, t: torch.Tensor, mean: torch.Tensor,
+def _hyper_step_backward_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tensor, wt: torch.Tensor, bw: torch.Tensor,
+                            s: torch.Tensor, H1: torch.Tensor, C1: torch.Tensor, z: torch.Tensor, mean: torch.Tensor,
                             rstd: torch.Tensor, dH1: torch.Tensor, dx: torch.Tensor, dC1: torch.Tensor,
                             has_write: bool, dynamic: bool, center: bool
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     M, n, D = H1.shape
     if not use_kernel(H1):
-        dHk, d_out, dCk, dz, dCt = hyper_step_backward_reference(Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1, dx,
-                                                                 dC1, has_write, dynamic, center)
+        dHk, d_out, dCk, dz, dCt = hyper_step_backward_reference(Hk, out, Ck, wt, s, H1, C1, torch.tanh(z), mean,
+                                                                 rstd, dH1, dx, dC1, has_write, dynamic, center)
     else:
         f32 = dict(dtype=torch.float32, device=H1.device)
         dHk = torch.empty(M, n, D, **f32)
@@ -283,13 +326,14 @@ def _hyper_step_backward_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tenso
         dCk = torch.empty(M, n, n + 2, **f32) if has_write else None
         dz = torch.empty(M, n, n + 2, **f32) if dynamic else None
         dCt = torch.empty(M, n, n + 2, **f32)
-        k = _launch_shape(H1)
+        k = _launch_shape(H1, dynamic)
         dummy = dCt
-        _hyper_bwd_kernel[k["grid"]](Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1, dx, dC1,
+        wsum = wt.sum(1) if dynamic else wt
+        _hyper_bwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, wsum, s, H1, C1, z, mean, rstd, dH1, dx, dC1,
                                      dHk, d_out if has_write else dummy, dCk if has_write else dummy,
                                      dz if dynamic else dummy, dCt, M, D, k["programs"], k["per_program"],
-                                     N=k["N"], NP=k["NP"], J=k["J"], JP=k["JP"], BLOCK_D=k["BLOCK_D"],
-                                     HAS_WRITE=has_write, DYNAMIC=dynamic, CENTER=center, num_warps=k["bwd_warps"])
+                                     N=k["N"], NP=k["NP"], J=k["J"], DC=k["DC"], DL=k["DL"], SP=k["SP"],
+                                     HAS_WRITE=has_write, DYNAMIC=dynamic, CENTER=center, **k["bwd"])
     def absent(t):  # an output this case has none of: a fresh empty tensor (outputs may not alias)
         return t if t is not None else H1.new_zeros(0)
 
@@ -297,7 +341,7 @@ def _hyper_step_backward_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tenso
 
 
 @_hyper_step_backward_op.register_fake
-def _(Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1, dx, dC1, has_write, dynamic, center):
+def _(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1, has_write, dynamic, center):
     M, n, D = H1.shape
     small = H1.new_empty(M, n, n + 2)
     return (H1.new_empty(M, n, D), out.new_empty(M, D) if has_write else H1.new_empty(0),
@@ -307,19 +351,19 @@ def _(Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1, dx, dC1, has_write, dynami
 
 def _setup_context(ctx, inputs, output):
     Hk, out, Ck, wt, bw, s, a_s, b_s, eps, has_write, dynamic, center = inputs
-    H1, _, C1, t, mean, rstd = output
-    ctx.save_for_backward(Hk, out, Ck, wt, s, H1, C1, t, mean, rstd)
+    H1, _, C1, z, mean, rstd = output
+    ctx.save_for_backward(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd)
     ctx.flags = (has_write, dynamic, center)
 
 
-def _backward(ctx, dH1, dx, dC1, _dt, _dmean, _drstd):
-    Hk, out, Ck, wt, s, H1, C1, t, mean, rstd = ctx.saved_tensors
+def _backward(ctx, dH1, dx, dC1, _dz, _dmean, _drstd):
+    Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd = ctx.saved_tensors
     has_write, dynamic, center = ctx.flags
     M, n, D = H1.shape
     dH1 = torch.zeros_like(H1) if dH1 is None else dH1.contiguous()
     dx = torch.zeros(M, D, dtype=H1.dtype, device=H1.device) if dx is None else dx.contiguous()
     dC1 = torch.zeros_like(C1) if dC1 is None else dC1.contiguous()
-    dHk, d_out, dCk, dz, dCt = _hyper_step_backward_op(Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1, dx, dC1,
+    dHk, d_out, dCk, dz, dCt = _hyper_step_backward_op(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1,
                                                        has_write, dynamic, center)
     dwt = dbw = ds = None
     if dynamic:
@@ -329,6 +373,7 @@ def _backward(ctx, dH1, dx, dC1, _dt, _dmean, _drstd):
         if center:
             dwt = dwt - (sz * mean.reshape(M * n, 1)).sum(0)[:, None]
         dbw = dz.sum((0, 1))
+        t = torch.tanh(z)
         ds = torch.stack(((dCt[..., :n + 1] * t[..., :n + 1]).sum(), (dCt[..., n + 1] * t[..., n + 1]).sum()))
     da_s = dCt[..., :n + 1].sum(0)
     db_s = dCt[..., n + 1].sum(0)

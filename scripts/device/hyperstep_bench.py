@@ -1,11 +1,17 @@
-"""hyper_step's kernels on the 124M step's streams (61,440 tokens x 4 x 768, fp32): time by grid and warps.
+"""hyper_step's kernels on the 124M step's streams (61,440 tokens x 4 x 768, fp32): time by grid, warps and registers.
 
-    python3 scripts/device/hyperstep_bench.py
+    python3 scripts/device/hyperstep_bench.py [--write-best]
 
-Prints, for each shape, the forward and backward kernels' times and the bandwidth their bytes
-imply (forward: read H and out, write H' and x_in; backward: read H', dH', dx, H, out, write dH and
-d_out), and the torch matmul the backward adds for the projection's weight gradient.
+Prints, for the dynamic LayerNorm site (arch.hyper's default) and the static one, each kernel's time
+and the bandwidth its bytes imply (forward: read H and out, write H' and x_in; backward: read H',
+dH', dx, H, out, write dH and d_out), by programs per SM, warps and register cap (maxnreg), and the
+torch matmul the backward adds for the projection's weight gradient. --write-best writes each case's
+fastest into TUNING in gptablate/model/hyperstep.py.
 """
+import re
+import sys
+from pathlib import Path
+
 import torch
 
 from gptablate.model import hyperstep as HS
@@ -23,47 +29,72 @@ def timed(fn, reps=20):
     return start.elapsed_time(end) / reps
 
 
-def main():
-    M, n, D = 61440, 4, 768
+def inputs(M, n, D, dynamic):
     f = dict(device="cuda", dtype=torch.float32)
     torch.manual_seed(0)
     Hk = torch.randn(M, n, D, **f)
     out = torch.randn(M, D, device="cuda", dtype=torch.bfloat16)
     Ck = torch.randn(M, n, n + 2, **f)
     wt, bw, s = torch.randn(n + 2, D, **f) * 0.1, torch.zeros(n + 2, **f), torch.tensor([0.01, 0.01], **f)
+    if not dynamic:
+        wt, bw, s = (x.new_zeros(0) for x in (wt, bw, s))
     a_s, b_s = torch.randn(n, n + 1, **f), torch.ones(n, **f)
-    args = (Hk, out, Ck, wt, bw, s, a_s, b_s, 1e-5, True, True, True)
-    H1, x_in, C1, t, mean, rstd = torch.ops.gptablate.hyper_step(*args)
+    return (Hk, out, Ck, wt, bw, s, a_s, b_s, 1e-5, True, dynamic, True)
+
+
+def sweep(M, n, D, dynamic):
+    args = inputs(M, n, D, dynamic)
+    Hk, out, Ck, wt, bw, s = args[:6]
+    H1, x_in, C1, z, mean, rstd = torch.ops.gptablate.hyper_step(*args)
     dH1, dx, dC1 = torch.randn_like(H1), torch.randn_like(x_in), torch.randn_like(C1)
     stream = M * n * D * 4
     fwd_bytes = 2 * stream + M * D * (2 + 4)
     bwd_bytes = 4 * stream + M * D * (4 + 2 + 2)
-    print(f"streams {stream / 1e9:.3f} GB; forward moves {fwd_bytes / 1e9:.2f} GB, backward {bwd_bytes / 1e9:.2f} GB")
-    best = None
+    print(f"{'dynamic' if dynamic else 'static'} site: streams {stream / 1e9:.3f} GB; forward moves "
+          f"{fwd_bytes / 1e9:.2f} GB, backward {bwd_bytes / 1e9:.2f} GB", flush=True)
+    times = {}
     for per_sm in (2, 4, 8):
-        for warps in (4, 8, 16):
-            HS.PROGRAMS_PER_SM = per_sm
-            shape = HS._launch_shape(Hk)
-            shape["fwd_warps"] = shape["bwd_warps"] = warps
-            HS._launch_shape = (lambda s: (lambda _h: dict(s)))(shape)
-            try:
-                fw = timed(lambda: torch.ops.gptablate.hyper_step(*args))
-                bw_ms = timed(lambda: torch.ops.gptablate.hyper_step_backward(Hk, out, Ck, wt, s, H1, C1, t, mean, rstd,
-                                                                              dH1, dx, dC1, True, True, True))
-            finally:
-                HS._launch_shape = _launch_shape
-            print(f"programs/SM {per_sm} warps {warps:2d}: forward {fw:.3f} ms ({fwd_bytes / fw / 1e6:.0f} GB/s), "
-                  f"backward {bw_ms:.3f} ms ({bwd_bytes / bw_ms / 1e6:.0f} GB/s)", flush=True)
-            if best is None or fw + bw_ms < best[0]:
-                best = (fw + bw_ms, per_sm, warps)
-    torch.backends.cuda.matmul.allow_tf32 = True  # as the engine sets it
-    sz = torch.randn(M * n, n + 2, **f)
-    mm = timed(lambda: sz.t() @ H1.reshape(M * n, D))
-    print(f"backward's weight-gradient matmul (tf32 {torch.backends.cuda.matmul.allow_tf32}): {mm:.3f} ms")
-    print(f"best: programs/SM {best[1]}, warps {best[2]}: {best[0]:.3f} ms a site, forward and backward")
+        for warps in (4, 8):
+            for maxnreg in (None, 128, 168):
+                HS.TUNING = {dynamic: (per_sm, (warps, maxnreg), (warps, maxnreg))}
+                try:
+                    fw = timed(lambda: torch.ops.gptablate.hyper_step(*args))
+                    bw_ms = timed(lambda: torch.ops.gptablate.hyper_step_backward(
+                        Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1, True, dynamic, True))
+                except Exception as e:  # e.g. a Triton without maxnreg
+                    print(f"  programs/SM {per_sm} warps {warps} maxnreg {maxnreg}: failed: {str(e)[:200]}")
+                    continue
+                times[per_sm, warps, maxnreg] = (fw, bw_ms)
+                print(f"  programs/SM {per_sm} warps {warps} maxnreg {maxnreg}: forward {fw:.3f} ms "
+                      f"({fwd_bytes / fw / 1e6:.0f} GB/s), backward {bw_ms:.3f} ms ({bwd_bytes / bw_ms / 1e6:.0f} GB/s)",
+                      flush=True)
+    best = {}
+    for per_sm in (2, 4, 8):
+        f = min((v[0], k) for k, v in times.items() if k[0] == per_sm)
+        b = min((v[1], k) for k, v in times.items() if k[0] == per_sm)
+        best[per_sm] = (f[0] + b[0], f[1], b[1])
+    total, f, b = min(best.values())
+    print(f"  best: programs/SM {f[0]}; forward warps {f[1]} maxnreg {f[2]} ({times[f][0]:.3f} ms), backward warps "
+          f"{b[1]} maxnreg {b[2]} ({times[b][1]:.3f} ms): {total:.3f} ms a site", flush=True)
+    if dynamic:
+        torch.backends.cuda.matmul.allow_tf32 = True  # as the engine sets it
+        sz = torch.randn(M * n, n + 2, device="cuda")
+        mm = timed(lambda: sz.t() @ H1.reshape(M * n, D))
+        print(f"  backward's weight-gradient matmul (tf32): {mm:.3f} ms", flush=True)
+    return f[0], f[1:], b[1:]
 
 
-_launch_shape = HS._launch_shape
+def main():
+    best = {dynamic: sweep(61440, 4, 768, dynamic) for dynamic in (True, False)}
+    if "--write-best" in sys.argv:
+        path = Path(HS.__file__)
+        text = path.read_text()
+        for dynamic, row in best.items():
+            text, done = re.subn(rf"^    {dynamic}: \(.*\),", f"    {dynamic}: {row},", text, flags=re.M)
+            assert done == 1, dynamic
+        path.write_text(text)
+        print(f"wrote to {path}: TUNING = {best}")
+
 
 if __name__ == "__main__":
     main()
