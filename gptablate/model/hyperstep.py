@@ -32,14 +32,17 @@ import torch
 
 from .kernels import tl, triton, use_kernel
 
-# Programs per SM (each loops over tokens), and warps and register cap (maxnreg, None: the compiler's
-# choice) of the forward and backward kernels, for a dynamic site and a static one: the fastest of
-# scripts/device/hyperstep_bench.py's sweep on the 124M step's streams (61,440 x 4 x 768, one H100). The
-# layout the compiler picks for a tile changes with the warps, and a bad one costs several times: the
-# static backward took 5.4 ms at 4 warps and 1.5 ms at 8 (call O).
+# Tokens per program, and the warps and register cap (maxnreg, None: the compiler's choice) of the
+# forward and backward kernels, for a dynamic site and a static one: the fastest of
+# scripts/device/hyperstep_bench.py's sweep on the 124M step's streams (61,440 x 4 x 768, one H100).
+# The grid is M / tokens programs, many waves of them, so that how many fit on an SM at once (which the
+# registers decide) leaves no half-empty last wave: with one wave of 4 programs an SM and 3 resident,
+# the backward took 1.91 ms against 1.57 ms at 8 an SM (call P). The layout the compiler picks for a tile
+# changes with the warps, and a bad one costs several times: the static backward took 5.4 ms at 4 warps
+# and 1.5 ms at 8 (call O).
 TUNING = {
-    True: (8, (4, 128), (4, 168)),  # dynamic
-    False: (8, (4, None), (8, 168)),  # static
+    True: (16, (4, 128), (4, 168)),  # dynamic
+    False: (16, (4, None), (8, 168)),  # static
 }
 
 
@@ -266,9 +269,8 @@ if triton is not None:
 
 def _launch_shape(Hk: torch.Tensor, dynamic: bool) -> dict:
     M, n, D = Hk.shape
-    per_sm, fwd, bwd = TUNING[dynamic]
-    sms = torch.cuda.get_device_properties(Hk.device).multi_processor_count if Hk.is_cuda else 2
-    programs = max(1, min(M, per_sm * sms))
+    tokens, fwd, bwd = TUNING[dynamic]
+    programs = triton.cdiv(M, tokens)
     dl = min(128, triton.next_power_of_2(D))
     return dict(grid=(programs,), programs=programs, per_program=triton.cdiv(M, programs),
                 N=n, NP=triton.next_power_of_2(n), J=n + 2, DC=triton.next_power_of_2(triton.cdiv(D, dl)), DL=dl,

@@ -53,28 +53,28 @@ def sweep(M, n, D, dynamic):
     print(f"{'dynamic' if dynamic else 'static'} site: streams {stream / 1e9:.3f} GB; forward moves "
           f"{fwd_bytes / 1e9:.2f} GB, backward {bwd_bytes / 1e9:.2f} GB", flush=True)
     times = {}
-    for per_sm in (2, 4, 8):
+    for tokens in TOKENS:
         for warps in (4, 8):
             for maxnreg in (None, 128, 168):
-                HS.TUNING = {dynamic: (per_sm, (warps, maxnreg), (warps, maxnreg))}
+                HS.TUNING = {**TUNING, dynamic: (tokens, (warps, maxnreg), (warps, maxnreg))}
                 try:
                     fw = timed(lambda: torch.ops.gptablate.hyper_step(*args))
                     bw_ms = timed(lambda: torch.ops.gptablate.hyper_step_backward(
                         Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1, True, dynamic, True))
                 except Exception as e:  # e.g. a Triton without maxnreg
-                    print(f"  programs/SM {per_sm} warps {warps} maxnreg {maxnreg}: failed: {str(e)[:200]}")
+                    print(f"  tokens/program {tokens} warps {warps} maxnreg {maxnreg}: failed: {str(e)[:200]}")
                     continue
-                times[per_sm, warps, maxnreg] = (fw, bw_ms)
-                print(f"  programs/SM {per_sm} warps {warps} maxnreg {maxnreg}: forward {fw:.3f} ms "
+                times[tokens, warps, maxnreg] = (fw, bw_ms)
+                print(f"  tokens/program {tokens} warps {warps} maxnreg {maxnreg}: forward {fw:.3f} ms "
                       f"({fwd_bytes / fw / 1e6:.0f} GB/s), backward {bw_ms:.3f} ms ({bwd_bytes / bw_ms / 1e6:.0f} GB/s)",
                       flush=True)
     best = {}
-    for per_sm in (2, 4, 8):
-        f = min((v[0], k) for k, v in times.items() if k[0] == per_sm)
-        b = min((v[1], k) for k, v in times.items() if k[0] == per_sm)
-        best[per_sm] = (f[0] + b[0], f[1], b[1])
+    for tokens in TOKENS:
+        f = min((v[0], k) for k, v in times.items() if k[0] == tokens)
+        b = min((v[1], k) for k, v in times.items() if k[0] == tokens)
+        best[tokens] = (f[0] + b[0], f[1], b[1])
     total, f, b = min(best.values())
-    print(f"  best: programs/SM {f[0]}; forward warps {f[1]} maxnreg {f[2]} ({times[f][0]:.3f} ms), backward warps "
+    print(f"  best: tokens/program {f[0]}; forward warps {f[1]} maxnreg {f[2]} ({times[f][0]:.3f} ms), backward warps "
           f"{b[1]} maxnreg {b[2]} ({times[b][1]:.3f} ms): {total:.3f} ms a site", flush=True)
     if dynamic:
         torch.backends.cuda.matmul.allow_tf32 = True  # as the engine sets it
@@ -82,6 +82,10 @@ def sweep(M, n, D, dynamic):
         mm = timed(lambda: sz.t() @ H1.reshape(M * n, D))
         print(f"  backward's weight-gradient matmul (tf32): {mm:.3f} ms", flush=True)
     return f[0], f[1:], b[1:]
+
+
+TUNING = dict(HS.TUNING)
+TOKENS = (4, 16, 64)
 
 
 def main():
