@@ -12,7 +12,7 @@ T0=$SECONDS
 timeout -k 5 120 python3 -m pytest -q -k "gpu" tests/test_hyperstep.py > $OUT/q_test.txt 2>&1
 grep -E "passed|failed|FAILED|Error|assert" $OUT/q_test.txt | head -8
 echo "[t=$((SECONDS-T0))s]"
-timeout -k 5 200 python3 scripts/device/hypersteq_bench.py --write-best > $OUT/q_hsbench.txt 2>&1
+timeout -k 5 200 python3 scripts/device/hyperstep_bench.py --write-best > $OUT/q_hsbench.txt 2>&1
 grep -E "best|site|matmul|wrote|failed" $OUT/q_hsbench.txt | head -20
 grep -A3 "^TUNING" gptablate/model/hyperstep.py
 echo "[t=$((SECONDS-T0))s]"
