@@ -8,19 +8,22 @@ memory. Compiled as written, a 12-layer hyper step took 2.1 times the baseline's
 reads and writes the streams in several kernels a site, and autograd adds up the streams'
 gradients from each use.
 
-`hyper_step` does, in one kernel a token row at a time with the row in registers, site k's
+`hyper_step` does, in one kernel a token at a time with its n streams in registers, site k's
 write and site k+1's read: H' from (H, out, A, B); then N(H'), the coefficients A', B' and
 x_in' from H'. Its backward, one kernel too, takes the gradients of H', x_in' and (A', B')
 and returns those of H, out and (A, B): H' never has two gradients to add, because its only
-users are this operation and the next one. The first site's read is the same operation
-without the write (`has_write=False`); the last site's write and the exit's sum over the
-streams stay in torch. Measured on an H100 at the 124M step: 2.11× → 1.80× the baseline's step
-time (docs/performance.md).
+users are this operation and the next one. The backward forms H' again from H and out, which it
+reads anyway, rather than reading it. The first site's read is the same operation without the
+write (`has_write=False`); the last site's write and the exit's sum over the streams stay in
+torch. Measured on an H100 at the 124M step (docs/performance.md): hyper 2.11× the baseline's step
+time before it, 1.80× with its first kernels, 1.52× with these; hyper static 1.33×.
 
 Layout: H (M, n, D) with M = B·T tokens, fp32; C (M, n, n+2) the per-token coefficients, A in
 columns 0..n and B in column n+1. Norms: LayerNorm (`center`) or RMSNorm, their gain and bias
-folded into the projection (wt = (g ⊙ W)ᵀ, bw = b W). What the backward leaves to torch is
-small: the projection's weight gradient (one fp32 matmul over H') and sums over tokens.
+folded into the projection (wt = (g ⊙ W)ᵀ, bw = b W). The forward saves the coefficients'
+pre-activations z (not tanh z): the norm's backward needs Σ_d dx̂·x̂ = Σ_j dz_j (z_j − bw_j), which
+then costs no sum over the features. What the backward leaves to torch is small: the projection's
+weight gradient (one fp32 matmul over H') and sums over tokens.
 
 On CUDA with Triton: the kernels below. Elsewhere the same computation in torch
 (`hyper_step_reference`, `hyper_step_backward_reference`), which the tests hold to autograd.
@@ -42,7 +45,7 @@ from .kernels import tl, triton, use_kernel
 # and 1.5 ms at 8 (call O).
 TUNING = {
     True: (16, (4, 128), (4, 168)),  # dynamic
-    False: (16, (4, None), (8, 168)),  # static
+    False: (4, (4, 128), (8, 128)),  # static
 }
 
 
