@@ -3,9 +3,10 @@
     python3 scripts/device/hyperstep_bench.py [--write-best]
 
 Prints, for the dynamic LayerNorm site (arch.hyper's default) and the static one, each kernel's time
-and the bandwidth its bytes imply (forward: read H and out, write H' and x_in; backward: read H',
-dH', dx, H, out, write dH and d_out), by programs per SM, warps and register cap (maxnreg), and the
-torch matmul the backward adds for the projection's weight gradient. --write-best writes each case's
+and the bandwidth its bytes imply (forward: read H and out, write H' and x_in; backward: read dH', dx,
+H and out, write dH and d_out; it reads H twice, forming H' from it first, and the second read is
+counted once, as if it came from L2), by tokens per program, warps and register cap (maxnreg), and
+the torch matmul the backward adds for the projection's weight gradient. --write-best writes each case's
 fastest into TUNING in gptablate/model/hyperstep.py.
 """
 import re
@@ -49,7 +50,7 @@ def sweep(M, n, D, dynamic):
     dH1, dx, dC1 = torch.randn_like(H1), torch.randn_like(x_in), torch.randn_like(C1)
     stream = M * n * D * 4
     fwd_bytes = 2 * stream + M * D * (2 + 4)
-    bwd_bytes = 4 * stream + M * D * (4 + 2 + 2)
+    bwd_bytes = 3 * stream + M * D * (4 + 2 + 2)
     print(f"{'dynamic' if dynamic else 'static'} site: streams {stream / 1e9:.3f} GB; forward moves "
           f"{fwd_bytes / 1e9:.2f} GB, backward {bwd_bytes / 1e9:.2f} GB", flush=True)
     times = {}
