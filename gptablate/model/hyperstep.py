@@ -39,8 +39,9 @@ from .kernels import tl, triton, use_kernel
 # forward and backward kernels, for a dynamic site and a static one: the fastest of
 # scripts/device/hyperstep_bench.py's sweep on the 124M step's streams (61,440 x 4 x 768, one H100).
 # The grid is M / tokens programs, many waves of them, so that how many fit on an SM at once (which the
-# registers decide) leaves no half-empty last wave: with one wave of 4 programs an SM and 3 resident,
-# the backward took 1.91 ms against 1.57 ms at 8 an SM (call P). The layout the compiler picks for a tile
+# registers decide) leaves no half-empty last wave: with 4 programs an SM, each looping over its share,
+# the backward took 1.91 ms against 1.57 ms at 8 an SM (call P; 3 fit an SM by its registers, so our
+# reading is one full wave and one a third full). The layout the compiler picks for a tile
 # changes with the warps, and a bad one costs several times: the static backward took 5.4 ms at 4 warps
 # and 1.5 ms at 8 (call O).
 TUNING = {
