@@ -143,10 +143,20 @@ if triton is not None:
         return ic, d, kk, ic < N, d < D, (ic < N) & (d < D)
 
     @triton.jit
-    def _write(hk_ptr, out_ptr, ck_ptr, m64, D, ic, d, kk, dmask, hmask, N: tl.constexpr, J: tl.constexpr):
-        """Site k's write of token m64: H'_j = Σ_i A[i, j+1] H_i + B_j out, a (NP, DC, DL) tile."""
-        row0 = m64 * N * D
-        c0 = m64 * N * J
+    def _coefficient_scale(s_ptr, bw_ptr, kk, N: tl.constexpr, J: tl.constexpr):
+        """A dynamic site's s_a (columns 0..N) or s_b (column N+1), and the projection's bias bw, over the slots."""
+        return tl.where(kk < N + 1, tl.load(s_ptr), tl.load(s_ptr + 1)), tl.load(bw_ptr + kk, mask=kk < J, other=0.0)
+
+    @triton.jit
+    def _token(m, D, N: tl.constexpr, J: tl.constexpr):
+        """Token m as int64, and where its streams (m·N·D) and its coefficients (m·N·J) start."""
+        m64 = m.to(tl.int64)
+        return m64, m64 * N * D, m64 * N * J
+
+    @triton.jit
+    def _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N: tl.constexpr, J: tl.constexpr):
+        """Site k's write of token m64 (streams at row0, coefficients at c0): H'_j = Σ_i A[i, j+1] H_i + B_j out,
+        a (NP, DC, DL) tile."""
         at = tl.load(ck_ptr + c0 + kk * J + 1 + ic, mask=(ic < N) & (kk < N), other=0.0)  # at[j, 0, i] = A[i, j+1]
         b = tl.load(ck_ptr + c0 + ic * J + (N + 1), mask=ic < N, other=0.0)  # B_j
         h = b * tl.load(out_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)
@@ -166,16 +176,13 @@ if triton is not None:
         const = tl.load(as_ptr + ic * (N + 1) + kk, mask=imask & (kk < N + 1), other=0.0)
         const = tl.where(kk == N + 1, tl.load(bs_ptr + ic + 0 * kk, mask=imask, other=0.0), const)
         if DYNAMIC:
-            scale = tl.where(kk < N + 1, tl.load(s_ptr), tl.load(s_ptr + 1))
-            bw = tl.load(bw_ptr + kk, mask=kk < J, other=0.0)
+            scale, bw = _coefficient_scale(s_ptr, bw_ptr, kk, N, J)
         for it in range(0, tokens_per_program):
             m = tl.program_id(0) + it * n_programs
             if m < M:
-                m64 = m.to(tl.int64)
-                row0 = m64 * N * D
-                c0 = m64 * N * J
+                m64, row0, c0 = _token(m, D, N, J)
                 if HAS_WRITE:
-                    h = _write(hk_ptr, out_ptr, ck_ptr, m64, D, ic, d, kk, dmask, hmask, N, J)
+                    h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J)
                 else:
                     h = tl.load(hk_ptr + row0 + ic * D + d, mask=hmask, other=0.0)
                 tl.store(h1_ptr + row0 + ic * D + d, h, mask=hmask)
@@ -213,19 +220,16 @@ if triton is not None:
         ic, d, kk, imask, dmask, hmask = _tile(D, N, NP, DC, DL, SP)
         jmask = imask & (kk < J)
         if DYNAMIC:
-            scale = tl.where(kk < N + 1, tl.load(s_ptr), tl.load(s_ptr + 1))
-            bw = tl.load(bw_ptr + kk, mask=kk < J, other=0.0)
+            scale, bw = _coefficient_scale(s_ptr, bw_ptr, kk, N, J)
             wsum = tl.load(wsum_ptr + kk, mask=kk < J, other=0.0)  # Σ_d w_j
         for it in range(0, tokens_per_program):
             m = tl.program_id(0) + it * n_programs
             if m < M:
-                m64 = m.to(tl.int64)
-                row0 = m64 * N * D
-                c0 = m64 * N * J
+                m64, row0, c0 = _token(m, D, N, J)
                 hoff = row0 + ic * D + d
                 coff = c0 + ic * J + kk
                 if HAS_WRITE:  # H' again from H and out, which the backward reads anyway: one read of the streams less
-                    h = _write(hk_ptr, out_ptr, ck_ptr, m64, D, ic, d, kk, dmask, hmask, N, J)
+                    h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J)
                 else:
                     h = tl.load(h1_ptr + hoff, mask=hmask, other=0.0)
                 dx = tl.load(dx_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)
