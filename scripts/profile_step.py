@@ -78,6 +78,23 @@ def idle_gaps(step, steps: int, top: int) -> None:
         print(f"  {gap:8.0f} us  queued {queued:7.0f} us  after {before[:60]}  before {after[:60]}")
 
 
+def write_kernels(events, steps: int, path: str) -> None:
+    """Every kernel of the profiled steps, most expensive first: kind, launches and ms a step, full name."""
+    import csv
+
+    rows = []
+    for e in events:
+        us = e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
+        if us > 0:
+            rows.append((kind_of(e.key), e.count / steps, us / steps / 1e3, e.key))
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(("kind", "launches_per_step", "ms_per_step", "name"))
+        for kind, count, ms, name in sorted(rows, key=lambda r: -r[2]):
+            w.writerow((kind, f"{count:g}", f"{ms:.4f}", name))
+    print(f"  every kernel: {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("specs", nargs="+")
@@ -86,9 +103,11 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=14)
     ap.add_argument("--mode", default=None, help="torch.compile mode, e.g. reduce-overhead (CUDA graphs)")
     ap.add_argument("--gaps", type=int, default=0, help="also list the N longest idle gaps between kernels")
+    ap.add_argument("--csv", default=None, help="write every kernel (full name, launches and ms a step) to this file; "
+                    "with several specs, one file each: FILE's stem gets the spec's number")
     args = ap.parse_args()
     steps = 5
-    for spec in args.specs:
+    for number, spec in enumerate(args.specs):
         sets = [f"model.n_layer={args.layers}"] + [s for s in spec.split(",") if s]
         r = load_recipe("gpt2_124m", sets)
         torch.manual_seed(0)
@@ -133,6 +152,9 @@ def main() -> None:
             ms = us / steps / 1e3
             print(f"  {kind:<20} {ms:8.2f} ms  {100 * ms / max(busy_ms, 1e-9):5.1f}%")
         print(events.table(sort_by="cuda_time_total", row_limit=args.top, max_name_column_width=70))
+        if args.csv:
+            write_kernels(events, steps, args.csv if len(args.specs) == 1 else
+                          args.csv.replace(".csv", f"_{number}.csv"))
         if args.gaps:
             idle_gaps(step, steps, args.gaps)
         torch._dynamo.reset()

@@ -1,12 +1,14 @@
 """The training loss fused with the head (model/loss.py) against F.cross_entropy."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from conftest import TINY, run_cli
+from interpreter import kernel_tests
 from gptablate.errors import UserError
 from gptablate.recipe import load_recipe
 from gptablate.model.loss import BLOCK, linear_cross_entropy, row_grads_reference, triton_available
@@ -115,3 +117,10 @@ def test_triton_kernel_matches_reference_on_gpu():
     got = _rows_in_place(logits, targets, 2 * BLOCK, programs=6)
     assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5)
     assert torch.allclose(logits, ref, rtol=1e-4, atol=1e-8)
+
+
+_CHECK = Path(__file__).with_name("loss_kernel_check.py")
+
+# both row kernels (on-chip and streaming) against row_grads_reference
+test_row_kernels_match_reference_in_triton_interpreter, test_row_kernels_match_reference_on_gpu = kernel_tests(
+    [str(_CHECK), "interp"], [str(_CHECK)])

@@ -20,14 +20,24 @@ from __future__ import annotations
 
 import torch
 
+from . import kernels
 from .kernels import tl, triton
 
-# The kernel's shape, the fastest of 27 timed on an H100 on the 124M step's logits (61,440 x 50,304
-# bf16; scripts/device/loss_kernel_bench.py): 5.92 ms, against 6.53 ms for the first version
-# (2,048 columns, 8 warps, one program a row, two exponentials an element).
-BLOCK = 4096  # columns per inner iteration: a 50,304-wide row is 13 iterations
+# Two kernels. "onchip": one program holds a whole row in registers (a 50,304-wide bf16 row is about
+# 100 fp32 values a thread at 16 warps), so the logits are read once and written once. "stream": a
+# program streams a row twice in blocks of BLOCK columns, first for the log-sum-exp, then to write the
+# gradient (three passes; on the 124M step's logits, 61,440 x 50,304 bf16, 5.92 ms on an H100 at BLOCK
+# 4096, 16 warps, 8 programs per SM: the fastest of 27 shapes of scripts/device/loss_kernel_bench.py).
+# KERNEL picks the one rows take when they fit the on-chip kernel (ONCHIP_MAX_COLS); wider rows stream.
+KERNEL = "stream"
+ONCHIP_WARPS = 16
+ONCHIP_PER_SM = 1  # programs per SM, each looping over rows; 0: one program a row
+ONCHIP_EXP_ONCE = False  # keep the exponentials (fp32) between the sum and the write, not the logits
+ONCHIP_MAX_COLS = 51200  # the span of a row's three pieces (below) that fits in registers at 16 warps
+BLOCK = 4096  # stream: columns per inner iteration (a 50,304-wide row is 13 iterations)
 WARPS = 16
-PROGRAMS_PER_SM = 8  # the grid: programs per SM, each looping over rows
+PROGRAMS_PER_SM = 8  # stream: the grid, programs per SM, each looping over rows
+EVICT = False  # stream: ask L2 to keep a row between its two reads (first read evict_last, then evict_first)
 
 
 def triton_available() -> bool:
@@ -37,12 +47,13 @@ def triton_available() -> bool:
 if triton is not None:
     @triton.jit
     def _ce_rows_kernel(logits_ptr, targets_ptr, loss_ptr, n_rows, n_programs, rows_per_program, stride_row,
-                        n_valid, n_cols, inv_n, BLOCK_SIZE: tl.constexpr):
+                        n_valid, n_cols, inv_n, BLOCK_SIZE: tl.constexpr, KEEP: tl.constexpr, DROP: tl.constexpr):
         """Rows pid, pid + programs, ...: loss_ptr[row] = lse - x[target]; the row becomes (softmax - onehot) * inv_n.
 
         Memory-bound: at 5.92 ms the three passes over the logits (read, read, write: 18.5 GB) move
         3.1 TB/s, so the second read of a row comes from memory, not L2; fewer rows in flight (one
-        program per SM) did not keep it in L2 and was slower (7.65 ms).
+        program per SM) did not keep it in L2 and was slower (7.65 ms). KEEP and DROP: the cache
+        eviction policies of the first read and of the second read and the write ("" for the default).
         """
         offsets = tl.arange(0, BLOCK_SIZE)
         for i in range(0, rows_per_program):
@@ -53,9 +64,10 @@ if triton is not None:
                 # one exponential an element: exp(-|x - max|) serves whichever of the two is larger.
                 run_max = tl.full([BLOCK_SIZE], float("-inf"), tl.float32)
                 run_sum = tl.zeros([BLOCK_SIZE], tl.float32)
-                for start in range(0, n_valid, BLOCK_SIZE):
+                for start in range(0, n_cols, BLOCK_SIZE):
                     cols = start + offsets
-                    x = tl.load(base + cols, mask=cols < n_valid, other=float("-inf")).to(tl.float32)
+                    x = tl.load(base + cols, mask=cols < n_cols, other=float("-inf"), eviction_policy=KEEP)
+                    x = tl.where(cols < n_valid, x.to(tl.float32), float("-inf"))
                     # a masked column (-inf) adds exp(-inf) = 0, also to a lane that has seen nothing yet
                     diff = tl.where(x == float("-inf"), float("-inf"), x - run_max)
                     e = tl.exp(-tl.abs(diff))
@@ -70,9 +82,83 @@ if triton is not None:
                 # The gradient of the mean loss, over the row in place; the padding columns get 0.
                 for start in range(0, n_cols, BLOCK_SIZE):
                     cols = start + offsets
-                    x = tl.load(base + cols, mask=cols < n_valid, other=float("-inf")).to(tl.float32)
+                    x = tl.load(base + cols, mask=cols < n_cols, other=float("-inf"), eviction_policy=DROP)
+                    x = tl.where(cols < n_valid, x.to(tl.float32), float("-inf"))
                     grad = tl.exp(x - lse) - tl.where(cols == target, 1.0, 0.0)
-                    tl.store(base + cols, (grad * inv_n).to(logits_ptr.dtype.element_ty), mask=cols < n_cols)
+                    tl.store(base + cols, (grad * inv_n).to(logits_ptr.dtype.element_ty), mask=cols < n_cols,
+                             eviction_policy=DROP)
+
+    @triton.jit
+    def _onchip_piece(base, cols, n_valid, n_cols):
+        x = tl.load(base + cols, mask=cols < n_cols, other=float("-inf"))
+        x = tl.where(cols < n_valid, x, float("-inf"))  # kept in the logits' dtype; exp(-inf) = 0 hereafter
+        return x, tl.max(x.to(tl.float32), axis=0)
+
+    @triton.jit
+    def _onchip_exp(x, shift):
+        return tl.exp(x.to(tl.float32) - shift)
+
+    @triton.jit
+    def _onchip_write(base, cols, p, target, inv_n, n_cols):
+        grad = (p - tl.where(cols == target, 1.0, 0.0)) * inv_n
+        tl.store(base + cols, grad.to(base.dtype.element_ty), mask=cols < n_cols)
+
+    @triton.jit
+    def _ce_rows_onchip_kernel(logits_ptr, targets_ptr, loss_ptr, n_rows, n_programs, rows_per_program, stride_row,
+                               n_valid, n_cols, inv_n, S0: tl.constexpr, S1: tl.constexpr, S2: tl.constexpr,
+                               EXP_ONCE: tl.constexpr):
+        """The same rows' losses and gradients, each row read once: its three pieces of S0, S1 and S2 columns
+        (powers of two, S0 + S1 + S2 >= n_cols) stay in registers between the log-sum-exp and the write.
+
+        EXP_ONCE: keep the exponentials (fp32) for the write; else keep the logits (their own dtype, half
+        the registers for bf16) and take the exponentials again.
+        """
+        c0 = tl.arange(0, S0)
+        c1 = S0 + tl.arange(0, S1)
+        c2 = S0 + S1 + tl.arange(0, S2)
+        for i in range(0, rows_per_program):
+            row = tl.program_id(0) + i * n_programs
+            if row < n_rows:
+                base = logits_ptr + row.to(tl.int64) * stride_row
+                x0, m0 = _onchip_piece(base, c0, n_valid, n_cols)
+                x1, m1 = _onchip_piece(base, c1, n_valid, n_cols)
+                x2, m2 = _onchip_piece(base, c2, n_valid, n_cols)
+                row_max = tl.maximum(tl.maximum(m0, m1), m2)
+                target = tl.load(targets_ptr + row)
+                target_logit = tl.load(base + target).to(tl.float32)
+                if EXP_ONCE:
+                    e0 = _onchip_exp(x0, row_max)
+                    e1 = _onchip_exp(x1, row_max)
+                    e2 = _onchip_exp(x2, row_max)
+                    total = tl.sum(e0, axis=0) + tl.sum(e1, axis=0) + tl.sum(e2, axis=0)
+                    tl.store(loss_ptr + row, row_max + tl.log(total) - target_logit)
+                    _onchip_write(base, c0, e0 / total, target, inv_n, n_cols)
+                    _onchip_write(base, c1, e1 / total, target, inv_n, n_cols)
+                    _onchip_write(base, c2, e2 / total, target, inv_n, n_cols)
+                else:
+                    total = (tl.sum(_onchip_exp(x0, row_max), axis=0)
+                             + tl.sum(_onchip_exp(x1, row_max), axis=0)
+                             + tl.sum(_onchip_exp(x2, row_max), axis=0))
+                    lse = row_max + tl.log(total)
+                    tl.store(loss_ptr + row, lse - target_logit)
+                    _onchip_write(base, c0, _onchip_exp(x0, lse), target, inv_n, n_cols)
+                    _onchip_write(base, c1, _onchip_exp(x1, lse), target, inv_n, n_cols)
+                    _onchip_write(base, c2, _onchip_exp(x2, lse), target, inv_n, n_cols)
+
+
+def onchip_pieces(n_cols: int) -> tuple[int, int, int] | None:
+    """A row's three pieces for the on-chip kernel (powers of two, the last one masked), or None: stream it.
+
+    50,304 columns: 32,768 + 16,384 + 2,048 (896 of them masked).
+    """
+    if n_cols < 4:
+        return None
+    s0 = 1 << (n_cols.bit_length() - 1)
+    rest = n_cols - s0
+    s1 = 1 << (rest.bit_length() - 1) if rest else 1
+    rest = max(0, rest - s1)
+    s2 = 1 << max(0, (rest - 1).bit_length()) if rest else 1
+    return (s0, s1, s2) if s0 + s1 + s2 <= ONCHIP_MAX_COLS else None
 
 
 def row_grads_reference(logits: torch.Tensor, targets: torch.Tensor, n_valid: int) -> torch.Tensor:
@@ -88,18 +174,33 @@ def row_grads_reference(logits: torch.Tensor, targets: torch.Tensor, n_valid: in
 
 
 def _rows_in_place(logits: torch.Tensor, targets: torch.Tensor, n_valid: int,
-                   programs: int | None = None) -> torch.Tensor:
-    """Per-row losses; the logits become the mean loss's gradient. `programs`: the kernel's grid (tests)."""
-    if logits.is_cuda and triton is not None:
-        n, n_cols = logits.shape
-        losses = torch.empty(n, dtype=torch.float32, device=logits.device)
-        if programs is None:
-            programs = PROGRAMS_PER_SM * torch.cuda.get_device_properties(logits.device).multi_processor_count
-        programs = min(n, programs)
-        _ce_rows_kernel[(programs,)](logits, targets, losses, n, programs, triton.cdiv(n, programs), logits.stride(0),
-                                     n_valid, n_cols, 1.0 / n, BLOCK_SIZE=BLOCK, num_warps=WARPS)
-        return losses
-    return row_grads_reference(logits, targets, n_valid)
+                   programs: int | None = None, kernel: str | None = None) -> torch.Tensor:
+    """Per-row losses; the logits become the mean loss's gradient.
+
+    `programs` (the grid) and `kernel` ("onchip" or "stream"; default KERNEL where the row fits) are for
+    the tests and the benchmark.
+    """
+    if not ((logits.is_cuda or kernels.INTERPRET) and triton is not None):
+        return row_grads_reference(logits, targets, n_valid)
+    n, n_cols = logits.shape
+    pieces = onchip_pieces(n_cols)
+    kernel = kernel or (KERNEL if pieces else "stream")
+    onchip = kernel == "onchip"
+    per_sm = ONCHIP_PER_SM if onchip else PROGRAMS_PER_SM
+    if programs is None:
+        sms = torch.cuda.get_device_properties(logits.device).multi_processor_count if logits.is_cuda else 4
+        programs = n if per_sm == 0 else per_sm * sms
+    programs = min(n, programs)
+    losses = torch.empty(n, dtype=torch.float32, device=logits.device)
+    args = (logits, targets, losses, n, programs, triton.cdiv(n, programs), logits.stride(0), n_valid, n_cols, 1.0 / n)
+    if onchip:
+        s0, s1, s2 = pieces
+        _ce_rows_onchip_kernel[(programs,)](*args, S0=s0, S1=s1, S2=s2, EXP_ONCE=ONCHIP_EXP_ONCE,
+                                            num_warps=ONCHIP_WARPS)
+    else:
+        keep, drop = ("evict_last", "evict_first") if EVICT else ("", "")
+        _ce_rows_kernel[(programs,)](*args, BLOCK_SIZE=BLOCK, KEEP=keep, DROP=drop, num_warps=WARPS)
+    return losses
 
 
 class _LinearCrossEntropy(torch.autograd.Function):

@@ -1,12 +1,13 @@
-"""Times the fused loss's row kernel on the 124M step's logits (61,440 x 50,304 bf16) in several shapes.
+"""Times the fused loss's row kernels on the 124M step's logits (61,440 x 50,304 bf16) in several shapes.
 
     python3 scripts/device/loss_kernel_bench.py [--write-best]
 
-Rows: the current kernel (one exponential an element, a grid of programs looping over rows) at
-several block sizes, warps and programs per SM, and with one program a row. Each is checked
-against row_grads_reference on 64 rows. (The first version's 6.53 ms in docs/performance.md came
-from this script at commit 44cbde3, which also timed that version.) --write-best sets BLOCK, WARPS and PROGRAMS_PER_SM in
-gptablate/model/loss.py to the fastest row (for the rest of a device call).
+Rows: the streaming kernel (a row read twice in blocks; block size, warps, programs per SM, and
+whether it asks L2 to keep a row between its two reads) and the on-chip kernel (a row read once and
+held in registers; warps, programs per SM or one a row, and whether it keeps the exponentials or the
+logits). Each is checked against row_grads_reference on 64 rows. (The first version's 6.53 ms in
+docs/performance.md came from this script at commit 44cbde3, which also timed that version.)
+--write-best sets the fastest row's settings in gptablate/model/loss.py (for the rest of a device call).
 """
 import re
 import sys
@@ -27,22 +28,32 @@ def main() -> None:
     ref = source[:m].clone()
     ref_losses = L.row_grads_reference(ref, targets[:m], nv)
     logits = source.clone()
-    losses = torch.empty(n, device="cuda")
+    pieces = L.onchip_pieces(v)
 
     def run(cfg):
-        block, warps, per_sm = cfg
+        kind, a, warps, per_sm, flag = cfg
         programs = n if per_sm == 0 else min(n, per_sm * sms)
-        L._ce_rows_kernel[(programs,)](logits, targets, losses, n, programs, triton.cdiv(n, programs),
-                                       logits.stride(0), nv, v, 1.0 / n, BLOCK_SIZE=block, num_warps=warps)
+        args = (logits, targets, losses, n, programs, triton.cdiv(n, programs), logits.stride(0), nv, v, 1.0 / n)
+        if kind == "stream":
+            keep, drop = ("evict_last", "evict_first") if flag else ("", "")
+            L._ce_rows_kernel[(programs,)](*args, BLOCK_SIZE=a, KEEP=keep, DROP=drop, num_warps=warps)
+        else:
+            L._ce_rows_onchip_kernel[(programs,)](*args, S0=pieces[0], S1=pieces[1], S2=pieces[2], EXP_ONCE=flag,
+                                                  num_warps=warps)
 
-    configs = [(2048, 8, 0), (4096, 16, 0)]  # 0: one program a row
-    configs += [(b, w, p) for b, w in ((1024, 4), (2048, 8), (4096, 8), (4096, 16), (8192, 16), (8192, 32))
-                for p in (1, 2, 4, 8)]
+    losses = torch.empty(n, device="cuda")
+    configs = [("stream", b, w, p, e) for b, w in ((4096, 16), (8192, 16), (8192, 32)) for p in (2, 4, 8)
+               for e in (False, True)]
+    configs += [("onchip", 0, w, p, once) for w in (16, 32) for p in (1, 0) for once in (False, True)]
     results = []
     for cfg in configs:
         logits.copy_(source)
-        run(cfg)
-        torch.cuda.synchronize()
+        try:
+            run(cfg)
+            torch.cuda.synchronize()
+        except Exception as exc:  # a shape the compiler or the GPU refuses: report it, go on
+            print(f"{cfg}: failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}", flush=True)
+            continue
         # the kernel scales the gradient by 1/n over all n rows, the reference by 1/m over its m
         ok = (torch.allclose(losses[:m], ref_losses, rtol=1e-4, atol=1e-4)
               and torch.allclose(logits[:m].float() * n, ref.float() * m, rtol=2e-2, atol=1e-6))
@@ -57,18 +68,27 @@ def main() -> None:
             times.append(a.elapsed_time(b))
         ms = sorted(times)[len(times) // 2]
         results.append((ms, cfg, ok))
-        print(f"block {cfg[0]:5d} warps {cfg[1]:2d} programs/SM {cfg[2] or 'row':>3}: {ms:6.3f} ms, "
+        kind, blk, warps, per_sm, flag = cfg
+        what = (f"stream block {blk:5d}, L2 keep {flag!s:5}" if kind == "stream"
+                else f"onchip exp once {flag!s:5}        ")
+        print(f"{what} warps {warps:2d} programs/SM {per_sm or 'row':>3}: {ms:6.3f} ms, "
               f"{2 * n * v * 2 / ms / 1e9:6.2f} TB/s for one read and one write, matches reference: {ok}", flush=True)
-    best = min((r for r in results if r[2] and r[1][2]), key=lambda r: r[0])
-    print(f"fastest: block {best[1][0]}, warps {best[1][1]}, programs/SM {best[1][2]}: {best[0]:.3f} ms")
+    best = min((r for r in results if r[2]), key=lambda r: r[0])
+    print(f"fastest: {best[1]}: {best[0]:.3f} ms")
     if "--write-best" in sys.argv:
+        kind, blk, warps, per_sm, flag = best[1]
         path = L.__file__
         text = open(path).read()
-        text = re.sub(r"^BLOCK = \d+", f"BLOCK = {best[1][0]}", text, flags=re.M)
-        text = re.sub(r"^WARPS = \d+", f"WARPS = {best[1][1]}", text, flags=re.M)
-        text = re.sub(r"^PROGRAMS_PER_SM = \d+", f"PROGRAMS_PER_SM = {best[1][2]}", text, flags=re.M)
+        subs = {"KERNEL": f'"{kind}"'}
+        if kind == "stream":
+            subs.update(BLOCK=blk, WARPS=warps, PROGRAMS_PER_SM=per_sm, EVICT=flag)
+        else:
+            subs.update(ONCHIP_WARPS=warps, ONCHIP_PER_SM=per_sm, ONCHIP_EXP_ONCE=flag)
+        for name, value in subs.items():
+            text, count = re.subn(rf"^{name} = [^ #\n]+", f"{name} = {value}", text, flags=re.M)
+            assert count == 1, name
         open(path, "w").write(text)
-        print("written to", path)
+        print("written to", path, subs)
 
 
 if __name__ == "__main__":
