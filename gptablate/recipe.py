@@ -77,6 +77,10 @@ class TrainConfig:
     # the logits (model/loss.py; a Triton kernel on CUDA); "torch" is F.cross_entropy; auto:
     # fused on CUDA under bf16 when Triton is installed.
     loss_kernel: Literal["auto", "fused", "torch"] = "auto"
+    # Pre-LN's residual add and the next norm (LayerNorm or RMSNorm, vanilla residual, no dropout):
+    # "fused" runs them as one operation (model/addnorm.py; Triton kernels on CUDA), "torch" as
+    # the layers are written; auto: fused on CUDA when Triton is installed.
+    norm_kernel: Literal["auto", "fused", "torch"] = "auto"
     # DDP (several ranks): gradient bucket size in MB, and gradients kept as views into the
     # buckets (no copy into the buckets, no per-step gradient allocation).
     ddp_bucket_mb: int = 25
@@ -205,6 +209,7 @@ NON_SCIENCE_KEYS = {
     ("train", "compile"),
     ("train", "attention"),
     ("train", "loss_kernel"),
+    ("train", "norm_kernel"),
     ("train", "ddp_bucket_mb"),
     ("train", "ddp_bucket_view"),
     ("train", "log_interval"),

@@ -8,7 +8,7 @@
 Each argument is a comma-separated list of recipe overrides on gpt2_124m ("" is the baseline);
 the step is micro-batch --micro x 1024 (default 16) at --layers layers (default 4), bf16
 autocast, compiled, clipping, fused AdamW, the loss as train.loss_kernel says (auto: fused with
-the head), as in bench. Prints, over 5 profiled steps: the wall time and the GPU's busy time a
+the head) and Pre-LN's add and norm as train.norm_kernel says, as in bench. Prints, over 5 profiled steps: the wall time and the GPU's busy time a
 step (their gap is time the GPU waited on the host), the GPU time by kind of kernel, and
 torch.profiler's table of the most expensive kernels.
 """
@@ -20,7 +20,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from gptablate.model.gpt import GPT, GPTConfig
 from gptablate.recipe import load_recipe
-from gptablate.train.engine import fused_loss_dtype
+from gptablate.train.engine import fused_loss_dtype, fused_norm
 from gptablate.train.optim import make_optimizer
 
 KINDS = [  # (kind, substrings of the kernel name), first match wins
@@ -113,6 +113,7 @@ def main() -> None:
         torch.manual_seed(0)
         model = GPT(GPTConfig.from_recipe(r)).cuda()
         model.fused_loss_dtype = fused_loss_dtype(r.train.loss_kernel, torch.device("cuda"), torch.bfloat16)
+        model.fused_norm = fused_norm(r.train.norm_kernel, torch.device("cuda"))
         opt = make_optimizer(model, r.train, "cuda")
         cm = torch.compile(model, mode=args.mode)
         x = torch.randint(0, 50257, (args.micro, 1025), device="cuda")

@@ -18,6 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import UserError
+from .addnorm import prenorm_walk
+from .blocks import PreLN
 from .layers import make_norm
 from .loss import linear_cross_entropy
 from .registry import BLOCKS, NORMS, RESIDUALS, settings_of
@@ -95,6 +97,9 @@ class GPT(nn.Module):
         # The training loss fused with the head (loss.py) in this autocast dtype; None: the plain
         # cross-entropy. Set by the trainer (train.loss_kernel); evaluation always takes the plain path.
         self.fused_loss_dtype: torch.dtype | None = None
+        # Pre-LN's residual add and next norm as one operation (addnorm.py), where the model has that
+        # form: set by the trainer (train.norm_kernel), taken by training and evaluation alike.
+        self.fused_norm = False
         self.apply(self._init_weights)
         for module in self.modules():  # variants that replace or add to GPT-2's init
             if hasattr(module, "init_weights"):
@@ -141,8 +146,17 @@ class GPT(nn.Module):
         if self.layout.embedding_norm:
             x = self.transformer.ln_e(x)
         ctx = {"x0": x}  # what strategies share along the walk (x0 mixing, value residual)
+        if self.fused_norm and self.prenorm_fusable():
+            return prenorm_walk(x, self.transformer.h, self.transformer.ln_f, ctx, self.config.norm == "layernorm")
         state = self.residual.walk(self.layout.enter(x), self.transformer.h, ctx)
         return self.layout.exit(state, self.transformer["ln_f"] if "ln_f" in self.transformer else None)
+
+    def prenorm_fusable(self) -> bool:
+        """Whether this model has the form prenorm_walk computes: Pre-LN blocks on the vanilla residual,
+        LayerNorm or RMSNorm, no dropout."""
+        c = self.config
+        return (self.layout is PreLN and c.residual == "vanilla" and c.norm in ("layernorm", "rmsnorm")
+                and c.dropout == 0.0)
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits over the real vocabulary only (the padding never enters a softmax)."""

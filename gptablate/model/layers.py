@@ -39,6 +39,10 @@ class CausalSelfAttention(nn.Module):
         self.lambda_v = nn.Parameter(torch.tensor(0.5)) if cfg.value_residual and layer > 0 else None
 
     def forward(self, x: torch.Tensor, ctx: dict | None = None) -> torch.Tensor:
+        return self.resid_dropout(self.c_proj(self.mix(x, ctx)))
+
+    def mix(self, x: torch.Tensor, ctx: dict | None = None) -> torch.Tensor:
+        """The attention's output before its projection c_proj: (B, T, C)."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
@@ -52,8 +56,7 @@ class CausalSelfAttention(nn.Module):
                 v = (1 - self.lambda_v) * v + self.lambda_v * ctx["v1"]
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
                                            dropout_p=self.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_dropout(self.c_proj(y))
+        return y.transpose(1, 2).contiguous().view(B, T, C)
 
 
 class MLP(nn.Module):
@@ -65,4 +68,8 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+        return self.dropout(self.c_proj(self.inner(x)))
+
+    def inner(self, x: torch.Tensor) -> torch.Tensor:
+        """The activations before the projection c_proj: (B, T, 4C)."""
+        return F.gelu(self.c_fc(x), approximate="tanh")

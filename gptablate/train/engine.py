@@ -136,6 +136,16 @@ def fused_loss_dtype(name: str, device: torch.device, dtype: torch.dtype) -> tor
     return dtype
 
 
+def fused_norm(name: str, device: torch.device) -> bool:
+    """Whether Pre-LN's residual add and norm run as one operation (train.norm_kernel; model/addnorm.py).
+
+    auto: on CUDA when Triton is there (elsewhere the compiled layers do as well).
+    """
+    from ..model.kernels import triton
+
+    return name == "fused" or (name == AUTO and device.type == "cuda" and triton is not None)
+
+
 def git_commit() -> str | None:
     src = Path(__file__).resolve().parents[2]
     try:
@@ -409,6 +419,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     else:
         dtype, autocast = torch.float32, contextlib.nullcontext()  # the CPU trains in fp32
     model.fused_loss_dtype = fused_loss_dtype(t.loss_kernel, device, dtype)
+    model.fused_norm = fused_norm(t.norm_kernel, device)
     scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and dtype == torch.float16))
 
     matmul_flops = measure_matmul_flops(device)

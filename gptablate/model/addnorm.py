@@ -1,0 +1,248 @@
+"""Pre-LN's residual add and the next norm as one operation, forward and backward.
+
+Between two sublayers of a Pre-LN GPT-2 the step does x' = x + out + b_proj (the fp32 residual
+stream plus the sublayer's bf16 output and its projection's bias) and h = N(x') (LayerNorm or
+RMSNorm, rounded to the autocast dtype for the next matmul). Compiled as written, inductor saved
+the normalised x̂ in fp32 in the forward (one stream-sized write more), and in the backward left
+the bf16 copy of the stream's gradient (the projection's input gradient) and the projection bias's
+gradient, a column sum, to kernels of their own that read the stream's gradient again (profile in
+docs/performance.md). Here:
+
+- forward, one kernel, a few rows a program: reads x and out, writes x' and h, and the per-row
+  mean and 1/std (x' is the next site's input anyway, so saving it costs nothing);
+- backward, one kernel, each program looping over its share of rows: reads the incoming gradient
+  of x', the gradient of h and x', writes the gradient of x (fp32) and of out (its dtype), and
+  per-program column sums of the norm's gain and bias gradients and of the projection bias's
+  gradient, which torch adds up over the programs.
+
+The projection's bias joins here, in fp32, rather than in the matmul's epilogue before the bf16
+rounding: x + bf16(acc) + b instead of x + bf16(acc + b), a difference of bf16 rounding; its
+gradient is summed from the fp32 stream gradient rather than from its bf16 copy.
+
+`add_norm(x, out, proj_bias, weight, bias, ...)`: with `out` None it is the norm alone (the first
+site's input; x' is x). On CUDA with Triton, the kernels; elsewhere the same computation in torch
+(`add_norm_reference`, `add_norm_backward_reference`), which the tests hold to autograd.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .kernels import tl, triton, use_kernel
+
+# Rows per program and warps of the forward; programs per SM, rows per iteration and warps of the backward.
+FWD_ROWS, FWD_WARPS = 4, 4
+BWD_PER_SM, BWD_ROWS, BWD_WARPS = 4, 4, 8
+
+
+def add_norm_reference(x, out, proj_bias, weight, bias, eps: float, has_add: bool, center: bool, h_dtype):
+    """(x', h, mean, rstd) in torch; differentiable (the tests' oracle). x' is x itself without an add."""
+    xn = x + out.to(x.dtype) + (proj_bias.to(x.dtype) if proj_bias.numel() else 0) if has_add else x
+    mean = xn.mean(-1) if center else torch.zeros(xn.shape[:-1], dtype=xn.dtype, device=xn.device)
+    xc = xn - mean[..., None]
+    rstd = torch.rsqrt((xc * xc).mean(-1) + eps)
+    h = xc * rstd[..., None] * weight.to(xn.dtype)
+    if bias.numel():
+        h = h + bias.to(xn.dtype)
+    return xn, h.to(h_dtype), mean, rstd
+
+
+def add_norm_backward_reference(xn, mean, rstd, weight, dxn, dh, has_add: bool, center: bool, out_dtype):
+    """(dx, dout, dweight, dbias, dproj_bias) by the hand-written rule the kernel follows."""
+    D = xn.shape[-1]
+    xhat = (xn - mean[..., None]) * rstd[..., None]
+    dh = dh.to(xn.dtype)
+    g = dh * weight.to(xn.dtype)
+    dx = g - xhat * (g * xhat).sum(-1, keepdim=True) / D
+    if center:
+        dx = dx - g.sum(-1, keepdim=True) / D
+    dx = dx * rstd[..., None]
+    if dxn is not None:
+        dx = dx + dxn
+    dout = dx.to(out_dtype, copy=True) if has_add else None
+    return dx, dout, (dh * xhat).sum(0), dh.sum(0), dx.sum(0) if has_add else None
+
+
+if triton is not None:
+    @triton.jit
+    def _add_norm_fwd_kernel(x_ptr, out_ptr, pb_ptr, w_ptr, b_ptr, xn_ptr, h_ptr, mean_ptr, rstd_ptr, M, D, eps,
+                             HAS_ADD: tl.constexpr, HAS_PBIAS: tl.constexpr, HAS_BIAS: tl.constexpr,
+                             CENTER: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+        rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+        cols = tl.arange(0, BLOCK_D)
+        rmask = rows < M
+        cmask = cols < D
+        mask = rmask[:, None] & cmask[None, :]
+        offs = rows.to(tl.int64)[:, None] * D + cols[None, :]
+        x = tl.load(x_ptr + offs, mask=mask, other=0.0)
+        if HAS_ADD:
+            x += tl.load(out_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            if HAS_PBIAS:
+                x += tl.load(pb_ptr + cols, mask=cmask, other=0.0)[None, :]
+            tl.store(xn_ptr + offs, x, mask=mask)
+        if CENTER:
+            mean = tl.sum(x, axis=1) / D
+            xc = tl.where(cmask[None, :], x - mean[:, None], 0.0)
+        else:
+            mean = tl.zeros([ROWS], tl.float32)
+            xc = x
+        rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / D + eps)
+        h = xc * rstd[:, None] * tl.load(w_ptr + cols, mask=cmask, other=0.0)[None, :]
+        if HAS_BIAS:
+            h += tl.load(b_ptr + cols, mask=cmask, other=0.0)[None, :]
+        tl.store(h_ptr + offs, h.to(h_ptr.dtype.element_ty), mask=mask)
+        tl.store(mean_ptr + rows, mean, mask=rmask)
+        tl.store(rstd_ptr + rows, rstd, mask=rmask)
+
+    @triton.jit
+    def _add_norm_bwd_kernel(xn_ptr, mean_ptr, rstd_ptr, w_ptr, dxn_ptr, dh_ptr, dx_ptr, dout_ptr, part_ptr, M, D,
+                             n_programs, blocks_per_program, HAS_DXN: tl.constexpr, HAS_ADD: tl.constexpr,
+                             CENTER: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+        pid = tl.program_id(0)
+        cols = tl.arange(0, BLOCK_D)
+        cmask = cols < D
+        w = tl.load(w_ptr + cols, mask=cmask, other=0.0)
+        acc_dw = tl.zeros([BLOCK_D], tl.float32)
+        acc_db = tl.zeros([BLOCK_D], tl.float32)
+        acc_dpb = tl.zeros([BLOCK_D], tl.float32)
+        for i in range(0, blocks_per_program):
+            rows = (pid + i * n_programs) * ROWS + tl.arange(0, ROWS)
+            rmask = rows < M
+            mask = rmask[:, None] & cmask[None, :]
+            offs = rows.to(tl.int64)[:, None] * D + cols[None, :]
+            mean = tl.load(mean_ptr + rows, mask=rmask, other=0.0)
+            rstd = tl.load(rstd_ptr + rows, mask=rmask, other=0.0)
+            xhat = tl.where(mask, (tl.load(xn_ptr + offs, mask=mask, other=0.0) - mean[:, None]) * rstd[:, None], 0.0)
+            dh = tl.load(dh_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            g = dh * w[None, :]
+            dx = g - xhat * (tl.sum(g * xhat, axis=1) / D)[:, None]
+            if CENTER:
+                dx -= (tl.sum(g, axis=1) / D)[:, None]
+            dx *= rstd[:, None]
+            if HAS_DXN:
+                dx += tl.load(dxn_ptr + offs, mask=mask, other=0.0)
+            tl.store(dx_ptr + offs, dx, mask=mask)
+            acc_dw += tl.sum(dh * xhat, axis=0)
+            acc_db += tl.sum(dh, axis=0)
+            if HAS_ADD:
+                tl.store(dout_ptr + offs, dx.to(dout_ptr.dtype.element_ty), mask=mask)
+                acc_dpb += tl.sum(dx, axis=0)
+        part = part_ptr + pid * 3 * D + cols
+        tl.store(part, acc_dw, mask=cmask)
+        tl.store(part + D, acc_db, mask=cmask)
+        tl.store(part + 2 * D, acc_dpb, mask=cmask)
+
+
+def _kernels_for(x: torch.Tensor) -> bool:
+    return use_kernel(x) and x.shape[-1] <= 4096
+
+
+@torch.library.custom_op("gptablate::add_norm", mutates_args=())
+def _add_norm_op(x: torch.Tensor, out: torch.Tensor, proj_bias: torch.Tensor, weight: torch.Tensor,
+                 bias: torch.Tensor, eps: float, has_add: bool, center: bool, h_dtype: torch.dtype
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    if not _kernels_for(x):
+        xn, h, mean, rstd = add_norm_reference(x, out, proj_bias, weight, bias, eps, has_add, center, h_dtype)
+        return (xn if has_add else x.new_zeros(0)), h, mean, rstd
+    M, D = x.shape
+    xn = torch.empty_like(x) if has_add else x.new_zeros(0)
+    h = torch.empty(M, D, dtype=h_dtype, device=x.device)
+    mean, rstd = x.new_empty(M), x.new_empty(M)
+    _add_norm_fwd_kernel[(triton.cdiv(M, FWD_ROWS),)](
+        x, out, proj_bias, weight, bias, xn, h, mean, rstd, M, D, eps, HAS_ADD=has_add,
+        HAS_PBIAS=proj_bias.numel() > 0, HAS_BIAS=bias.numel() > 0, CENTER=center, ROWS=FWD_ROWS,
+        BLOCK_D=triton.next_power_of_2(D), num_warps=FWD_WARPS)
+    return xn, h, mean, rstd
+
+
+@_add_norm_op.register_fake
+def _(x, out, proj_bias, weight, bias, eps, has_add, center, h_dtype):
+    M, D = x.shape
+    return (x.new_empty(M, D) if has_add else x.new_empty(0), x.new_empty(M, D, dtype=h_dtype),
+            x.new_empty(M), x.new_empty(M))
+
+
+@torch.library.custom_op("gptablate::add_norm_backward", mutates_args=())
+def _add_norm_backward_op(xn: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor,
+                          dxn: torch.Tensor, dh: torch.Tensor, has_add: bool, center: bool, out_dtype: torch.dtype
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dx, dout or empty, sums (3, D): the gradients of the norm's gain and bias and of the projection bias)."""
+    M, D = xn.shape
+    if not _kernels_for(xn):
+        dx, dout, dw, db, dpb = add_norm_backward_reference(xn, mean, rstd, weight, dxn if dxn.numel() else None,
+                                                            dh, has_add, center, out_dtype)
+        sums = torch.stack((dw, db, dpb if dpb is not None else torch.zeros_like(dw)))
+        return dx, (dout if has_add else xn.new_zeros(0)), sums
+    dx = torch.empty_like(xn)
+    dout = torch.empty(M, D, dtype=out_dtype, device=xn.device) if has_add else xn.new_zeros(0)
+    rows = BWD_ROWS
+    blocks = triton.cdiv(M, rows)
+    sms = torch.cuda.get_device_properties(xn.device).multi_processor_count if xn.is_cuda else 4
+    programs = min(blocks, BWD_PER_SM * sms)
+    part = xn.new_empty(programs, 3, D)
+    _add_norm_bwd_kernel[(programs,)](
+        xn, mean, rstd, weight, dxn, dh, dx, dout if has_add else dx, part, M, D, programs,
+        triton.cdiv(blocks, programs), HAS_DXN=dxn.numel() > 0, HAS_ADD=has_add, CENTER=center, ROWS=rows,
+        BLOCK_D=triton.next_power_of_2(D), num_warps=BWD_WARPS)
+    return dx, dout, part.sum(0)
+
+
+@_add_norm_backward_op.register_fake
+def _(xn, mean, rstd, weight, dxn, dh, has_add, center, out_dtype):
+    M, D = xn.shape
+    return xn.new_empty(M, D), xn.new_empty(M, D, dtype=out_dtype) if has_add else xn.new_empty(0), xn.new_empty(3, D)
+
+
+def _setup_context(ctx, inputs, output):
+    x, out, proj_bias, weight, bias, eps, has_add, center, h_dtype = inputs
+    xn, _, mean, rstd = output
+    ctx.save_for_backward(xn if has_add else x, mean, rstd, weight)
+    ctx.flags = (has_add, center, out.dtype, proj_bias.numel() > 0, bias.numel() > 0)
+
+
+def _backward(ctx, dxn, dh, _dmean, _drstd):
+    xn, mean, rstd, weight = ctx.saved_tensors
+    has_add, center, out_dtype, has_pbias, has_bias = ctx.flags
+    dxn = dxn.contiguous() if (has_add and dxn is not None) else xn.new_zeros(0)
+    dh = torch.zeros(xn.shape, dtype=out_dtype, device=xn.device) if dh is None else dh
+    dx, dout, sums = _add_norm_backward_op(xn, mean, rstd, weight, dxn, dh.contiguous(), has_add, center, out_dtype)
+    return (dx, dout if has_add else None, sums[2] if has_add and has_pbias else None, sums[0],
+            sums[1] if has_bias else None, None, None, None, None)
+
+
+_add_norm_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def add_norm(x: torch.Tensor, out: torch.Tensor | None, proj_bias: torch.Tensor | None, weight: torch.Tensor,
+             bias: torch.Tensor | None, eps: float, center: bool, h_dtype: torch.dtype):
+    """(x', h): x' = x + out + proj_bias (x itself when `out` is None), h = N(x') in h_dtype. x, x' (M, D)."""
+    has_add = out is not None
+    empty = x.new_zeros(0)
+    with torch.autocast(x.device.type, enabled=False):
+        xn, h, _, _ = _add_norm_op(x.contiguous(), out.contiguous() if has_add else empty,
+                                   proj_bias.to(x.dtype) if (has_add and proj_bias is not None) else empty,
+                                   weight.to(x.dtype), bias.to(x.dtype) if bias is not None else empty,
+                                   float(eps), has_add, center, h_dtype)
+    return (xn if has_add else x), h
+
+
+def prenorm_walk(x: torch.Tensor, blocks, ln_f, ctx: dict, center: bool) -> torch.Tensor:
+    """A Pre-LN GPT's blocks and final norm over the embedding output x (B, T, D), each residual add fused
+    with the norm after it: returns ln_f's output. The same function as the blocks' own forward (with
+    the projection biases added in fp32, see above); dropout must be 0 (it is not applied)."""
+    B, T, D = x.shape
+    dev = x.device.type
+    h_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+    norms = [n for block in blocks for n in (block.ln_1, block.ln_2)] + [ln_f]
+
+    def step(stream, out, proj_bias, k):
+        norm = norms[k]
+        return add_norm(stream, out, proj_bias, norm.weight, getattr(norm, "bias", None), 1e-5, center, h_dtype)
+
+    stream, h = step(x.reshape(B * T, D), None, None, 0)
+    for i, block in enumerate(blocks):
+        out = torch.nn.functional.linear(block.attn.mix(h.view(B, T, D), ctx), block.attn.c_proj.weight)
+        stream, h = step(stream, out.reshape(B * T, D), block.attn.c_proj.bias, 2 * i + 1)
+        out = torch.nn.functional.linear(block.mlp.inner(h.view(B, T, D)), block.mlp.c_proj.weight)
+        stream, h = step(stream, out.reshape(B * T, D), block.mlp.c_proj.bias, 2 * i + 2)
+    return h.view(B, T, D)

@@ -1,0 +1,113 @@
+"""Times add_norm's kernels (model/addnorm.py) at the 124M step's stream (61,440 x 768) in several shapes,
+against the same function compiled by inductor.
+
+    python3 scripts/device/addnorm_bench.py [--write-best]
+
+Rows: the forward by rows per program and warps, the backward by programs per SM, rows per iteration and
+warps, each checked against the torch reference; then forward + backward of the fastest against inductor's
+code for x + out + b, LayerNorm, the bf16 cast (the plain path's, which also saves x̂ and leaves the bf16
+copy of the gradient and the bias's column sum to kernels of their own). --write-best sets the fastest
+shapes in gptablate/model/addnorm.py (for the rest of a device call).
+"""
+import re
+import sys
+
+import torch
+import torch.nn.functional as F
+import triton
+
+from gptablate.model import addnorm as AN
+
+
+def timed(fn, reps=20):
+    fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b))
+    return sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    M, D = 61440, 768
+    torch.manual_seed(0)
+    f = dict(device="cuda", dtype=torch.float32)
+    x, pb, w, b = torch.randn(M, D, **f) * 2, torch.randn(D, **f) * 0.1, 1 + 0.3 * torch.randn(D, **f), torch.randn(D, **f)
+    out = torch.randn(M, D, device="cuda", dtype=torch.bfloat16)
+    dxn, dh = torch.randn(M, D, **f), torch.randn(M, D, device="cuda", dtype=torch.bfloat16)
+    ref_xn, ref_h, ref_mean, ref_rstd = AN.add_norm_reference(x, out, pb, w, b, 1e-5, True, True, torch.bfloat16)
+    ref_dx, _, ref_dw, _, _ = AN.add_norm_backward_reference(ref_xn, ref_mean, ref_rstd, w, dxn, dh, True, True,
+                                                             torch.bfloat16)
+    fwd_bytes, bwd_bytes = M * D * (4 + 2 + 4 + 2), M * D * (4 + 2 + 4 + 4 + 2)
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    best = {}
+    for rows, warps in ((1, 4), (2, 4), (4, 4), (4, 8), (8, 8), (2, 8)):
+        xn, h = torch.empty_like(x), torch.empty(M, D, device="cuda", dtype=torch.bfloat16)
+        mean, rstd = torch.empty(M, **f), torch.empty(M, **f)
+
+        def run():
+            AN._add_norm_fwd_kernel[(triton.cdiv(M, rows),)](x, out, pb, w, b, xn, h, mean, rstd, M, D, 1e-5,
+                                                             HAS_ADD=True, HAS_PBIAS=True, HAS_BIAS=True, CENTER=True,
+                                                             ROWS=rows, BLOCK_D=1024, num_warps=warps)
+        ms = timed(run)
+        ok = torch.allclose(xn, ref_xn) and torch.allclose(h.float(), ref_h.float(), atol=2e-2, rtol=1e-2)
+        print(f"forward rows {rows} warps {warps}: {ms:.3f} ms, {fwd_bytes / ms / 1e9:.2f} TB/s, matches: {ok}", flush=True)
+        if ok and ms < best.get("fwd", (1e9,))[0]:
+            best["fwd"] = (ms, rows, warps)
+    for per_sm, rows, warps in ((4, 1, 4), (4, 2, 4), (8, 2, 4), (4, 4, 8), (8, 4, 8), (2, 4, 8), (8, 1, 4)):
+        dx, dout = torch.empty_like(x), torch.empty(M, D, device="cuda", dtype=torch.bfloat16)
+        programs = min(triton.cdiv(M, rows), per_sm * sms)
+        part = torch.empty(programs, 3, D, **f)
+
+        def run():
+            AN._add_norm_bwd_kernel[(programs,)](ref_xn, ref_mean, ref_rstd, w, dxn, dh, dx, dout, part, M, D, programs,
+                                                 triton.cdiv(triton.cdiv(M, rows), programs), HAS_DXN=True,
+                                                 HAS_ADD=True, CENTER=True, ROWS=rows, BLOCK_D=1024, num_warps=warps)
+        ms = timed(run)
+        ok = (torch.allclose(dx, ref_dx, atol=1e-3, rtol=1e-3)
+              and torch.allclose(part.sum(0)[0], ref_dw, atol=1e-2 * ref_dw.abs().max().item()))
+        print(f"backward programs/SM {per_sm} rows {rows} warps {warps}: {ms:.3f} ms, {bwd_bytes / ms / 1e9:.2f} TB/s, "
+              f"matches: {ok}", flush=True)
+        if ok and ms < best.get("bwd", (1e9,))[0]:
+            best["bwd"] = (ms, per_sm, rows, warps)
+    print(f"fastest: forward {best['fwd']}, backward {best['bwd']}")
+
+    # the whole operation, forward and backward, against inductor's code for the plain layers
+    AN.FWD_ROWS, AN.FWD_WARPS = best["fwd"][1:]
+    AN.BWD_PER_SM, AN.BWD_ROWS, AN.BWD_WARPS = best["bwd"][1:]
+    leaves = [t.clone().requires_grad_() for t in (x, out, pb, w, b)]
+
+    def ours():
+        xn, h = AN.add_norm(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], 1e-5, True, torch.bfloat16)
+        torch.autograd.backward((xn, h), (dxn, dh))
+
+    @torch.compile
+    def plain_fn(x, out, pb, w, b):
+        xn = x + (out + pb.to(torch.bfloat16))  # the matmul's bias epilogue, then the fp32 add
+        return xn, F.layer_norm(xn, (D,), w, b, 1e-5).to(torch.bfloat16)
+
+    def plain():
+        xn, h = plain_fn(*leaves)
+        torch.autograd.backward((xn, h), (dxn, dh))
+    for name, fn in (("add_norm", ours), ("inductor", plain)):
+        print(f"{name}: forward + backward {timed(fn):.3f} ms", flush=True)
+
+    if "--write-best" in sys.argv:
+        path = AN.__file__
+        text = open(path).read()
+        text, n1 = re.subn(r"^FWD_ROWS, FWD_WARPS = .*$", f"FWD_ROWS, FWD_WARPS = {best['fwd'][1]}, {best['fwd'][2]}",
+                           text, flags=re.M)
+        text, n2 = re.subn(r"^BWD_PER_SM, BWD_ROWS, BWD_WARPS = .*$",
+                           "BWD_PER_SM, BWD_ROWS, BWD_WARPS = {}, {}, {}".format(*best["bwd"][1:]), text, flags=re.M)
+        assert n1 == n2 == 1
+        open(path, "w").write(text)
+        print("written to", path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The add_norm kernels against the torch reference (run by tests/test_addnorm.py; "interp": on the CPU, in
+Triton's interpreter, at small shapes; else on a GPU at the 124M stream's width)."""
+import sys
+
+import torch
+
+import gptablate.model.kernels as K
+from gptablate.model import addnorm as AN
+
+interp = len(sys.argv) > 1 and sys.argv[1] == "interp"
+K.INTERPRET = interp
+dev = "cpu" if interp else "cuda"
+torch.manual_seed(0)
+SHAPES = [(7, 24), (9, 20), (3, 64)] if interp else [(3001, 768), (61, 1600), (5, 20)]
+low = torch.float32 if interp else torch.bfloat16  # the sublayer's output and h (bf16 under autocast)
+worst = 0.0
+for M, D in SHAPES:
+    for has_add in (True, False):
+        for center in (True, False):
+            for with_biases in (True, False):
+                f = dict(device=dev, dtype=torch.float32)
+                x = torch.randn(M, D, **f) * 2 + 0.5
+                out = torch.randn(M, D, device=dev).to(low)
+                pb = torch.randn(D, **f) * 0.1 if with_biases else None
+                w = 1 + 0.3 * torch.randn(D, **f)
+                b = 0.1 * torch.randn(D, **f) if with_biases else None
+                dxn, dh = torch.randn(M, D, **f), torch.randn(M, D, device=dev).to(low)
+                leaves = [t.clone().requires_grad_() for t in (x, out, pb, w, b) if t is not None]
+                it = iter(leaves)
+                lx, lout = next(it), next(it)
+                lpb = next(it) if with_biases else None
+                lw = next(it)
+                lb = next(it) if with_biases else None
+                xn, h = AN.add_norm(lx, lout if has_add else None, lpb, lw, lb, 1e-5, center, low)
+                grads = torch.autograd.grad((h.float() * dh.float()).sum() + ((xn * dxn).sum() if has_add else 0),
+                                            [t for t in leaves if has_add or (t is not lout and t is not lpb)])
+                # the reference in float64
+                d = lambda t: None if t is None else t.double()
+                rx, rout, rpb, rw, rb = (None if t is None else t.double().requires_grad_() for t in (x, out, pb, w, b))
+                e = torch.zeros(0, dtype=torch.float64, device=dev)
+                rxn, rh, _, _ = AN.add_norm_reference(rx, rout, rpb if rpb is not None else e, rw,
+                                                      rb if rb is not None else e, 1e-5, has_add, center,
+                                                      torch.float64)
+                used = [t for t in (rx, rout, rpb, rw, rb) if t is not None and (has_add or (t is not rout and t is not rpb))]
+                rgrads = torch.autograd.grad((rh * d(dh)).sum() + ((rxn * d(dxn)).sum() if has_add else 0), used)
+                outs = [(h.double(), rh)] + ([(xn.double(), rxn)] if has_add else []) + list(
+                    zip((g.double() for g in grads), rgrads))
+                for got, ref in outs:
+                    err = ((got - ref).abs().max() / ref.abs().max().clamp_min(1e-6)).item()
+                    tol = 1e-5 if low == torch.float32 else 1.5e-2
+                    assert err < tol, (M, D, has_add, center, with_biases, err)
+                    worst = max(worst, err)
+print(f"ok: the add_norm kernels match the reference; worst relative error {worst:.2e}")

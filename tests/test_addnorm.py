@@ -1,0 +1,80 @@
+"""Pre-LN's add and norm as one operation (model/addnorm.py): its backward, its kernels, the model's two paths."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from interpreter import kernel_tests
+from gptablate.model import addnorm as AN
+from gptablate.model.gpt import GPT, GPTConfig
+from gptablate.recipe import load_recipe
+
+
+@pytest.mark.parametrize("has_add", [True, False])
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("biases", [True, False])
+def test_hand_written_backward_matches_autograd(has_add, center, biases):
+    g = torch.Generator().manual_seed(1)
+    r = lambda *shape, s=1.0: (s * torch.randn(*shape, generator=g, dtype=torch.float64)).requires_grad_()
+    M, D = 6, 10
+    x, out, pb, w, b = r(M, D, s=2.0), r(M, D), r(D, s=0.1), r(D, s=0.3), r(D, s=0.1)
+    with torch.no_grad():
+        w += 1
+    dxn, dh = torch.randn(M, D, generator=g, dtype=torch.float64), torch.randn(M, D, generator=g, dtype=torch.float64)
+    e = torch.zeros(0, dtype=torch.float64)
+    leaves = [x, w] + ([out] if has_add else []) + ([pb] if has_add and biases else []) + ([b] if biases else [])
+    # the op (its torch rule on the CPU, the hand-written backward) against autograd through the reference
+    xn, h = AN.add_norm(x, out if has_add else None, pb if biases else None, w, b if biases else None, 1e-5, center,
+                        torch.float64)
+    got = torch.autograd.grad((h * dh).sum() + ((xn * dxn).sum() if has_add else 0), leaves)
+    rxn, rh, _, _ = AN.add_norm_reference(x, out, pb if biases else e, w, b if biases else e, 1e-5, has_add, center,
+                                          torch.float64)
+    want = torch.autograd.grad((rh * dh).sum() + ((rxn * dxn).sum() if has_add else 0), leaves)
+    assert torch.allclose(h, rh, atol=1e-12) and torch.allclose(xn, rxn, atol=1e-12)
+    for a, b_ in zip(got, want):
+        assert torch.allclose(a, b_, atol=1e-10, rtol=1e-9)
+
+
+def _model(sets):
+    torch.manual_seed(0)
+    cfg = GPTConfig.from_recipe(load_recipe("tiny", ["model.n_layer=2", "model.dropout=0.0", *sets]))
+    return GPT(cfg)
+
+
+@pytest.mark.parametrize("sets", [[], ["arch.norm=rmsnorm"], ["model.bias=false"],
+                                  ["arch.qk_norm=true", "arch.value_residual=true"]])
+def test_fused_walk_is_the_blocks_function(sets):
+    # the model's loss and every gradient, the fused walk (its torch rule on the CPU) against the blocks' own
+    model = _model(sets)
+    assert model.prenorm_fusable()
+    idx = torch.randint(0, model.config.vocab_size, (2, 16))
+    results = []
+    for fused in (False, True):
+        model.fused_norm = fused
+        model.zero_grad(set_to_none=True)
+        loss = model(idx[:, :-1], idx[:, 1:])
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (l0, g0), (l1, g1) = results
+    assert torch.allclose(l0, l1, atol=1e-6)
+    assert g0.keys() == g1.keys()
+    for name in g0:
+        assert torch.allclose(g0[name], g1[name], atol=1e-5, rtol=1e-4), name
+
+
+@pytest.mark.parametrize("sets", [["arch.block=sandwich"], ["arch.residual=hyper"], ["model.dropout=0.1"],
+                                  ["arch.norm=dyt"]])
+def test_other_forms_keep_their_own_walk(sets):
+    assert not _model(sets).prenorm_fusable()
+
+
+def test_norm_kernel_does_not_make_a_new_arm():
+    torch_path, base = load_recipe("tiny", ["train.norm_kernel=torch"]), load_recipe("tiny")
+    assert torch_path.arm_hash() == base.arm_hash() and torch_path.arm_label() == "tiny"
+
+
+_CHECK = Path(__file__).with_name("addnorm_kernel_check.py")
+
+test_kernels_match_reference_in_triton_interpreter, test_kernels_match_reference_on_gpu = kernel_tests(
+    [str(_CHECK), "interp"], [str(_CHECK)])
