@@ -2,10 +2,9 @@
 
     python3 scripts/device/loss_kernel_bench.py [--write-best]
 
-Rows: the streaming kernel (a row read twice in blocks; block size, warps, programs per SM, and
-whether it asks L2 to keep a row between its two reads) and the on-chip kernel (a row read once and
-held in registers; warps, programs per SM or one a row, and whether it keeps the exponentials or the
-logits). Each is checked against row_grads_reference on 64 rows. (The first version's 6.53 ms in
+Rows: the kernel (a row read twice in blocks) by block size, warps, programs per SM, and whether it
+asks L2 to keep a row between its two reads. (Call S also timed a kernel holding a row in registers,
+since removed: 7.7 ms at best.) Each is checked against row_grads_reference on 64 rows. (The first version's 6.53 ms in
 docs/performance.md came from this script at commit 44cbde3, which also timed that version.)
 --write-best sets the fastest row's settings in gptablate/model/loss.py (for the rest of a device call).
 """
@@ -28,23 +27,18 @@ def main() -> None:
     ref = source[:m].clone()
     ref_losses = L.row_grads_reference(ref, targets[:m], nv)
     logits = source.clone()
-    pieces = L.onchip_pieces(v)
 
     def run(cfg):
-        kind, a, warps, per_sm, flag = cfg
-        programs = n if per_sm == 0 else min(n, per_sm * sms)
-        args = (logits, targets, losses, n, programs, triton.cdiv(n, programs), logits.stride(0), nv, v, 1.0 / n)
-        if kind == "stream":
-            keep, drop = ("evict_last", "evict_first") if flag else ("", "")
-            L._ce_rows_kernel[(programs,)](*args, BLOCK_SIZE=a, KEEP=keep, DROP=drop, num_warps=warps)
-        else:
-            L._ce_rows_onchip_kernel[(programs,)](*args, S0=pieces[0], S1=pieces[1], S2=pieces[2], EXP_ONCE=flag,
-                                                  num_warps=warps)
+        block, warps, per_sm, evict = cfg
+        programs = min(n, per_sm * sms)
+        keep, drop = ("evict_last", "evict_first") if evict else ("", "")
+        L._ce_rows_kernel[(programs,)](logits, targets, losses, n, programs, triton.cdiv(n, programs),
+                                       logits.stride(0), nv, v, 1.0 / n, BLOCK_SIZE=block, KEEP=keep, DROP=drop,
+                                       num_warps=warps)
 
     losses = torch.empty(n, device="cuda")
-    configs = [("stream", b, w, p, e) for b, w in ((4096, 16), (8192, 16), (8192, 32)) for p in (2, 4, 8)
+    configs = [(b, w, p, e) for b, w in ((4096, 16), (8192, 16), (8192, 32)) for p in (2, 4, 8)
                for e in (False, True)]
-    configs += [("onchip", 0, w, p, once) for w in (16, 32) for p in (1, 0) for once in (False, True)]
     results = []
     for cfg in configs:
         logits.copy_(source)
@@ -68,22 +62,16 @@ def main() -> None:
             times.append(a.elapsed_time(b))
         ms = sorted(times)[len(times) // 2]
         results.append((ms, cfg, ok))
-        kind, blk, warps, per_sm, flag = cfg
-        what = (f"stream block {blk:5d}, L2 keep {flag!s:5}" if kind == "stream"
-                else f"onchip exp once {flag!s:5}        ")
-        print(f"{what} warps {warps:2d} programs/SM {per_sm or 'row':>3}: {ms:6.3f} ms, "
+        block, warps, per_sm, evict = cfg
+        print(f"block {block:5d}, L2 keep {evict!s:5} warps {warps:2d} programs/SM {per_sm:>3}: {ms:6.3f} ms, "
               f"{2 * n * v * 2 / ms / 1e9:6.2f} TB/s for one read and one write, matches reference: {ok}", flush=True)
     best = min((r for r in results if r[2]), key=lambda r: r[0])
     print(f"fastest: {best[1]}: {best[0]:.3f} ms")
     if "--write-best" in sys.argv:
-        kind, blk, warps, per_sm, flag = best[1]
+        block, warps, per_sm, evict = best[1]
         path = L.__file__
         text = open(path).read()
-        subs = {"KERNEL": f'"{kind}"'}
-        if kind == "stream":
-            subs.update(BLOCK=blk, WARPS=warps, PROGRAMS_PER_SM=per_sm, EVICT=flag)
-        else:
-            subs.update(ONCHIP_WARPS=warps, ONCHIP_PER_SM=per_sm, ONCHIP_EXP_ONCE=flag)
+        subs = dict(BLOCK=block, WARPS=warps, PROGRAMS_PER_SM=per_sm, EVICT=evict)
         for name, value in subs.items():
             text, count = re.subn(rf"^{name} = [^ #\n]+", f"{name} = {value}", text, flags=re.M)
             assert count == 1, name
