@@ -1,4 +1,4 @@
-"""The add_norm kernels against the torch reference (run by tests/test_addnorm.py; "interp": on the CPU, in
+"""The add_norm and bias_gelu kernels against the torch reference (run by tests/test_addnorm.py; "interp": on the CPU, in
 Triton's interpreter, at small shapes; else on a GPU at the 124M stream's width)."""
 import sys
 
@@ -6,6 +6,7 @@ import torch
 
 import gptablate.model.kernels as K
 from gptablate.model import addnorm as AN
+from gptablate.model import biasgelu as BG
 
 interp = len(sys.argv) > 1 and sys.argv[1] == "interp"
 K.INTERPRET = interp
@@ -50,4 +51,18 @@ for M, D in SHAPES:
                     tol = 1e-5 if low == torch.float32 else 1.5e-2
                     assert err < tol, (M, D, has_add, center, with_biases, err)
                     worst = max(worst, err)
-print(f"ok: the add_norm kernels match the reference; worst relative error {worst:.2e}")
+# bias_gelu: the activation, and the gradients of the pre-activation and the bias, against float64
+for M, N in ([(7, 24), (9, 40)] if interp else [(3001, 3072), (61, 100)]):
+    pre = (torch.randn(M, N, device=dev) * 2).to(low).requires_grad_()
+    b = (0.3 * torch.randn(N, device=dev)).requires_grad_()
+    dact = torch.randn(M, N, device=dev).to(low)
+    act = BG.bias_gelu(pre, b)
+    got = torch.autograd.grad(act, (pre, b), dact)
+    rpre, rb = pre.detach().double().requires_grad_(), b.detach().double().requires_grad_()
+    ract = torch.nn.functional.gelu(rpre + rb, approximate="tanh")
+    want = torch.autograd.grad(ract, (rpre, rb), dact.double())
+    for g, r in [(act.double(), ract)] + list(zip((t.double() for t in got), want)):
+        err = ((g - r).abs().max() / r.abs().max()).item()
+        assert err < (1e-5 if low == torch.float32 else 1.5e-2), (M, N, err)
+        worst = max(worst, err)
+print(f"ok: the add_norm and bias_gelu kernels match the reference; worst relative error {worst:.2e}")

@@ -7,6 +7,7 @@ import torch
 
 from interpreter import kernel_tests
 from gptablate.model import addnorm as AN
+from gptablate.model import biasgelu as BG
 from gptablate.model.gpt import GPT, GPTConfig
 from gptablate.recipe import load_recipe
 
@@ -34,6 +35,20 @@ def test_hand_written_backward_matches_autograd(has_add, center, biases):
     assert torch.allclose(h, rh, atol=1e-12) and torch.allclose(xn, rxn, atol=1e-12)
     for a, b_ in zip(got, want):
         assert torch.allclose(a, b_, atol=1e-10, rtol=1e-9)
+
+
+def test_bias_gelu_backward_matches_autograd():
+    g = torch.Generator().manual_seed(2)
+    pre = (2 * torch.randn(5, 12, generator=g, dtype=torch.float64)).requires_grad_()
+    b = torch.randn(12, generator=g, dtype=torch.float64).requires_grad_()
+    dact = torch.randn(5, 12, generator=g, dtype=torch.float64)
+    act = BG.bias_gelu(pre, b)  # the op: its torch rule on the CPU, the hand-written backward
+    got = torch.autograd.grad(act, (pre, b), dact)
+    want_act = torch.nn.functional.gelu(pre + b, approximate="tanh")
+    want = torch.autograd.grad(want_act, (pre, b), dact)
+    assert torch.allclose(act, want_act, atol=1e-12)
+    for a, w in zip(got, want):
+        assert torch.allclose(a, w, atol=1e-10, rtol=1e-9)
 
 
 def _model(sets):

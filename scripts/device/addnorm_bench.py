@@ -1,5 +1,6 @@
-"""Times add_norm's kernels (model/addnorm.py) at the 124M step's stream (61,440 x 768) in several shapes,
-against the same function compiled by inductor.
+"""Times add_norm's kernels (model/addnorm.py) at the 124M step's stream (61,440 x 768) and bias_gelu's
+(model/biasgelu.py) at its MLP (61,440 x 3,072) in several shapes, against the same functions compiled by
+inductor.
 
     python3 scripts/device/addnorm_bench.py [--write-best]
 
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 import triton
 
 from gptablate.model import addnorm as AN
+from gptablate.model import biasgelu as BG
 
 
 def timed(fn, reps=20):
@@ -97,6 +99,7 @@ def main() -> None:
     for name, fn in (("add_norm", ours), ("inductor", plain)):
         print(f"{name}: forward + backward {timed(fn):.3f} ms", flush=True)
 
+    gelu_best = gelu_sweep(sms)
     if "--write-best" in sys.argv:
         path = AN.__file__
         text = open(path).read()
@@ -107,6 +110,73 @@ def main() -> None:
         assert n1 == n2 == 1
         open(path, "w").write(text)
         print("written to", path)
+        path = BG.__file__
+        text = open(path).read()
+        text, n1 = re.subn(r"^FWD_BLOCK_M, FWD_BLOCK_N, FWD_WARPS = .*$",
+                           "FWD_BLOCK_M, FWD_BLOCK_N, FWD_WARPS = {}, {}, {}".format(*gelu_best["fwd"][1:]), text,
+                           flags=re.M)
+        text, n2 = re.subn(r"^BWD_PER_SM, BWD_BLOCK_M, BWD_BLOCK_N, BWD_WARPS = .*$",
+                           "BWD_PER_SM, BWD_BLOCK_M, BWD_BLOCK_N, BWD_WARPS = {}, {}, {}, {}".format(
+                               *gelu_best["bwd"][1:]), text, flags=re.M)
+        assert n1 == n2 == 1
+        open(path, "w").write(text)
+        print("written to", path)
+
+
+def gelu_sweep(sms: int) -> dict:
+    M, N = 61440, 3072
+    pre = (torch.randn(M, N, device="cuda") * 2).to(torch.bfloat16)
+    b = 0.3 * torch.randn(N, device="cuda")
+    dact = torch.randn(M, N, device="cuda").to(torch.bfloat16)
+    ref_act = BG.bias_gelu_reference(pre, b)
+    ref_dpre, ref_db = BG.bias_gelu_backward_reference(pre, b, dact)
+    best = {}
+    act = torch.empty_like(pre)
+    for bm, bn, warps in ((8, 512, 4), (4, 1024, 4), (16, 256, 4), (8, 1024, 8), (16, 512, 8)):
+        def run():
+            BG._bias_gelu_fwd_kernel[(triton.cdiv(M, bm), triton.cdiv(N, bn))](pre, b, act, M, N, BLOCK_M=bm,
+                                                                             BLOCK_N=bn, num_warps=warps)
+        ms = timed(run)
+        ok = torch.allclose(act.float(), ref_act.float(), atol=2e-2, rtol=1e-2)
+        print(f"bias_gelu forward {bm}x{bn} warps {warps}: {ms:.3f} ms, {M * N * 4 / ms / 1e9:.2f} TB/s, matches: {ok}",
+              flush=True)
+        if ok and ms < best.get("fwd", (1e9,))[0]:
+            best["fwd"] = (ms, bm, bn, warps)
+    dpre = torch.empty_like(pre)
+    for per_sm, bm, bn, warps in ((8, 8, 256, 4), (4, 8, 256, 4), (16, 8, 256, 4), (8, 16, 256, 8), (8, 4, 512, 4),
+                                  (8, 8, 512, 8), (8, 16, 128, 4)):
+        cols = triton.cdiv(N, bn)
+        rows = min(triton.cdiv(M, bm), max(1, per_sm * sms // cols))
+        part = torch.empty(rows, N, device="cuda")
+
+        def run():
+            BG._bias_gelu_bwd_kernel[(rows, cols)](pre, b, dact, dpre, part, M, N, rows,
+                                                   triton.cdiv(triton.cdiv(M, bm), rows), BLOCK_M=bm, BLOCK_N=bn,
+                                                   num_warps=warps)
+        ms = timed(run)
+        ok = (torch.allclose(dpre.float(), ref_dpre.float(), atol=2e-2, rtol=1e-2)
+              and torch.allclose(part.sum(0), ref_db, rtol=1e-3, atol=1e-3 * ref_db.abs().max().item()))
+        print(f"bias_gelu backward programs/SM {per_sm} {bm}x{bn} warps {warps}: {ms:.3f} ms, "
+              f"{M * N * 6 / ms / 1e9:.2f} TB/s, matches: {ok}", flush=True)
+        if ok and ms < best.get("bwd", (1e9,))[0]:
+            best["bwd"] = (ms, per_sm, bm, bn, warps)
+    print(f"bias_gelu fastest: forward {best['fwd']}, backward {best['bwd']}")
+    BG.FWD_BLOCK_M, BG.FWD_BLOCK_N, BG.FWD_WARPS = best["fwd"][1:]
+    BG.BWD_PER_SM, BG.BWD_BLOCK_M, BG.BWD_BLOCK_N, BG.BWD_WARPS = best["bwd"][1:]
+    leaves = [pre.clone().requires_grad_(), b.clone().requires_grad_()]
+
+    def ours():
+        torch.autograd.backward(BG.bias_gelu(*leaves), dact)
+
+    @torch.compile
+    def plain_fn(pre, b):
+        return F.gelu(pre + b.to(torch.bfloat16), approximate="tanh")  # the bias in the matmul's epilogue
+
+    def plain():
+        torch.autograd.backward(plain_fn(*leaves), dact)
+    for name, fn in (("bias_gelu", ours), ("inductor", plain)):
+        print(f"{name}: forward + backward {timed(fn):.3f} ms", flush=True)
+    return best
 
 
 if __name__ == "__main__":

@@ -1,0 +1,149 @@
+"""The MLP's bias and tanh-GELU as one operation whose backward also sums the bias's gradient.
+
+In the compiled step the GELU's backward was one kernel (the gradient of the pre-activation, from the
+gradient of the activation and the saved pre-activation) and the c_fc bias's gradient, a column sum of
+that gradient, another kernel that read both inputs again (profile in docs/performance.md). Here the
+backward kernel writes the gradient and adds up its columns over each program's rows in the same pass;
+torch sums the per-program partial sums. The forward adds the bias in fp32 to the matmul's bf16 output,
+rather than in the matmul's epilogue before the rounding: gelu(bf16(acc) + b) for gelu(bf16(acc + b)),
+a difference of bf16 rounding.
+
+On CUDA with Triton, the kernels; elsewhere the same computation in torch (`bias_gelu_reference`),
+which the tests hold to autograd. Used by addnorm.prenorm_walk.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import kernels
+from .kernels import tl, triton
+
+K0 = math.sqrt(2.0 / math.pi)
+K1 = 0.044715
+# Tile (rows, columns) and warps of the forward; programs per SM (each a column block looping over its
+# share of rows), tile and warps of the backward.
+FWD_BLOCK_M, FWD_BLOCK_N, FWD_WARPS = 8, 512, 4
+BWD_PER_SM, BWD_BLOCK_M, BWD_BLOCK_N, BWD_WARPS = 8, 8, 256, 4
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def bias_gelu_reference(pre: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """gelu_tanh(pre + bias) in fp32 (or wider), rounded to pre's dtype; differentiable."""
+    return torch.nn.functional.gelu(_wide(pre) + _wide(bias), approximate="tanh").to(pre.dtype)
+
+
+def bias_gelu_backward_reference(pre, bias, dact):
+    """(dpre, dbias) by the hand-written rule the kernel follows."""
+    u = _wide(pre) + _wide(bias)
+    t = torch.tanh(K0 * (u + K1 * u * u * u))
+    d = 0.5 * (1 + t) + 0.5 * u * (1 - t * t) * K0 * (1 + 3 * K1 * u * u)
+    g = dact.to(u.dtype) * d
+    return g.to(pre.dtype), g.sum(0).to(bias.dtype)
+
+
+if triton is not None:
+    @triton.jit
+    def _tanh(z):
+        return 1.0 - 2.0 / (tl.exp(2.0 * z) + 1.0)
+
+    @triton.jit
+    def _bias_gelu_fwd_kernel(pre_ptr, b_ptr, act_ptr, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+        rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (rows < M)[:, None] & (cols < N)[None, :]
+        offs = rows.to(tl.int64)[:, None] * N + cols[None, :]
+        u = tl.load(pre_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        u += tl.load(b_ptr + cols, mask=cols < N, other=0.0)[None, :]
+        act = 0.5 * u * (1.0 + _tanh(0.7978845608028654 * (u + 0.044715 * u * u * u)))
+        tl.store(act_ptr + offs, act.to(act_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _bias_gelu_bwd_kernel(pre_ptr, b_ptr, dact_ptr, dpre_ptr, part_ptr, M, N, n_row_programs, blocks_per_program,
+                              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+        pid = tl.program_id(0)
+        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        cmask = cols < N
+        b = tl.load(b_ptr + cols, mask=cmask, other=0.0)
+        acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)  # summed over its rows once, at the end
+        for i in range(0, blocks_per_program):
+            rows = (pid + i * n_row_programs) * BLOCK_M + tl.arange(0, BLOCK_M)
+            mask = (rows < M)[:, None] & cmask[None, :]
+            offs = rows.to(tl.int64)[:, None] * N + cols[None, :]
+            u = tl.load(pre_ptr + offs, mask=mask, other=0.0).to(tl.float32) + b[None, :]
+            t = _tanh(0.7978845608028654 * (u + 0.044715 * u * u * u))
+            d = 0.5 * (1.0 + t) + 0.5 * u * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * u * u)
+            g = tl.where(mask, tl.load(dact_ptr + offs, mask=mask, other=0.0).to(tl.float32) * d, 0.0)
+            tl.store(dpre_ptr + offs, g.to(dpre_ptr.dtype.element_ty), mask=mask)
+            acc += g
+        tl.store(part_ptr + pid * N + cols, tl.sum(acc, axis=0), mask=cmask)
+
+
+def _kernels_for(pre: torch.Tensor) -> bool:
+    return triton is not None and (pre.is_cuda or kernels.INTERPRET) and pre.dtype != torch.float64
+
+
+@torch.library.custom_op("gptablate::bias_gelu", mutates_args=())
+def _bias_gelu_op(pre: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    if not _kernels_for(pre):
+        return bias_gelu_reference(pre, bias)
+    M, N = pre.shape
+    act = torch.empty_like(pre)
+    grid = (triton.cdiv(M, FWD_BLOCK_M), triton.cdiv(N, FWD_BLOCK_N))
+    _bias_gelu_fwd_kernel[grid](pre, bias, act, M, N, BLOCK_M=FWD_BLOCK_M, BLOCK_N=FWD_BLOCK_N, num_warps=FWD_WARPS)
+    return act
+
+
+@_bias_gelu_op.register_fake
+def _(pre, bias):
+    return torch.empty_like(pre)
+
+
+@torch.library.custom_op("gptablate::bias_gelu_backward", mutates_args=())
+def _bias_gelu_backward_op(pre: torch.Tensor, bias: torch.Tensor, dact: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    if not _kernels_for(pre):
+        return bias_gelu_backward_reference(pre, bias, dact)
+    M, N = pre.shape
+    dpre = torch.empty_like(pre)
+    blocks = triton.cdiv(M, BWD_BLOCK_M)
+    sms = torch.cuda.get_device_properties(pre.device).multi_processor_count if pre.is_cuda else 4
+    col_programs = triton.cdiv(N, BWD_BLOCK_N)
+    row_programs = min(blocks, max(1, BWD_PER_SM * sms // col_programs))
+    part = torch.empty(row_programs, N, dtype=torch.float32, device=pre.device)
+    _bias_gelu_bwd_kernel[(row_programs, col_programs)](pre, bias, dact, dpre, part, M, N, row_programs,
+                                                         triton.cdiv(blocks, row_programs), BLOCK_M=BWD_BLOCK_M,
+                                                         BLOCK_N=BWD_BLOCK_N, num_warps=BWD_WARPS)
+    return dpre, part.sum(0).to(bias.dtype)
+
+
+@_bias_gelu_backward_op.register_fake
+def _(pre, bias, dact):
+    return torch.empty_like(pre), torch.empty_like(bias)
+
+
+def _setup_context(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _backward(ctx, dact):
+    pre, bias = ctx.saved_tensors
+    return _bias_gelu_backward_op(pre, bias, dact.contiguous())
+
+
+_bias_gelu_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def bias_gelu(pre: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """gelu_tanh(pre + bias) for pre (..., N), the matmul's output without its bias, in pre's dtype."""
+    if bias is None:
+        return torch.nn.functional.gelu(pre, approximate="tanh")
+    shape = pre.shape
+    with torch.autocast(pre.device.type, enabled=False):
+        act = _bias_gelu_op(pre.reshape(-1, shape[-1]).contiguous(), _wide(bias))
+    return act.view(shape)
