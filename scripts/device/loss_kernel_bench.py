@@ -39,6 +39,7 @@ def main() -> None:
     losses = torch.empty(n, device="cuda")
     configs = [(b, w, p, e) for b, w in ((4096, 16), (8192, 16), (8192, 32)) for p in (2, 4, 8)
                for e in (False, True)]
+    configs += [(b, w, p, True) for b, w in ((2048, 8), (4096, 8)) for p in (8, 16)]
     results = []
     for cfg in configs:
         logits.copy_(source)
