@@ -79,7 +79,7 @@ def test_fused_walk_is_the_blocks_function(sets):
 
 
 @pytest.mark.parametrize("sets", [["arch.block=sandwich"], ["arch.residual=hyper"], ["model.dropout=0.1"],
-                                  ["arch.norm=dyt"]])
+                                  ["arch.norm=dyt"], ["model.n_embd=1600", "model.n_head=25"]])
 def test_other_forms_keep_their_own_walk(sets):
     assert not _model(sets).prenorm_fusable()
 

@@ -98,7 +98,8 @@ class GPT(nn.Module):
         # cross-entropy. Set by the trainer (train.loss_kernel); evaluation always takes the plain path.
         self.fused_loss_dtype: torch.dtype | None = None
         # Pre-LN's residual add and next norm as one operation (addnorm.py), where the model has that
-        # form: set by the trainer (train.norm_kernel), taken by training and evaluation alike.
+        # form: set by the trainer (train.norm_kernel), taken by the run's forward passes, validation
+        # included. (`gptablate eval` builds its model without it: the plain layers.)
         self.fused_norm = False
         self.apply(self._init_weights)
         for module in self.modules():  # variants that replace or add to GPT-2's init
@@ -153,10 +154,11 @@ class GPT(nn.Module):
 
     def prenorm_fusable(self) -> bool:
         """Whether this model has the form prenorm_walk computes: Pre-LN blocks on the vanilla residual,
-        LayerNorm or RMSNorm, no dropout."""
+        LayerNorm or RMSNorm, no dropout; and a width its kernels were measured at (124M's 768, 345M's
+        1,024; 1.5B's 1,600 keeps the plain layers: its rows would be 2,048-lane tiles, not timed)."""
         c = self.config
         return (self.layout is PreLN and c.residual == "vanilla" and c.norm in ("layernorm", "rmsnorm")
-                and c.dropout == 0.0)
+                and c.dropout == 0.0 and c.n_embd <= 1024)
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits over the real vocabulary only (the padding never enters a softmax)."""
