@@ -67,9 +67,9 @@ def add_norm_backward_reference(xn, mean, rstd, weight, dxn, dh, has_add: bool, 
 
 if triton is not None:
     @triton.jit
-    def _add_norm_fwd_kernel(x_ptr, out_ptr, pb_ptr, w_ptr, b_ptr, xn_ptr, h_ptr, mean_ptr, rstd_ptr, M, D, eps,
+    def _add_norm_fwd_kernel(x_ptr, out_ptr, pb_ptr, w_ptr, b_ptr, xn_ptr, h_ptr, mean_ptr, rstd_ptr, M, eps,
                              HAS_ADD: tl.constexpr, HAS_PBIAS: tl.constexpr, HAS_BIAS: tl.constexpr,
-                             CENTER: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+                             CENTER: tl.constexpr, D: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
         rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
         cols = tl.arange(0, BLOCK_D)
         rmask = rows < M
@@ -97,9 +97,9 @@ if triton is not None:
         tl.store(rstd_ptr + rows, rstd, mask=rmask)
 
     @triton.jit
-    def _add_norm_bwd_kernel(xn_ptr, mean_ptr, rstd_ptr, w_ptr, dxn_ptr, dh_ptr, dx_ptr, dout_ptr, part_ptr, M, D,
+    def _add_norm_bwd_kernel(xn_ptr, mean_ptr, rstd_ptr, w_ptr, dxn_ptr, dh_ptr, dx_ptr, dout_ptr, part_ptr, M,
                              n_programs, blocks_per_program, HAS_DXN: tl.constexpr, HAS_ADD: tl.constexpr,
-                             CENTER: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+                             CENTER: tl.constexpr, D: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
         pid = tl.program_id(0)
         cols = tl.arange(0, BLOCK_D)
         cmask = cols < D
@@ -151,8 +151,8 @@ def _add_norm_op(x: torch.Tensor, out: torch.Tensor, proj_bias: torch.Tensor, we
     h = torch.empty(M, D, dtype=h_dtype, device=x.device)
     mean, rstd = x.new_empty(M), x.new_empty(M)
     _add_norm_fwd_kernel[(triton.cdiv(M, FWD_ROWS),)](
-        x, out, proj_bias, weight, bias, xn, h, mean, rstd, M, D, eps, HAS_ADD=has_add,
-        HAS_PBIAS=proj_bias.numel() > 0, HAS_BIAS=bias.numel() > 0, CENTER=center, ROWS=FWD_ROWS,
+        x, out, proj_bias, weight, bias, xn, h, mean, rstd, M, eps, HAS_ADD=has_add,
+        HAS_PBIAS=proj_bias.numel() > 0, HAS_BIAS=bias.numel() > 0, CENTER=center, D=D, ROWS=FWD_ROWS,
         BLOCK_D=triton.next_power_of_2(D), num_warps=FWD_WARPS)
     return xn, h, mean, rstd
 
@@ -183,8 +183,8 @@ def _add_norm_backward_op(xn: torch.Tensor, mean: torch.Tensor, rstd: torch.Tens
     programs = min(blocks, BWD_PER_SM * sms)
     part = xn.new_empty(programs, 3, D)
     _add_norm_bwd_kernel[(programs,)](
-        xn, mean, rstd, weight, dxn, dh, dx, dout if has_add else dx, part, M, D, programs,
-        triton.cdiv(blocks, programs), HAS_DXN=dxn.numel() > 0, HAS_ADD=has_add, CENTER=center, ROWS=rows,
+        xn, mean, rstd, weight, dxn, dh, dx, dout if has_add else dx, part, M, programs,
+        triton.cdiv(blocks, programs), HAS_DXN=dxn.numel() > 0, HAS_ADD=has_add, CENTER=center, D=D, ROWS=rows,
         BLOCK_D=triton.next_power_of_2(D), num_warps=BWD_WARPS)
     return dx, dout, part.sum(0)
 

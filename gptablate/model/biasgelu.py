@@ -54,7 +54,8 @@ if triton is not None:
         return 1.0 - 2.0 / (tl.exp(2.0 * z) + 1.0)
 
     @triton.jit
-    def _bias_gelu_fwd_kernel(pre_ptr, b_ptr, act_ptr, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    def _bias_gelu_fwd_kernel(pre_ptr, b_ptr, act_ptr, M, N: tl.constexpr, BLOCK_M: tl.constexpr,
+                              BLOCK_N: tl.constexpr):
         rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
         cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
         mask = (rows < M)[:, None] & (cols < N)[None, :]
@@ -65,8 +66,8 @@ if triton is not None:
         tl.store(act_ptr + offs, act.to(act_ptr.dtype.element_ty), mask=mask)
 
     @triton.jit
-    def _bias_gelu_bwd_kernel(pre_ptr, b_ptr, dact_ptr, dpre_ptr, part_ptr, M, N, n_row_programs, blocks_per_program,
-                              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    def _bias_gelu_bwd_kernel(pre_ptr, b_ptr, dact_ptr, dpre_ptr, part_ptr, M, n_row_programs, blocks_per_program,
+                              N: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
         pid = tl.program_id(0)
         cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
         cmask = cols < N
@@ -96,7 +97,7 @@ def _bias_gelu_op(pre: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     M, N = pre.shape
     act = torch.empty_like(pre)
     grid = (triton.cdiv(M, FWD_BLOCK_M), triton.cdiv(N, FWD_BLOCK_N))
-    _bias_gelu_fwd_kernel[grid](pre, bias, act, M, N, BLOCK_M=FWD_BLOCK_M, BLOCK_N=FWD_BLOCK_N, num_warps=FWD_WARPS)
+    _bias_gelu_fwd_kernel[grid](pre, bias, act, M, N=N, BLOCK_M=FWD_BLOCK_M, BLOCK_N=FWD_BLOCK_N, num_warps=FWD_WARPS)
     return act
 
 
@@ -117,8 +118,8 @@ def _bias_gelu_backward_op(pre: torch.Tensor, bias: torch.Tensor, dact: torch.Te
     col_programs = triton.cdiv(N, BWD_BLOCK_N)
     row_programs = min(blocks, max(1, BWD_PER_SM * sms // col_programs))
     part = torch.empty(row_programs, N, dtype=torch.float32, device=pre.device)
-    _bias_gelu_bwd_kernel[(row_programs, col_programs)](pre, bias, dact, dpre, part, M, N, row_programs,
-                                                         triton.cdiv(blocks, row_programs), BLOCK_M=BWD_BLOCK_M,
+    _bias_gelu_bwd_kernel[(row_programs, col_programs)](pre, bias, dact, dpre, part, M, row_programs,
+                                                         triton.cdiv(blocks, row_programs), N=N, BLOCK_M=BWD_BLOCK_M,
                                                          BLOCK_N=BWD_BLOCK_N, num_warps=BWD_WARPS)
     return dpre, part.sum(0).to(bias.dtype)
 
