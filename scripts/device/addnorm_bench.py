@@ -53,7 +53,7 @@ def main() -> None:
         mean, rstd = torch.empty(M, **f), torch.empty(M, **f)
 
         def run():
-            AN._add_norm_fwd_kernel[(triton.cdiv(M, rows),)](x, out, pb, w, b, xn, h, mean, rstd, M, D, 1e-5,
+            AN._add_norm_fwd_kernel[(triton.cdiv(M, rows),)](x, out, pb, w, b, xn, h, mean, rstd, M, 1e-5, D=D,
                                                              HAS_ADD=True, HAS_PBIAS=True, HAS_BIAS=True, CENTER=True,
                                                              ROWS=rows, BLOCK_D=1024, num_warps=warps)
         ms = timed(run)
@@ -68,9 +68,9 @@ def main() -> None:
         part = torch.empty(programs, 3, D, **f)
 
         def run():
-            AN._add_norm_bwd_kernel[(programs,)](ref_xn, ref_mean, ref_rstd, w, dxn, dh, dx, dout, part, M, D, programs,
+            AN._add_norm_bwd_kernel[(programs,)](ref_xn, ref_mean, ref_rstd, w, dxn, dh, dx, dout, part, M, programs,
                                                  triton.cdiv(triton.cdiv(M, rows), programs), HAS_DXN=True,
-                                                 HAS_ADD=True, CENTER=True, ROWS=rows, BLOCK_D=1024, num_warps=warps)
+                                                 HAS_ADD=True, CENTER=True, D=D, ROWS=rows, BLOCK_D=1024, num_warps=warps)
         ms = timed(run)
         ok = (torch.allclose(dx, ref_dx, atol=1e-3, rtol=1e-3)
               and torch.allclose(part.sum(0)[0], ref_dw, atol=1e-2 * ref_dw.abs().max().item()))
@@ -135,7 +135,7 @@ def gelu_sweep(sms: int) -> dict:
     act = torch.empty_like(pre)
     for bm, bn, warps in ((8, 512, 4), (4, 1024, 4), (16, 256, 4), (8, 1024, 8), (16, 512, 8)):
         def run():
-            BG._bias_gelu_fwd_kernel[(triton.cdiv(M, bm), triton.cdiv(N, bn))](pre, b, act, M, N, BLOCK_M=bm,
+            BG._bias_gelu_fwd_kernel[(triton.cdiv(M, bm), triton.cdiv(N, bn))](pre, b, act, M, N=N, BLOCK_M=bm,
                                                                              BLOCK_N=bn, num_warps=warps)
         ms = timed(run)
         ok = torch.allclose(act.float(), ref_act.float(), atol=2e-2, rtol=1e-2)
@@ -151,8 +151,8 @@ def gelu_sweep(sms: int) -> dict:
         part = torch.empty(rows, N, device="cuda")
 
         def run():
-            BG._bias_gelu_bwd_kernel[(rows, cols)](pre, b, dact, dpre, part, M, N, rows,
-                                                   triton.cdiv(triton.cdiv(M, bm), rows), BLOCK_M=bm, BLOCK_N=bn,
+            BG._bias_gelu_bwd_kernel[(rows, cols)](pre, b, dact, dpre, part, M, rows,
+                                                   triton.cdiv(triton.cdiv(M, bm), rows), N=N, BLOCK_M=bm, BLOCK_N=bn,
                                                    num_warps=warps)
         ms = timed(run)
         ok = (torch.allclose(dpre.float(), ref_dpre.float(), atol=2e-2, rtol=1e-2)
