@@ -1,4 +1,5 @@
-"""The add_norm and bias_gelu kernels against the torch reference (run by tests/test_addnorm.py; "interp": on the CPU, in
+"""The add_norm and bias_gelu kernels against the torch reference (run by tests/test_addnorm.py; "interp": on the
+CPU, in
 Triton's interpreter, at small shapes; else on a GPU at the 124M stream's width)."""
 import sys
 
@@ -42,7 +43,8 @@ for M, D in SHAPES:
                 rxn, rh, _, _ = AN.add_norm_reference(rx, rout, rpb if rpb is not None else e, rw,
                                                       rb if rb is not None else e, 1e-5, has_add, center,
                                                       torch.float64)
-                used = [t for t in (rx, rout, rpb, rw, rb) if t is not None and (has_add or (t is not rout and t is not rpb))]
+                used = [t for t in (rx, rout, rpb, rw, rb)
+                        if t is not None and (has_add or (t is not rout and t is not rpb))]
                 rgrads = torch.autograd.grad((rh * d(dh)).sum() + ((rxn * d(dxn)).sum() if has_add else 0), used)
                 outs = [(h.double(), rh)] + ([(xn.double(), rxn)] if has_add else []) + list(
                     zip((g.double() for g in grads), rgrads))

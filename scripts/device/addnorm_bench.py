@@ -39,7 +39,8 @@ def main() -> None:
     M, D = 61440, 768
     torch.manual_seed(0)
     f = dict(device="cuda", dtype=torch.float32)
-    x, pb, w, b = torch.randn(M, D, **f) * 2, torch.randn(D, **f) * 0.1, 1 + 0.3 * torch.randn(D, **f), torch.randn(D, **f)
+    x, pb = torch.randn(M, D, **f) * 2, torch.randn(D, **f) * 0.1
+    w, b = 1 + 0.3 * torch.randn(D, **f), torch.randn(D, **f)
     out = torch.randn(M, D, device="cuda", dtype=torch.bfloat16)
     dxn, dh = torch.randn(M, D, **f), torch.randn(M, D, device="cuda", dtype=torch.bfloat16)
     ref_xn, ref_h, ref_mean, ref_rstd = AN.add_norm_reference(x, out, pb, w, b, 1e-5, True, True, torch.bfloat16)
@@ -58,7 +59,8 @@ def main() -> None:
                                                              ROWS=rows, BLOCK_D=1024, num_warps=warps)
         ms = timed(run)
         ok = torch.allclose(xn, ref_xn) and torch.allclose(h.float(), ref_h.float(), atol=2e-2, rtol=1e-2)
-        print(f"forward rows {rows} warps {warps}: {ms:.3f} ms, {fwd_bytes / ms / 1e9:.2f} TB/s, matches: {ok}", flush=True)
+        print(f"forward rows {rows} warps {warps}: {ms:.3f} ms, {fwd_bytes / ms / 1e9:.2f} TB/s, matches: {ok}",
+              flush=True)
         if ok and ms < best.get("fwd", (1e9,))[0]:
             best["fwd"] = (ms, rows, warps)
     for per_sm, rows, warps in ((4, 1, 4), (4, 2, 4), (8, 2, 4), (4, 4, 8), (8, 4, 8), (2, 4, 8), (8, 1, 4), (4, 2, 2),
@@ -70,7 +72,8 @@ def main() -> None:
         def run():
             AN._add_norm_bwd_kernel[(programs,)](ref_xn, ref_mean, ref_rstd, w, dxn, dh, dx, dout, part, M, programs,
                                                  triton.cdiv(triton.cdiv(M, rows), programs), HAS_DXN=True,
-                                                 HAS_ADD=True, CENTER=True, D=D, ROWS=rows, BLOCK_D=1024, num_warps=warps)
+                                                 HAS_ADD=True, CENTER=True, D=D, ROWS=rows, BLOCK_D=1024,
+                                                 num_warps=warps)
         ms = timed(run)
         ok = (torch.allclose(dx, ref_dx, atol=1e-3, rtol=1e-3)
               and torch.allclose(part.sum(0)[0], ref_dw, atol=1e-2 * ref_dw.abs().max().item()))
