@@ -1,6 +1,6 @@
-"""The add_norm and bias_gelu kernels against the torch reference (run by tests/test_addnorm.py; "interp": on the
-CPU, in
-Triton's interpreter, at small shapes; else on a GPU at the 124M stream's width)."""
+"""The add_norm and bias_gelu kernels against the torch reference (run by tests/test_addnorm.py).
+
+"interp": on the CPU, in Triton's interpreter, at small shapes; else on a GPU at the 124M model's widths."""
 import sys
 
 import torch
