@@ -200,14 +200,14 @@ def _setup_context(ctx, inputs, output):
     x, out, proj_bias, weight, bias, eps, has_add, center, h_dtype = inputs
     xn, _, mean, rstd = output
     ctx.save_for_backward(xn if has_add else x, mean, rstd, weight)
-    ctx.flags = (has_add, center, out.dtype, proj_bias.numel() > 0, bias.numel() > 0)
+    ctx.flags = (has_add, center, out.dtype, proj_bias.numel() > 0, bias.numel() > 0, h_dtype)
 
 
 def _backward(ctx, dxn, dh, _dmean, _drstd):
     xn, mean, rstd, weight = ctx.saved_tensors
-    has_add, center, out_dtype, has_pbias, has_bias = ctx.flags
+    has_add, center, out_dtype, has_pbias, has_bias, h_dtype = ctx.flags
     dxn = dxn.contiguous() if (has_add and dxn is not None) else xn.new_zeros(0)
-    dh = torch.zeros(xn.shape, dtype=out_dtype, device=xn.device) if dh is None else dh
+    dh = torch.zeros(xn.shape, dtype=h_dtype, device=xn.device) if dh is None else dh
     dx, dout, sums = _add_norm_backward_op(xn, mean, rstd, weight, dxn, dh.contiguous(), has_add, center, out_dtype)
     return (dx, dout if has_add else None, sums[2] if has_add and has_pbias else None, sums[0],
             sums[1] if has_bias else None, None, None, None, None)
