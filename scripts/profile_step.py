@@ -8,9 +8,10 @@
 Each argument is a comma-separated list of recipe overrides on gpt2_124m ("" is the baseline);
 the step is micro-batch --micro x 1024 (default 16) at --layers layers (default 4), bf16
 autocast, compiled, clipping, fused AdamW, the loss as train.loss_kernel says (auto: fused with
-the head) and Pre-LN's add and norm as train.norm_kernel says, as in bench. Prints, over 5 profiled steps: the wall time and the GPU's busy time a
-step (their gap is time the GPU waited on the host), the GPU time by kind of kernel, and
-torch.profiler's table of the most expensive kernels.
+the head) and Pre-LN's add and norm as train.norm_kernel says, as in bench. Prints, over 5
+profiled steps: the wall time and the GPU's busy time a step (their gap is time the GPU waited on
+the host), the GPU time by kind of kernel, and torch.profiler's table of the most expensive
+kernels (--csv: every kernel, to a file).
 """
 import argparse
 import time
