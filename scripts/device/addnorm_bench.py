@@ -49,7 +49,7 @@ def main() -> None:
     fwd_bytes, bwd_bytes = M * D * (4 + 2 + 4 + 2), M * D * (4 + 2 + 4 + 4 + 2)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     best = {}
-    for rows, warps in ((1, 4), (2, 4), (4, 4), (4, 8), (8, 8), (2, 8), (8, 4), (2, 2)):
+    for rows, warps in ((1, 4), (2, 4), (4, 4), (4, 8), (8, 8), (2, 8), (8, 4), (2, 2), (1, 1), (2, 1), (1, 2)):
         xn, h = torch.empty_like(x), torch.empty(M, D, device="cuda", dtype=torch.bfloat16)
         mean, rstd = torch.empty(M, **f), torch.empty(M, **f)
 
@@ -64,7 +64,7 @@ def main() -> None:
         if ok and ms < best.get("fwd", (1e9,))[0]:
             best["fwd"] = (ms, rows, warps)
     for per_sm, rows, warps in ((4, 1, 4), (4, 2, 4), (8, 2, 4), (4, 4, 8), (8, 4, 8), (2, 4, 8), (8, 1, 4), (4, 2, 2),
-                                (8, 1, 2), (2, 2, 4)):
+                                (8, 1, 2), (2, 2, 4), (8, 1, 1), (16, 1, 1), (16, 1, 2)):
         dx, dout = torch.empty_like(x), torch.empty(M, D, device="cuda", dtype=torch.bfloat16)
         programs = min(triton.cdiv(M, rows), per_sm * sms)
         part = torch.empty(programs, 3, D, **f)
