@@ -25,9 +25,9 @@ K0 = math.sqrt(2.0 / math.pi)
 K1 = 0.044715
 # Tile (rows, columns) and warps of the forward; programs per SM (each a column block looping over its
 # share of rows), tile and warps of the backward: the fastest of scripts/device/addnorm_bench.py's sweep at
-# the 124M MLP (61,440 x 3,072) on an H100 (call X; calls U and V found other shapes within 0.01 ms of these).
-FWD_BLOCK_M, FWD_BLOCK_N, FWD_WARPS = 4, 1024, 4
-BWD_PER_SM, BWD_BLOCK_M, BWD_BLOCK_N, BWD_WARPS = 8, 16, 128, 4
+# the 124M MLP (61,440 x 3,072) on an H100 (call Z; calls U, V and X found other shapes within 0.01 ms of these).
+FWD_BLOCK_M, FWD_BLOCK_N, FWD_WARPS = 8, 512, 4
+BWD_PER_SM, BWD_BLOCK_M, BWD_BLOCK_N, BWD_WARPS = 8, 4, 512, 4
 
 
 def _wide(t: torch.Tensor) -> torch.Tensor:
