@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from .biasgelu import bias_gelu
-from .kernels import tl, triton, use_kernel
+from .kernels import sm_count, tl, triton, use_kernel
 
 # Rows per program and warps of the forward; programs per SM, rows per iteration and warps of the backward:
 # the fastest of scripts/device/addnorm_bench.py's sweep at the 124M stream (61,440 x 768) on an H100 (call Z).
@@ -181,8 +181,7 @@ def _add_norm_backward_op(xn: torch.Tensor, mean: torch.Tensor, rstd: torch.Tens
     dout = torch.empty(M, D, dtype=out_dtype, device=xn.device) if has_add else xn.new_zeros(0)
     rows = BWD_ROWS
     blocks = triton.cdiv(M, rows)
-    sms = torch.cuda.get_device_properties(xn.device).multi_processor_count if xn.is_cuda else 4
-    programs = min(blocks, BWD_PER_SM * sms)
+    programs = min(blocks, BWD_PER_SM * sm_count(xn))
     part = xn.new_empty(programs, 3, D)
     _add_norm_bwd_kernel[(programs,)](
         xn, mean, rstd, weight, dxn, dh, dx, dout if has_add else dx, part, M, programs,

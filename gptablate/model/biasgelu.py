@@ -18,8 +18,7 @@ import math
 
 import torch
 
-from . import kernels
-from .kernels import tl, triton
+from .kernels import runs_on, sm_count, tanh, tl, triton
 
 K0 = math.sqrt(2.0 / math.pi)
 K1 = 0.044715
@@ -50,8 +49,9 @@ def bias_gelu_backward_reference(pre, bias, dact):
 
 if triton is not None:
     @triton.jit
-    def _tanh(z):
-        return 1.0 - 2.0 / (tl.exp(2.0 * z) + 1.0)
+    def _gelu_tanh(u):
+        """tanh(√(2/π)·(u + 0.044715·u³)): the tanh in gelu_tanh(u) = u/2·(1 + this) and in its derivative."""
+        return tanh(0.7978845608028654 * (u + 0.044715 * u * u * u))
 
     @triton.jit
     def _bias_gelu_fwd_kernel(pre_ptr, b_ptr, act_ptr, M, N: tl.constexpr, BLOCK_M: tl.constexpr,
@@ -62,7 +62,7 @@ if triton is not None:
         offs = rows.to(tl.int64)[:, None] * N + cols[None, :]
         u = tl.load(pre_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         u += tl.load(b_ptr + cols, mask=cols < N, other=0.0)[None, :]
-        act = 0.5 * u * (1.0 + _tanh(0.7978845608028654 * (u + 0.044715 * u * u * u)))
+        act = 0.5 * u * (1.0 + _gelu_tanh(u))
         tl.store(act_ptr + offs, act.to(act_ptr.dtype.element_ty), mask=mask)
 
     @triton.jit
@@ -78,7 +78,7 @@ if triton is not None:
             mask = (rows < M)[:, None] & cmask[None, :]
             offs = rows.to(tl.int64)[:, None] * N + cols[None, :]
             u = tl.load(pre_ptr + offs, mask=mask, other=0.0).to(tl.float32) + b[None, :]
-            t = _tanh(0.7978845608028654 * (u + 0.044715 * u * u * u))
+            t = _gelu_tanh(u)
             d = 0.5 * (1.0 + t) + 0.5 * u * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * u * u)
             g = tl.where(mask, tl.load(dact_ptr + offs, mask=mask, other=0.0).to(tl.float32) * d, 0.0)
             tl.store(dpre_ptr + offs, g.to(dpre_ptr.dtype.element_ty), mask=mask)
@@ -87,7 +87,7 @@ if triton is not None:
 
 
 def _kernels_for(pre: torch.Tensor) -> bool:
-    return triton is not None and (pre.is_cuda or kernels.INTERPRET) and pre.dtype != torch.float64
+    return runs_on(pre) and pre.dtype != torch.float64
 
 
 @torch.library.custom_op("gptablate::bias_gelu", mutates_args=())
@@ -114,9 +114,8 @@ def _bias_gelu_backward_op(pre: torch.Tensor, bias: torch.Tensor, dact: torch.Te
     M, N = pre.shape
     dpre = torch.empty_like(pre)
     blocks = triton.cdiv(M, BWD_BLOCK_M)
-    sms = torch.cuda.get_device_properties(pre.device).multi_processor_count if pre.is_cuda else 4
     col_programs = triton.cdiv(N, BWD_BLOCK_N)
-    row_programs = min(blocks, max(1, BWD_PER_SM * sms // col_programs))
+    row_programs = min(blocks, max(1, BWD_PER_SM * sm_count(pre) // col_programs))
     part = torch.empty(row_programs, N, dtype=torch.float32, device=pre.device)
     _bias_gelu_bwd_kernel[(row_programs, col_programs)](pre, bias, dact, dpre, part, M, row_programs,
                                                          triton.cdiv(blocks, row_programs), N=N, BLOCK_M=BWD_BLOCK_M,

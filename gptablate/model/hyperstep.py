@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import tl, triton, use_kernel
+from .kernels import tanh, tl, triton, use_kernel
 
 # Tokens per program, and the warps and register cap (maxnreg, None: the compiler's choice) of the
 # forward and backward kernels, for a dynamic site and a static one: the fastest of
@@ -116,10 +116,6 @@ if triton is not None:
     # (compiled for sm_90), 210 registers a thread, 1.1 TB/s.
 
     @triton.jit
-    def _tanh(z):
-        return 1.0 - 2.0 / (tl.exp(2.0 * z) + 1.0)
-
-    @triton.jit
     def _slot(x, k, kk):
         """Slot k of a (NP, 1, SP) tile of per-stream values: (NP, 1, 1)."""
         return tl.sum(tl.where(kk == k, x, 0.0), axis=2, keep_dims=True)
@@ -200,7 +196,7 @@ if triton is not None:
                     sums = tl.sum(slots, axis=1, keep_dims=True)  # (NP, 1, SP)
                     rstd = 1.0 / tl.sqrt(_slot(sums, J, kk) / D + eps)
                     z = sums * rstd + bw
-                    c = const + scale * _tanh(z)
+                    c = const + scale * tanh(z)
                     tl.store(z_ptr + c0 + ic * J + kk, z, mask=jmask)
                     tl.store(mean_ptr + m64 * N + ic, mean, mask=imask)
                     tl.store(rstd_ptr + m64 * N + ic, rstd, mask=imask)
@@ -239,7 +235,7 @@ if triton is not None:
                 dht = tl.load(dh1_ptr + hoff, mask=hmask, other=0.0) + _slot(c1, 0, kk) * dx
                 if DYNAMIC:
                     z = tl.load(z_ptr + coff, mask=jmask, other=0.0)
-                    t = _tanh(z)
+                    t = tanh(z)
                     dz = tl.where(jmask, dct * scale * (1.0 - t * t), 0.0)
                     tl.store(dz_ptr + coff, dz, mask=jmask)
                     rstd = tl.load(rstd_ptr + m64 * N + ic, mask=imask, other=0.0)

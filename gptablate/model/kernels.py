@@ -1,4 +1,5 @@
-"""Triton for the model's custom kernels (sinkhorn.py, hyperstep.py): whether to run them.
+"""Triton for the model's custom kernels (sinkhorn.py, hyperstep.py, loss.py, addnorm.py, biasgelu.py):
+whether to run them, and what several of them share.
 
 Triton ships with CUDA builds of torch; CPU machines usually lack it, and there each operation
 runs its torch rule instead. Tests set `INTERPRET` to run the kernels on CPU tensors under
@@ -18,6 +19,25 @@ except ImportError:  # pragma: no cover - depends on the install
 INTERPRET = False
 
 
+def runs_on(t: torch.Tensor) -> bool:
+    """Whether Triton kernels can take this tensor: on CUDA, or on the CPU under the interpreter (tests)."""
+    return triton is not None and (t.is_cuda or INTERPRET)
+
+
 def use_kernel(t: torch.Tensor) -> bool:
     """Run the Triton kernel on this fp32 tensor (the kernels take fp32), rather than the torch rule."""
-    return triton is not None and (t.is_cuda or INTERPRET) and t.dtype == torch.float32
+    return runs_on(t) and t.dtype == torch.float32
+
+
+def sm_count(t: torch.Tensor) -> int:
+    """The SMs of t's GPU, for grids sized by programs per SM (4 in the interpreter)."""
+    return torch.cuda.get_device_properties(t.device).multi_processor_count if t.is_cuda else 4
+
+
+if triton is not None:
+    @triton.jit
+    def tanh(z):
+        """tanh from one exponential (libdevice's does not run in the interpreter)."""
+        return 1.0 - 2.0 / (tl.exp(2.0 * z) + 1.0)
+else:  # pragma: no cover - depends on the install
+    tanh = None

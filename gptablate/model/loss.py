@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from . import kernels
-from .kernels import tl, triton
+from .kernels import runs_on, sm_count, tl, triton
 
 # The kernel's shape, the fastest of scripts/device/loss_kernel_bench.py's sweep on the 124M step's logits
 # (61,440 x 50,304 bf16) on an H100: 5.50 ms (call S), against 6.39 ms for the same shape without the L2
@@ -98,12 +97,11 @@ def row_grads_reference(logits: torch.Tensor, targets: torch.Tensor, n_valid: in
 def _rows_in_place(logits: torch.Tensor, targets: torch.Tensor, n_valid: int,
                    programs: int | None = None) -> torch.Tensor:
     """Per-row losses; the logits become the mean loss's gradient. `programs`: the kernel's grid (tests)."""
-    if not ((logits.is_cuda or kernels.INTERPRET) and triton is not None):
+    if not runs_on(logits):
         return row_grads_reference(logits, targets, n_valid)
     n, n_cols = logits.shape
     if programs is None:
-        sms = torch.cuda.get_device_properties(logits.device).multi_processor_count if logits.is_cuda else 4
-        programs = PROGRAMS_PER_SM * sms
+        programs = PROGRAMS_PER_SM * sm_count(logits)
     programs = min(n, programs)
     losses = torch.empty(n, dtype=torch.float32, device=logits.device)
     keep, drop = ("evict_last", "evict_first") if EVICT else ("", "")
