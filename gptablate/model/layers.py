@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .qkvproj import qkv_projection
 from .registry import NORMS, settings_of
 
 
@@ -41,10 +42,14 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, ctx: dict | None = None) -> torch.Tensor:
         return self.resid_dropout(self.c_proj(self.mix(x, ctx)))
 
-    def mix(self, x: torch.Tensor, ctx: dict | None = None) -> torch.Tensor:
-        """The attention's output before its projection c_proj: (B, T, C)."""
+    def mix(self, x: torch.Tensor, ctx: dict | None = None, joined_grads: bool = False) -> torch.Tensor:
+        """The attention's output before its projection c_proj: (B, T, C). joined_grads: c_attn through
+        qkvproj.qkv_projection (the same forward; its backward joins q's, k's and v's gradients in one kernel)."""
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
+        if joined_grads:
+            q, k, v = qkv_projection(x, self.c_attn.weight, self.c_attn.bias)
+        else:
+            q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if self.qk_norm:
             q = F.rms_norm(q, (q.size(-1),), eps=1e-5)
