@@ -28,7 +28,7 @@ KINDS = [  # (kind, substrings of the kernel name), first match wins
     ("matmul", ("nvjet", "gemm", "cutlass", "xmma", "cublas")),
     ("attention", ("cudnn", "flash", "fmha", "attention")),
     ("loss kernel", ("_ce_rows",)),
-    ("add_norm / bias_gelu", ("_add_norm", "_bias_gelu")),
+    ("add_norm / bias_gelu / qkv_join", ("_add_norm", "_bias_gelu", "_qkv_join")),
     ("optimizer", ("adam", "multi_tensor", "foreach")),
     ("inductor reduction", ("triton_red", "triton_per")),
     ("inductor pointwise", ("triton_poi",)),
