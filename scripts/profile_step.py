@@ -21,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from gptablate.model.gpt import GPT, GPTConfig
 from gptablate.recipe import load_recipe
-from gptablate.train.engine import fused_loss_dtype, fused_norm
+from gptablate.train.engine import fused_loss_dtype, fused_kernels
 from gptablate.train.optim import make_optimizer
 
 KINDS = [  # (kind, substrings of the kernel name), first match wins
@@ -115,7 +115,7 @@ def main() -> None:
         torch.manual_seed(0)
         model = GPT(GPTConfig.from_recipe(r)).cuda()
         model.fused_loss_dtype = fused_loss_dtype(r.train.loss_kernel, torch.device("cuda"), torch.bfloat16)
-        model.fused_norm = fused_norm(r.train.norm_kernel, torch.device("cuda"))
+        model.fused_kernels = fused_kernels(r.train.norm_kernel, torch.device("cuda"))
         opt = make_optimizer(model, r.train, "cuda")
         cm = torch.compile(model, mode=args.mode)
         x = torch.randint(0, 50257, (args.micro, 1025), device="cuda")

@@ -9,6 +9,7 @@ from interpreter import kernel_tests
 from gptablate.model import addnorm as AN
 from gptablate.model import biasgelu as BG
 from gptablate.model.gpt import GPT, GPTConfig
+from gptablate.model.layers import MLP, CausalSelfAttention
 from gptablate.recipe import load_recipe
 
 
@@ -54,7 +55,12 @@ def test_bias_gelu_backward_matches_autograd():
 def _model(sets):
     torch.manual_seed(0)
     cfg = GPTConfig.from_recipe(load_recipe("tiny", ["model.n_layer=2", "model.dropout=0.0", *sets]))
-    return GPT(cfg)
+    model = GPT(cfg)
+    with torch.no_grad():  # biases and gains away from their init (0 and 1), so that a dropped one shows
+        for name, p in model.named_parameters():
+            if p.dim() == 1 and p.numel() > 1:
+                p.add_(0.1 * torch.randn_like(p))
+    return model
 
 
 @pytest.mark.parametrize("sets", [[], ["arch.norm=rmsnorm"], ["model.bias=false"],
@@ -66,7 +72,7 @@ def test_fused_walk_is_the_blocks_function(sets):
     idx = torch.randint(0, model.config.vocab_size, (2, 16))
     results = []
     for fused in (False, True):
-        model.fused_norm = fused
+        model.fused_kernels = fused
         model.zero_grad(set_to_none=True)
         loss = model(idx[:, :-1], idx[:, 1:])
         loss.backward()
@@ -76,6 +82,35 @@ def test_fused_walk_is_the_blocks_function(sets):
     assert g0.keys() == g1.keys()
     for name in g0:
         assert torch.allclose(g0[name], g1[name], atol=1e-5, rtol=1e-4), name
+
+
+@pytest.mark.parametrize("sets", [["arch.block=sandwich"], ["arch.block=parallel", "arch.norm=dyt"],
+                                  ["arch.residual=hyper"], ["arch.residual=attnres"], ["model.bias=false", "arch.block=post"]])
+def test_fused_sublayers_are_the_plain_function_in_every_form(sets):
+    # forms without Pre-LN's walk still take the fused MLP and c_attn (their torch rules on the CPU): the same
+    # loss and gradients as the plain layers
+    model = _model(sets)
+    assert not model.prenorm_fusable()
+    idx = torch.randint(0, model.config.vocab_size, (2, 16))
+    results = []
+    for fused in (False, True):
+        model.fused_kernels = fused
+        assert all(m.fused is fused for m in model.modules() if isinstance(m, (CausalSelfAttention, MLP)))
+        model.zero_grad(set_to_none=True)
+        loss = model(idx[:, :-1], idx[:, 1:])
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (l0, g0), (l1, g1) = results
+    assert torch.allclose(l0, l1, atol=1e-6) and g0.keys() == g1.keys()
+    for name in g0:
+        assert torch.allclose(g0[name], g1[name], atol=1e-5, rtol=1e-4), name
+
+
+def test_wide_models_keep_the_plain_layers():
+    model = _model(["model.n_embd=1600", "model.n_head=25"])
+    model.fused_kernels = True
+    assert not model.fused_kernels
+    assert not any(m.fused for m in model.modules() if isinstance(m, (CausalSelfAttention, MLP)))
 
 
 @pytest.mark.parametrize("sets", [["arch.block=sandwich"], ["arch.residual=hyper"], ["model.dropout=0.1"],

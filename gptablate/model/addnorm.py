@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import torch
 
-from .biasgelu import bias_gelu
 from .kernels import sm_count, tl, triton, use_kernel
 
 # Rows per program and warps of the forward; programs per SM, rows per iteration and warps of the backward:
@@ -231,10 +230,9 @@ def add_norm(x: torch.Tensor, out: torch.Tensor | None, proj_bias: torch.Tensor 
 
 def prenorm_walk(x: torch.Tensor, blocks, ln_f, ctx: dict, center: bool) -> torch.Tensor:
     """A Pre-LN GPT's blocks and final norm over the embedding output x (B, T, D), each residual add fused
-    with the norm after it, the MLP's bias and GELU as one operation (biasgelu.py) and the attention's q/k/v
-    gradients joined in one kernel (qkvproj.py): returns ln_f's output. The same function as the blocks' own
-    forward (with the projection biases and c_fc's added in fp32, see above); dropout must be 0 (it is not
-    applied)."""
+    with the norm after it: returns ln_f's output. The same function as the blocks' own forward (with the
+    projection biases added in fp32, see above); dropout must be 0 (it is not applied). The sublayers run
+    as their `fused` flags say (GPT.fused_kernels sets them with this walk)."""
     B, T, D = x.shape
     dev = x.device.type
     h_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
@@ -246,10 +244,8 @@ def prenorm_walk(x: torch.Tensor, blocks, ln_f, ctx: dict, center: bool) -> torc
 
     stream, h = step(x.reshape(B * T, D), None, None, 0)
     for i, block in enumerate(blocks):
-        mixed = block.attn.mix(h.view(B, T, D), ctx, joined_grads=True)
-        out = torch.nn.functional.linear(mixed, block.attn.c_proj.weight)
+        out = torch.nn.functional.linear(block.attn.mix(h.view(B, T, D), ctx), block.attn.c_proj.weight)
         stream, h = step(stream, out.reshape(B * T, D), block.attn.c_proj.bias, 2 * i + 1)
-        act = bias_gelu(torch.nn.functional.linear(h.view(B, T, D), block.mlp.c_fc.weight), block.mlp.c_fc.bias)
-        out = torch.nn.functional.linear(act, block.mlp.c_proj.weight)
+        out = torch.nn.functional.linear(block.mlp.inner(h.view(B, T, D)), block.mlp.c_proj.weight)
         stream, h = step(stream, out.reshape(B * T, D), block.mlp.c_proj.bias, 2 * i + 2)
     return h.view(B, T, D)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from .addnorm import prenorm_walk
 from .blocks import PreLN
-from .layers import make_norm
+from .layers import MLP, CausalSelfAttention, make_norm
 from .loss import linear_cross_entropy
 from .registry import BLOCKS, NORMS, RESIDUALS, settings_of
 
@@ -97,14 +97,28 @@ class GPT(nn.Module):
         # The training loss fused with the head (loss.py) in this autocast dtype; None: the plain
         # cross-entropy. Set by the trainer (train.loss_kernel); evaluation always takes the plain path.
         self.fused_loss_dtype: torch.dtype | None = None
-        # Pre-LN's residual add and next norm as one operation (addnorm.py), where the model has that
-        # form: set by the trainer (train.norm_kernel), taken by the run's forward passes, validation
-        # included. (`gptablate eval` builds its model without it: the plain layers.)
-        self.fused_norm = False
+        self._fused_kernels = False  # see fused_kernels
         self.apply(self._init_weights)
         for module in self.modules():  # variants that replace or add to GPT-2's init
             if hasattr(module, "init_weights"):
                 module.init_weights()
+
+    @property
+    def fused_kernels(self) -> bool:
+        """The fused operations (set by the trainer, train.norm_kernel; taken by the run's forward passes,
+        validation included; `gptablate eval` builds its model without them: the plain layers). Every
+        variant's sublayers: the MLP's bias and GELU as one operation (biasgelu.py) and c_attn's backward
+        joining the q/k/v gradients (qkvproj.py); where the model has Pre-LN's form (prenorm_fusable),
+        also each residual add with the next norm (addnorm.py). Widths up to 1,024 only (see
+        prenorm_fusable): 1.5B keeps the plain layers."""
+        return self._fused_kernels
+
+    @fused_kernels.setter
+    def fused_kernels(self, on: bool) -> None:
+        self._fused_kernels = bool(on) and self.config.n_embd <= 1024
+        for module in self.modules():
+            if isinstance(module, (CausalSelfAttention, MLP)):
+                module.fused = self._fused_kernels
 
     def _init_weights(self, module: nn.Module) -> None:
         # GPT-2: N(0, 0.02); the projections that write into the residual stream get
@@ -147,7 +161,7 @@ class GPT(nn.Module):
         if self.layout.embedding_norm:
             x = self.transformer.ln_e(x)
         ctx = {"x0": x}  # what strategies share along the walk (x0 mixing, value residual)
-        if self.fused_norm and self.prenorm_fusable():
+        if self.fused_kernels and self.prenorm_fusable():
             return prenorm_walk(x, self.transformer.h, self.transformer.ln_f, ctx, self.config.norm == "layernorm")
         state = self.residual.walk(self.layout.enter(x), self.transformer.h, ctx)
         return self.layout.exit(state, self.transformer["ln_f"] if "ln_f" in self.transformer else None)

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .biasgelu import bias_gelu
 from .qkvproj import qkv_projection
 from .registry import NORMS, settings_of
 
@@ -38,15 +39,16 @@ class CausalSelfAttention(nn.Module):
         self.qk_norm = cfg.qk_norm
         self.value_residual = cfg.value_residual
         self.lambda_v = nn.Parameter(torch.tensor(0.5)) if cfg.value_residual and layer > 0 else None
+        self.fused = False  # set through GPT.fused_kernels
 
     def forward(self, x: torch.Tensor, ctx: dict | None = None) -> torch.Tensor:
         return self.resid_dropout(self.c_proj(self.mix(x, ctx)))
 
-    def mix(self, x: torch.Tensor, ctx: dict | None = None, joined_grads: bool = False) -> torch.Tensor:
-        """The attention's output before its projection c_proj: (B, T, C). joined_grads: c_attn through
+    def mix(self, x: torch.Tensor, ctx: dict | None = None) -> torch.Tensor:
+        """The attention's output before its projection c_proj: (B, T, C). With `fused` set, c_attn runs through
         qkvproj.qkv_projection (the same forward; its backward joins q's, k's and v's gradients in one kernel)."""
         B, T, C = x.shape
-        if joined_grads:
+        if self.fused:
             q, k, v = qkv_projection(x, self.c_attn.weight, self.c_attn.bias)
         else:
             q, k, v = self.c_attn(x).split(C, dim=2)
@@ -71,10 +73,14 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.c_proj.residual_projection = True
         self.dropout = nn.Dropout(cfg.dropout)
+        self.fused = False  # set through GPT.fused_kernels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(self.inner(x)))
 
     def inner(self, x: torch.Tensor) -> torch.Tensor:
-        """The activations before the projection c_proj: (B, T, 4C)."""
+        """The activations before the projection c_proj: (B, T, 4C). With `fused` set, c_fc's bias and the GELU
+        run as one operation (biasgelu.py): the bias joins in fp32 after the matmul's rounding."""
+        if self.fused:
+            return bias_gelu(F.linear(x, self.c_fc.weight), self.c_fc.bias)
         return F.gelu(self.c_fc(x), approximate="tanh")

@@ -136,8 +136,9 @@ def fused_loss_dtype(name: str, device: torch.device, dtype: torch.dtype) -> tor
     return dtype
 
 
-def fused_norm(name: str, device: torch.device) -> bool:
-    """Whether Pre-LN's residual add and norm run as one operation (train.norm_kernel; model/addnorm.py).
+def fused_kernels(name: str, device: torch.device) -> bool:
+    """Whether the model runs its fused operations (train.norm_kernel; GPT.fused_kernels: the MLP's bias and
+    GELU, c_attn's joined gradients, and Pre-LN's residual add with the next norm).
 
     auto: on CUDA when Triton is there (elsewhere the compiled layers do as well).
     """
@@ -419,7 +420,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     else:
         dtype, autocast = torch.float32, contextlib.nullcontext()  # the CPU trains in fp32
     model.fused_loss_dtype = fused_loss_dtype(t.loss_kernel, device, dtype)
-    model.fused_norm = fused_norm(t.norm_kernel, device)
+    model.fused_kernels = fused_kernels(t.norm_kernel, device)
     scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and dtype == torch.float16))
 
     matmul_flops = measure_matmul_flops(device)
