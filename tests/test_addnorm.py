@@ -57,7 +57,7 @@ def _model(sets):
     cfg = GPTConfig.from_recipe(load_recipe("tiny", ["model.n_layer=2", "model.dropout=0.0", *sets]))
     model = GPT(cfg)
     with torch.no_grad():  # biases and gains away from their init (0 and 1), so that a dropped one shows
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.dim() == 1 and p.numel() > 1:
                 p.add_(0.1 * torch.randn_like(p))
     return model
@@ -85,7 +85,8 @@ def test_fused_walk_is_the_blocks_function(sets):
 
 
 @pytest.mark.parametrize("sets", [["arch.block=sandwich"], ["arch.block=parallel", "arch.norm=dyt"],
-                                  ["arch.residual=hyper"], ["arch.residual=attnres"], ["model.bias=false", "arch.block=post"]])
+                                  ["arch.residual=hyper"], ["arch.residual=attnres"],
+                                  ["model.bias=false", "arch.block=post"]])
 def test_fused_sublayers_are_the_plain_function_in_every_form(sets):
     # forms without Pre-LN's walk still take the fused MLP and c_attn (their torch rules on the CPU): the same
     # loss and gradients as the plain layers

@@ -91,7 +91,7 @@ def _(dq, dk, dv, with_sum):
 
 
 class _QKVProjection(torch.autograd.Function):
-    """(x, weight, bias) in the compute dtype but the weight's and bias's own (cast here, as autocast would)."""
+    """x in the compute dtype, the weight and bias in their own (cast to it here, as autocast would)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
