@@ -16,13 +16,18 @@ def _grads(x, lin, project, gs):
     return (q, k, v), torch.autograd.grad(loss, params)
 
 
+def _case(seed, B, T, C, bias=True, dtype=torch.float32):
+    """c_attn of width C, an input (B, T, C) and gradients for q, k and v."""
+    torch.manual_seed(seed)
+    lin = torch.nn.Linear(C, 3 * C, bias=bias).to(dtype)
+    x = torch.randn(B, T, C, dtype=dtype, requires_grad=True)
+    return lin, x, [torch.randn(B, T, C, dtype=dtype) for _ in range(3)]
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_projection_is_c_attn_with_its_gradients(bias):
-    torch.manual_seed(0)
-    B, T, C = 2, 5, 12
-    lin = torch.nn.Linear(C, 3 * C, bias=bias).double()
-    x = torch.randn(B, T, C, dtype=torch.float64, requires_grad=True)
-    gs = [torch.randn(B, T, C, dtype=torch.float64) for _ in range(3)]
+    C = 12
+    lin, x, gs = _case(0, 2, 5, C, bias, torch.float64)
     got_out, got = _grads(x, lin, lambda h: qkv_projection(h, lin.weight, lin.bias), gs)
     want_out, want = _grads(x, lin, lambda h: lin(h).split(C, dim=2), gs)
     for a, b in zip(got_out + got, want_out + want):
@@ -30,11 +35,7 @@ def test_projection_is_c_attn_with_its_gradients(bias):
 
 
 def test_projection_compiles_to_the_same_gradients():
-    torch.manual_seed(1)
-    B, T, C = 2, 8, 16
-    lin = torch.nn.Linear(C, 3 * C)
-    x = torch.randn(B, T, C, requires_grad=True)
-    gs = [torch.randn(B, T, C) for _ in range(3)]
+    lin, x, gs = _case(1, 2, 8, 16)
     project = lambda h: qkv_projection(h, lin.weight, lin.bias)
     _, eager = _grads(x, lin, project, gs)
     compiled = torch.compile(lambda h: sum((t * g).sum() for t, g in zip(project(h), gs)), fullgraph=True)
@@ -46,11 +47,8 @@ def test_projection_compiles_to_the_same_gradients():
 def test_projection_under_autocast_takes_the_autocast_dtype():
     # as F.linear under autocast: q, k, v in bf16; the fp32 parameters' gradients in fp32, the bias's summed
     # in fp32 (the plain path rounds it to bf16 first), so the two agree to bf16 rounding and no closer
-    torch.manual_seed(2)
-    B, T, C = 2, 8, 16
-    lin = torch.nn.Linear(C, 3 * C)
-    x = torch.randn(B, T, C, requires_grad=True)
-    gs = [torch.randn(B, T, C) for _ in range(3)]
+    C = 16
+    lin, x, gs = _case(2, 2, 8, C)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got_out, got = _grads(x, lin, lambda h: qkv_projection(h, lin.weight, lin.bias), gs)
         want_out, want = _grads(x, lin, lambda h: lin(h).split(C, dim=2), gs)
