@@ -11,7 +11,8 @@ from conftest import TINY, run_cli
 from interpreter import kernel_tests
 from gptablate.errors import UserError
 from gptablate.recipe import load_recipe
-from gptablate.model.loss import BLOCK, linear_cross_entropy, row_grads_reference, triton_available
+from gptablate.model.kernels import triton_available
+from gptablate.model.loss import BLOCK, linear_cross_entropy, row_grads_reference
 from gptablate.train.engine import fused_loss_dtype
 
 

@@ -19,6 +19,11 @@ except ImportError:  # pragma: no cover - depends on the install
 INTERPRET = False
 
 
+def triton_available() -> bool:
+    """Whether Triton is installed (the trainer's auto choices for the fused operations ask this)."""
+    return triton is not None
+
+
 def runs_on(t: torch.Tensor) -> bool:
     """Whether Triton kernels can take this tensor: on CUDA, or on the CPU under the interpreter (tests)."""
     return triton is not None and (t.is_cuda or INTERPRET)

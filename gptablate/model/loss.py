@@ -31,10 +31,6 @@ PROGRAMS_PER_SM = 8  # the grid: programs per SM, each looping over rows
 EVICT = True  # ask L2 to keep a row between its two reads (first read evict_last; second read and write evict_first)
 
 
-def triton_available() -> bool:
-    return triton is not None
-
-
 if triton is not None:
     @triton.jit
     def _ce_rows_kernel(logits_ptr, targets_ptr, loss_ptr, n_rows, n_programs, rows_per_program, stride_row,

@@ -128,7 +128,7 @@ def fused_loss_dtype(name: str, device: torch.device, dtype: torch.dtype) -> tor
     auto: fused on CUDA under bf16 autocast when Triton is there. (fused with float16 is refused
     when the recipe loads: the fused loss forms the logits' gradient before GradScaler's scale.)
     """
-    from ..model.loss import triton_available
+    from ..model.kernels import triton_available
 
     if name == "torch" or (name == AUTO and not (device.type == "cuda" and dtype == torch.bfloat16
                                                  and triton_available())):
@@ -142,9 +142,9 @@ def fused_kernels(name: str, device: torch.device) -> bool:
 
     auto: on CUDA when Triton is there (elsewhere the compiled layers do as well).
     """
-    from ..model.kernels import triton
+    from ..model.kernels import triton_available
 
-    return name == "fused" or (name == AUTO and device.type == "cuda" and triton is not None)
+    return name == "fused" or (name == AUTO and device.type == "cuda" and triton_available())
 
 
 def git_commit() -> str | None:
