@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from .addnorm import prenorm_walk
 from .blocks import PreLN
-from .layers import MLP, CausalSelfAttention, make_norm
+from .layers import make_norm
 from .loss import linear_cross_entropy
 from .registry import BLOCKS, NORMS, RESIDUALS, settings_of
 
@@ -108,8 +108,8 @@ class GPT(nn.Module):
         """The fused operations (set by the trainer, train.norm_kernel; taken by the run's forward passes,
         validation included; `gptablate eval` builds its model without them: the plain layers). Every
         variant's sublayers: the MLP's bias and GELU as one operation (biasgelu.py) and c_attn's backward
-        joining the q/k/v gradients (qkvproj.py); where the model has Pre-LN's form (prenorm_fusable),
-        also each residual add with the next norm (addnorm.py). Widths up to 1,024 only (see
+        joining the q/k/v gradients (qkvproj.py); attnres's aggregations (aggregate.py); where the model has
+        Pre-LN's form (prenorm_fusable), also each residual add with the next norm (addnorm.py). Widths up to 1,024 only (see
         prenorm_fusable): 1.5B keeps the plain layers."""
         return self._fused_kernels
 
@@ -117,7 +117,7 @@ class GPT(nn.Module):
     def fused_kernels(self, on: bool) -> None:
         self._fused_kernels = bool(on) and self.config.n_embd <= 1024
         for module in self.modules():
-            if isinstance(module, (CausalSelfAttention, MLP)):
+            if hasattr(module, "fused"):  # the sublayers, attnres's aggregations
                 module.fused = self._fused_kernels
 
     def _init_weights(self, module: nn.Module) -> None:

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
+from .aggregate import aggregate
 from .hyperstep import hyper_step
 from .kernels import triton
 from .layers import make_norm
@@ -418,8 +419,11 @@ class _Aggregator(nn.Module):
         self.lr_mult = lr_mult
         self.norm = RMSNorm(dim)
         self.query = nn.Parameter(torch.zeros(dim))
+        self.fused = False  # set through GPT.fused_kernels: aggregate.py's one operation
 
     def forward(self, sources: list[torch.Tensor]) -> torch.Tensor:
+        if self.fused:
+            return aggregate(sources, self.norm.weight, self.query, 1e-5)
         # Source by source rather than over a stacked copy: each source is read for its score
         # and once more for the weighted sum, and nothing (B, T, K, D)-sized is written.
         scores = torch.stack([(self.norm(v) * self.query).sum(-1) for v in sources], dim=-1)  # (B, T, K)

@@ -1,0 +1,212 @@
+"""Attention Residuals' aggregation as one operation, forward and backward.
+
+An attnres site reads h = Σ_k p_k v_k with p = softmax_k(wᵀ RMSNorm(v_k)) over its sources v_k
+(VARIANTS.md; residuals.AttentionResiduals). Written in torch, inductor compiled a 12-layer
+step's 25 aggregations together with their neighbours into long serial reductions: one backward
+kernel took 31.6 ms a step (the aggregations that read the embedding, fused with the
+embedding's backward) and the step 1.55 times the baseline's (calls AF, AG; docs/performance.md).
+Here each aggregation is one kernel forward and one backward, opaque to inductor, a few tokens
+a program with a token's row of each source read twice (for the scores, then for the sum; the
+second read comes from L2), the sources passed as they are (a tuple of pointers, no stacked copy).
+
+With u = g ⊙ w (RMSNorm's gain, the site's query), r_k = rsqrt(mean(v_k²) + eps), s_k = v_k·u:
+score_k = r_k s_k. Backward, ḡ the output's gradient, dp_k = ḡ·v_k, dscore_k = p_k (dp_k −
+Σ_j p_j dp_j): dv_k = p_k ḡ + dscore_k r_k u − dscore_k s_k r_k³ / D · v_k, and u takes
+Σ_tokens Σ_k dscore_k r_k v_k (per-program sums, added up in torch); torch's autograd carries
+it to g and w. Numerics: the scores are formed in fp32 from the sources as they are, where the
+torch path rounds RMSNorm(v) to a bf16 source's dtype first; the output is fp32 in both; each
+source's gradient is rounded once, to its source's dtype.
+
+`aggregate(sources, gain, query, eps)`: on CUDA with Triton, the kernels; elsewhere the same
+computation in torch (`aggregate_reference`, `aggregate_backward_reference`), which the tests hold
+to autograd and to the module's own torch code.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .kernels import runs_on, sm_count, tl, triton
+
+# Programs per SM (each looping over its share of tiles), tokens a tile, warps; forward and backward. Compiled for
+# sm_90 at 768 wide, five sources: a token's row of every source stays in registers between the two passes (one
+# load each), 96 registers a thread forward and 128 backward at 1 token and 4 warps, no spills up to 2 tokens.
+AGG_FWD, AGG_BWD = (4, 1, 4), (4, 1, 4)
+
+
+def _wide(sources) -> torch.dtype:
+    """The dtype the aggregation computes and returns in: fp32, or float64 for float64 sources."""
+    wide = torch.float32
+    for v in sources:
+        wide = torch.promote_types(wide, v.dtype)
+    return wide
+
+
+def _stats(sources, u, eps: float):
+    wide = _wide(sources)
+    V = torch.stack([v.to(wide) for v in sources])  # (K, M, D)
+    r = torch.rsqrt(V.pow(2).mean(-1) + eps)  # (K, M)
+    s = V @ u.to(wide)
+    return V, r, s, torch.softmax(r * s, dim=0)
+
+
+def aggregate_reference(sources: list[torch.Tensor], u: torch.Tensor, eps: float) -> torch.Tensor:
+    """Σ_k p_k v_k over sources (M, D) each, p = softmax_k(r_k v_k·u): in fp32 (or wider); differentiable."""
+    V, _, _, p = _stats(sources, u, eps)
+    return (p[..., None] * V).sum(0)
+
+
+def aggregate_backward_reference(sources: list[torch.Tensor], u: torch.Tensor, dout: torch.Tensor, eps: float
+                                 ) -> list[torch.Tensor]:
+    """[dv_0, ..., dv_{K-1}, du] by hand (each dv in its source's dtype): what the backward kernel computes."""
+    V, r, s, p = _stats(sources, u, eps)
+    dout = dout.to(V.dtype)
+    dp = (V * dout).sum(-1)  # (K, M)
+    dscore = p * (dp - (p * dp).sum(0))
+    b = dscore * r  # on u
+    c = b * s * r * r / V.shape[-1]  # on v
+    dV = p[..., None] * dout + b[..., None] * u.to(V.dtype) - c[..., None] * V
+    du = (b[..., None] * V).sum((0, 1))
+    return [dv.to(v.dtype, copy=True) for dv, v in zip(dV, sources)] + [du.to(u.dtype)]  # no two alias
+
+
+if triton is not None:
+    @triton.jit
+    def _col(x, k, kk):
+        """Column k of a (ROWS, KP) tile: (ROWS, 1)."""
+        return tl.sum(tl.where(kk == k, x, 0.0), axis=1, keep_dims=True)
+
+    @triton.jit
+    def _softmax(score):
+        e = tl.exp(score - tl.max(score, axis=1, keep_dims=True))  # padded columns hold -inf: 0
+        return e / tl.sum(e, axis=1, keep_dims=True)
+
+    @triton.jit
+    def _tile(D, ROWS: tl.constexpr, KP: tl.constexpr, BLOCK_D: tl.constexpr):
+        """Features d (1, BLOCK_D), their mask, sources kk (1, KP), rows within a tile (ROWS, 1)."""
+        d = tl.arange(0, BLOCK_D)[None, :]
+        return d, d < D, tl.arange(0, KP)[None, :], tl.arange(0, ROWS)[:, None]
+
+    @triton.jit
+    def _agg_fwd_kernel(srcs, u_ptr, out_ptr, M, D, eps, n_programs, tiles_per_program,
+                        K: tl.constexpr, KP: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+        d, dmask, kk, within = _tile(D, ROWS, KP, BLOCK_D)
+        u = tl.load(u_ptr + d, mask=dmask, other=0.0)
+        for it in range(0, tiles_per_program):
+            rows = (tl.program_id(0) + it * n_programs) * ROWS + within
+            mask = (rows < M) & dmask
+            off = rows.to(tl.int64) * D + d
+            score = tl.full([ROWS, KP], float("-inf"), tl.float32)
+            for k in tl.static_range(K):
+                v = tl.load(srcs[k] + off, mask=mask, other=0.0).to(tl.float32)
+                r = 1.0 / tl.sqrt(tl.sum(v * v, axis=1, keep_dims=True) / D + eps)
+                score = tl.where(kk == k, tl.sum(v * u, axis=1, keep_dims=True) * r, score)
+            p = _softmax(score)
+            acc = tl.zeros([ROWS, BLOCK_D], tl.float32)
+            for k in tl.static_range(K):
+                acc += _col(p, k, kk) * tl.load(srcs[k] + off, mask=mask, other=0.0).to(tl.float32)
+            tl.store(out_ptr + off, acc, mask=mask)
+
+    @triton.jit
+    def _agg_bwd_kernel(srcs, dsrcs, u_ptr, dout_ptr, part_ptr, M, D, eps, n_programs, tiles_per_program,
+                        K: tl.constexpr, KP: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+        d, dmask, kk, within = _tile(D, ROWS, KP, BLOCK_D)
+        u = tl.load(u_ptr + d, mask=dmask, other=0.0)
+        a = tl.zeros([ROWS, BLOCK_D], tl.float32)  # this program's share of u's gradient
+        for it in range(0, tiles_per_program):
+            rows = (tl.program_id(0) + it * n_programs) * ROWS + within
+            mask = (rows < M) & dmask
+            off = rows.to(tl.int64) * D + d
+            go = tl.load(dout_ptr + off, mask=mask, other=0.0)
+            s = tl.zeros([ROWS, KP], tl.float32)
+            r = tl.zeros([ROWS, KP], tl.float32)
+            dp = tl.zeros([ROWS, KP], tl.float32)
+            for k in tl.static_range(K):
+                v = tl.load(srcs[k] + off, mask=mask, other=0.0).to(tl.float32)
+                r = tl.where(kk == k, 1.0 / tl.sqrt(tl.sum(v * v, axis=1, keep_dims=True) / D + eps), r)
+                s = tl.where(kk == k, tl.sum(v * u, axis=1, keep_dims=True), s)
+                dp = tl.where(kk == k, tl.sum(v * go, axis=1, keep_dims=True), dp)
+            p = _softmax(tl.where(kk < K, s * r, float("-inf")))
+            b = p * (dp - tl.sum(p * dp, axis=1, keep_dims=True)) * r  # dscore_k r_k: on u
+            c = b * s * r * r / D  # dscore_k s_k r_k³ / D: on v_k
+            for k in tl.static_range(K):
+                v = tl.load(srcs[k] + off, mask=mask, other=0.0).to(tl.float32)
+                bk = _col(b, k, kk)
+                dv = _col(p, k, kk) * go + bk * u - _col(c, k, kk) * v
+                tl.store(dsrcs[k] + off, dv.to(dsrcs[k].dtype.element_ty), mask=mask)
+                a += bk * v
+        tl.store(part_ptr + tl.program_id(0) * D + d, tl.sum(a, axis=0, keep_dims=True), mask=dmask)
+
+
+def _use_kernel(sources: list[torch.Tensor]) -> bool:
+    return runs_on(sources[0]) and all(v.dtype in (torch.float32, torch.bfloat16, torch.float16) for v in sources)
+
+
+def _launch(M: int, D: int, K: int, t: torch.Tensor, tuning: tuple[int, int, int]) -> tuple[int, dict, int]:
+    """(programs, the kernel's meta-parameters, tiles a program)."""
+    per_sm, rows, warps = tuning
+    tiles = triton.cdiv(M, rows)
+    programs = min(tiles, per_sm * sm_count(t))
+    return programs, dict(K=K, KP=triton.next_power_of_2(K), ROWS=rows, BLOCK_D=triton.next_power_of_2(D),
+                          num_warps=warps), triton.cdiv(tiles, programs)
+
+
+@torch.library.custom_op("gptablate::aggregate", mutates_args=())
+def _aggregate_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float) -> torch.Tensor:
+    if not _use_kernel(sources):
+        return aggregate_reference(sources, u, eps)
+    M, D = sources[0].shape
+    out = torch.empty(M, D, dtype=torch.float32, device=u.device)
+    programs, meta, per_program = _launch(M, D, len(sources), u, AGG_FWD)
+    _agg_fwd_kernel[(programs,)](tuple(sources), u, out, M, D, eps, programs, per_program, **meta)
+    return out
+
+
+@_aggregate_op.register_fake
+def _(sources, u, eps):
+    return sources[0].new_empty(sources[0].shape, dtype=_wide(sources))
+
+
+@torch.library.custom_op("gptablate::aggregate_backward", mutates_args=())
+def _aggregate_backward_op(sources: list[torch.Tensor], u: torch.Tensor, dout: torch.Tensor, eps: float
+                           ) -> list[torch.Tensor]:
+    if not _use_kernel(sources):
+        return aggregate_backward_reference(sources, u, dout, eps)
+    M, D = sources[0].shape
+    dsources = [torch.empty_like(v) for v in sources]
+    programs, meta, per_program = _launch(M, D, len(sources), u, AGG_BWD)
+    part = torch.empty(programs, D, dtype=torch.float32, device=u.device)
+    _agg_bwd_kernel[(programs,)](tuple(sources), tuple(dsources), u, dout, part, M, D, eps, programs, per_program,
+                                 **meta)
+    return dsources + [part.sum(0)]
+
+
+@_aggregate_backward_op.register_fake
+def _(sources, u, dout, eps):
+    return [torch.empty_like(v) for v in sources] + [u.new_empty(u.shape)]
+
+
+def _setup_context(ctx, inputs, output):
+    sources, u, eps = inputs
+    ctx.save_for_backward(u, *sources)
+    ctx.eps = eps
+
+
+def _backward(ctx, dout):
+    u, *sources = ctx.saved_tensors
+    *dsources, du = _aggregate_backward_op(sources, u, dout.to(u.dtype).contiguous(), ctx.eps)
+    return dsources, du, None
+
+
+_aggregate_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def aggregate(sources: list[torch.Tensor], gain: torch.Tensor, query: torch.Tensor, eps: float) -> torch.Tensor:
+    """Σ_k softmax_k(queryᵀ RMSNorm(v_k)) v_k, RMSNorm's gain `gain`, over sources (..., D) of one shape: fp32
+    (or wider), autocast or not."""
+    shape = sources[0].shape
+    D = shape[-1]
+    with torch.autocast(sources[0].device.type, enabled=False):
+        u = (gain * query).to(_wide(sources))
+        out = _aggregate_op([v.reshape(-1, D).contiguous() for v in sources], u, float(eps))
+    return out.view(shape)

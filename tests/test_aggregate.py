@@ -1,0 +1,125 @@
+"""Attention Residuals' aggregation as one operation (model/aggregate.py): its backward, the module's two paths, the kernels."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from interpreter import kernel_tests
+
+from gptablate.model import aggregate as AG
+from gptablate.model.gpt import GPT, GPTConfig
+from gptablate.model.residuals import _Aggregator
+from gptablate.recipe import load_recipe
+
+
+def _sources(K, M=5, D=12, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(M, D, generator=g, dtype=dtype) * (1 + k)).requires_grad_() for k in range(K)]
+
+
+@pytest.mark.parametrize("K", [1, 2, 5])
+def test_hand_backward_matches_autograd_through_the_reference(K):
+    sources = _sources(K)
+    u = (0.5 * torch.randn(12, generator=torch.Generator().manual_seed(1), dtype=torch.float64)).requires_grad_()
+    dout = torch.randn(5, 12, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    want_out = AG.aggregate_reference(sources, u, 1e-5)
+    got_out = torch.ops.gptablate.aggregate(sources, u, 1e-5)  # the op: its torch rule here, the hand backward
+    assert torch.allclose(got_out, want_out, atol=1e-12)
+    want = torch.autograd.grad(want_out, [*sources, u], dout)
+    got = torch.autograd.grad(got_out, [*sources, u], dout)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-10), (a - b).abs().max()
+
+
+def _aggregator(D=12):
+    torch.manual_seed(3)
+    agg = _Aggregator(D, 1.0).double()
+    with torch.no_grad():  # off the init (query 0: uniform weights, no gradient through the scores)
+        agg.query.normal_(0, 0.5)
+        agg.norm.weight.add_(0.2 * torch.randn(D, dtype=torch.float64))
+    return agg
+
+
+def test_fused_aggregator_is_the_modules_torch_code():
+    agg = _aggregator()
+    results = []
+    for fused in (False, True):
+        agg.fused = fused
+        agg.zero_grad(set_to_none=True)
+        leaves = _sources(4)
+        out = agg([s.view(1, 5, 12) for s in leaves])
+        (out * torch.linspace(-1, 1, 12, dtype=torch.float64)).square().sum().backward()
+        results.append([out.detach(), agg.query.grad, agg.norm.weight.grad] + [s.grad for s in leaves])
+    for a, b in zip(*results):  # the module's RMSNorm computes in fp32, even for float64 sources
+        assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-6), (a - b).abs().max()
+
+
+def test_mixed_dtypes_keep_each_sources_dtype():
+    # as in training: the embedding in fp32, the sublayers' outputs in bf16; the output is fp32
+    agg = _aggregator().float()
+    agg.fused = True
+    leaves = [s.detach().to(dt).requires_grad_() for s, dt in zip(_sources(3), (torch.float32, torch.bfloat16,
+                                                                               torch.bfloat16))]
+    out = agg([s.view(1, 5, 12) for s in leaves])
+    out.sum().backward()
+    assert out.dtype == torch.float32
+    assert [s.grad.dtype for s in leaves] == [torch.float32, torch.bfloat16, torch.bfloat16]
+    agg.fused = False
+    want = agg([s.view(1, 5, 12) for s in leaves])
+    # the torch path rounds RMSNorm(v) of a bf16 source to bf16 before the scores
+    assert torch.allclose(out, want, atol=2e-2)
+
+
+def _model(sets):
+    base = ["model.n_layer=3", "model.n_embd=32", "model.n_head=2", "model.block_size=16", "model.vocab_size=64",
+            "model.dropout=0.0", "arch.residual=attnres"]
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_recipe(load_recipe("gpt2_124m", base + sets))).double()
+    with torch.no_grad():
+        for agg in model.residual.aggregators:
+            agg.query.normal_(0, 0.5)
+    return model
+
+
+@pytest.mark.parametrize("sets", [["arch.attnres.mode=block"], ["arch.attnres.mode=full"],
+                                  ["arch.attnres.blocks=3", "arch.block=parallel"]])
+def test_fused_and_torch_paths_give_the_same_model(sets):
+    model = _model(sets)
+    idx = torch.randint(0, 64, (2, 17))
+    results = []
+    for fused in (False, True):
+        model.fused_kernels = fused
+        assert all(a.fused is fused for a in model.residual.aggregators)
+        model.zero_grad(set_to_none=True)
+        loss = model(idx[:, :-1], idx[:, 1:])
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}))
+    (l0, g0), (l1, g1) = results
+    assert torch.allclose(l0, l1, rtol=1e-6) and g0.keys() == g1.keys()
+    for name in g0:  # fp32 arithmetic in the RMSNorms of the torch path
+        assert torch.allclose(g0[name], g1[name], rtol=1e-5, atol=1e-6), name
+
+
+@pytest.mark.parametrize("mode", ["block", "full"])
+def test_fused_model_compiles_without_a_graph_break(mode):
+    model = _model([f"arch.attnres.mode={mode}"]).float()
+    model.fused_kernels = True
+    torch._dynamo.reset()
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    x = torch.randint(0, 64, (2, 17))
+    compiled = torch.compile(model.hidden, backend=backend, fullgraph=True)
+    compiled(x[:, :-1]).sum().backward()
+    assert len(graphs) == 1
+    assert any("aggregate" in str(node.target) for node in graphs[0].graph.nodes)
+    torch._dynamo.reset()
+
+
+_CHECK = Path(__file__).with_name("aggregate_kernel_check.py")
+
+test_kernels_match_reference_in_triton_interpreter, test_kernels_match_reference_on_gpu = kernel_tests(
+    [str(_CHECK), "interp"], [str(_CHECK)])
