@@ -4,7 +4,7 @@ code for the module's torch path (forward and backward).
 
     python3 scripts/device/aggregate_bench.py [--write-best]
 
-Rows: programs per SM, tokens a tile, warps; each checked against the torch reference. --write-best sets the
+Rows: programs per SM, warps; each checked against the torch reference. --write-best sets the
 fastest shapes in gptablate/model/aggregate.py (for the rest of a device call).
 """
 import re
@@ -28,8 +28,7 @@ def main() -> None:
     src_bytes = M * D * (4 + 2 * (K - 1))
     moved = {"fwd": src_bytes + M * D * 4, "bwd": 2 * src_bytes + M * D * 4}  # read once; write out / the grads
     best = {}
-    shapes = [(per_sm, rows, warps) for per_sm in (2, 4, 8) for rows, warps in ((1, 2), (1, 4), (1, 8), (2, 4),
-                                                                                 (2, 8), (4, 8))]
+    shapes = [(per_sm, warps) for per_sm in (4, 8, 16) for warps in (1, 2, 4, 8)]
     for which in ("fwd", "bwd"):
         for shape in shapes:
             setattr(AG, "AGG_FWD" if which == "fwd" else "AGG_BWD", shape)
@@ -43,12 +42,19 @@ def main() -> None:
                 ok = all(torch.allclose(g.float(), w.float(), rtol=2e-2, atol=2e-2 if g.dtype == torch.bfloat16
                                         else 1e-3) for g, w in zip(got, want[1:]))
             ms = timed(run)
-            print(f"{which} programs/SM {shape[0]} tokens {shape[1]} warps {shape[2]}: {ms:.3f} ms, "
+            print(f"{which} programs/SM {shape[0]} warps {shape[1]}: {ms:.3f} ms, "
                   f"{moved[which] / ms / 1e9:.2f} TB/s, matches: {ok}", flush=True)
             if ok and (which not in best or ms < best[which][0]):
                 best[which] = (ms, shape)
         setattr(AG, "AGG_FWD" if which == "fwd" else "AGG_BWD", best[which][1])
     print(f"fastest: {best}")
+    for k in (8, 13, 25):  # attnres full's sources; past AGG_HOLD the second pass reads them again
+        many = sources + [sources[-1].clone() for _ in range(k - K)] if k > K else sources[:k]
+        ms = timed(lambda: AG._aggregate_op(many, u, 1e-5)), timed(lambda: AG._aggregate_backward_op(many, u, dout,
+                                                                                                    1e-5))
+        total = M * D * (4 + 2 * (k - 1))
+        print(f"{k} sources: forward {ms[0]:.3f} ms ({(total + M * D * 4) / ms[0] / 1e9:.2f} TB/s), backward "
+              f"{ms[1]:.3f} ms ({(2 * total + M * D * 4) / ms[1] / 1e9:.2f} TB/s)", flush=True)
 
     agg = _Aggregator(D, 1.0).cuda()
     with torch.no_grad():
