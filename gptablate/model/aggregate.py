@@ -30,10 +30,15 @@ import torch
 
 from .kernels import runs_on, sm_count, tl, triton
 
-# Programs per SM (each looping over its share of tokens) and warps, forward and backward; the most sources a
-# kernel keeps in registers between its two passes (more are read again, from L2).
-AGG_FWD, AGG_BWD = (8, 4), (8, 4)
-AGG_HOLD = 8
+# Programs per SM (each looping over its share of tokens) and warps, forward and backward: the fastest of
+# scripts/device/aggregate_bench.py's sweep at the 124M step's largest block-mode site (61,440 tokens x 768, five
+# sources) on an H100 (call AI: 0.322 ms forward, 2.3 TB/s; 0.606 ms backward, 2.2 TB/s).
+AGG_FWD, AGG_BWD = (8, 2), (8, 4)
+# The most sources a kernel keeps in registers between its two passes. Past it the second pass reads them again
+# (from L2), and the kernels take the sources padded to a multiple of AGG_PAD (the padding masked off): attnres full
+# at 12 layers has sites of 1 to 25 sources, and a kernel compiled for each count took 205 s before the first step
+# (call AI).
+AGG_HOLD, AGG_PAD = 8, 8
 
 
 def _wide(sources) -> torch.dtype:
@@ -111,15 +116,15 @@ if triton is not None:
         return tl.load(ptr + off, mask=mask, other=0.0).to(tl.float32)
 
     @triton.jit
-    def _weights(ss, s, kv, D, eps, K: tl.constexpr):
-        """(p, r) over the sources, each (1, KP): the softmax weights, rsqrt(mean v² + eps)."""
+    def _weights(ss, s, live, D, eps):
+        """(p, r) over the sources, each (1, KP): the softmax weights, rsqrt(mean v² + eps); `live`: not padding."""
         r = 1.0 / tl.sqrt(ss / D + eps)
-        score = tl.where(kv < K, s * r, float("-inf"))
+        score = tl.where(live, s * r, float("-inf"))
         e = tl.exp(score - tl.max(score, axis=1, keep_dims=True))  # padded sources: 0
         return e / tl.sum(e, axis=1, keep_dims=True), r
 
-    @triton.jit(do_not_specialize=["M", "n_programs", "rows_per_program"])  # validation's shapes
-    def _agg_fwd_kernel(srcs, u_ptr, out_ptr, M, D, eps, n_programs, rows_per_program,
+    @triton.jit(do_not_specialize=["n_sources", "M", "n_programs", "rows_per_program"])  # validation's shapes
+    def _agg_fwd_kernel(srcs, n_sources, u_ptr, out_ptr, M, D, eps, n_programs, rows_per_program,
                         K: tl.constexpr, KP: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, HOLD: tl.constexpr):
         d, dmask, kv = _tile(D, DC, DL, KP)
         u = tl.load(u_ptr + d, mask=dmask, other=0.0)
@@ -130,17 +135,17 @@ if triton is not None:
                 ss = tl.zeros([DC, KP], tl.float32)
                 s = tl.zeros([DC, KP], tl.float32)
                 for k in tl.static_range(K):
-                    v = _load(srcs[k], off, dmask, False)
+                    v = _load(srcs[k], off, dmask & (k < n_sources), False)
                     ss = _put(ss, k, kv, v * v)
                     s = _put(s, k, kv, v * u)
-                p, _ = _weights(_total(ss), _total(s), kv, D, eps, K)
+                p, _ = _weights(_total(ss), _total(s), kv < n_sources, D, eps)
                 acc = tl.zeros([DC, DL], tl.float32)
                 for k in tl.static_range(K):
-                    acc += _col(p, k, kv) * _load(srcs[k], off, dmask, not HOLD)
+                    acc += _col(p, k, kv) * _load(srcs[k], off, dmask & (k < n_sources), not HOLD)
                 tl.store(out_ptr + off, acc, mask=dmask)
 
-    @triton.jit(do_not_specialize=["M", "n_programs", "rows_per_program"])  # validation's shapes
-    def _agg_bwd_kernel(srcs, dsrcs, u_ptr, dout_ptr, part_ptr, M, D, eps, n_programs, rows_per_program,
+    @triton.jit(do_not_specialize=["n_sources", "M", "n_programs", "rows_per_program"])  # validation's shapes
+    def _agg_bwd_kernel(srcs, dsrcs, n_sources, u_ptr, dout_ptr, part_ptr, M, D, eps, n_programs, rows_per_program,
                         K: tl.constexpr, KP: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, HOLD: tl.constexpr):
         d, dmask, kv = _tile(D, DC, DL, KP)
         u = tl.load(u_ptr + d, mask=dmask, other=0.0)
@@ -154,20 +159,20 @@ if triton is not None:
                 s = tl.zeros([DC, KP], tl.float32)
                 dp = tl.zeros([DC, KP], tl.float32)
                 for k in tl.static_range(K):
-                    v = _load(srcs[k], off, dmask, False)
+                    v = _load(srcs[k], off, dmask & (k < n_sources), False)
                     ss = _put(ss, k, kv, v * v)
                     s = _put(s, k, kv, v * u)
                     dp = _put(dp, k, kv, v * go)
                 s = _total(s)
                 dp = _total(dp)
-                p, r = _weights(_total(ss), s, kv, D, eps, K)
+                p, r = _weights(_total(ss), s, kv < n_sources, D, eps)
                 b = p * (dp - tl.sum(p * dp, axis=1, keep_dims=True)) * r  # dscore_k r_k: on u
                 c = b * s * r * r / D  # dscore_k s_k r_k³ / D: on v_k
                 for k in tl.static_range(K):
-                    v = _load(srcs[k], off, dmask, not HOLD)
+                    v = _load(srcs[k], off, dmask & (k < n_sources), not HOLD)
                     bk = _col(b, k, kv)
                     dv = _col(p, k, kv) * go + bk * u - _col(c, k, kv) * v
-                    tl.store(dsrcs[k] + off, dv.to(dsrcs[k].dtype.element_ty), mask=dmask)
+                    tl.store(dsrcs[k] + off, dv.to(dsrcs[k].dtype.element_ty), mask=dmask & (k < n_sources))
                     a += bk * v
         tl.store(part_ptr + tl.program_id(0) * D + d, a, mask=dmask)
 
@@ -176,13 +181,21 @@ def _use_kernel(sources: list[torch.Tensor]) -> bool:
     return runs_on(sources[0]) and all(v.dtype in (torch.float32, torch.bfloat16, torch.float16) for v in sources)
 
 
+def _padded(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The kernels' tuple of sources (or of their gradients): past AGG_HOLD, padded to a multiple of AGG_PAD with
+    the last one (the kernels mask the padding off), so that counts in between share one compiled kernel."""
+    K = len(tensors)
+    return tuple(tensors) if K <= AGG_HOLD else tuple(tensors) + (tensors[-1],) * (-K % AGG_PAD)
+
+
 def _launch(M: int, D: int, K: int, t: torch.Tensor, tuning: tuple[int, int]) -> tuple[int, dict, int]:
-    """(programs, the kernel's meta-parameters, tokens a program)."""
+    """(programs, the kernel's meta-parameters for K sources, tokens a program)."""
     per_sm, warps = tuning
     programs = min(M, per_sm * sm_count(t))
     dl = min(128, triton.next_power_of_2(D))
-    return programs, dict(K=K, KP=triton.next_power_of_2(K), DC=triton.next_power_of_2(triton.cdiv(D, dl)), DL=dl,
-                          HOLD=K <= AGG_HOLD, num_warps=warps), triton.cdiv(M, programs)
+    KT = K if K <= AGG_HOLD else K + (-K % AGG_PAD)
+    return programs, dict(K=KT, KP=triton.next_power_of_2(KT), DC=triton.next_power_of_2(triton.cdiv(D, dl)), DL=dl,
+                          HOLD=KT <= AGG_HOLD, num_warps=warps), triton.cdiv(M, programs)
 
 
 @torch.library.custom_op("gptablate::aggregate", mutates_args=())
@@ -192,7 +205,7 @@ def _aggregate_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float) -> t
     M, D = sources[0].shape
     out = torch.empty(M, D, dtype=torch.float32, device=u.device)
     programs, meta, per_program = _launch(M, D, len(sources), u, AGG_FWD)
-    _agg_fwd_kernel[(programs,)](tuple(sources), u, out, M, D, eps, programs, per_program, **meta)
+    _agg_fwd_kernel[(programs,)](_padded(sources), len(sources), u, out, M, D, eps, programs, per_program, **meta)
     return out
 
 
@@ -210,8 +223,8 @@ def _aggregate_backward_op(sources: list[torch.Tensor], u: torch.Tensor, dout: t
     dsources = [torch.empty_like(v) for v in sources]
     programs, meta, per_program = _launch(M, D, len(sources), u, AGG_BWD)
     part = torch.empty(programs, D, dtype=torch.float32, device=u.device)
-    _agg_bwd_kernel[(programs,)](tuple(sources), tuple(dsources), u, dout, part, M, D, eps, programs, per_program,
-                                 **meta)
+    _agg_bwd_kernel[(programs,)](_padded(sources), _padded(dsources), len(sources), u, dout, part, M, D, eps,
+                                 programs, per_program, **meta)
     return dsources + [part.sum(0)]
 
 
