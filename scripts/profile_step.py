@@ -29,6 +29,7 @@ KINDS = [  # (kind, substrings of the kernel name), first match wins
     ("attention", ("cudnn", "flash", "fmha", "attention")),
     ("loss kernel", ("_ce_rows",)),
     ("add_norm / bias_gelu / qkv_join", ("_add_norm", "_bias_gelu", "_qkv_join")),
+    ("hyper_step / aggregate / sinkhorn", ("_hyper_", "_agg_", "sinkhorn")),
     ("optimizer", ("adam", "multi_tensor", "foreach")),
     ("inductor reduction", ("triton_red", "triton_per")),
     ("inductor pointwise", ("triton_poi",)),
