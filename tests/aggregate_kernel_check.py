@@ -14,13 +14,13 @@ K.INTERPRET = interp
 dev = "cpu" if interp else "cuda"
 torch.manual_seed(0)
 # (tokens, width, sources); past AGG_HOLD sources the kernels read each again for the second pass
-SHAPES = [(7, 20, 1), (9, 24, 3), (5, 64, 6), (3, 20, 10)] if interp else [(3001, 768, 1), (3001, 768, 5), (517, 1024, 4),
-                                                               (61, 1600, 3), (5, 20, 25)]
+SHAPES = ([(7, 20, 1), (9, 24, 3), (5, 64, 6), (3, 20, 10)] if interp
+          else [(3001, 768, 1), (3001, 768, 5), (517, 1024, 4), (61, 1600, 3), (5, 20, 25)])
 worst = 0.0
 for M, D, n in SHAPES:
     for low in (torch.float32, torch.bfloat16):
         sources = [torch.randn(M, D, device=dev) * 2] + [torch.randn(M, D, device=dev).to(low) * 3
-                                                               for k in range(n - 1)]
+                                                         for _ in range(n - 1)]
         u = torch.randn(D, device=dev) * 0.5
         dout = torch.randn(M, D, device=dev)
         got = [AG._aggregate_op(sources, u, 1e-5)] + AG._aggregate_backward_op(sources, u, dout, 1e-5)

@@ -1,4 +1,4 @@
-"""Attention Residuals' aggregation as one operation (model/aggregate.py): its backward, the module's two paths, the kernels."""
+"""attnres's aggregation as one operation (model/aggregate.py): its backward, the two paths, the kernels."""
 
 from pathlib import Path
 

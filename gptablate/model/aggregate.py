@@ -36,8 +36,8 @@ from .kernels import runs_on, sm_count, tl, triton
 AGG_FWD, AGG_BWD = (8, 2), (8, 4)
 # The most sources a kernel keeps in registers between its two passes. Past it the second pass reads them again
 # (from L2), and the kernels take the sources padded to a multiple of AGG_PAD (the padding masked off): attnres full
-# at 12 layers has sites of 1 to 25 sources, and a kernel compiled for each count took 205 s before the first step
-# (call AI).
+# at 12 layers has sites of 1 to 25 sources; with a kernel compiled for each count its first window took 205 s
+# (call AI), padded 154 s (call AJ).
 AGG_HOLD, AGG_PAD = 8, 8
 
 

@@ -109,8 +109,8 @@ class GPT(nn.Module):
         validation included; `gptablate eval` builds its model without them: the plain layers). Every
         variant's sublayers: the MLP's bias and GELU as one operation (biasgelu.py) and c_attn's backward
         joining the q/k/v gradients (qkvproj.py); attnres's aggregations (aggregate.py); where the model has
-        Pre-LN's form (prenorm_fusable), also each residual add with the next norm (addnorm.py). Widths up to 1,024 only (see
-        prenorm_fusable): 1.5B keeps the plain layers."""
+        Pre-LN's form (prenorm_fusable), also each residual add with the next norm (addnorm.py). Widths up to
+        1,024 only (see prenorm_fusable): 1.5B keeps the plain layers."""
         return self._fused_kernels
 
     @fused_kernels.setter
