@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from graphs import compiled_graphs
 from interpreter import kernel_tests
 
 from gptablate.model import aggregate as AG
@@ -104,19 +105,8 @@ def test_fused_and_torch_paths_give_the_same_model(sets):
 def test_fused_model_compiles_without_a_graph_break(mode):
     model = _model([f"arch.attnres.mode={mode}"]).float()
     model.fused_kernels = True
-    torch._dynamo.reset()
-    graphs = []
-
-    def backend(gm, example_inputs):
-        graphs.append(gm)
-        return gm.forward
-
-    x = torch.randint(0, 64, (2, 17))
-    compiled = torch.compile(model.hidden, backend=backend, fullgraph=True)
-    compiled(x[:, :-1]).sum().backward()
-    assert len(graphs) == 1
-    assert any("aggregate" in str(node.target) for node in graphs[0].graph.nodes)
-    torch._dynamo.reset()
+    graphs = compiled_graphs(model.hidden, torch.randint(0, 64, (2, 16)))
+    assert len(graphs) == 1 and any("aggregate" in str(node.target) for node in graphs[0].graph.nodes)
 
 
 _CHECK = Path(__file__).with_name("aggregate_kernel_check.py")
