@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import runs_on, sm_count, tl, triton
+from .kernels import row_chunks, sm_count, takes, tl, triton
 
 # Programs per SM (each looping over its share of tokens) and warps, forward and backward: the fastest of
 # scripts/device/aggregate_bench.py's sweep at the 124M step's largest block-mode site (61,440 tokens x 768, five
@@ -177,10 +177,6 @@ if triton is not None:
         tl.store(part_ptr + tl.program_id(0) * D + d, a, mask=dmask)
 
 
-def _use_kernel(sources: list[torch.Tensor]) -> bool:
-    return runs_on(sources[0]) and all(v.dtype in (torch.float32, torch.bfloat16, torch.float16) for v in sources)
-
-
 def _padded(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     """The kernels' tuple of sources (or of their gradients): past AGG_HOLD, padded to a multiple of AGG_PAD with
     the last one (the kernels mask the padding off), so that counts in between share one compiled kernel."""
@@ -189,23 +185,23 @@ def _padded(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
 
 
 def _launch(M: int, D: int, K: int, t: torch.Tensor, tuning: tuple[int, int]) -> tuple[int, dict, int]:
-    """(programs, the kernel's meta-parameters for K sources, tokens a program)."""
+    """(programs, the kernel's meta-parameters for a tuple of K sources as _padded gives it, tokens a program)."""
     per_sm, warps = tuning
     programs = min(M, per_sm * sm_count(t))
-    dl = min(128, triton.next_power_of_2(D))
-    KT = K if K <= AGG_HOLD else K + (-K % AGG_PAD)
-    return programs, dict(K=KT, KP=triton.next_power_of_2(KT), DC=triton.next_power_of_2(triton.cdiv(D, dl)), DL=dl,
-                          HOLD=KT <= AGG_HOLD, num_warps=warps), triton.cdiv(M, programs)
+    dc, dl = row_chunks(D)
+    meta = dict(K=K, KP=triton.next_power_of_2(K), DC=dc, DL=dl, HOLD=K <= AGG_HOLD, num_warps=warps)
+    return programs, meta, triton.cdiv(M, programs)
 
 
 @torch.library.custom_op("gptablate::aggregate", mutates_args=())
 def _aggregate_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float) -> torch.Tensor:
-    if not _use_kernel(sources):
+    if not all(takes(v) for v in sources):
         return aggregate_reference(sources, u, eps)
     M, D = sources[0].shape
     out = torch.empty(M, D, dtype=torch.float32, device=u.device)
-    programs, meta, per_program = _launch(M, D, len(sources), u, AGG_FWD)
-    _agg_fwd_kernel[(programs,)](_padded(sources), len(sources), u, out, M, D, eps, programs, per_program, **meta)
+    srcs = _padded(sources)
+    programs, meta, per_program = _launch(M, D, len(srcs), u, AGG_FWD)
+    _agg_fwd_kernel[(programs,)](srcs, len(sources), u, out, M, D, eps, programs, per_program, **meta)
     return out
 
 
@@ -217,14 +213,15 @@ def _(sources, u, eps):
 @torch.library.custom_op("gptablate::aggregate_backward", mutates_args=())
 def _aggregate_backward_op(sources: list[torch.Tensor], u: torch.Tensor, dout: torch.Tensor, eps: float
                            ) -> list[torch.Tensor]:
-    if not _use_kernel(sources):
+    if not all(takes(v) for v in sources):
         return aggregate_backward_reference(sources, u, dout, eps)
     M, D = sources[0].shape
     dsources = [torch.empty_like(v) for v in sources]
-    programs, meta, per_program = _launch(M, D, len(sources), u, AGG_BWD)
+    srcs = _padded(sources)
+    programs, meta, per_program = _launch(M, D, len(srcs), u, AGG_BWD)
     part = torch.empty(programs, D, dtype=torch.float32, device=u.device)
-    _agg_bwd_kernel[(programs,)](_padded(sources), _padded(dsources), len(sources), u, dout, part, M, D, eps,
-                                 programs, per_program, **meta)
+    _agg_bwd_kernel[(programs,)](srcs, _padded(dsources), len(sources), u, dout, part, M, D, eps, programs,
+                                 per_program, **meta)
     return dsources + [part.sum(0)]
 
 

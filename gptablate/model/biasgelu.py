@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from .kernels import runs_on, sm_count, tanh, tl, triton
+from .kernels import sm_count, takes, tanh, tl, triton
 
 K0 = math.sqrt(2.0 / math.pi)
 K1 = 0.044715
@@ -86,13 +86,9 @@ if triton is not None:
         tl.store(part_ptr + pid * N + cols, tl.sum(acc, axis=0), mask=cmask)
 
 
-def _kernels_for(pre: torch.Tensor) -> bool:
-    return runs_on(pre) and pre.dtype != torch.float64
-
-
 @torch.library.custom_op("gptablate::bias_gelu", mutates_args=())
 def _bias_gelu_op(pre: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    if not _kernels_for(pre):
+    if not takes(pre):
         return bias_gelu_reference(pre, bias)
     M, N = pre.shape
     act = torch.empty_like(pre)
@@ -109,7 +105,7 @@ def _(pre, bias):
 @torch.library.custom_op("gptablate::bias_gelu_backward", mutates_args=())
 def _bias_gelu_backward_op(pre: torch.Tensor, bias: torch.Tensor, dact: torch.Tensor
                            ) -> tuple[torch.Tensor, torch.Tensor]:
-    if not _kernels_for(pre):
+    if not takes(pre):
         return bias_gelu_backward_reference(pre, bias, dact)
     M, N = pre.shape
     dpre = torch.empty_like(pre)

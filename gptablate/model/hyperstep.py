@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import tanh, tl, triton, use_kernel
+from .kernels import row_chunks, tanh, tl, triton, use_kernel
 
 # Tokens per program, and the warps and register cap (maxnreg, None: the compiler's choice) of the
 # forward and backward kernels, for a dynamic site and a static one: the fastest of
@@ -275,9 +275,9 @@ def _launch_shape(Hk: torch.Tensor, dynamic: bool) -> dict:
     M, n, D = Hk.shape
     tokens, fwd, bwd = TUNING[dynamic]
     programs = triton.cdiv(M, tokens)
-    dl = min(128, triton.next_power_of_2(D))
+    dc, dl = row_chunks(D)
     return dict(grid=(programs,), programs=programs, per_program=triton.cdiv(M, programs),
-                N=n, NP=triton.next_power_of_2(n), J=n + 2, DC=triton.next_power_of_2(triton.cdiv(D, dl)), DL=dl,
+                N=n, NP=triton.next_power_of_2(n), J=n + 2, DC=dc, DL=dl,
                 SP=triton.next_power_of_2(n + 3), fwd=_tuning(*fwd), bwd=_tuning(*bwd))
 
 

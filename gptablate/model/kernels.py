@@ -29,6 +29,19 @@ def runs_on(t: torch.Tensor) -> bool:
     return triton is not None and (t.is_cuda or INTERPRET)
 
 
+def takes(t: torch.Tensor) -> bool:
+    """Whether the kernels that run in the tensor's own dtype (fp32, bf16, fp16) take it: float64 (the tests'
+    exact cases) runs the torch rule."""
+    return runs_on(t) and t.dtype != torch.float64
+
+
+def row_chunks(D: int) -> tuple[int, int]:
+    """(DC, DL): a row of D features as DC chunks of DL (a warp's 32 lanes x 4, or fewer for a narrow row), both
+    powers of two, the warps along the chunks (hyperstep.py, aggregate.py)."""
+    dl = min(128, triton.next_power_of_2(D))
+    return triton.next_power_of_2(triton.cdiv(D, dl)), dl
+
+
 def use_kernel(t: torch.Tensor) -> bool:
     """Run the Triton kernel on this fp32 tensor (the kernels take fp32), rather than the torch rule."""
     return runs_on(t) and t.dtype == torch.float32

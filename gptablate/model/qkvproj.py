@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import runs_on, sm_count, tl, triton
+from .kernels import sm_count, takes, tl, triton
 
 # Programs per SM (each a column block looping over its share of rows), rows a tile, columns a tile, warps: the
 # fastest of scripts/device/qkvjoin_bench.py's sweep at the 124M attention (61,440 x 768) on an H100 (call AB:
@@ -71,7 +71,7 @@ if triton is not None:
 @torch.library.custom_op("gptablate::qkv_join", mutates_args=())
 def _qkv_join_op(dq: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor, with_sum: bool
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    if not runs_on(dq) or dq.dtype == torch.float64:
+    if not takes(dq):
         return qkv_join_reference(dq, dk, dv, with_sum)
     M, C = dq.shape
     joined = dq.new_empty(M, 3 * C)
