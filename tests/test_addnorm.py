@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fused import assert_fused_is_plain
 from interpreter import kernel_tests
 from gptablate.model import addnorm as AN
 from gptablate.model import biasgelu as BG
@@ -63,22 +64,7 @@ def _model(sets):
 
 
 def _assert_fused_is_plain(model):
-    """The model's loss and every gradient with its fused kernels (their torch rules on the CPU) and without."""
-    idx = torch.randint(0, model.config.vocab_size, (2, 16))
-    results = []
-    for fused in (False, True):
-        model.fused_kernels = fused
-        flagged = [m for m in model.modules() if hasattr(m, "fused")]  # sublayers, attnres's aggregations
-        assert len(flagged) >= 2 * model.config.n_layer and all(m.fused is fused for m in flagged)
-        model.zero_grad(set_to_none=True)
-        loss = model(idx[:, :-1], idx[:, 1:])
-        loss.backward()
-        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    (l0, g0), (l1, g1) = results
-    assert torch.allclose(l0, l1, atol=1e-6)
-    assert g0.keys() == g1.keys()
-    for name in g0:
-        assert torch.allclose(g0[name], g1[name], atol=1e-5, rtol=1e-4), name
+    assert_fused_is_plain(model, dict(atol=1e-6), dict(atol=1e-5, rtol=1e-4))
 
 
 @pytest.mark.parametrize("sets", [[], ["arch.norm=rmsnorm"], ["model.bias=false"],

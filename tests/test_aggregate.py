@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fused import assert_fused_is_plain
 from graphs import compiled_graphs
 from interpreter import kernel_tests
 
@@ -86,19 +87,9 @@ def _model(sets):
                                   ["arch.attnres.blocks=3", "arch.block=parallel"]])
 def test_fused_and_torch_paths_give_the_same_model(sets):
     model = _model(sets)
-    idx = torch.randint(0, 64, (2, 17))
-    results = []
-    for fused in (False, True):
-        model.fused_kernels = fused
-        assert all(a.fused is fused for a in model.residual.aggregators)
-        model.zero_grad(set_to_none=True)
-        loss = model(idx[:, :-1], idx[:, 1:])
-        loss.backward()
-        results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}))
-    (l0, g0), (l1, g1) = results
-    assert torch.allclose(l0, l1, rtol=1e-6) and g0.keys() == g1.keys()
-    for name in g0:  # fp32 arithmetic in the RMSNorms of the torch path
-        assert torch.allclose(g0[name], g1[name], rtol=1e-5, atol=1e-6), name
+    assert all(hasattr(a, "fused") for a in model.residual.aggregators)  # so that fused_kernels sets them
+    # fp32 arithmetic in the RMSNorms of the torch path
+    assert_fused_is_plain(model, dict(rtol=1e-6), dict(rtol=1e-5, atol=1e-6))
 
 
 @pytest.mark.parametrize("mode", ["block", "full"])
