@@ -78,10 +78,10 @@ class TrainConfig:
     # fused on CUDA under bf16 when Triton is installed.
     loss_kernel: Literal["auto", "fused", "torch"] = "auto"
     # The fused operations (GPT.fused_kernels; Triton kernels on CUDA), widths up to 1,024: every
-    # variant's MLP bias and GELU as one operation and c_attn's q/k/v gradients joined in one
-    # kernel; Pre-LN's residual add and the next norm as one operation (LayerNorm or RMSNorm,
-    # vanilla residual, no dropout). "torch": the layers as written; auto: fused on CUDA when
-    # Triton is installed.
+    # variant's MLP bias and GELU as one operation, c_attn's q/k/v gradients joined in one
+    # kernel and attnres's aggregations; Pre-LN's residual add and the next norm as one
+    # operation (LayerNorm or RMSNorm, vanilla residual, no dropout). "torch": the layers as
+    # written; auto: fused on CUDA when Triton is installed.
     norm_kernel: Literal["auto", "fused", "torch"] = "auto"
     # DDP (several ranks): gradient bucket size in MB, and gradients kept as views into the
     # buckets (no copy into the buckets, no per-step gradient allocation).

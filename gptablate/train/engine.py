@@ -138,7 +138,7 @@ def fused_loss_dtype(name: str, device: torch.device, dtype: torch.dtype) -> tor
 
 def fused_kernels(name: str, device: torch.device) -> bool:
     """Whether the model runs its fused operations (train.norm_kernel; GPT.fused_kernels: the MLP's bias and
-    GELU, c_attn's joined gradients, and Pre-LN's residual add with the next norm).
+    GELU, c_attn's joined gradients, attnres's aggregations, and Pre-LN's residual add with the next norm).
 
     auto: on CUDA when Triton is there (elsewhere the compiled layers do as well).
     """
