@@ -204,7 +204,7 @@ SECTION_TYPES = {
 # Settings that never change the trained model or its score: runs that differ only here are
 # seeds of one arm. (Device and rank count are not recipe keys at all.)
 # The same for a variant's own settings (arch.<variant>.<key>): how it is computed, not what.
-NON_SCIENCE_VARIANT_KEYS = {("hyper", "kernel")}
+NON_SCIENCE_VARIANT_KEYS = {("hyper", "kernel"), ("mhc", "kernel")}
 NON_SCIENCE_KEYS = {
     ("train", "seed"),
     ("train", "micro_batch"),

@@ -24,6 +24,7 @@ from .aggregate import aggregate
 from .hyperstep import hyper_step
 from .kernels import triton
 from .layers import make_norm
+from .mhcstep import mhc_step
 from .norms import RMSNorm
 from .registry import RESIDUALS
 from .sinkhorn import sinkhorn
@@ -328,13 +329,24 @@ class _MHCSite(nn.Module):
         self.b_post = nn.Parameter(torch.zeros(n))  # q = 1
         self.b_res = nn.Parameter(8.0 * (2 * torch.eye(n) - 1))  # R ≈ I
 
+    def write(self, z):
+        """The write's coefficients from the projections z (..., 2n + n²): q (..., n) and R (..., n, n)."""
+        n = self.n
+        q = 2 * torch.sigmoid(self.alpha_post * z[..., n:2 * n] + self.b_post)
+        R = sinkhorn((self.alpha_res * z[..., 2 * n:]).view(*z.shape[:-1], n, n) + self.b_res, self.iters)
+        return q, R
+
+    def fused_params(self):
+        """(w, α_pre, b_pre) for mhcstep.mhc_step: the norm's gain folded into the projection, w = g ⊙ Φ."""
+        return (self.norm.weight[:, None] * torch.cat((self.phi_pre, self.phi_post, self.phi_res), dim=1),
+                self.alpha_pre, self.b_pre)
+
     def forward(self, H, site, ctx):
         B, T, n, D = H.shape
         u = self.norm(H.reshape(B, T, n * D))
         z = u @ torch.cat((self.phi_pre, self.phi_post, self.phi_res), dim=1)  # one read of u: (B, T, 2n + n²)
         p = torch.sigmoid(self.alpha_pre * z[..., :n] + self.b_pre)  # (B, T, n)
-        q = 2 * torch.sigmoid(self.alpha_post * z[..., n:2 * n] + self.b_post)  # (B, T, n)
-        R = sinkhorn((self.alpha_res * z[..., 2 * n:]).view(B, T, n, n) + self.b_res, self.iters)
+        q, R = self.write(z)
         # Sums over the n streams in the stream's dtype, not einsums (see _HyperSite.forward):
         # the einsums ran in bf16 under autocast and rounded the streams at every site.
         out = site((p.unsqueeze(-1).type_as(H) * H).sum(-2), ctx)
@@ -351,6 +363,9 @@ class ManifoldHyperConnections(Residual):
         n: int = 4
         iters: int = 20
         lr_mult: float = 1.0
+        # fused: the stream work between two sites as one operation (mhcstep.py: Triton kernels on CUDA,
+        # its torch rule elsewhere); torch: the per-site code; auto: fused where the kernels run.
+        kernel: Literal["auto", "fused", "torch"] = "auto"
 
     def __init__(self, cfg, layout, settings=None):
         super().__init__(cfg, layout, settings)
@@ -359,8 +374,15 @@ class ManifoldHyperConnections(Residual):
         self.n = settings.n
         self.site_weights = nn.ModuleList(
             _MHCSite(cfg, settings.n, settings.iters, self.lr_mult) for _ in range(self.n_sites))
+        self.kernel = settings.kernel
+
+    def fused_for(self, x: torch.Tensor) -> bool:
+        """Whether the walk over x takes mhc_step (arch.mhc.kernel)."""
+        return self.kernel == "fused" or (self.kernel == "auto" and x.is_cuda and triton is not None)
 
     def walk(self, x, blocks, ctx):
+        if self.fused_for(x):
+            return self._walk_fused(x, blocks, ctx)
         H = x.unsqueeze(2).expand(-1, -1, self.n, -1)
         k = 0
         for block in blocks:
@@ -368,6 +390,23 @@ class ManifoldHyperConnections(Residual):
                 H = self.site_weights[k](H, site, ctx)
                 k += 1
         return H.mean(2)
+
+    def _walk_fused(self, x, blocks, ctx):
+        """The same function, one mhc_step between two sites: (H', x_in', z') from (H, out, R, q)."""
+        B, T, D = x.shape
+        n, M = self.n, B * T
+        sites = [site for block in blocks for site in block.sites()]
+        empty = x.new_zeros(0)
+        H, x_in, z = mhc_step(x.reshape(M, 1, D).expand(M, n, D), empty, empty, empty,
+                              *self.site_weights[0].fused_params(), eps=1e-5, has_write=False)
+        for k, site in enumerate(sites):
+            out = site(x_in.view(B, T, D), ctx).reshape(M, D)
+            q, R = self.site_weights[k].write(z)
+            if k + 1 < len(sites):
+                H, x_in, z = mhc_step(H, out, R, q, *self.site_weights[k + 1].fused_params(), eps=1e-5, has_write=True)
+        # the last site's write and the exit's mean over the streams: Σ_i H'_i = Σ_j (Σ_i R[i,j]) H_j + (Σ_i q_i) out
+        y = (R.sum(1)[..., None].type_as(H) * H).sum(1) + q.sum(-1)[:, None].type_as(H) * out.to(H.dtype)
+        return (y / n).view(B, T, D)
 
 
 @RESIDUALS.register("denseformer")

@@ -1,0 +1,85 @@
+"""mhc_step's kernels on the 124M step's streams (61,440 tokens x 4 x 768, fp32): time by block, warps and stages.
+
+    python3 scripts/device/mhcstep_bench.py [--write-best]
+
+Prints each kernel's time and the bandwidth its bytes imply, by tokens per program (BM), features per chunk (BK),
+warps and pipeline stages; then the backward's weight-gradient matmul (torch, TF32). Bytes counted: forward
+reads H and out and writes H', then forms H' again for x_in (a second read of H and out) and writes x_in;
+backward reads H, out and dx twice (its two walks), dH' once, and writes dH and d_out. Second reads count in
+full, as if from memory.
+--write-best writes the fastest forward and backward into TUNING in gptablate/model/mhcstep.py.
+"""
+import itertools
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from gptablate.model import mhcstep as MS
+
+
+def timed(fn, reps=20):
+    fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / reps
+
+
+def inputs(M, n, D):
+    f = dict(device="cuda", dtype=torch.float32)
+    torch.manual_seed(0)
+    Hk = torch.randn(M, n, D, **f)
+    out = torch.randn(M, D, device="cuda", dtype=torch.bfloat16)
+    Rk = torch.full((M, n, n), 1.0 / n, **f)
+    qk = torch.ones(M, n, **f)
+    w = torch.randn(n * D, 2 * n + n * n, **f) * 0.02
+    return Hk, out, Rk, qk, w, torch.tensor([0.01], **f), torch.full((n,), -1.1, **f)
+
+
+def main(M=61440, n=4, D=768):
+    args = inputs(M, n, D)
+    Hk, out, Rk, qk, w, a_pre, _ = args
+    H1, x_in, z, p, rstd = torch.ops.gptablate.mhc_step(*args, 1e-5, True)
+    dH1, dx, dz = torch.randn_like(H1), torch.randn_like(x_in), torch.randn_like(z)
+    stream, row = M * n * D * 4, M * D
+    fwd_bytes = 3 * stream + row * (2 + 2 + 4)
+    bwd_bytes = 4 * stream + row * (2 * 2 + 2 * 4 + 2)
+    print(f"streams {stream / 1e9:.3f} GB; forward moves {fwd_bytes / 1e9:.2f} GB, backward {bwd_bytes / 1e9:.2f} GB",
+          flush=True)
+    fwd, bwd = {}, {}
+    for cfg in itertools.product((16, 32), (32, 64), (4, 8), (1, 2, 3)):
+        MS.TUNING = (cfg, cfg)
+        try:
+            fwd[cfg] = timed(lambda: torch.ops.gptablate.mhc_step(*args, 1e-5, True))
+            bwd[cfg] = timed(lambda: torch.ops.gptablate.mhc_step_backward(
+                Hk, out, Rk, qk, w, a_pre, H1, z, p, rstd, dH1, dx, dz, True))
+        except Exception as e:  # e.g. out of shared memory
+            print(f"  BM {cfg[0]} BK {cfg[1]} warps {cfg[2]} stages {cfg[3]}: failed: {str(e)[:160]}", flush=True)
+            continue
+        print(f"  BM {cfg[0]} BK {cfg[1]} warps {cfg[2]} stages {cfg[3]}: forward {fwd[cfg]:.3f} ms "
+              f"({fwd_bytes / fwd[cfg] / 1e6:.0f} GB/s), backward {bwd[cfg]:.3f} ms "
+              f"({bwd_bytes / bwd[cfg] / 1e6:.0f} GB/s)", flush=True)
+    best = (min(fwd, key=fwd.get), min(bwd, key=bwd.get))
+    print(f"best: forward {best[0]} {fwd[best[0]]:.3f} ms, backward {best[1]} {bwd[best[1]]:.3f} ms", flush=True)
+    MS.TUNING = best
+    torch.backends.cuda.matmul.allow_tf32 = True  # as the engine sets it
+    mm = timed(lambda: H1.reshape(M, n * D).t() @ dz)
+    print(f"backward's weight-gradient matmul (tf32): {mm:.3f} ms", flush=True)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    print(f"a site: {fwd[best[0]] + bwd[best[1]] + mm:.3f} ms", flush=True)
+    if "--write-best" in sys.argv:
+        path = Path(MS.__file__)
+        text, done = re.subn(r"^TUNING = .*$", f"TUNING = {best}", path.read_text(), flags=re.M)
+        assert done == 1
+        path.write_text(text)
+        print(f"wrote to {path}: TUNING = {best}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

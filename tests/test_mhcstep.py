@@ -1,0 +1,96 @@
+"""mHC's fused stream step: the hand-written backward, the model's two paths, the kernels."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from graphs import compiled_graphs
+from interpreter import kernel_tests
+
+from gptablate.model import mhcstep as MS
+from gptablate.model.gpt import GPT, GPTConfig
+from gptablate.recipe import load_recipe
+
+
+def _inputs(n, D, M, has_write, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape, s=1.0, lo=0.0: (lo + s * torch.randn(*shape, generator=g, dtype=dtype)).requires_grad_()
+    Hk, out = r(M, n, D, s=2.0, lo=0.3), r(M, D)
+    Rk, qk = r(M, n, n, s=0.5), r(M, n, s=0.5, lo=1.0)
+    w = r(n * D, 2 * n + n * n, s=(n * D) ** -0.5)
+    a_pre, b_pre = r(1, s=0.3, lo=0.5), r(n)
+    if not has_write:
+        out, Rk, qk = (torch.zeros(0, dtype=dtype) for _ in range(3))
+    return [Hk, out, Rk, qk, w, a_pre, b_pre]
+
+
+@pytest.mark.parametrize("has_write", [True, False])
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_hand_backward_matches_autograd_through_the_reference(has_write, n):
+    tensors = _inputs(n, 10, 5, has_write)
+    flags = (1e-5, has_write)
+    want_out = MS.mhc_step_reference(*tensors, *flags)[:3]
+    got_out = torch.ops.gptablate.mhc_step(*tensors, *flags)[:3]  # the op: manual backward
+    weights = [torch.randn_like(t) for t in want_out]
+    loss = lambda outs: sum((o * w).sum() for o, w in zip(outs, weights))
+    grads_of = [t for t in tensors if t.requires_grad]
+    want = torch.autograd.grad(loss(want_out), grads_of)
+    got = torch.autograd.grad(loss(got_out), grads_of)
+    for o, w in zip(got_out, want_out):
+        assert torch.allclose(o, w, atol=1e-12)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-10), (a - b).abs().max()
+
+
+def _model(sets, block="pre"):
+    base = [f"model.n_layer={2 if block == 'pre' else 3}", "model.n_embd=32", "model.n_head=2", "model.block_size=16", "model.vocab_size=64",
+            "arch.residual=mhc", f"arch.block={block}"]
+    torch.manual_seed(0)
+    return GPT(GPTConfig.from_recipe(load_recipe("gpt2_124m", base + sets))).double()
+
+
+@pytest.mark.parametrize("block,n", [("pre", 4), ("pre", 2), ("parallel", 3)])
+def test_fused_and_torch_paths_give_the_same_model(block, n):
+    sets = [f"arch.mhc.n={n}"]
+    fused, plain = _model(sets + ["arch.mhc.kernel=fused"], block), _model(sets + ["arch.mhc.kernel=torch"], block)
+    cpu = torch.zeros(1)
+    assert fused.residual.fused_for(cpu) and not plain.residual.fused_for(cpu)
+    # auto: fused where the kernels run; on the CPU the per-site code, which inductor compiles
+    assert _model(sets, block).residual.fused_for(cpu) is False
+    plain.load_state_dict(fused.state_dict())
+    g = torch.Generator().manual_seed(1)
+    noise = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in fused.parameters()]
+    with torch.no_grad():  # connection weights away from their initial values, so every term is exercised
+        for model in (fused, plain):
+            for (name, p), e in zip(model.named_parameters(), noise):
+                if name.endswith("b_res"):  # R off its saturated start (≈ I), so that its gradient is not ≈ 0
+                    p.copy_(e)
+                elif name.startswith("residual."):
+                    p.add_((0.3 if "alpha" in name or "b_" in name else 0.05) * e)
+    x = torch.randint(0, 64, (2, 17), generator=g)
+    a, b = fused(x[:, :-1], x[:, 1:]), plain(x[:, :-1], x[:, 1:])
+    a.backward()
+    b.backward()
+    assert torch.allclose(a, b, atol=1e-6)
+    # each gradient to 1e-5 of its own scale: R's are about 1e-6 (the Sinkhorn's gradient of equal streams is 0, and
+    # the streams differ only as far as the q's do), so one absolute tolerance would not test them; the floor, 1e-10,
+    # is the Sinkhorn's: it runs in fp32 in both paths
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters()):
+        scale = q.grad.abs().max().item()
+        assert (p.grad - q.grad).abs().max().item() <= 1e-5 * scale + 1e-10, (name, scale)
+    # site 0 mixes equal streams and the last one's R reaches the loss only through its column sums (1): the second
+    # site's R has a gradient
+    assert min(p.grad.abs().max() for name, p in fused.named_parameters() if "1.b_res" in name) > 1e-8
+
+
+def test_fused_model_compiles_without_a_graph_break():
+    model = _model(["arch.mhc.kernel=fused"]).float()
+    graphs = compiled_graphs(model.hidden, torch.randint(0, 64, (2, 16)))
+    assert len(graphs) == 1 and any("mhc_step" in str(node.target) for node in graphs[0].graph.nodes)
+
+
+_CHECK = Path(__file__).with_name("mhcstep_kernel_check.py")
+
+
+test_kernels_match_reference_in_triton_interpreter, test_kernels_match_reference_on_gpu = kernel_tests(
+    [str(_CHECK), "interp"], [str(_CHECK)])
