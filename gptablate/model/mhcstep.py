@@ -39,10 +39,11 @@ import torch
 
 from .kernels import tl, triton, use_kernel
 
-# (tokens per program BM, features per chunk BK, warps, stages) of the forward kernel and of the backward: the
-# fastest of scripts/device/mhcstep_bench.py's sweep on the 124M step's streams (61,440 x 4 x 768, one H100).
-# Stages past 1 let the compiler fetch the next chunk's W rows into shared memory during this one's product.
-TUNING = ((16, 32, 4, 1), (16, 32, 4, 2))
+# (tokens per program BM, features per chunk BK, warps, stages, register cap or None) of the forward kernel and of
+# the backward: the fastest of scripts/device/mhcstep_bench.py's sweep on the 124M step's streams (61,440 x 4 x 768,
+# one H100). Stages past 1 let the compiler fetch the next chunk's W rows into shared memory during this one's product.
+TUNING = ((16, 32, 4, 1, None), (16, 32, 4, 1, None))
+MAX_STREAMS = 4  # the kernels name the streams one by one
 
 
 def mhc_step_reference(Hk, out, Rk, qk, w, a_pre, b_pre, eps: float, has_write: bool):
@@ -80,150 +81,211 @@ def mhc_step_backward_reference(Hk, out, Rk, qk, w, a_pre, H1, z, p, rstd, dH1, 
 
 
 if triton is not None:
-    # A program's tiles: tokens (BM), streams (NP: n padded to a power of two), features of a chunk (BK);
-    # z's columns (JP: 2n + n² padded, at least 16 for the tensor cores).
+    # A program takes BM tokens and walks their features in chunks of BK, each stream's chunk a (BM, BK) tile of its
+    # own: the kernels are written for up to four streams (MAX_STREAMS; those past n are masked to zero), named one by
+    # one. A first version kept the streams as one (BM, n, BK) tile: picking R's columns out of it moved data between
+    # threads at every chunk (27 barriers and 255 registers a thread for the write alone, compiled for sm_90), and it
+    # ran at 1.0-2.0 TB/s (call AL). z's columns are padded to JP (a power of two, at least 16 for the tensor cores).
 
     @triton.jit
-    def _column(x3, jc3, j):
-        """Column j of a (BM, NP, NP) tile: (BM, NP, 1)."""
-        return tl.sum(tl.where(jc3 == j, x3, 0.0), axis=2, keep_dims=True)
+    def _coef4(ptr, row, ok, N: tl.constexpr):
+        """A token's four numbers at ptr + row + 0..3, (BM, 1) each; those past N are 0."""
+        return (tl.load(ptr + row, mask=ok, other=0.0), tl.load(ptr + row + 1, mask=ok & (N > 1), other=0.0),
+                tl.load(ptr + row + 2, mask=ok & (N > 2), other=0.0),
+                tl.load(ptr + row + 3, mask=ok & (N > 3), other=0.0))
 
     @triton.jit
-    def _chunk(hk_ptr, out_ptr, r3, q3, srow, orow, c0, k2, mk2, t3, i3, k3, hm, jc3, D,
-               N: tl.constexpr, HAS_WRITE: tl.constexpr):
-        """H' at features c0 + k of the block's tokens, (BM, NP, BK): Σ_j R[i,j] H_j + q_i out, or H itself."""
+    def _rows4(ptr, row, D, mk2, N: tl.constexpr):
+        """The four streams' (BM, BK) tiles at ptr + row + i·D; those past N are 0."""
+        return (tl.load(ptr + row, mask=mk2, other=0.0), tl.load(ptr + row + D, mask=mk2 & (N > 1), other=0.0),
+                tl.load(ptr + row + 2 * D, mask=mk2 & (N > 2), other=0.0),
+                tl.load(ptr + row + 3 * D, mask=mk2 & (N > 3), other=0.0))
+
+    @triton.jit
+    def _store4(ptr, row, D, mk2, x0, x1, x2, x3, N: tl.constexpr):
+        tl.store(ptr + row, x0, mask=mk2)
+        tl.store(ptr + row + D, x1, mask=mk2 & (N > 1))
+        tl.store(ptr + row + 2 * D, x2, mask=mk2 & (N > 2))
+        tl.store(ptr + row + 3 * D, x3, mask=mk2 & (N > 3))
+
+    @triton.jit
+    def _combine(c, h0, h1, h2, h3):
+        """Σ_j c[j]·h_j for a tuple c of four (BM, 1) coefficients."""
+        return c[0] * h0 + c[1] * h1 + c[2] * h2 + c[3] * h3
+
+    @triton.jit
+    def _chunk(hk_ptr, out_ptr, srow, orow, D, mk2, R0, R1, R2, R3, Q, N: tl.constexpr, HAS_WRITE: tl.constexpr):
+        """H' at this chunk: (H'_0, .., H'_3), each (BM, BK); H'_i = Σ_j R[i,j] H_j + q_i out, or H itself."""
+        h0, h1, h2, h3 = _rows4(hk_ptr, srow, D, mk2, N)
         if HAS_WRITE:
-            o = tl.load(out_ptr + orow + c0 + k2, mask=mk2, other=0.0).to(tl.float32)  # (BM, BK)
-            h = q3 * o[:, None, :]
-            for j in tl.static_range(N):
-                hj = tl.load(hk_ptr + srow + j * D + c0 + k2, mask=mk2, other=0.0)
-                h += _column(r3, jc3, j) * hj[:, None, :]
-        else:
-            h = tl.load(hk_ptr + t3 * (N * D) + i3 * D + c0 + k3, mask=hm, other=0.0)
-        return h
+            o = tl.load(out_ptr + orow, mask=mk2, other=0.0).to(tl.float32)
+            return (_combine(R0, h0, h1, h2, h3) + Q[0] * o, _combine(R1, h0, h1, h2, h3) + Q[1] * o,
+                    _combine(R2, h0, h1, h2, h3) + Q[2] * o, _combine(R3, h0, h1, h2, h3) + Q[3] * o)
+        return h0, h1, h2, h3
 
     @triton.jit
-    def _block(M, D, N: tl.constexpr, NP: tl.constexpr, JP: tl.constexpr, BM: tl.constexpr, BK: tl.constexpr):
-        """The block's token indices (int64) and the index vectors of its tiles."""
+    def _w_tile(w_ptr, i, c0, D, k, jj, J: tl.constexpr, N: tl.constexpr):
+        """W's rows i·D + c0 + k (columns jj) as a (BK, JP) tile; zero past stream N."""
+        return tl.load(w_ptr + (i * D + c0 + k[:, None]) * J + jj[None, :],
+                       mask=(c0 + k[:, None] < D) & (jj[None, :] < J) & (i < N), other=0.0)
+
+    @triton.jit
+    def _w_tile_t(w_ptr, i, c0, D, k, jj, J: tl.constexpr, N: tl.constexpr):
+        """The same rows transposed: (JP, BK)."""
+        return tl.load(w_ptr + (i * D + c0 + k[None, :]) * J + jj[:, None],
+                       mask=(c0 + k[None, :] < D) & (jj[:, None] < J) & (i < N), other=0.0)
+
+    @triton.jit
+    def _column(x, jj, i):
+        """Column i of a (BM, JP) tile: (BM, 1)."""
+        return tl.sum(tl.where(jj[None, :] == i, x, 0.0), axis=1)[:, None]
+
+    @triton.jit
+    def _block(r_ptr, q_ptr, M, BM: tl.constexpr, BK: tl.constexpr, JP: tl.constexpr, N: tl.constexpr,
+               HAS_WRITE: tl.constexpr):
+        """The block's tokens (int64, (BM, 1)), their mask, the index vectors, and the write's R rows and q."""
         tok = tl.program_id(0) * BM + tl.arange(0, BM)
-        return tok.to(tl.int64), tok < M, tl.arange(0, NP), tl.arange(0, BK), tl.arange(0, JP)
-
-    @triton.jit
-    def _w_rows(D, N: tl.constexpr, NP: tl.constexpr, BK: tl.constexpr):
-        """W's row index (i·D + k) and stream mask of a flattened (stream, feature-in-chunk) axis of NP·BK."""
-        r = tl.arange(0, NP * BK)
-        return (r // BK) * D + r % BK, r // BK < N, r % BK
+        t = tok.to(tl.int64)[:, None]
+        ok = (tok < M)[:, None]
+        if HAS_WRITE:
+            R0 = _coef4(r_ptr, t * (N * N), ok, N)
+            R1 = _coef4(r_ptr, t * (N * N) + N, ok & (N > 1), N)
+            R2 = _coef4(r_ptr, t * (N * N) + 2 * N, ok & (N > 2), N)
+            R3 = _coef4(r_ptr, t * (N * N) + 3 * N, ok & (N > 3), N)
+            Q = _coef4(q_ptr, t * N, ok, N)
+        else:
+            R0, R1, R2, R3, Q = (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0), \
+                (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0)
+        return t, ok, tl.arange(0, BK), tl.arange(0, JP), R0, R1, R2, R3, Q
 
     @triton.jit
     def _mhc_fwd_kernel(hk_ptr, out_ptr, r_ptr, q_ptr, w_ptr, a_ptr, b_ptr,
                         h1_ptr, x_ptr, z_ptr, p_ptr, rstd_ptr, M, D, eps,
-                        N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, JP: tl.constexpr,
+                        N: tl.constexpr, J: tl.constexpr, JP: tl.constexpr,
                         BM: tl.constexpr, BK: tl.constexpr, HAS_WRITE: tl.constexpr):
-        t64, tmask, i, k, jj = _block(M, D, N, NP, JP, BM, BK)
-        t3, i3, k3, jc3 = t64[:, None, None], i[None, :, None], k[None, None, :], i[None, None, :]
-        m3 = tmask[:, None, None] & (i3 < N)  # (BM, NP, 1)
-        k2, srow, orow = k[None, :], t64[:, None] * (N * D), t64[:, None] * D
-        r3 = tl.load(r_ptr + t3 * (N * N) + i3 * N + jc3, mask=m3 & (jc3 < N), other=0.0) if HAS_WRITE else 0.0
-        q3 = tl.load(q_ptr + t3 * N + i3, mask=m3, other=0.0) if HAS_WRITE else 0.0
-        wrow, wmask, wk = _w_rows(D, N, NP, BK)
+        t, ok, k, jj, R0, R1, R2, R3, Q = _block(r_ptr, q_ptr, M, BM, BK, JP, N, HAS_WRITE)
         acc = tl.zeros([BM, JP], tl.float32)
-        ss = tl.zeros([BM], tl.float32)
+        ss = tl.zeros([BM, 1], tl.float32)
         for c0 in range(0, D, BK):
-            mk2 = tmask[:, None] & (c0 + k2 < D)
-            hm = m3 & (c0 + k3 < D)
-            h = _chunk(hk_ptr, out_ptr, r3, q3, srow, orow, c0, k2, mk2, t3, i3, k3, hm, jc3, D, N, HAS_WRITE)
-            tl.store(h1_ptr + t3 * (N * D) + i3 * D + c0 + k3, h, mask=hm)
-            ss += tl.sum(tl.sum(h * h, axis=2), axis=1)
-            w = tl.load(w_ptr + (wrow[:, None] + c0) * J + jj[None, :],
-                        mask=(wmask & (c0 + wk < D))[:, None] & (jj[None, :] < J), other=0.0)  # (NP·BK, JP)
-            acc += tl.dot(tl.reshape(h, (BM, NP * BK)), w)
-        rstd = 1.0 / tl.sqrt(ss / (N * D) + eps)
-        z = acc * rstd[:, None]
-        tl.store(z_ptr + t64[:, None] * J + jj[None, :], z, mask=tmask[:, None] & (jj[None, :] < J))
-        tl.store(rstd_ptr + t64, rstd, mask=tmask)
-        zpre = tl.sum(tl.where(jj[None, None, :] == i3, z[:, None, :], 0.0), axis=2, keep_dims=True)  # (BM, NP, 1)
-        pre = tl.load(a_ptr) * zpre + tl.load(b_ptr + i3, mask=i3 < N, other=0.0)
-        p = tl.where(m3, 1.0 / (1.0 + tl.exp(-pre)), 0.0)
-        tl.store(p_ptr + t3 * N + i3, p, mask=m3)
+            mk2 = ok & (c0 + k[None, :] < D)
+            srow, orow = t * (N * D) + c0 + k[None, :], t * D + c0 + k[None, :]
+            u0, u1, u2, u3 = _chunk(hk_ptr, out_ptr, srow, orow, D, mk2, R0, R1, R2, R3, Q, N, HAS_WRITE)
+            _store4(h1_ptr, srow, D, mk2, u0, u1, u2, u3, N)
+            ss += tl.sum(u0 * u0 + u1 * u1 + u2 * u2 + u3 * u3, axis=1, keep_dims=True)
+            acc = tl.dot(u0, _w_tile(w_ptr, 0, c0, D, k, jj, J, N), acc)
+            acc = tl.dot(u1, _w_tile(w_ptr, 1, c0, D, k, jj, J, N), acc)
+            acc = tl.dot(u2, _w_tile(w_ptr, 2, c0, D, k, jj, J, N), acc)
+            acc = tl.dot(u3, _w_tile(w_ptr, 3, c0, D, k, jj, J, N), acc)
+        rstd = 1.0 / tl.sqrt(ss / (N * D) + eps)  # (BM, 1)
+        z = acc * rstd
+        tl.store(z_ptr + t * J + jj[None, :], z, mask=ok & (jj[None, :] < J))
+        tl.store(rstd_ptr + t, rstd, mask=ok)
+        a = tl.load(a_ptr)
+        B = _coef4(b_ptr, 0, True, N)
+        p0 = tl.where(ok, 1.0 / (1.0 + tl.exp(-(a * _column(z, jj, 0) + B[0]))), 0.0)
+        p1 = tl.where(ok & (N > 1), 1.0 / (1.0 + tl.exp(-(a * _column(z, jj, 1) + B[1]))), 0.0)
+        p2 = tl.where(ok & (N > 2), 1.0 / (1.0 + tl.exp(-(a * _column(z, jj, 2) + B[2]))), 0.0)
+        p3 = tl.where(ok & (N > 3), 1.0 / (1.0 + tl.exp(-(a * _column(z, jj, 3) + B[3]))), 0.0)
+        _store4(p_ptr, t * N, 1, ok, p0, p1, p2, p3, N)
         for c0 in range(0, D, BK):  # x_in' = Σ_i p_i H'_i, H' formed again
-            mk2 = tmask[:, None] & (c0 + k2 < D)
-            hm = m3 & (c0 + k3 < D)
-            h = _chunk(hk_ptr, out_ptr, r3, q3, srow, orow, c0, k2, mk2, t3, i3, k3, hm, jc3, D, N, HAS_WRITE)
-            tl.store(x_ptr + orow + c0 + k2, tl.sum(p * h, axis=1), mask=mk2)
+            mk2 = ok & (c0 + k[None, :] < D)
+            srow, orow = t * (N * D) + c0 + k[None, :], t * D + c0 + k[None, :]
+            u0, u1, u2, u3 = _chunk(hk_ptr, out_ptr, srow, orow, D, mk2, R0, R1, R2, R3, Q, N, HAS_WRITE)
+            tl.store(x_ptr + orow, p0 * u0 + p1 * u1 + p2 * u2 + p3 * u3, mask=mk2)
+
+    @triton.jit
+    def _dots4(g, h0, h1, h2, h3):
+        """(<g, h_0>, .., <g, h_3>) over the chunk's features, (BM, 1) each."""
+        return (tl.sum(g * h0, axis=1, keep_dims=True), tl.sum(g * h1, axis=1, keep_dims=True),
+                tl.sum(g * h2, axis=1, keep_dims=True), tl.sum(g * h3, axis=1, keep_dims=True))
+
+    @triton.jit
+    def _add4(a, b):
+        return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
 
     @triton.jit
     def _mhc_bwd_kernel(hk_ptr, out_ptr, r_ptr, q_ptr, w_ptr, a_ptr, z_ptr, p_ptr, rstd_ptr, dh1_ptr, dx_ptr, dz_ptr,
                         dhk_ptr, dout_ptr, dr_ptr, dq_ptr, dzraw_ptr, dps_ptr, M, D,
-                        N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, JP: tl.constexpr,
+                        N: tl.constexpr, J: tl.constexpr, JP: tl.constexpr,
                         BM: tl.constexpr, BK: tl.constexpr, HAS_WRITE: tl.constexpr):
-        t64, tmask, i, k, jj = _block(M, D, N, NP, JP, BM, BK)
-        t3, i3, k3, jc3 = t64[:, None, None], i[None, :, None], k[None, None, :], i[None, None, :]
-        m3 = tmask[:, None, None] & (i3 < N)
-        k2, srow, orow = k[None, :], t64[:, None] * (N * D), t64[:, None] * D
-        rmask = m3 & (jc3 < N)
-        r3 = tl.load(r_ptr + t3 * (N * N) + i3 * N + jc3, mask=rmask, other=0.0) if HAS_WRITE else 0.0
-        q3 = tl.load(q_ptr + t3 * N + i3, mask=m3, other=0.0) if HAS_WRITE else 0.0
+        t, ok, k, jj, R0, R1, R2, R3, Q = _block(r_ptr, q_ptr, M, BM, BK, JP, N, HAS_WRITE)
         # first walk: dp_i = <H'_i, dx>
-        dp = tl.zeros([BM, NP, 1], tl.float32)
+        zero = tl.zeros([BM, 1], tl.float32)
+        dp = (zero, zero, zero, zero)
         for c0 in range(0, D, BK):
-            mk2 = tmask[:, None] & (c0 + k2 < D)
-            hm = m3 & (c0 + k3 < D)
-            h = _chunk(hk_ptr, out_ptr, r3, q3, srow, orow, c0, k2, mk2, t3, i3, k3, hm, jc3, D, N, HAS_WRITE)
-            dx = tl.load(dx_ptr + orow + c0 + k2, mask=mk2, other=0.0).to(tl.float32)
-            dp += tl.sum(h * dx[:, None, :], axis=2, keep_dims=True)
-        p = tl.load(p_ptr + t3 * N + i3, mask=m3, other=0.0)
-        dps = dp * p * (1.0 - p)
-        tl.store(dps_ptr + t3 * N + i3, dps, mask=m3)
-        zmask = tmask[:, None] & (jj[None, :] < J)
-        zoff = t64[:, None] * J + jj[None, :]
-        z = tl.load(z_ptr + zoff, mask=zmask, other=0.0)
-        dzt = tl.load(dz_ptr + zoff, mask=zmask, other=0.0)
-        dzt += tl.sum(tl.where(jj[None, None, :] == i3, tl.load(a_ptr) * dps, 0.0), axis=1)  # (BM, JP)
-        rstd = tl.load(rstd_ptr + t64, mask=tmask, other=0.0)
-        dzraw = dzt * rstd[:, None]
-        tl.store(dzraw_ptr + zoff, dzraw, mask=zmask)
-        cc = (-tl.sum(dzt * z, axis=1) * rstd * rstd / (N * D))[:, None, None]
-        wrow, wmask, wk = _w_rows(D, N, NP, BK)
-        dr = tl.zeros([BM, NP, NP], tl.float32)
-        dq = tl.zeros([BM, NP, 1], tl.float32)
+            mk2 = ok & (c0 + k[None, :] < D)
+            srow, orow = t * (N * D) + c0 + k[None, :], t * D + c0 + k[None, :]
+            u0, u1, u2, u3 = _chunk(hk_ptr, out_ptr, srow, orow, D, mk2, R0, R1, R2, R3, Q, N, HAS_WRITE)
+            dx = tl.load(dx_ptr + orow, mask=mk2, other=0.0).to(tl.float32)
+            dp = _add4(dp, _dots4(dx, u0, u1, u2, u3))
+        P = _coef4(p_ptr, t * N, ok, N)
+        dps0, dps1, dps2, dps3 = (dp[0] * P[0] * (1.0 - P[0]), dp[1] * P[1] * (1.0 - P[1]),
+                                  dp[2] * P[2] * (1.0 - P[2]), dp[3] * P[3] * (1.0 - P[3]))
+        _store4(dps_ptr, t * N, 1, ok, dps0, dps1, dps2, dps3, N)
+        zmask = ok & (jj[None, :] < J)
+        z = tl.load(z_ptr + t * J + jj[None, :], mask=zmask, other=0.0)
+        a = tl.load(a_ptr)
+        dzt = tl.load(dz_ptr + t * J + jj[None, :], mask=zmask, other=0.0) + a * (
+            tl.where(jj[None, :] == 0, dps0, 0.0) + tl.where(jj[None, :] == 1, dps1, 0.0)
+            + tl.where(jj[None, :] == 2, dps2, 0.0) + tl.where(jj[None, :] == 3, dps3, 0.0))
+        rstd = tl.load(rstd_ptr + t, mask=ok, other=0.0)
+        dzraw = dzt * rstd
+        tl.store(dzraw_ptr + t * J + jj[None, :], dzraw, mask=zmask)
+        cc = -tl.sum(dzt * z, axis=1, keep_dims=True) * rstd * rstd / (N * D)
+        four = (zero, zero, zero, zero)
+        dr0, dr1, dr2, dr3, dq = four, four, four, four, four  # dR[i, j] = Σ <dH̃'_i, H_j>, dq_i = Σ <dH̃'_i, out>
         # second walk: dH̃' and what it gives
         for c0 in range(0, D, BK):
-            mk2 = tmask[:, None] & (c0 + k2 < D)
-            hm = m3 & (c0 + k3 < D)
-            h = _chunk(hk_ptr, out_ptr, r3, q3, srow, orow, c0, k2, mk2, t3, i3, k3, hm, jc3, D, N, HAS_WRITE)
-            dx = tl.load(dx_ptr + orow + c0 + k2, mask=mk2, other=0.0).to(tl.float32)
-            wt = tl.load(w_ptr + (wrow[None, :] + c0) * J + jj[:, None],
-                         mask=(wmask & (c0 + wk < D))[None, :] & (jj[:, None] < J), other=0.0)  # (JP, NP·BK)
-            g = tl.load(dh1_ptr + t3 * (N * D) + i3 * D + c0 + k3, mask=hm, other=0.0) + p * dx[:, None, :] + cc * h
-            g += tl.reshape(tl.dot(dzraw, wt), (BM, NP, BK))
-            g = tl.where(hm, g, 0.0)
+            mk2 = ok & (c0 + k[None, :] < D)
+            srow, orow = t * (N * D) + c0 + k[None, :], t * D + c0 + k[None, :]
+            h0, h1, h2, h3 = _rows4(hk_ptr, srow, D, mk2, N)
             if HAS_WRITE:
-                o = tl.load(out_ptr + orow + c0 + k2, mask=mk2, other=0.0).to(tl.float32)
-                tl.store(dout_ptr + orow + c0 + k2, tl.sum(q3 * g, axis=1).to(dout_ptr.dtype.element_ty), mask=mk2)
-                dq += tl.sum(g * o[:, None, :], axis=2, keep_dims=True)
-                for j in tl.static_range(N):
-                    tl.store(dhk_ptr + srow + j * D + c0 + k2, tl.sum(_column(r3, jc3, j) * g, axis=1), mask=mk2)
-                    hj = tl.load(hk_ptr + srow + j * D + c0 + k2, mask=mk2, other=0.0)
-                    dr += tl.where(jc3 == j, tl.sum(g * hj[:, None, :], axis=2, keep_dims=True), 0.0)
+                o = tl.load(out_ptr + orow, mask=mk2, other=0.0).to(tl.float32)
+                u0, u1, u2, u3 = (_combine(R0, h0, h1, h2, h3) + Q[0] * o, _combine(R1, h0, h1, h2, h3) + Q[1] * o,
+                                  _combine(R2, h0, h1, h2, h3) + Q[2] * o, _combine(R3, h0, h1, h2, h3) + Q[3] * o)
             else:
-                tl.store(dhk_ptr + t3 * (N * D) + i3 * D + c0 + k3, g, mask=hm)
+                u0, u1, u2, u3 = h0, h1, h2, h3
+            dx = tl.load(dx_ptr + orow, mask=mk2, other=0.0).to(tl.float32)
+            d0, d1, d2, d3 = _rows4(dh1_ptr, srow, D, mk2, N)
+            g0 = d0 + P[0] * dx + cc * u0 + tl.dot(dzraw, _w_tile_t(w_ptr, 0, c0, D, k, jj, J, N))
+            g1 = d1 + P[1] * dx + cc * u1 + tl.dot(dzraw, _w_tile_t(w_ptr, 1, c0, D, k, jj, J, N))
+            g2 = d2 + P[2] * dx + cc * u2 + tl.dot(dzraw, _w_tile_t(w_ptr, 2, c0, D, k, jj, J, N))
+            g3 = d3 + P[3] * dx + cc * u3 + tl.dot(dzraw, _w_tile_t(w_ptr, 3, c0, D, k, jj, J, N))
+            if HAS_WRITE:
+                # dH_j = Σ_i R[i,j] g_i: R's column j
+                _store4(dhk_ptr, srow, D, mk2,
+                        R0[0] * g0 + R1[0] * g1 + R2[0] * g2 + R3[0] * g3,
+                        R0[1] * g0 + R1[1] * g1 + R2[1] * g2 + R3[1] * g3,
+                        R0[2] * g0 + R1[2] * g1 + R2[2] * g2 + R3[2] * g3,
+                        R0[3] * g0 + R1[3] * g1 + R2[3] * g2 + R3[3] * g3, N)
+                tl.store(dout_ptr + orow, _combine(Q, g0, g1, g2, g3).to(dout_ptr.dtype.element_ty), mask=mk2)
+                dq = _add4(dq, _dots4(o, g0, g1, g2, g3))
+                dr0 = _add4(dr0, _dots4(g0, h0, h1, h2, h3))
+                dr1 = _add4(dr1, _dots4(g1, h0, h1, h2, h3))
+                dr2 = _add4(dr2, _dots4(g2, h0, h1, h2, h3))
+                dr3 = _add4(dr3, _dots4(g3, h0, h1, h2, h3))
+            else:
+                _store4(dhk_ptr, srow, D, mk2, g0, g1, g2, g3, N)
         if HAS_WRITE:
-            tl.store(dr_ptr + t3 * (N * N) + i3 * N + jc3, dr, mask=rmask)
-            tl.store(dq_ptr + t3 * N + i3, dq, mask=m3)
+            _store4(dq_ptr, t * N, 1, ok, dq[0], dq[1], dq[2], dq[3], N)
+            _store4(dr_ptr, t * (N * N), 1, ok, dr0[0], dr0[1], dr0[2], dr0[3], N)
+            _store4(dr_ptr, t * (N * N) + N, 1, ok & (N > 1), dr1[0], dr1[1], dr1[2], dr1[3], N)
+            _store4(dr_ptr, t * (N * N) + 2 * N, 1, ok & (N > 2), dr2[0], dr2[1], dr2[2], dr2[3], N)
+            _store4(dr_ptr, t * (N * N) + 3 * N, 1, ok & (N > 3), dr3[0], dr3[1], dr3[2], dr3[3], N)
 
 
 def _launch(kernel, tuning, M: int, n: int, *args, has_write: bool) -> None:
-    bm, bk, warps, stages = tuning
-    kernel[(triton.cdiv(M, bm),)](*args, N=n, NP=triton.next_power_of_2(n), J=2 * n + n * n,
-                                  JP=max(16, triton.next_power_of_2(2 * n + n * n)), BM=bm, BK=bk,
-                                  HAS_WRITE=has_write, num_warps=warps, num_stages=stages)
+    bm, bk, warps, stages, maxnreg = tuning
+    kernel[(triton.cdiv(M, bm),)](*args, N=n, J=2 * n + n * n, JP=max(16, triton.next_power_of_2(2 * n + n * n)),
+                                  BM=bm, BK=bk, HAS_WRITE=has_write, num_warps=warps, num_stages=stages,
+                                  **({"maxnreg": maxnreg} if maxnreg else {}))
 
 
 @torch.library.custom_op("gptablate::mhc_step", mutates_args=())
 def _mhc_step_op(Hk: torch.Tensor, out: torch.Tensor, Rk: torch.Tensor, qk: torch.Tensor, w: torch.Tensor,
                  a_pre: torch.Tensor, b_pre: torch.Tensor, eps: float, has_write: bool
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    if not use_kernel(Hk):
+    if not use_kernel(Hk) or Hk.shape[1] > MAX_STREAMS:
         return tuple(r.contiguous() for r in mhc_step_reference(Hk, out, Rk, qk, w, a_pre, b_pre, eps, has_write))
     M, n, D = Hk.shape
     f32 = dict(dtype=torch.float32, device=Hk.device)
@@ -248,7 +310,7 @@ def _mhc_step_backward_op(Hk: torch.Tensor, out: torch.Tensor, Rk: torch.Tensor,
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                      torch.Tensor]:
     M, n, D = H1.shape
-    if not use_kernel(H1):
+    if not use_kernel(H1) or n > MAX_STREAMS:
         dHk, d_out, dRk, dqk, dzraw, dps = mhc_step_backward_reference(Hk, out, Rk, qk, w, a_pre, H1, z, p, rstd,
                                                                        dH1, dx, dz, has_write)
     else:

@@ -1,12 +1,13 @@
-"""mhc_step's kernels on the 124M step's streams (61,440 tokens x 4 x 768, fp32): time by block, warps and stages.
+"""mhc_step's kernels on the 124M step's streams (61,440 tokens x 4 x 768, fp32): time by block, warps, stages and
+register cap.
 
     python3 scripts/device/mhcstep_bench.py [--write-best]
 
 Prints each kernel's time and the bandwidth its bytes imply, by tokens per program (BM), features per chunk (BK),
-warps and pipeline stages; then the backward's weight-gradient matmul (torch, TF32). Bytes counted: forward
-reads H and out and writes H', then forms H' again for x_in (a second read of H and out) and writes x_in;
-backward reads H, out and dx twice (its two walks), dH' once, and writes dH and d_out. Second reads count in
-full, as if from memory.
+warps, pipeline stages and register cap (maxnreg); then the backward's weight-gradient matmul (torch, TF32).
+Bytes counted: forward reads H and out and writes H', then forms H' again for x_in (a second read of H and out)
+and writes x_in; backward reads H, out and dx twice (its two walks), dH' once, and writes dH and d_out. Second
+reads count in full, as if from memory.
 --write-best writes the fastest forward and backward into TUNING in gptablate/model/mhcstep.py.
 """
 import itertools
@@ -53,16 +54,18 @@ def main(M=61440, n=4, D=768):
     print(f"streams {stream / 1e9:.3f} GB; forward moves {fwd_bytes / 1e9:.2f} GB, backward {bwd_bytes / 1e9:.2f} GB",
           flush=True)
     fwd, bwd = {}, {}
-    for cfg in itertools.product((16, 32), (32, 64), (4, 8), (1, 2, 3)):
+    for cfg in [(bm, bk, *rest) for bm, bk in ((16, 32), (16, 64), (32, 32))
+                for rest in itertools.product((4, 8), (1, 2), (None, 128))]:
         MS.TUNING = (cfg, cfg)
         try:
             fwd[cfg] = timed(lambda: torch.ops.gptablate.mhc_step(*args, 1e-5, True))
             bwd[cfg] = timed(lambda: torch.ops.gptablate.mhc_step_backward(
                 Hk, out, Rk, qk, w, a_pre, H1, z, p, rstd, dH1, dx, dz, True))
         except Exception as e:  # e.g. out of shared memory
-            print(f"  BM {cfg[0]} BK {cfg[1]} warps {cfg[2]} stages {cfg[3]}: failed: {str(e)[:160]}", flush=True)
+            print(f"  BM {cfg[0]} BK {cfg[1]} warps {cfg[2]} stages {cfg[3]} maxnreg {cfg[4]}: failed: {str(e)[:160]}",
+                  flush=True)
             continue
-        print(f"  BM {cfg[0]} BK {cfg[1]} warps {cfg[2]} stages {cfg[3]}: forward {fwd[cfg]:.3f} ms "
+        print(f"  BM {cfg[0]} BK {cfg[1]} warps {cfg[2]} stages {cfg[3]} maxnreg {cfg[4]}: forward {fwd[cfg]:.3f} ms "
               f"({fwd_bytes / fwd[cfg] / 1e6:.0f} GB/s), backward {bwd[cfg]:.3f} ms "
               f"({bwd_bytes / bwd[cfg] / 1e6:.0f} GB/s)", flush=True)
     best = (min(fwd, key=fwd.get), min(bwd, key=bwd.get))

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Device call AM (one H100): mhc_step's kernels with each stream a tile of its own (AL: one (BM, n, BK) tile): their
+# GPU check, the sweep (mhcstep_bench.py --write-best, register caps too), then mhc against the baseline at the real
+# size with the tuning the sweep wrote.
+set -uo pipefail
+export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken}
+nvidia-smi --query-gpu=name --format=csv,noheader
+python3 -m pip install --no-deps --no-build-isolation -q -e . > $OUT/am_pip.txt 2>&1
+T0=$SECONDS
+timeout -k 5 120 python3 tests/mhcstep_kernel_check.py > $OUT/am_check.txt 2>&1; echo "check rc=$?"
+tail -3 $OUT/am_check.txt; echo "[t=$((SECONDS-T0))s]"
+timeout -k 5 260 python3 scripts/device/mhcstep_bench.py --write-best > $OUT/am_sweep.txt 2>&1; echo "sweep rc=$?"
+tail -8 $OUT/am_sweep.txt; grep "^TUNING" gptablate/model/mhcstep.py; echo "[t=$((SECONDS-T0))s]"
+timeout -k 5 $((560 - SECONDS + T0)) python3 -m gptablate_cli bench gpt2_124m --steps 12 --all-variants \
+  --variant residual=mhc --json $OUT/am_mhc.json > $OUT/am_mhc.txt 2>&1
+grep -E "^finished" $OUT/am_mhc.txt | sed -E 's/checkpoint .*//'; tail -5 $OUT/am_mhc.txt
+echo "[t=$((SECONDS-T0))s]"
