@@ -10,7 +10,6 @@ and writes x_in; backward reads H, out and dx twice (its two walks), dH' once, a
 reads count in full, as if from memory.
 --write-best writes the fastest forward and backward into TUNING in gptablate/model/mhcstep.py.
 """
-import itertools
 import re
 import sys
 from pathlib import Path
@@ -54,8 +53,10 @@ def main(M=61440, n=4, D=768):
     print(f"streams {stream / 1e9:.3f} GB; forward moves {fwd_bytes / 1e9:.2f} GB, backward {bwd_bytes / 1e9:.2f} GB",
           flush=True)
     fwd, bwd = {}, {}
-    for cfg in [(bm, bk, *rest) for bm, bk in ((16, 32), (16, 64), (32, 32))
-                for rest in itertools.product((4, 8), (1, 2), (None, 128))]:
+    # call AM swept (16, 32), (16, 64), (32, 32) x warps 4, 8 x stages 1, 2 x maxnreg None, 128: 4 warps, 2 stages and
+    # no cap were best for both kernels; this sweep is around that
+    for cfg in [(bm, bk, 4, stages, None) for bm, bk in ((16, 64), (32, 32), (32, 64), (64, 16), (64, 32))
+                for stages in (2, 3, 4)]:
         MS.TUNING = (cfg, cfg)
         try:
             fwd[cfg] = timed(lambda: torch.ops.gptablate.mhc_step(*args, 1e-5, True))
