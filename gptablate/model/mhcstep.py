@@ -42,7 +42,7 @@ from .kernels import tl, triton, use_kernel
 # (tokens per program BM, features per chunk BK, warps, stages, register cap or None) of the forward kernel and of
 # the backward: the fastest of scripts/device/mhcstep_bench.py's sweep on the 124M step's streams (61,440 x 4 x 768,
 # one H100). Stages past 1 let the compiler fetch the next chunk's W rows into shared memory during this one's product.
-TUNING = ((32, 32, 4, 2, None), (32, 32, 4, 2, None))
+TUNING = ((32, 32, 4, 3, None), (32, 32, 4, 2, None))
 MAX_STREAMS = 4  # the kernels name the streams one by one
 
 
