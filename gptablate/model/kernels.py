@@ -1,5 +1,5 @@
-"""Triton for the model's custom kernels (sinkhorn.py, hyperstep.py, loss.py, addnorm.py, biasgelu.py,
-qkvproj.py, aggregate.py): whether to run them, and what several of them share.
+"""Triton for the model's custom kernels (sinkhorn.py, hyperstep.py, mhcstep.py, loss.py, addnorm.py,
+biasgelu.py, qkvproj.py, aggregate.py): whether to run them, and what several of them share.
 
 Triton ships with CUDA builds of torch; CPU machines usually lack it, and there each operation
 runs its torch rule instead. Tests set `INTERPRET` to run the kernels on CPU tensors under
