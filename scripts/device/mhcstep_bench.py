@@ -16,19 +16,8 @@ from pathlib import Path
 
 import torch
 
+from addnorm_bench import timed
 from gptablate.model import mhcstep as MS
-
-
-def timed(fn, reps=20):
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / reps
 
 
 def inputs(M, n, D):
