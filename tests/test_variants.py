@@ -314,6 +314,10 @@ def test_variant_settings_are_validated_and_defaulted():
     assert load_recipe("tiny", ["arch.mhc.n=8"]).arm_hash() == load_recipe("tiny").arm_hash()
     assert load_recipe("tiny", ["arch.residual=mhc", "arch.mhc.n=8"]).arm_hash() != \
         load_recipe("tiny", ["arch.residual=mhc"]).arm_hash()
+    # how the stream work is computed is not the arm (arch.<variant>.kernel)
+    for variant in ("hyper", "mhc"):
+        assert load_recipe("tiny", [f"arch.residual={variant}", f"arch.{variant}.kernel=torch"]).arm_hash() == \
+            load_recipe("tiny", [f"arch.residual={variant}"]).arm_hash()
 
 
 def test_every_registered_name_has_a_description():

@@ -42,8 +42,9 @@ def main(M=61440, n=4, D=768):
     print(f"streams {stream / 1e9:.3f} GB; forward moves {fwd_bytes / 1e9:.2f} GB, backward {bwd_bytes / 1e9:.2f} GB",
           flush=True)
     fwd, bwd = {}, {}
-    # call AM swept (16, 32), (16, 64), (32, 32) x warps 4, 8 x stages 1, 2 x maxnreg None, 128: 4 warps, 2 stages and
-    # no cap were best for both kernels; this sweep is around that
+    # call AL swept BM 16, 32 x BK 32, 64 x warps 4, 8 x stages 1, 2, 3 (the first kernels); call AM (BM, BK) (16, 32),
+    # (16, 64), (32, 32) x warps 4, 8 x stages 1, 2 x maxnreg None, 128: 4 warps, 2 stages and no cap were best for
+    # both kernels; this sweep (call AN) is around that
     for cfg in [(bm, bk, 4, stages, None) for bm, bk in ((16, 64), (32, 32), (32, 64), (64, 16), (64, 32))
                 for stages in (2, 3, 4)]:
         MS.TUNING = (cfg, cfg)
