@@ -117,14 +117,24 @@ if triton is not None:
         return c[0] * h0 + c[1] * h1 + c[2] * h2 + c[3] * h3
 
     @triton.jit
+    def _write(h0, h1, h2, h3, o, R0, R1, R2, R3, Q):
+        """H'_i = Σ_j R[i,j] H_j + q_i out for i = 0..3, from the streams' tiles and out's."""
+        return (_combine(R0, h0, h1, h2, h3) + Q[0] * o, _combine(R1, h0, h1, h2, h3) + Q[1] * o,
+                _combine(R2, h0, h1, h2, h3) + Q[2] * o, _combine(R3, h0, h1, h2, h3) + Q[3] * o)
+
+    @triton.jit
     def _chunk(hk_ptr, out_ptr, srow, orow, D, mk2, R0, R1, R2, R3, Q, N: tl.constexpr, HAS_WRITE: tl.constexpr):
-        """H' at this chunk: (H'_0, .., H'_3), each (BM, BK); H'_i = Σ_j R[i,j] H_j + q_i out, or H itself."""
+        """H' at this chunk: (H'_0, .., H'_3), each (BM, BK); the write's result, or H itself."""
         h0, h1, h2, h3 = _rows4(hk_ptr, srow, D, mk2, N)
         if HAS_WRITE:
-            o = tl.load(out_ptr + orow, mask=mk2, other=0.0).to(tl.float32)
-            return (_combine(R0, h0, h1, h2, h3) + Q[0] * o, _combine(R1, h0, h1, h2, h3) + Q[1] * o,
-                    _combine(R2, h0, h1, h2, h3) + Q[2] * o, _combine(R3, h0, h1, h2, h3) + Q[3] * o)
+            return _write(h0, h1, h2, h3, tl.load(out_ptr + orow, mask=mk2, other=0.0).to(tl.float32),
+                          R0, R1, R2, R3, Q)
         return h0, h1, h2, h3
+
+    @triton.jit
+    def _at(t, ok, k, c0, D, N: tl.constexpr):
+        """The chunk at features c0 + k: its mask, and where its rows start in the streams and in a (M, D) tensor."""
+        return ok & (c0 + k[None, :] < D), t * (N * D) + c0 + k[None, :], t * D + c0 + k[None, :]
 
     @triton.jit
     def _w_tile(w_ptr, i, c0, D, k, jj, J: tl.constexpr, N: tl.constexpr):
@@ -142,6 +152,11 @@ if triton is not None:
     def _column(x, jj, i):
         """Column i of a (BM, JP) tile: (BM, 1)."""
         return tl.sum(tl.where(jj[None, :] == i, x, 0.0), axis=1)[:, None]
+
+    @triton.jit
+    def _read_weight(z, jj, i: tl.constexpr, a, B, ok, N: tl.constexpr):
+        """p_i = σ(α_pre z_i + b_i), (BM, 1); 0 past stream N."""
+        return tl.where(ok & (N > i), 1.0 / (1.0 + tl.exp(-(a * _column(z, jj, i) + B[i]))), 0.0)
 
     @triton.jit
     def _block(r_ptr, q_ptr, M, BM: tl.constexpr, BK: tl.constexpr, JP: tl.constexpr, N: tl.constexpr,
@@ -170,8 +185,7 @@ if triton is not None:
         acc = tl.zeros([BM, JP], tl.float32)
         ss = tl.zeros([BM, 1], tl.float32)
         for c0 in range(0, D, BK):
-            mk2 = ok & (c0 + k[None, :] < D)
-            srow, orow = t * (N * D) + c0 + k[None, :], t * D + c0 + k[None, :]
+            mk2, srow, orow = _at(t, ok, k, c0, D, N)
             u0, u1, u2, u3 = _chunk(hk_ptr, out_ptr, srow, orow, D, mk2, R0, R1, R2, R3, Q, N, HAS_WRITE)
             _store4(h1_ptr, srow, D, mk2, u0, u1, u2, u3, N)
             ss += tl.sum(u0 * u0 + u1 * u1 + u2 * u2 + u3 * u3, axis=1, keep_dims=True)
@@ -185,14 +199,11 @@ if triton is not None:
         tl.store(rstd_ptr + t, rstd, mask=ok)
         a = tl.load(a_ptr)
         B = _coef4(b_ptr, 0, True, N)
-        p0 = tl.where(ok, 1.0 / (1.0 + tl.exp(-(a * _column(z, jj, 0) + B[0]))), 0.0)
-        p1 = tl.where(ok & (N > 1), 1.0 / (1.0 + tl.exp(-(a * _column(z, jj, 1) + B[1]))), 0.0)
-        p2 = tl.where(ok & (N > 2), 1.0 / (1.0 + tl.exp(-(a * _column(z, jj, 2) + B[2]))), 0.0)
-        p3 = tl.where(ok & (N > 3), 1.0 / (1.0 + tl.exp(-(a * _column(z, jj, 3) + B[3]))), 0.0)
+        p0, p1, p2, p3 = (_read_weight(z, jj, 0, a, B, ok, N), _read_weight(z, jj, 1, a, B, ok, N),
+                          _read_weight(z, jj, 2, a, B, ok, N), _read_weight(z, jj, 3, a, B, ok, N))
         _store4(p_ptr, t * N, 1, ok, p0, p1, p2, p3, N)
         for c0 in range(0, D, BK):  # x_in' = Σ_i p_i H'_i, H' formed again
-            mk2 = ok & (c0 + k[None, :] < D)
-            srow, orow = t * (N * D) + c0 + k[None, :], t * D + c0 + k[None, :]
+            mk2, srow, orow = _at(t, ok, k, c0, D, N)
             u0, u1, u2, u3 = _chunk(hk_ptr, out_ptr, srow, orow, D, mk2, R0, R1, R2, R3, Q, N, HAS_WRITE)
             tl.store(x_ptr + orow, p0 * u0 + p1 * u1 + p2 * u2 + p3 * u3, mask=mk2)
 
@@ -216,8 +227,7 @@ if triton is not None:
         zero = tl.zeros([BM, 1], tl.float32)
         dp = (zero, zero, zero, zero)
         for c0 in range(0, D, BK):
-            mk2 = ok & (c0 + k[None, :] < D)
-            srow, orow = t * (N * D) + c0 + k[None, :], t * D + c0 + k[None, :]
+            mk2, srow, orow = _at(t, ok, k, c0, D, N)
             u0, u1, u2, u3 = _chunk(hk_ptr, out_ptr, srow, orow, D, mk2, R0, R1, R2, R3, Q, N, HAS_WRITE)
             dx = tl.load(dx_ptr + orow, mask=mk2, other=0.0).to(tl.float32)
             dp = _add4(dp, _dots4(dx, u0, u1, u2, u3))
@@ -239,13 +249,11 @@ if triton is not None:
         dr0, dr1, dr2, dr3, dq = four, four, four, four, four  # dR[i, j] = Σ <dH̃'_i, H_j>, dq_i = Σ <dH̃'_i, out>
         # second walk: dH̃' and what it gives
         for c0 in range(0, D, BK):
-            mk2 = ok & (c0 + k[None, :] < D)
-            srow, orow = t * (N * D) + c0 + k[None, :], t * D + c0 + k[None, :]
+            mk2, srow, orow = _at(t, ok, k, c0, D, N)
             h0, h1, h2, h3 = _rows4(hk_ptr, srow, D, mk2, N)
-            if HAS_WRITE:
+            if HAS_WRITE:  # H' formed here rather than by _chunk: dR needs H's tiles and dq out's
                 o = tl.load(out_ptr + orow, mask=mk2, other=0.0).to(tl.float32)
-                u0, u1, u2, u3 = (_combine(R0, h0, h1, h2, h3) + Q[0] * o, _combine(R1, h0, h1, h2, h3) + Q[1] * o,
-                                  _combine(R2, h0, h1, h2, h3) + Q[2] * o, _combine(R3, h0, h1, h2, h3) + Q[3] * o)
+                u0, u1, u2, u3 = _write(h0, h1, h2, h3, o, R0, R1, R2, R3, Q)
             else:
                 u0, u1, u2, u3 = h0, h1, h2, h3
             dx = tl.load(dx_ptr + orow, mask=mk2, other=0.0).to(tl.float32)
