@@ -24,6 +24,13 @@ def triton_available() -> bool:
     return triton is not None
 
 
+def chosen(setting: str, device: torch.device) -> bool:
+    """A fused-operation key's choice (auto, fused, torch: train.norm_kernel, arch.hyper.kernel, arch.mhc.kernel):
+    fused always takes the operation (its torch rule where the kernels do not run), torch never, auto on CUDA when
+    Triton is there."""
+    return setting == "fused" or (setting == "auto" and device.type == "cuda" and triton is not None)
+
+
 def runs_on(t: torch.Tensor) -> bool:
     """Whether Triton kernels can take this tensor: on CUDA, or on the CPU under the interpreter (tests)."""
     return triton is not None and (t.is_cuda or INTERPRET)

@@ -22,7 +22,7 @@ import torch.nn as nn
 from ..errors import UserError
 from .aggregate import aggregate
 from .hyperstep import hyper_step
-from .kernels import triton
+from .kernels import chosen
 from .layers import make_norm
 from .mhcstep import mhc_step
 from .norms import RMSNorm
@@ -278,9 +278,7 @@ class HyperConnections(Residual):
 
     def fused_for(self, x: torch.Tensor) -> bool:
         """Whether the walk over x takes hyper_step (arch.hyper.kernel)."""
-        if not self.fusable or self.kernel == "torch":
-            return False
-        return self.kernel == "fused" or (x.is_cuda and triton is not None)
+        return self.fusable and chosen(self.kernel, x.device)
 
     def walk(self, x, blocks, ctx):
         if self.fused_for(x):
@@ -338,13 +336,16 @@ class _MHCSite(nn.Module):
 
     def fused_params(self):
         """(w, α_pre, b_pre) for mhcstep.mhc_step: the norm's gain folded into the projection, w = g ⊙ Φ."""
-        return (self.norm.weight[:, None] * torch.cat((self.phi_pre, self.phi_post, self.phi_res), dim=1),
-                self.alpha_pre, self.b_pre)
+        return self.norm.weight[:, None] * self.phi(), self.alpha_pre, self.b_pre
+
+    def phi(self):
+        """Φ = [φ_pre | φ_post | φ_res]: (nD, 2n + n²)."""
+        return torch.cat((self.phi_pre, self.phi_post, self.phi_res), dim=1)
 
     def forward(self, H, site, ctx):
         B, T, n, D = H.shape
         u = self.norm(H.reshape(B, T, n * D))
-        z = u @ torch.cat((self.phi_pre, self.phi_post, self.phi_res), dim=1)  # one read of u: (B, T, 2n + n²)
+        z = u @ self.phi()  # one read of u: (B, T, 2n + n²)
         p = torch.sigmoid(self.alpha_pre * z[..., :n] + self.b_pre)  # (B, T, n)
         q, R = self.write(z)
         # Sums over the n streams in the stream's dtype, not einsums (see _HyperSite.forward):
@@ -378,7 +379,7 @@ class ManifoldHyperConnections(Residual):
 
     def fused_for(self, x: torch.Tensor) -> bool:
         """Whether the walk over x takes mhc_step (arch.mhc.kernel)."""
-        return self.kernel == "fused" or (self.kernel == "auto" and x.is_cuda and triton is not None)
+        return chosen(self.kernel, x.device)
 
     def walk(self, x, blocks, ctx):
         if self.fused_for(x):

@@ -142,9 +142,9 @@ def fused_kernels(name: str, device: torch.device) -> bool:
 
     auto: on CUDA when Triton is there (elsewhere the compiled layers do as well).
     """
-    from ..model.kernels import triton_available
+    from ..model.kernels import chosen
 
-    return name == "fused" or (name == AUTO and device.type == "cuda" and triton_available())
+    return chosen(name, device)
 
 
 def git_commit() -> str | None:
