@@ -30,11 +30,11 @@ def timed(fn, reps=20):
     return start.elapsed_time(end) / reps
 
 
-def inputs(M, n, D, dynamic):
-    f = dict(device="cuda", dtype=torch.float32)
+def inputs(M, n, D, dynamic, device="cuda"):
+    f = dict(device=device, dtype=torch.float32)
     torch.manual_seed(0)
     Hk = torch.randn(M, n, D, **f)
-    out = torch.randn(M, D, device="cuda", dtype=torch.bfloat16)
+    out = torch.randn(M, D, device=device, dtype=torch.bfloat16)
     Ck = torch.randn(M, n, n + 2, **f)
     wt, bw, s = torch.randn(n + 2, D, **f) * 0.1, torch.zeros(n + 2, **f), torch.tensor([0.01, 0.01], **f)
     if not dynamic:
