@@ -38,6 +38,27 @@ def test_hand_written_backward_matches_autograd(has_add, center, biases):
         assert torch.allclose(a, b_, atol=1e-10, rtol=1e-9)
 
 
+@pytest.mark.parametrize("center", [True, False])
+def test_extra_term_is_added_and_takes_outs_gradient(center):
+    # LAuReL-LR's low-rank term joins the add: x' = x + out + extra + b_proj; its gradient is out's
+    g = torch.Generator().manual_seed(3)
+    r = lambda *shape, s=1.0: (s * torch.randn(*shape, generator=g, dtype=torch.float64)).requires_grad_()
+    M, D = 5, 12
+    x, out, extra, pb, w, b = r(M, D, s=2.0), r(M, D), r(M, D, s=0.5), r(D, s=0.1), r(D, s=0.3), r(D, s=0.1)
+    dxn, dh = torch.randn(M, D, generator=g, dtype=torch.float64), torch.randn(M, D, generator=g, dtype=torch.float64)
+    leaves = [x, out, extra, pb, w, b]
+    xn, h = AN.add_norm(x, out, pb, w, b, 1e-5, center, torch.float64, extra)
+    got = torch.autograd.grad((h * dh).sum() + (xn * dxn).sum(), leaves)
+    rxn, rh, _, _ = AN.add_norm_reference(x, out + extra, pb, w, b, 1e-5, True, center, torch.float64)
+    want = torch.autograd.grad((rh * dh).sum() + (rxn * dxn).sum(), leaves)
+    assert torch.allclose(h, rh, atol=1e-12) and torch.allclose(xn, rxn, atol=1e-12)
+    for a, b_ in zip(got, want):
+        assert torch.allclose(a, b_, atol=1e-10, rtol=1e-9)
+    assert got[2].abs().max() > 0.1  # not a trivial gradient
+    with pytest.raises(ValueError, match="extra"):
+        AN.add_norm(x, None, None, w, b, 1e-5, center, torch.float64, extra)
+
+
 def test_bias_gelu_backward_matches_autograd():
     g = torch.Generator().manual_seed(2)
     pre = (2 * torch.randn(5, 12, generator=g, dtype=torch.float64)).requires_grad_()
@@ -76,6 +97,17 @@ def test_fused_walk_is_the_blocks_function(sets):
     _assert_fused_is_plain(model)
 
 
+def test_laurel_lr_takes_the_fused_walk():
+    # its low-rank term B(A x) joins add_norm's add (Residual.prenorm_addend)
+    model = _model(["arch.residual=laurel", "arch.laurel.mode=lr", "arch.laurel.rank=4"])
+    with torch.no_grad():  # B starts at 0, which would leave A's gradient 0 on both paths
+        for low_rank in model.residual.low_rank:
+            low_rank.B.weight.normal_(std=0.1)
+    assert model.prenorm_fusable()
+    _assert_fused_is_plain(model)
+    assert model.residual.low_rank[0].A.weight.grad.abs().max() > 1e-4
+
+
 @pytest.mark.parametrize("sets", [["arch.block=sandwich"], ["arch.block=parallel", "arch.norm=dyt"],
                                   ["arch.residual=hyper"], ["arch.residual=attnres"],
                                   ["model.bias=false", "arch.block=post"]])
@@ -95,7 +127,8 @@ def test_wide_models_keep_the_plain_layers():
 
 
 @pytest.mark.parametrize("sets", [["arch.block=sandwich"], ["arch.residual=hyper"], ["model.dropout=0.1"],
-                                  ["arch.norm=dyt"], ["model.n_embd=1600", "model.n_head=25"]])
+                                  ["arch.norm=dyt"], ["model.n_embd=1600", "model.n_head=25"],
+                                  ["arch.residual=laurel"], ["arch.residual=gates"]])
 def test_other_forms_keep_their_own_walk(sets):
     assert not _model(sets).prenorm_fusable()
 

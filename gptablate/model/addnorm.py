@@ -19,8 +19,10 @@ The projection's bias joins here, in fp32, rather than in the matmul's epilogue 
 rounding: x + bf16(acc) + b instead of x + bf16(acc + b), a difference of bf16 rounding; its
 gradient is summed from the fp32 stream gradient rather than from its bf16 copy.
 
-`add_norm(x, out, proj_bias, weight, bias, ...)`: with `out` None it is the norm alone (the first
-site's input; x' is x). On CUDA with Triton, the kernels; elsewhere the same computation in torch
+`add_norm(x, out, proj_bias, weight, bias, ..., extra)`: with `out` None it is the norm alone (the first
+site's input; x' is x). `extra`, in out's dtype, is a second term added with out (LAuReL-LR's low-rank
+path, x' = x + out + B(A x) + b_proj): read in the forward's pass, and given out's gradient (the same
+tensor) in the backward, which costs the kernels nothing more. On CUDA with Triton, the kernels; elsewhere the same computation in torch
 (`add_norm_reference`, `add_norm_backward_reference`), which the tests hold to autograd.
 """
 
@@ -38,9 +40,12 @@ FWD_ROWS, FWD_WARPS = 2, 4
 BWD_PER_SM, BWD_ROWS, BWD_WARPS = 16, 1, 1
 
 
-def add_norm_reference(x, out, proj_bias, weight, bias, eps: float, has_add: bool, center: bool, h_dtype):
+def add_norm_reference(x, out, proj_bias, weight, bias, eps: float, has_add: bool, center: bool, h_dtype,
+                       extra=None):
     """(x', h, mean, rstd) in torch; differentiable (the tests' oracle). x' is x itself without an add."""
     xn = x + out.to(x.dtype) + (proj_bias.to(x.dtype) if proj_bias.numel() else 0) if has_add else x
+    if has_add and extra is not None and extra.numel():
+        xn = xn + extra.to(x.dtype)
     mean = xn.mean(-1) if center else torch.zeros(xn.shape[:-1], dtype=xn.dtype, device=xn.device)
     xc = xn - mean[..., None]
     rstd = torch.rsqrt((xc * xc).mean(-1) + eps)
@@ -68,8 +73,9 @@ def add_norm_backward_reference(xn, mean, rstd, weight, dxn, dh, has_add: bool, 
 
 if triton is not None:
     @triton.jit
-    def _add_norm_fwd_kernel(x_ptr, out_ptr, pb_ptr, w_ptr, b_ptr, xn_ptr, h_ptr, mean_ptr, rstd_ptr, M, eps,
-                             HAS_ADD: tl.constexpr, HAS_PBIAS: tl.constexpr, HAS_BIAS: tl.constexpr,
+    def _add_norm_fwd_kernel(x_ptr, out_ptr, extra_ptr, pb_ptr, w_ptr, b_ptr, xn_ptr, h_ptr, mean_ptr, rstd_ptr, M,
+                             eps, HAS_ADD: tl.constexpr, HAS_EXTRA: tl.constexpr, HAS_PBIAS: tl.constexpr,
+                             HAS_BIAS: tl.constexpr,
                              CENTER: tl.constexpr, D: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
         rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
         cols = tl.arange(0, BLOCK_D)
@@ -80,6 +86,8 @@ if triton is not None:
         x = tl.load(x_ptr + offs, mask=mask, other=0.0)
         if HAS_ADD:
             x += tl.load(out_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            if HAS_EXTRA:
+                x += tl.load(extra_ptr + offs, mask=mask, other=0.0).to(tl.float32)
             if HAS_PBIAS:
                 x += tl.load(pb_ptr + cols, mask=cmask, other=0.0)[None, :]
             tl.store(xn_ptr + offs, x, mask=mask)
@@ -141,25 +149,26 @@ def _kernels_for(x: torch.Tensor) -> bool:
 
 
 @torch.library.custom_op("gptablate::add_norm", mutates_args=())
-def _add_norm_op(x: torch.Tensor, out: torch.Tensor, proj_bias: torch.Tensor, weight: torch.Tensor,
-                 bias: torch.Tensor, eps: float, has_add: bool, center: bool, h_dtype: torch.dtype
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _add_norm_op(x: torch.Tensor, out: torch.Tensor, extra: torch.Tensor, proj_bias: torch.Tensor,
+                 weight: torch.Tensor, bias: torch.Tensor, eps: float, has_add: bool, center: bool,
+                 h_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     if not _kernels_for(x):
-        xn, h, mean, rstd = add_norm_reference(x, out, proj_bias, weight, bias, eps, has_add, center, h_dtype)
+        xn, h, mean, rstd = add_norm_reference(x, out, proj_bias, weight, bias, eps, has_add, center, h_dtype,
+                                               extra)
         return (xn if has_add else x.new_zeros(0)), h, mean, rstd
     M, D = x.shape
     xn = torch.empty_like(x) if has_add else x.new_zeros(0)
     h = torch.empty(M, D, dtype=h_dtype, device=x.device)
     mean, rstd = x.new_empty(M), x.new_empty(M)
     _add_norm_fwd_kernel[(triton.cdiv(M, FWD_ROWS),)](
-        x, out, proj_bias, weight, bias, xn, h, mean, rstd, M, eps, HAS_ADD=has_add,
-        HAS_PBIAS=proj_bias.numel() > 0, HAS_BIAS=bias.numel() > 0, CENTER=center, D=D, ROWS=FWD_ROWS,
+        x, out, extra, proj_bias, weight, bias, xn, h, mean, rstd, M, eps, HAS_ADD=has_add,
+        HAS_EXTRA=extra.numel() > 0, HAS_PBIAS=proj_bias.numel() > 0, HAS_BIAS=bias.numel() > 0, CENTER=center, D=D, ROWS=FWD_ROWS,
         BLOCK_D=triton.next_power_of_2(D), num_warps=FWD_WARPS)
     return xn, h, mean, rstd
 
 
 @_add_norm_op.register_fake
-def _(x, out, proj_bias, weight, bias, eps, has_add, center, h_dtype):
+def _(x, out, extra, proj_bias, weight, bias, eps, has_add, center, h_dtype):
     M, D = x.shape
     return (x.new_empty(M, D) if has_add else x.new_empty(0), x.new_empty(M, D, dtype=h_dtype),
             x.new_empty(M), x.new_empty(M))
@@ -196,51 +205,60 @@ def _(xn, mean, rstd, weight, dxn, dh, has_add, center, out_dtype):
 
 
 def _setup_context(ctx, inputs, output):
-    x, out, proj_bias, weight, bias, eps, has_add, center, h_dtype = inputs
+    x, out, extra, proj_bias, weight, bias, eps, has_add, center, h_dtype = inputs
     xn, _, mean, rstd = output
     ctx.save_for_backward(xn if has_add else x, mean, rstd, weight)
-    ctx.flags = (has_add, center, out.dtype, proj_bias.numel() > 0, bias.numel() > 0, h_dtype)
+    ctx.flags = (has_add, center, out.dtype, extra.numel() > 0, proj_bias.numel() > 0, bias.numel() > 0, h_dtype)
 
 
 def _backward(ctx, dxn, dh, _dmean, _drstd):
     xn, mean, rstd, weight = ctx.saved_tensors
-    has_add, center, out_dtype, has_pbias, has_bias, h_dtype = ctx.flags
+    has_add, center, out_dtype, has_extra, has_pbias, has_bias, h_dtype = ctx.flags
     dxn = dxn.contiguous() if (has_add and dxn is not None) else xn.new_zeros(0)
     dh = torch.zeros(xn.shape, dtype=h_dtype, device=xn.device) if dh is None else dh
     dx, dout, sums = _add_norm_backward_op(xn, mean, rstd, weight, dxn, dh.contiguous(), has_add, center, out_dtype)
-    return (dx, dout if has_add else None, sums[2] if has_add and has_pbias else None, sums[0],
-            sums[1] if has_bias else None, None, None, None, None)
+    return (dx, dout if has_add else None, dout if has_extra else None, sums[2] if has_add and has_pbias else None,
+            sums[0], sums[1] if has_bias else None, None, None, None, None)
 
 
 _add_norm_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def add_norm(x: torch.Tensor, out: torch.Tensor | None, proj_bias: torch.Tensor | None, weight: torch.Tensor,
-             bias: torch.Tensor | None, eps: float, center: bool, h_dtype: torch.dtype):
-    """(x', h): x' = x + out + proj_bias (x itself when `out` is None), h = N(x') in h_dtype. x, x' (M, D)."""
+             bias: torch.Tensor | None, eps: float, center: bool, h_dtype: torch.dtype,
+             extra: torch.Tensor | None = None):
+    """(x', h): x' = x + out + extra + proj_bias (x itself when `out` is None), h = N(x') in h_dtype. x, x' (M, D)."""
     has_add = out is not None
+    if extra is not None and not has_add:
+        raise ValueError("add_norm: `extra` is added with `out`; give both or neither")
     empty = x.new_zeros(0)
     with torch.autocast(x.device.type, enabled=False):
         xn, h, _, _ = _add_norm_op(x.contiguous(), out.contiguous() if has_add else empty,
+                                   extra.to(out.dtype).contiguous() if extra is not None else empty,
                                    proj_bias.to(x.dtype) if (has_add and proj_bias is not None) else empty,
                                    weight.to(x.dtype), bias.to(x.dtype) if bias is not None else empty,
                                    float(eps), has_add, center, h_dtype)
     return (xn if has_add else x), h
 
 
-def prenorm_walk(x: torch.Tensor, blocks, ln_f, ctx: dict, center: bool) -> torch.Tensor:
+def prenorm_walk(x: torch.Tensor, blocks, ln_f, ctx: dict, center: bool, addend=None) -> torch.Tensor:
     """A Pre-LN GPT's blocks and final norm over the embedding output x (B, T, D), each residual add fused
     with the norm after it: returns ln_f's output. The same function as the blocks' own forward (with the
     projection biases added in fp32, see above); dropout must be 0 (it is not applied). The sublayers run
-    as their `fused` flags say (GPT.fused_kernels sets them with this walk)."""
+    as their `fused` flags say (GPT.fused_kernels sets them with this walk). `addend(k, x)`, where given, is
+    a term residual site k adds besides its sublayer's output, from the stream x before the site (None: none;
+    Residual.prenorm_addend)."""
     B, T, D = x.shape
     dev = x.device.type
     h_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
     norms = [n for block in blocks for n in (block.ln_1, block.ln_2)] + [ln_f]
 
     def step(stream, out, proj_bias, k):
+        """Site k - 1's add (k >= 1; its addend from the stream before it) and norm k."""
         norm = norms[k]
-        return add_norm(stream, out, proj_bias, norm.weight, getattr(norm, "bias", None), 1e-5, center, h_dtype)
+        extra = addend(k - 1, stream) if (addend is not None and out is not None) else None
+        return add_norm(stream, out, proj_bias, norm.weight, getattr(norm, "bias", None), 1e-5, center, h_dtype,
+                        extra)
 
     stream, h = step(x.reshape(B * T, D), None, None, 0)
     for i, block in enumerate(blocks):

@@ -162,16 +162,18 @@ class GPT(nn.Module):
             x = self.transformer.ln_e(x)
         ctx = {"x0": x}  # what strategies share along the walk (x0 mixing, value residual)
         if self.fused_kernels and self.prenorm_fusable():
-            return prenorm_walk(x, self.transformer.h, self.transformer.ln_f, ctx, self.config.norm == "layernorm")
+            return prenorm_walk(x, self.transformer.h, self.transformer.ln_f, ctx, self.config.norm == "layernorm",
+                                self.residual.prenorm_addend)
         state = self.residual.walk(self.layout.enter(x), self.transformer.h, ctx)
         return self.layout.exit(state, self.transformer["ln_f"] if "ln_f" in self.transformer else None)
 
     def prenorm_fusable(self) -> bool:
-        """Whether this model has the form prenorm_walk computes: Pre-LN blocks on the vanilla residual,
-        LayerNorm or RMSNorm, no dropout; and a width its kernels were measured at (124M's 768, 345M's
-        1,024; 1.5B's 1,600 keeps the plain layers: its rows would be 2,048-lane tiles, not timed)."""
+        """Whether this model has the form prenorm_walk computes: Pre-LN blocks on the vanilla residual or
+        LAuReL-LR's (Residual.prenorm_walkable), LayerNorm or RMSNorm, no dropout; and a width its kernels were
+        measured at (124M's 768, 345M's 1,024; 1.5B's 1,600 keeps the plain layers: its rows would be 2,048-lane
+        tiles, not timed)."""
         c = self.config
-        return (self.layout is PreLN and c.residual == "vanilla" and c.norm in ("layernorm", "rmsnorm")
+        return (self.layout is PreLN and self.residual.prenorm_walkable and c.norm in ("layernorm", "rmsnorm")
                 and c.dropout == 0.0 and c.n_embd <= 1024)
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:

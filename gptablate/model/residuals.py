@@ -40,13 +40,23 @@ class Residual(nn.Module):
         self.n_layer = cfg.n_layer
         self.n_sites = cfg.n_layer * layout.sites_per_layer
 
+    # Whether the fused Pre-LN walk (addnorm.prenorm_walk; GPT.prenorm_fusable) computes this strategy: each
+    # site x' = x + F(N(x)) + prenorm_addend(k, x).
+    prenorm_walkable = False
+
     def walk(self, x, blocks, ctx):
         raise NotImplementedError
+
+    def prenorm_addend(self, k: int, x: torch.Tensor) -> torch.Tensor | None:
+        """What site k adds besides its sublayer's output, from the stream x before it, in the fused walk."""
+        return None
 
 
 @RESIDUALS.register("vanilla")
 class Vanilla(Residual):
     """The plain residual stream: x + F(N(x)) (each layout's own rule)."""
+
+    prenorm_walkable = True
 
     def walk(self, x, blocks, ctx):
         for block in blocks:
@@ -556,3 +566,10 @@ class Laurel(Residual):
                     x = x + site(x, ctx) + self.low_rank[k](x)
                 k += 1
         return x
+
+    @property
+    def prenorm_walkable(self) -> bool:
+        return self.mode == "lr"  # rw's α and β would need their own sums in the fused kernels
+
+    def prenorm_addend(self, k, x):
+        return self.low_rank[k](x)
