@@ -53,22 +53,26 @@ for M, D in SHAPES:
                     tol = 1e-5 if low == torch.float32 else 1.5e-2
                     assert err < tol, (M, D, has_add, center, with_biases, err)
                     worst = max(worst, err)
-# a second term added with out (LAuReL-LR's low-rank path): its gradient is out's
+# a second term added with out (LAuReL-LR's low-rank path): its gradient is out's; and x' in h's dtype as a
+# third output, whose gradient the backward adds to x''s
 for M, D in SHAPES:
     for center in (True, False):
         f = dict(device=dev, dtype=torch.float32)
         x, w, pb = torch.randn(M, D, **f) * 2 + 0.5, 1 + 0.3 * torch.randn(D, **f), torch.randn(D, **f) * 0.1
         out, extra = torch.randn(M, D, device=dev).to(low), (0.5 * torch.randn(M, D, device=dev)).to(low)
-        dxn, dh = torch.randn(M, D, **f), torch.randn(M, D, device=dev).to(low)
+        dxn, dh, dxc = torch.randn(M, D, **f), torch.randn(M, D, device=dev).to(low), torch.randn(M, D, device=dev)
         leaves = [t.clone().requires_grad_() for t in (x, out, extra, pb, w)]
-        xn, h = AN.add_norm(leaves[0], leaves[1], leaves[3], leaves[4], None, 1e-5, center, low, leaves[2])
-        grads = torch.autograd.grad((h.float() * dh.float()).sum() + (xn * dxn).sum(), leaves)
+        xn, h, xc = AN.add_norm(leaves[0], leaves[1], leaves[3], leaves[4], None, 1e-5, center, low, leaves[2], True)
+        grads = torch.autograd.grad((h.float() * dh.float()).sum() + (xn * dxn).sum() + (xc.float() * dxc).sum(),
+                                    leaves)
         ref = [t.double().requires_grad_() for t in (x, out, extra, pb, w)]
         e = torch.zeros(0, dtype=torch.float64, device=dev)
         rxn, rh, _, _ = AN.add_norm_reference(ref[0], ref[1], ref[3], ref[4], e, 1e-5, True, center, torch.float64,
                                               ref[2])
-        rgrads = torch.autograd.grad((rh * dh.double()).sum() + (rxn * dxn.double()).sum(), ref)
-        for got, want in [(h.double(), rh), (xn.double(), rxn)] + list(zip((g.double() for g in grads), rgrads)):
+        rgrads = torch.autograd.grad((rh * dh.double()).sum() + (rxn * dxn.double()).sum() + (rxn * dxc.double()).sum(),
+                                     ref)
+        for got, want in [(h.double(), rh), (xn.double(), rxn), (xc.double(), rxn)] + list(
+                zip((g.double() for g in grads), rgrads)):
             err = ((got - want).abs().max() / want.abs().max().clamp_min(1e-6)).item()
             assert err < (1e-5 if low == torch.float32 else 1.5e-2), ("extra", M, D, center, err)
             worst = max(worst, err)

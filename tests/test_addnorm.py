@@ -39,24 +39,37 @@ def test_hand_written_backward_matches_autograd(has_add, center, biases):
 
 
 @pytest.mark.parametrize("center", [True, False])
-def test_extra_term_is_added_and_takes_outs_gradient(center):
-    # LAuReL-LR's low-rank term joins the add: x' = x + out + extra + b_proj; its gradient is out's
+@pytest.mark.parametrize("copy", [False, True])
+def test_extra_term_is_added_and_takes_outs_gradient(center, copy):
+    # LAuReL-LR's low-rank term joins the add: x' = x + out + extra + b_proj; its gradient is out's. With copy,
+    # x' in h's dtype comes out too, and its gradient joins x''s in the backward
     g = torch.Generator().manual_seed(3)
     r = lambda *shape, s=1.0: (s * torch.randn(*shape, generator=g, dtype=torch.float64)).requires_grad_()
     M, D = 5, 12
     x, out, extra, pb, w, b = r(M, D, s=2.0), r(M, D), r(M, D, s=0.5), r(D, s=0.1), r(D, s=0.3), r(D, s=0.1)
-    dxn, dh = torch.randn(M, D, generator=g, dtype=torch.float64), torch.randn(M, D, generator=g, dtype=torch.float64)
+    dxn, dh, dxc = (torch.randn(M, D, generator=g, dtype=torch.float64) for _ in range(3))
     leaves = [x, out, extra, pb, w, b]
-    xn, h = AN.add_norm(x, out, pb, w, b, 1e-5, center, torch.float64, extra)
-    got = torch.autograd.grad((h * dh).sum() + (xn * dxn).sum(), leaves)
+    xn, h, *xc = AN.add_norm(x, out, pb, w, b, 1e-5, center, torch.float64, extra, copy)
+    got = torch.autograd.grad((h * dh).sum() + (xn * dxn).sum() + ((xc[0] * dxc).sum() if copy else 0), leaves)
     rxn, rh, _, _ = AN.add_norm_reference(x, out + extra, pb, w, b, 1e-5, True, center, torch.float64)
-    want = torch.autograd.grad((rh * dh).sum() + (rxn * dxn).sum(), leaves)
+    want = torch.autograd.grad((rh * dh).sum() + (rxn * dxn).sum() + ((rxn * dxc).sum() if copy else 0), leaves)
     assert torch.allclose(h, rh, atol=1e-12) and torch.allclose(xn, rxn, atol=1e-12)
+    assert len(xc) == copy and (not copy or torch.equal(xc[0], xn))
     for a, b_ in zip(got, want):
         assert torch.allclose(a, b_, atol=1e-10, rtol=1e-9)
     assert got[2].abs().max() > 0.1  # not a trivial gradient
     with pytest.raises(ValueError, match="extra"):
         AN.add_norm(x, None, None, w, b, 1e-5, center, torch.float64, extra)
+
+
+def test_copy_without_an_add_is_the_input_rounded():
+    # the first site's norm: x' is x, and its copy's gradient reaches x
+    x = torch.randn(4, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.ones(8, dtype=torch.float64)
+    xn, h, xc = AN.add_norm(x, None, None, w, None, 1e-5, True, torch.float64, None, True)
+    assert xn is x and torch.equal(xc, x) and xc.data_ptr() != x.data_ptr()
+    (gx,) = torch.autograd.grad(xc.sum() * 3, x)
+    assert torch.allclose(gx, torch.full_like(x, 3.0))
 
 
 def test_bias_gelu_backward_matches_autograd():

@@ -22,8 +22,11 @@ gradient is summed from the fp32 stream gradient rather than from its bf16 copy.
 `add_norm(x, out, proj_bias, weight, bias, ..., extra)`: with `out` None it is the norm alone (the first
 site's input; x' is x). `extra`, in out's dtype, is a second term added with out (LAuReL-LR's low-rank
 path, x' = x + out + B(A x) + b_proj): read in the forward's pass, and given out's gradient (the same
-tensor) in the backward, which costs the kernels nothing more. On CUDA with Triton, the kernels; elsewhere the same computation in torch
-(`add_norm_reference`, `add_norm_backward_reference`), which the tests hold to autograd.
+tensor) in the backward, which costs the kernels nothing more. With `copy`, the forward also writes x' rounded
+to h's dtype (what the next site's low-rank path A x' reads, so that no cast kernel reads the fp32 stream
+again) and the backward adds that copy's gradient to x''s in its own pass (no separate add over the stream).
+On CUDA with Triton, the kernels; elsewhere the same computation in torch (`add_norm_reference`,
+`add_norm_backward_reference`), which the tests hold to autograd.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def add_norm_reference(x, out, proj_bias, weight, bias, eps: float, has_add: boo
     return xn, h.to(h_dtype), mean, rstd
 
 
-def add_norm_backward_reference(xn, mean, rstd, weight, dxn, dh, has_add: bool, center: bool, out_dtype):
+def add_norm_backward_reference(xn, mean, rstd, weight, dxn, dh, has_add: bool, center: bool, out_dtype, dxc=None):
     """(dx, dout, dweight, dbias, dproj_bias) by the hand-written rule the kernel follows."""
     D = xn.shape[-1]
     xhat = (xn - mean[..., None]) * rstd[..., None]
@@ -67,15 +70,17 @@ def add_norm_backward_reference(xn, mean, rstd, weight, dxn, dh, has_add: bool, 
     dx = dx * rstd[..., None]
     if dxn is not None:
         dx = dx + dxn
+    if dxc is not None:
+        dx = dx + dxc.to(dx.dtype)
     dout = dx.to(out_dtype, copy=True) if has_add else None
     return dx, dout, (dh * xhat).sum(0), dh.sum(0), dx.sum(0) if has_add else None
 
 
 if triton is not None:
     @triton.jit
-    def _add_norm_fwd_kernel(x_ptr, out_ptr, extra_ptr, pb_ptr, w_ptr, b_ptr, xn_ptr, h_ptr, mean_ptr, rstd_ptr, M,
-                             eps, HAS_ADD: tl.constexpr, HAS_EXTRA: tl.constexpr, HAS_PBIAS: tl.constexpr,
-                             HAS_BIAS: tl.constexpr,
+    def _add_norm_fwd_kernel(x_ptr, out_ptr, extra_ptr, pb_ptr, w_ptr, b_ptr, xn_ptr, h_ptr, mean_ptr, rstd_ptr,
+                             xc_ptr, M, eps, HAS_ADD: tl.constexpr, HAS_EXTRA: tl.constexpr, HAS_PBIAS: tl.constexpr,
+                             HAS_BIAS: tl.constexpr, HAS_COPY: tl.constexpr,
                              CENTER: tl.constexpr, D: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
         rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
         cols = tl.arange(0, BLOCK_D)
@@ -91,6 +96,8 @@ if triton is not None:
             if HAS_PBIAS:
                 x += tl.load(pb_ptr + cols, mask=cmask, other=0.0)[None, :]
             tl.store(xn_ptr + offs, x, mask=mask)
+        if HAS_COPY:
+            tl.store(xc_ptr + offs, x.to(xc_ptr.dtype.element_ty), mask=mask)
         if CENTER:
             mean = tl.sum(x, axis=1) / D
             xc = tl.where(cmask[None, :], x - mean[:, None], 0.0)
@@ -106,8 +113,9 @@ if triton is not None:
         tl.store(rstd_ptr + rows, rstd, mask=rmask)
 
     @triton.jit
-    def _add_norm_bwd_kernel(xn_ptr, mean_ptr, rstd_ptr, w_ptr, dxn_ptr, dh_ptr, dx_ptr, dout_ptr, part_ptr, M,
-                             n_programs, blocks_per_program, HAS_DXN: tl.constexpr, HAS_ADD: tl.constexpr,
+    def _add_norm_bwd_kernel(xn_ptr, mean_ptr, rstd_ptr, w_ptr, dxn_ptr, dxc_ptr, dh_ptr, dx_ptr, dout_ptr, part_ptr,
+                             M, n_programs, blocks_per_program, HAS_DXN: tl.constexpr, HAS_DXC: tl.constexpr,
+                             HAS_ADD: tl.constexpr,
                              CENTER: tl.constexpr, D: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
         pid = tl.program_id(0)
         cols = tl.arange(0, BLOCK_D)
@@ -132,6 +140,8 @@ if triton is not None:
             dx *= rstd[:, None]
             if HAS_DXN:
                 dx += tl.load(dxn_ptr + offs, mask=mask, other=0.0)
+            if HAS_DXC:
+                dx += tl.load(dxc_ptr + offs, mask=mask, other=0.0).to(tl.float32)
             tl.store(dx_ptr + offs, dx, mask=mask)
             acc_dw += tl.sum(dh * xhat, axis=0)
             acc_db += tl.sum(dh, axis=0)
@@ -151,38 +161,42 @@ def _kernels_for(x: torch.Tensor) -> bool:
 @torch.library.custom_op("gptablate::add_norm", mutates_args=())
 def _add_norm_op(x: torch.Tensor, out: torch.Tensor, extra: torch.Tensor, proj_bias: torch.Tensor,
                  weight: torch.Tensor, bias: torch.Tensor, eps: float, has_add: bool, center: bool,
-                 h_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                 h_dtype: torch.dtype, copy: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     if not _kernels_for(x):
         xn, h, mean, rstd = add_norm_reference(x, out, proj_bias, weight, bias, eps, has_add, center, h_dtype,
                                                extra)
-        return (xn if has_add else x.new_zeros(0)), h, mean, rstd
+        return ((xn if has_add else x.new_zeros(0)), h, mean, rstd,
+                xn.to(h_dtype, copy=True) if copy else x.new_zeros(0))
     M, D = x.shape
     xn = torch.empty_like(x) if has_add else x.new_zeros(0)
     h = torch.empty(M, D, dtype=h_dtype, device=x.device)
     mean, rstd = x.new_empty(M), x.new_empty(M)
+    xc = torch.empty(M, D, dtype=h_dtype, device=x.device) if copy else x.new_zeros(0)
     _add_norm_fwd_kernel[(triton.cdiv(M, FWD_ROWS),)](
-        x, out, extra, proj_bias, weight, bias, xn, h, mean, rstd, M, eps, HAS_ADD=has_add,
-        HAS_EXTRA=extra.numel() > 0, HAS_PBIAS=proj_bias.numel() > 0, HAS_BIAS=bias.numel() > 0, CENTER=center, D=D, ROWS=FWD_ROWS,
-        BLOCK_D=triton.next_power_of_2(D), num_warps=FWD_WARPS)
-    return xn, h, mean, rstd
+        x, out, extra, proj_bias, weight, bias, xn, h, mean, rstd, xc, M, eps, HAS_ADD=has_add,
+        HAS_EXTRA=extra.numel() > 0, HAS_PBIAS=proj_bias.numel() > 0, HAS_BIAS=bias.numel() > 0, HAS_COPY=copy,
+        CENTER=center, D=D, ROWS=FWD_ROWS, BLOCK_D=triton.next_power_of_2(D), num_warps=FWD_WARPS)
+    return xn, h, mean, rstd, xc
 
 
 @_add_norm_op.register_fake
-def _(x, out, extra, proj_bias, weight, bias, eps, has_add, center, h_dtype):
+def _(x, out, extra, proj_bias, weight, bias, eps, has_add, center, h_dtype, copy):
     M, D = x.shape
     return (x.new_empty(M, D) if has_add else x.new_empty(0), x.new_empty(M, D, dtype=h_dtype),
-            x.new_empty(M), x.new_empty(M))
+            x.new_empty(M), x.new_empty(M), x.new_empty(M, D, dtype=h_dtype) if copy else x.new_empty(0))
 
 
 @torch.library.custom_op("gptablate::add_norm_backward", mutates_args=())
 def _add_norm_backward_op(xn: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor,
-                          dxn: torch.Tensor, dh: torch.Tensor, has_add: bool, center: bool, out_dtype: torch.dtype
-                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                          dxn: torch.Tensor, dxc: torch.Tensor, dh: torch.Tensor, has_add: bool, center: bool,
+                          out_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dx, dout or empty, sums (3, D): the gradients of the norm's gain and bias and of the projection bias)."""
     M, D = xn.shape
     if not _kernels_for(xn):
         dx, dout, dw, db, dpb = add_norm_backward_reference(xn, mean, rstd, weight, dxn if dxn.numel() else None,
-                                                            dh, has_add, center, out_dtype)
+                                                            dh, has_add, center, out_dtype,
+                                                            dxc if dxc.numel() else None)
         sums = torch.stack((dw, db, dpb if dpb is not None else torch.zeros_like(dw)))
         return dx, (dout if has_add else xn.new_zeros(0)), sums
     dx = torch.empty_like(xn)
@@ -192,33 +206,35 @@ def _add_norm_backward_op(xn: torch.Tensor, mean: torch.Tensor, rstd: torch.Tens
     programs = min(blocks, BWD_PER_SM * sm_count(xn))
     part = xn.new_empty(programs, 3, D)
     _add_norm_bwd_kernel[(programs,)](
-        xn, mean, rstd, weight, dxn, dh, dx, dout if has_add else dx, part, M, programs,
-        triton.cdiv(blocks, programs), HAS_DXN=dxn.numel() > 0, HAS_ADD=has_add, CENTER=center, D=D, ROWS=rows,
-        BLOCK_D=triton.next_power_of_2(D), num_warps=BWD_WARPS)
+        xn, mean, rstd, weight, dxn, dxc, dh, dx, dout if has_add else dx, part, M, programs,
+        triton.cdiv(blocks, programs), HAS_DXN=dxn.numel() > 0, HAS_DXC=dxc.numel() > 0, HAS_ADD=has_add,
+        CENTER=center, D=D, ROWS=rows, BLOCK_D=triton.next_power_of_2(D), num_warps=BWD_WARPS)
     return dx, dout, part.sum(0)
 
 
 @_add_norm_backward_op.register_fake
-def _(xn, mean, rstd, weight, dxn, dh, has_add, center, out_dtype):
+def _(xn, mean, rstd, weight, dxn, dxc, dh, has_add, center, out_dtype):
     M, D = xn.shape
     return xn.new_empty(M, D), xn.new_empty(M, D, dtype=out_dtype) if has_add else xn.new_empty(0), xn.new_empty(3, D)
 
 
 def _setup_context(ctx, inputs, output):
-    x, out, extra, proj_bias, weight, bias, eps, has_add, center, h_dtype = inputs
-    xn, _, mean, rstd = output
+    x, out, extra, proj_bias, weight, bias, eps, has_add, center, h_dtype, copy = inputs
+    xn, _, mean, rstd, _ = output
     ctx.save_for_backward(xn if has_add else x, mean, rstd, weight)
     ctx.flags = (has_add, center, out.dtype, extra.numel() > 0, proj_bias.numel() > 0, bias.numel() > 0, h_dtype)
 
 
-def _backward(ctx, dxn, dh, _dmean, _drstd):
+def _backward(ctx, dxn, dh, _dmean, _drstd, dxc):
     xn, mean, rstd, weight = ctx.saved_tensors
     has_add, center, out_dtype, has_extra, has_pbias, has_bias, h_dtype = ctx.flags
     dxn = dxn.contiguous() if (has_add and dxn is not None) else xn.new_zeros(0)
     dh = torch.zeros(xn.shape, dtype=h_dtype, device=xn.device) if dh is None else dh
-    dx, dout, sums = _add_norm_backward_op(xn, mean, rstd, weight, dxn, dh.contiguous(), has_add, center, out_dtype)
+    dxc = dxc.contiguous() if dxc is not None and dxc.numel() else xn.new_zeros(0)
+    dx, dout, sums = _add_norm_backward_op(xn, mean, rstd, weight, dxn, dxc, dh.contiguous(), has_add, center,
+                                           out_dtype)
     return (dx, dout if has_add else None, dout if has_extra else None, sums[2] if has_add and has_pbias else None,
-            sums[0], sums[1] if has_bias else None, None, None, None, None)
+            sums[0], sums[1] if has_bias else None, None, None, None, None, None)
 
 
 _add_norm_op.register_autograd(_backward, setup_context=_setup_context)
@@ -226,19 +242,20 @@ _add_norm_op.register_autograd(_backward, setup_context=_setup_context)
 
 def add_norm(x: torch.Tensor, out: torch.Tensor | None, proj_bias: torch.Tensor | None, weight: torch.Tensor,
              bias: torch.Tensor | None, eps: float, center: bool, h_dtype: torch.dtype,
-             extra: torch.Tensor | None = None):
-    """(x', h): x' = x + out + extra + proj_bias (x itself when `out` is None), h = N(x') in h_dtype. x, x' (M, D)."""
+             extra: torch.Tensor | None = None, copy: bool = False):
+    """(x', h): x' = x + out + extra + proj_bias (x itself when `out` is None), h = N(x') in h_dtype. x, x' (M, D).
+    With `copy`, (x', h, x' in h_dtype)."""
     has_add = out is not None
     if extra is not None and not has_add:
         raise ValueError("add_norm: `extra` is added with `out`; give both or neither")
     empty = x.new_zeros(0)
     with torch.autocast(x.device.type, enabled=False):
-        xn, h, _, _ = _add_norm_op(x.contiguous(), out.contiguous() if has_add else empty,
-                                   extra.to(out.dtype).contiguous() if extra is not None else empty,
-                                   proj_bias.to(x.dtype) if (has_add and proj_bias is not None) else empty,
-                                   weight.to(x.dtype), bias.to(x.dtype) if bias is not None else empty,
-                                   float(eps), has_add, center, h_dtype)
-    return (xn if has_add else x), h
+        xn, h, _, _, xc = _add_norm_op(x.contiguous(), out.contiguous() if has_add else empty,
+                                       extra.to(out.dtype).contiguous() if extra is not None else empty,
+                                       proj_bias.to(x.dtype) if (has_add and proj_bias is not None) else empty,
+                                       weight.to(x.dtype), bias.to(x.dtype) if bias is not None else empty,
+                                       float(eps), has_add, center, h_dtype, copy)
+    return ((xn if has_add else x), h, xc) if copy else ((xn if has_add else x), h)
 
 
 def prenorm_walk(x: torch.Tensor, blocks, ln_f, ctx: dict, center: bool, addend=None) -> torch.Tensor:
@@ -246,24 +263,27 @@ def prenorm_walk(x: torch.Tensor, blocks, ln_f, ctx: dict, center: bool, addend=
     with the norm after it: returns ln_f's output. The same function as the blocks' own forward (with the
     projection biases added in fp32, see above); dropout must be 0 (it is not applied). The sublayers run
     as their `fused` flags say (GPT.fused_kernels sets them with this walk). `addend(k, x)`, where given, is
-    a term residual site k adds besides its sublayer's output, from the stream x before the site (None: none;
-    Residual.prenorm_addend)."""
+    a term residual site k adds besides its sublayer's output, from the stream before the site rounded to h's
+    dtype (add_norm's copy, as autocast would round it for a matmul; Residual.prenorm_addend)."""
     B, T, D = x.shape
     dev = x.device.type
     h_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
     norms = [n for block in blocks for n in (block.ln_1, block.ln_2)] + [ln_f]
 
-    def step(stream, out, proj_bias, k):
-        """Site k - 1's add (k >= 1; its addend from the stream before it) and norm k."""
+    def step(stream, copy, out, proj_bias, k):
+        """Site k - 1's add (k >= 1; its addend from `copy`, the stream before it in h's dtype) and norm k: the new
+        stream, h and (where a later site's addend will read it) the new stream's copy."""
         norm = norms[k]
-        extra = addend(k - 1, stream) if (addend is not None and out is not None) else None
-        return add_norm(stream, out, proj_bias, norm.weight, getattr(norm, "bias", None), 1e-5, center, h_dtype,
-                        extra)
+        extra = addend(k - 1, copy) if (addend is not None and out is not None) else None
+        wants_copy = addend is not None and k < len(norms) - 1
+        result = add_norm(stream, out, proj_bias, norm.weight, getattr(norm, "bias", None), 1e-5, center, h_dtype,
+                          extra, wants_copy)
+        return result if wants_copy else (*result, None)
 
-    stream, h = step(x.reshape(B * T, D), None, None, 0)
+    stream, h, copy = step(x.reshape(B * T, D), None, None, None, 0)
     for i, block in enumerate(blocks):
         out = torch.nn.functional.linear(block.attn.mix(h.view(B, T, D), ctx), block.attn.c_proj.weight)
-        stream, h = step(stream, out.reshape(B * T, D), block.attn.c_proj.bias, 2 * i + 1)
+        stream, h, copy = step(stream, copy, out.reshape(B * T, D), block.attn.c_proj.bias, 2 * i + 1)
         out = torch.nn.functional.linear(block.mlp.inner(h.view(B, T, D)), block.mlp.c_proj.weight)
-        stream, h = step(stream, out.reshape(B * T, D), block.mlp.c_proj.bias, 2 * i + 2)
+        stream, h, copy = step(stream, copy, out.reshape(B * T, D), block.mlp.c_proj.bias, 2 * i + 2)
     return h.view(B, T, D)

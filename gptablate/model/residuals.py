@@ -48,7 +48,8 @@ class Residual(nn.Module):
         raise NotImplementedError
 
     def prenorm_addend(self, k: int, x: torch.Tensor) -> torch.Tensor | None:
-        """What site k adds besides its sublayer's output, from the stream x before it, in the fused walk."""
+        """What site k adds besides its sublayer's output in the fused walk, from the stream before it (x: rounded to
+        the autocast dtype, as autocast rounds a matmul's input)."""
         return None
 
 
