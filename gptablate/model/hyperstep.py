@@ -293,16 +293,26 @@ def _hyper_step_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tensor, wt: to
     if not use_kernel(Hk):
         return tuple(r.contiguous() for r in hyper_step_reference(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, has_write,
                                                                    dynamic, center))
+    return forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, has_write, dynamic, center)
+
+
+def _constexprs(k: dict, has_write: bool, dynamic: bool, center: bool) -> dict:
+    return dict(N=k["N"], NP=k["NP"], J=k["J"], DC=k["DC"], DL=k["DL"], SP=k["SP"], HAS_WRITE=has_write,
+                DYNAMIC=dynamic, CENTER=center)
+
+
+def forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps: float, has_write: bool, dynamic: bool, center: bool):
+    """The forward kernel's outputs (H1, x_in, C1, z, mean, rstd): H1 in the streams' dtype (fp32 in the op;
+    scripts/device/stream_dtype_bench.py passes bf16 streams), the rest fp32."""
     M, n, D = Hk.shape
     f32 = dict(dtype=torch.float32, device=Hk.device)
-    H1, x_in, C1 = torch.empty(M, n, D, **f32), torch.empty(M, D, **f32), torch.empty(M, n, n + 2, **f32)
+    H1, x_in, C1 = torch.empty_like(Hk), torch.empty(M, D, **f32), torch.empty(M, n, n + 2, **f32)
     z = torch.empty(M, n, n + 2, **f32) if dynamic else Hk.new_zeros(0)
     mean = torch.empty(M, n, **f32) if dynamic else Hk.new_zeros(0)
     rstd = torch.empty(M, n, **f32) if dynamic else Hk.new_zeros(0)
     k = _launch_shape(Hk, dynamic)
     _hyper_fwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, s, a_s, b_s, H1, x_in, C1, z, mean, rstd, M, D, eps,
-                                 k["programs"], k["per_program"], N=k["N"], NP=k["NP"], J=k["J"], DC=k["DC"],
-                                 DL=k["DL"], SP=k["SP"], HAS_WRITE=has_write, DYNAMIC=dynamic, CENTER=center,
+                                 k["programs"], k["per_program"], **_constexprs(k, has_write, dynamic, center),
                                  **k["fwd"])
     return H1, x_in, C1, z, mean, rstd
 
@@ -321,29 +331,38 @@ def _hyper_step_backward_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tenso
                             rstd: torch.Tensor, dH1: torch.Tensor, dx: torch.Tensor, dC1: torch.Tensor,
                             has_write: bool, dynamic: bool, center: bool
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    M, n, D = H1.shape
     if not use_kernel(H1):
         dHk, d_out, dCk, dz, dCt = hyper_step_backward_reference(Hk, out, Ck, wt, s, H1, C1, torch.tanh(z), mean,
                                                                  rstd, dH1, dx, dC1, has_write, dynamic, center)
     else:
-        f32 = dict(dtype=torch.float32, device=H1.device)
-        dHk = torch.empty(M, n, D, **f32)
-        d_out = torch.empty(M, D, dtype=out.dtype, device=H1.device) if has_write else None
-        dCk = torch.empty(M, n, n + 2, **f32) if has_write else None
-        dz = torch.empty(M, n, n + 2, **f32) if dynamic else None
-        dCt = torch.empty(M, n, n + 2, **f32)
-        k = _launch_shape(H1, dynamic)
-        dummy = dCt
-        wsum = wt.sum(1) if dynamic else wt
-        _hyper_bwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, wsum, s, H1, C1, z, mean, rstd, dH1, dx, dC1,
-                                     dHk, d_out if has_write else dummy, dCk if has_write else dummy,
-                                     dz if dynamic else dummy, dCt, M, D, k["programs"], k["per_program"],
-                                     N=k["N"], NP=k["NP"], J=k["J"], DC=k["DC"], DL=k["DL"], SP=k["SP"],
-                                     HAS_WRITE=has_write, DYNAMIC=dynamic, CENTER=center, **k["bwd"])
+        dHk, d_out, dCk, dz, dCt = backward_kernel(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1,
+                                                   has_write, dynamic, center)
+
     def absent(t):  # an output this case has none of: a fresh empty tensor (outputs may not alias)
         return t if t is not None else H1.new_zeros(0)
 
     return dHk, absent(d_out), absent(dCk), absent(dz), dCt
+
+
+def backward_kernel(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1, has_write: bool, dynamic: bool,
+                    center: bool):
+    """The backward kernel's outputs (dHk, d_out, dCk, dz, dCt; None for a case's absent ones): dHk in the streams'
+    dtype (H1's), d_out in out's, the rest fp32."""
+    M, n, D = H1.shape
+    f32 = dict(dtype=torch.float32, device=H1.device)
+    dHk = torch.empty_like(H1)
+    d_out = torch.empty(M, D, dtype=out.dtype, device=H1.device) if has_write else None
+    dCk = torch.empty(M, n, n + 2, **f32) if has_write else None
+    dz = torch.empty(M, n, n + 2, **f32) if dynamic else None
+    dCt = torch.empty(M, n, n + 2, **f32)
+    k = _launch_shape(H1, dynamic)
+    dummy = dCt
+    wsum = wt.sum(1) if dynamic else wt
+    _hyper_bwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, wsum, s, H1, C1, z, mean, rstd, dH1, dx, dC1,
+                                 dHk, d_out if has_write else dummy, dCk if has_write else dummy,
+                                 dz if dynamic else dummy, dCt, M, D, k["programs"], k["per_program"],
+                                 **_constexprs(k, has_write, dynamic, center), **k["bwd"])
+    return dHk, d_out, dCk, dz, dCt
 
 
 @_hyper_step_backward_op.register_fake

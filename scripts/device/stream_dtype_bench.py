@@ -20,33 +20,20 @@ from hyperstep_bench import inputs, timed  # noqa: E402
 
 
 def launch(args, dtype, dH1, dx, dC1):
-    """Forward and backward kernels with the streams (H, H', dH', dH) in `dtype`; returns (forward, backward) callables
-    and their outputs."""
+    """Forward and backward kernels (hyperstep.forward_kernel, backward_kernel) with the streams (H, H', dH', dH) in
+    `dtype`: (forward, backward) callables, each returning its outputs."""
     Hk, out, Ck, wt, bw, s, a_s, b_s, eps, has_write, dynamic, center = args
     Hk, dH1 = Hk.to(dtype), dH1.to(dtype)
-    M, n, D = Hk.shape
-    f32 = dict(dtype=torch.float32, device=Hk.device)
-    H1, x_in, C1 = torch.empty(M, n, D, dtype=dtype, device=Hk.device), torch.empty(M, D, **f32), \
-        torch.empty(M, n, n + 2, **f32)
-    z, mean, rstd = torch.empty(M, n, n + 2, **f32), torch.empty(M, n, **f32), torch.empty(M, n, **f32)
-    dHk = torch.empty(M, n, D, dtype=dtype, device=Hk.device)
-    d_out, dCk = torch.empty(M, D, dtype=out.dtype, device=Hk.device), torch.empty(M, n, n + 2, **f32)
-    dz, dCt = torch.empty(M, n, n + 2, **f32), torch.empty(M, n, n + 2, **f32)
-    wsum = wt.sum(1) if dynamic else wt
-    k = HS._launch_shape(Hk, dynamic)
-    shape = dict(N=k["N"], NP=k["NP"], J=k["J"], DC=k["DC"], DL=k["DL"], SP=k["SP"], HAS_WRITE=has_write,
-                 DYNAMIC=dynamic, CENTER=center)
+    flags = (has_write, dynamic, center)
+    H1, _, C1, z, mean, rstd = HS.forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, *flags)
 
     def forward():
-        HS._hyper_fwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, s, a_s, b_s, H1, x_in, C1, z, mean, rstd, M, D, eps,
-                                        k["programs"], k["per_program"], **shape, **k["fwd"])
+        return HS.forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, *flags)
 
     def backward():
-        HS._hyper_bwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, wsum, s, H1, C1, z, mean, rstd, dH1, dx, dC1,
-                                        dHk, d_out, dCk, dz, dCt, M, D, k["programs"], k["per_program"],
-                                        **shape, **k["bwd"])
+        return HS.backward_kernel(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1, *flags)
 
-    return forward, backward, (H1, x_in, dHk, d_out)
+    return forward, backward
 
 
 def main():
@@ -60,14 +47,13 @@ def main():
         dC1 = torch.randn(M, n, n + 2, device=args[0].device)
         results = {}
         for dtype in (torch.float32, torch.bfloat16):
-            forward, backward, outs = launch(args, dtype, dH1, dx, dC1)
-            forward()
-            backward()
-            results[dtype] = outs
+            forward, backward = launch(args, dtype, dH1, dx, dC1)
+            H1, x_in = forward()[:2]
+            dHk, d_out = backward()[:2]
+            results[dtype] = (H1, x_in, dHk, d_out)
             if interp:
                 continue
             fw, bw = timed(forward), timed(backward)
-            H1 = outs[0]
             mm = timed(lambda: torch.randn(M * n, n + 2, device="cuda").t().to(H1.dtype) @ H1.reshape(M * n, D)) \
                 if dynamic else 0.0
             print(f"{'dynamic' if dynamic else 'static'} site, streams {str(dtype)[6:]}: forward {fw:.3f} ms, "
