@@ -21,3 +21,47 @@ def assert_fused_is_plain(model, loss_tol: dict, grad_tol: dict) -> None:
     assert g0.keys() == g1.keys()
     for name in g0:
         assert torch.allclose(g0[name], g1[name], **grad_tol), name
+
+
+def assert_op_backward_is_autograds(op, reference, tensors, flags) -> None:
+    """A custom op's first three outputs and its hand-written backward against autograd through its torch reference
+    (float64 tensors): the outputs to 1e-12, the gradient of every tensor that requires one to 1e-10."""
+    want_out = reference(*tensors, *flags)[:3]
+    got_out = op(*tensors, *flags)[:3]
+    weights = [torch.randn_like(t) for t in want_out]
+    loss = lambda outs: sum((o * w).sum() for o, w in zip(outs, weights))
+    grads_of = [t for t in tensors if t.requires_grad]
+    want = torch.autograd.grad(loss(want_out), grads_of)
+    got = torch.autograd.grad(loss(got_out), grads_of)
+    for o, w in zip(got_out, want_out):
+        assert torch.allclose(o, w, atol=1e-12)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-10), (a - b).abs().max()
+
+
+def kernel_key_paths(build, key: str) -> tuple:
+    """The models build([key=fused]) and build([key=torch]) with the same weights (a residual strategy's kernel key,
+    arch.hyper.kernel or arch.mhc.kernel); asserts that only the first takes the fused operation on the CPU, and that
+    auto does not (there the per-site code runs, which inductor compiles)."""
+    fused, plain = build([f"{key}=fused"]), build([f"{key}=torch"])
+    cpu = torch.zeros(1)
+    assert fused.residual.fused_for(cpu) and not plain.residual.fused_for(cpu)
+    assert build([]).residual.fused_for(cpu) is False
+    plain.load_state_dict(fused.state_dict())
+    return fused, plain
+
+
+def losses_after_perturbing(models, perturb, seed: int = 1) -> list:
+    """Each model's parameters moved alike, perturb(name, p, e) with e the same N(0, 1) draw for every model, then one
+    batch of 2 x 16 tokens forward and backward: the losses."""
+    g = torch.Generator().manual_seed(seed)
+    noise = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in models[0].parameters()]
+    with torch.no_grad():
+        for model in models:
+            for (name, p), e in zip(model.named_parameters(), noise):
+                perturb(name, p, e)
+    x = torch.randint(0, models[0].config.vocab_size, (2, 17), generator=g)
+    losses = [model(x[:, :-1], x[:, 1:]) for model in models]
+    for loss in losses:
+        loss.backward()
+    return losses

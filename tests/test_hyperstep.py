@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fused import assert_op_backward_is_autograds, kernel_key_paths, losses_after_perturbing
 from graphs import compiled_graphs
 from interpreter import kernel_tests
 
@@ -29,19 +30,8 @@ def _inputs(n, D, M, has_write, dynamic, dtype=torch.float64, seed=0):
 
 @pytest.mark.parametrize("has_write,dynamic,center", FLAGS)
 def test_hand_backward_matches_autograd_through_the_reference(has_write, dynamic, center):
-    tensors = _inputs(3, 10, 4, has_write, dynamic)
-    flags = (1e-5, has_write, dynamic, center)
-    want_out = HS.hyper_step_reference(*tensors, *flags)[:3]
-    got_out = torch.ops.gptablate.hyper_step(*tensors, *flags)[:3]  # the op: manual backward
-    weights = [torch.randn_like(t) for t in want_out]
-    loss = lambda outs: sum((o * w).sum() for o, w in zip(outs, weights))
-    grads_of = [t for t in tensors if t.requires_grad]
-    want = torch.autograd.grad(loss(want_out), grads_of)
-    got = torch.autograd.grad(loss(got_out), grads_of)
-    for o, w in zip(got_out, want_out):
-        assert torch.allclose(o, w, atol=1e-12)
-    for a, b in zip(got, want):
-        assert torch.allclose(a, b, atol=1e-10), (a - b).abs().max()
+    assert_op_backward_is_autograds(torch.ops.gptablate.hyper_step, HS.hyper_step_reference,
+                                    _inputs(3, 10, 4, has_write, dynamic), (1e-5, has_write, dynamic, center))
 
 
 def _model(sets):
@@ -55,23 +45,13 @@ def _model(sets):
 @pytest.mark.parametrize("dynamic", ["true", "false"])
 def test_fused_and_torch_paths_give_the_same_model(norm, dynamic):
     sets = [f"arch.norm={norm}", f"arch.hyper.dynamic={dynamic}"]
-    fused, plain = _model(sets + ["arch.hyper.kernel=fused"]), _model(sets + ["arch.hyper.kernel=torch"])
-    cpu = torch.zeros(1)
-    assert fused.residual.fused_for(cpu) and not plain.residual.fused_for(cpu)
-    # auto: fused where the kernels run; on the CPU the per-site code, which inductor compiles
-    assert _model(sets).residual.fused_for(cpu) is False
-    plain.load_state_dict(fused.state_dict())
-    g = torch.Generator().manual_seed(1)
-    noise = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in fused.parameters()]
-    with torch.no_grad():  # connection weights away from their initial values, so every term is exercised
-        for model in (fused, plain):
-            for (name, p), e in zip(model.named_parameters(), noise):
-                if name.startswith("residual."):
-                    p.add_(0.3 * e)
-    x = torch.randint(0, 64, (2, 17), generator=g)
-    a, b = fused(x[:, :-1], x[:, 1:]), plain(x[:, :-1], x[:, 1:])
-    a.backward()
-    b.backward()
+    fused, plain = kernel_key_paths(lambda more: _model(sets + more), "arch.hyper.kernel")
+
+    def perturb(name, p, e):  # connection weights away from their initial values, so every term is exercised
+        if name.startswith("residual."):
+            p.add_(0.3 * e)
+
+    a, b = losses_after_perturbing((fused, plain), perturb)
     assert torch.allclose(a, b, atol=1e-6)
     for (name, p), q in zip(fused.named_parameters(), plain.parameters()):
         assert torch.allclose(p.grad, q.grad, atol=1e-6, rtol=1e-5), name

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fused import assert_op_backward_is_autograds, kernel_key_paths, losses_after_perturbing
 from graphs import compiled_graphs
 from interpreter import kernel_tests
 
@@ -27,19 +28,8 @@ def _inputs(n, D, M, has_write, dtype=torch.float64, seed=0):
 @pytest.mark.parametrize("has_write", [True, False])
 @pytest.mark.parametrize("n", [2, 3, 4])
 def test_hand_backward_matches_autograd_through_the_reference(has_write, n):
-    tensors = _inputs(n, 10, 5, has_write)
-    flags = (1e-5, has_write)
-    want_out = MS.mhc_step_reference(*tensors, *flags)[:3]
-    got_out = torch.ops.gptablate.mhc_step(*tensors, *flags)[:3]  # the op: manual backward
-    weights = [torch.randn_like(t) for t in want_out]
-    loss = lambda outs: sum((o * w).sum() for o, w in zip(outs, weights))
-    grads_of = [t for t in tensors if t.requires_grad]
-    want = torch.autograd.grad(loss(want_out), grads_of)
-    got = torch.autograd.grad(loss(got_out), grads_of)
-    for o, w in zip(got_out, want_out):
-        assert torch.allclose(o, w, atol=1e-12)
-    for a, b in zip(got, want):
-        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-10), (a - b).abs().max()
+    assert_op_backward_is_autograds(torch.ops.gptablate.mhc_step, MS.mhc_step_reference, _inputs(n, 10, 5, has_write),
+                                    (1e-5, has_write))
 
 
 def _model(sets, block="pre"):
@@ -52,25 +42,15 @@ def _model(sets, block="pre"):
 @pytest.mark.parametrize("block,n", [("pre", 4), ("pre", 2), ("parallel", 3)])
 def test_fused_and_torch_paths_give_the_same_model(block, n):
     sets = [f"arch.mhc.n={n}"]
-    fused, plain = _model(sets + ["arch.mhc.kernel=fused"], block), _model(sets + ["arch.mhc.kernel=torch"], block)
-    cpu = torch.zeros(1)
-    assert fused.residual.fused_for(cpu) and not plain.residual.fused_for(cpu)
-    # auto: fused where the kernels run; on the CPU the per-site code, which inductor compiles
-    assert _model(sets, block).residual.fused_for(cpu) is False
-    plain.load_state_dict(fused.state_dict())
-    g = torch.Generator().manual_seed(1)
-    noise = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in fused.parameters()]
-    with torch.no_grad():  # connection weights away from their initial values, so every term is exercised
-        for model in (fused, plain):
-            for (name, p), e in zip(model.named_parameters(), noise):
-                if name.endswith("b_res"):  # R off its saturated start (≈ I), so that its gradient is not ≈ 0
-                    p.copy_(e)
-                elif name.startswith("residual."):
-                    p.add_((0.3 if "alpha" in name or "b_" in name else 0.05) * e)
-    x = torch.randint(0, 64, (2, 17), generator=g)
-    a, b = fused(x[:, :-1], x[:, 1:]), plain(x[:, :-1], x[:, 1:])
-    a.backward()
-    b.backward()
+    fused, plain = kernel_key_paths(lambda more: _model(sets + more, block), "arch.mhc.kernel")
+
+    def perturb(name, p, e):  # connection weights away from their initial values, so every term is exercised
+        if name.endswith("b_res"):  # R off its saturated start (≈ I), so that its gradient is not ≈ 0
+            p.copy_(e)
+        elif name.startswith("residual."):
+            p.add_((0.3 if "alpha" in name or "b_" in name else 0.05) * e)
+
+    a, b = losses_after_perturbing((fused, plain), perturb)
     assert torch.allclose(a, b, atol=1e-6)
     # each gradient to 1e-5 of its own scale: R's are about 1e-6 (the Sinkhorn's gradient of equal streams is 0, and
     # the streams differ only as far as the q's do), so one absolute tolerance would not test them; the floor, 1e-10,
