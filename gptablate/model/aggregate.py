@@ -123,6 +123,22 @@ if triton is not None:
         e = tl.exp(score - tl.max(score, axis=1, keep_dims=True))  # padded sources: 0
         return e / tl.sum(e, axis=1, keep_dims=True), r
 
+    @triton.jit
+    def _first_pass(srcs, n_sources, off, dmask, kv, u, go, K: tl.constexpr, KP: tl.constexpr, DC: tl.constexpr,
+                    WITH_GO: tl.constexpr):
+        """A token's first pass over its sources: the per-chunk sums (DC, KP) of v_k², v_k·u and (WITH_GO) v_k·ḡ, each
+        kind gathered for all sources, so that _total reduces it across warps once."""
+        ss = tl.zeros([DC, KP], tl.float32)
+        s = tl.zeros([DC, KP], tl.float32)
+        dp = tl.zeros([DC, KP], tl.float32)
+        for k in tl.static_range(K):
+            v = _load(srcs[k], off, dmask & (k < n_sources), False)
+            ss = _put(ss, k, kv, v * v)
+            s = _put(s, k, kv, v * u)
+            if WITH_GO:
+                dp = _put(dp, k, kv, v * go)
+        return ss, s, dp
+
     @triton.jit(do_not_specialize=["n_sources", "M", "n_programs", "rows_per_program"])  # validation's shapes
     def _agg_fwd_kernel(srcs, n_sources, u_ptr, out_ptr, M, D, eps, n_programs, rows_per_program,
                         K: tl.constexpr, KP: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, HOLD: tl.constexpr):
@@ -132,12 +148,7 @@ if triton is not None:
             m = tl.program_id(0) + it * n_programs
             if m < M:
                 off = m.to(tl.int64) * D + d
-                ss = tl.zeros([DC, KP], tl.float32)
-                s = tl.zeros([DC, KP], tl.float32)
-                for k in tl.static_range(K):
-                    v = _load(srcs[k], off, dmask & (k < n_sources), False)
-                    ss = _put(ss, k, kv, v * v)
-                    s = _put(s, k, kv, v * u)
+                ss, s, _ = _first_pass(srcs, n_sources, off, dmask, kv, u, u, K, KP, DC, False)
                 p, _ = _weights(_total(ss), _total(s), kv < n_sources, D, eps)
                 acc = tl.zeros([DC, DL], tl.float32)
                 for k in tl.static_range(K):
@@ -155,14 +166,7 @@ if triton is not None:
             if m < M:
                 off = m.to(tl.int64) * D + d
                 go = tl.load(dout_ptr + off, mask=dmask, other=0.0)
-                ss = tl.zeros([DC, KP], tl.float32)
-                s = tl.zeros([DC, KP], tl.float32)
-                dp = tl.zeros([DC, KP], tl.float32)
-                for k in tl.static_range(K):
-                    v = _load(srcs[k], off, dmask & (k < n_sources), False)
-                    ss = _put(ss, k, kv, v * v)
-                    s = _put(s, k, kv, v * u)
-                    dp = _put(dp, k, kv, v * go)
+                ss, s, dp = _first_pass(srcs, n_sources, off, dmask, kv, u, go, K, KP, DC, True)
                 s = _total(s)
                 dp = _total(dp)
                 p, r = _weights(_total(ss), s, kv < n_sources, D, eps)
