@@ -132,6 +132,23 @@ def test_fused_sublayers_are_the_plain_function_in_every_form(sets):
     _assert_fused_is_plain(model)
 
 
+@pytest.mark.parametrize("sets, copies", [([], 0), (["arch.residual=laurel", "arch.laurel.mode=lr"], 4)])
+def test_the_walk_writes_the_streams_copy_only_for_an_addend(sets, copies, monkeypatch):
+    # the rounded copy of the stream (add_norm's `copy`) is what LAuReL-LR's A x reads: every norm but the last
+    # writes one there; the baseline's would be a stream-sized write forward, and a gradient of zeros read backward
+    model = _model(sets)
+    model.fused_kernels = True
+    asked, real = [], AN.add_norm
+
+    def add_norm(*args, **kwargs):
+        asked.append(args[9] if len(args) > 9 else kwargs.get("copy", False))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(AN, "add_norm", add_norm)
+    model(torch.randint(0, model.config.vocab_size, (2, 16)))
+    assert len(asked) == 2 * model.config.n_layer + 1 and sum(map(bool, asked)) == copies
+
+
 def test_wide_models_keep_the_plain_layers():
     model = _model(["model.n_embd=1600", "model.n_head=25"])
     model.fused_kernels = True

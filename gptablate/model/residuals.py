@@ -41,16 +41,15 @@ class Residual(nn.Module):
         self.n_sites = cfg.n_layer * layout.sites_per_layer
 
     # Whether the fused Pre-LN walk (addnorm.prenorm_walk; GPT.prenorm_fusable) computes this strategy: each
-    # site x' = x + F(N(x)) + prenorm_addend(k, x).
+    # site x' = x + F(N(x)) (+ prenorm_addend(k, x)).
     prenorm_walkable = False
+    # None, or (k, x) -> what site k adds besides its sublayer's output in the fused walk, from the stream before it
+    # (x: rounded to the autocast dtype, as autocast rounds a matmul's input). Where it is None the walk's norms
+    # write no rounded copy of the stream (add_norm's `copy`) and their backward reads no gradient for one.
+    prenorm_addend = None
 
     def walk(self, x, blocks, ctx):
         raise NotImplementedError
-
-    def prenorm_addend(self, k: int, x: torch.Tensor) -> torch.Tensor | None:
-        """What site k adds besides its sublayer's output in the fused walk, from the stream before it (x: rounded to
-        the autocast dtype, as autocast rounds a matmul's input)."""
-        return None
 
 
 @RESIDUALS.register("vanilla")
