@@ -1,12 +1,14 @@
 """Pre-LN's add and norm as one operation (model/addnorm.py): its backward, its kernels, the model's two paths."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from fused import assert_fused_is_plain
-from interpreter import kernel_tests
+from interpreter import HAVE_TRITON, kernel_tests
 from gptablate.model import addnorm as AN
 from gptablate.model import biasgelu as BG
 from gptablate.model.gpt import GPT, GPTConfig
@@ -172,3 +174,21 @@ _CHECK = Path(__file__).with_name("addnorm_kernel_check.py")
 
 test_kernels_match_reference_in_triton_interpreter, test_kernels_match_reference_on_gpu = kernel_tests(
     [str(_CHECK), "interp"], [str(_CHECK)])
+
+_COMPILED = Path(__file__).with_name("compiled_kernels_check.py")
+
+
+def _run_compiled_check(args: list[str]) -> None:
+    done = subprocess.run([sys.executable, str(_COMPILED), *args], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+
+
+def test_compiled_model_with_the_operations_matches_eager_on_cpu():
+    """The operations' torch rules inside a compiled model: the eager step's loss and gradients."""
+    _run_compiled_check(["cpu"])
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and HAVE_TRITON), reason="needs CUDA and Triton")
+def test_inductor_launches_the_kernels_in_a_compiled_model_on_gpu():
+    """Inductor launches the kernels itself (no opaque custom op), without copying inputs, and matches eager."""
+    _run_compiled_check([])

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import sm_count, tl, triton, use_kernel
+from .kernels import kernel_op, sm_count, tl, triton, use_kernel
 
 # Rows per program and warps of the forward; programs per SM, rows per iteration and warps of the backward:
 # the fastest of scripts/device/addnorm_bench.py's sweep at the 124M stream (61,440 x 768) on an H100 (call Z).
@@ -158,7 +158,7 @@ def _kernels_for(x: torch.Tensor) -> bool:
     return use_kernel(x) and x.shape[-1] <= 4096
 
 
-@torch.library.custom_op("gptablate::add_norm", mutates_args=())
+@kernel_op("gptablate::add_norm")
 def _add_norm_op(x: torch.Tensor, out: torch.Tensor, extra: torch.Tensor, proj_bias: torch.Tensor,
                  weight: torch.Tensor, bias: torch.Tensor, eps: float, has_add: bool, center: bool,
                  h_dtype: torch.dtype, copy: bool
@@ -173,21 +173,14 @@ def _add_norm_op(x: torch.Tensor, out: torch.Tensor, extra: torch.Tensor, proj_b
     h = torch.empty(M, D, dtype=h_dtype, device=x.device)
     mean, rstd = x.new_empty(M), x.new_empty(M)
     xc = torch.empty(M, D, dtype=h_dtype, device=x.device) if copy else x.new_zeros(0)
-    _add_norm_fwd_kernel[(triton.cdiv(M, FWD_ROWS),)](
+    torch.library.wrap_triton(_add_norm_fwd_kernel)[(triton.cdiv(M, FWD_ROWS),)](
         x, out, extra, proj_bias, weight, bias, xn, h, mean, rstd, xc, M, eps, HAS_ADD=has_add,
         HAS_EXTRA=extra.numel() > 0, HAS_PBIAS=proj_bias.numel() > 0, HAS_BIAS=bias.numel() > 0, HAS_COPY=copy,
         CENTER=center, D=D, ROWS=FWD_ROWS, BLOCK_D=triton.next_power_of_2(D), num_warps=FWD_WARPS)
     return xn, h, mean, rstd, xc
 
 
-@_add_norm_op.register_fake
-def _(x, out, extra, proj_bias, weight, bias, eps, has_add, center, h_dtype, copy):
-    M, D = x.shape
-    return (x.new_empty(M, D) if has_add else x.new_empty(0), x.new_empty(M, D, dtype=h_dtype),
-            x.new_empty(M), x.new_empty(M), x.new_empty(M, D, dtype=h_dtype) if copy else x.new_empty(0))
-
-
-@torch.library.custom_op("gptablate::add_norm_backward", mutates_args=())
+@kernel_op("gptablate::add_norm_backward")
 def _add_norm_backward_op(xn: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor,
                           dxn: torch.Tensor, dxc: torch.Tensor, dh: torch.Tensor, has_add: bool, center: bool,
                           out_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -205,17 +198,11 @@ def _add_norm_backward_op(xn: torch.Tensor, mean: torch.Tensor, rstd: torch.Tens
     blocks = triton.cdiv(M, rows)
     programs = min(blocks, BWD_PER_SM * sm_count(xn))
     part = xn.new_empty(programs, 3, D)
-    _add_norm_bwd_kernel[(programs,)](
+    torch.library.wrap_triton(_add_norm_bwd_kernel)[(programs,)](
         xn, mean, rstd, weight, dxn, dxc, dh, dx, dout if has_add else dx, part, M, programs,
         triton.cdiv(blocks, programs), HAS_DXN=dxn.numel() > 0, HAS_DXC=dxc.numel() > 0, HAS_ADD=has_add,
         CENTER=center, D=D, ROWS=rows, BLOCK_D=triton.next_power_of_2(D), num_warps=BWD_WARPS)
     return dx, dout, part.sum(0)
-
-
-@_add_norm_backward_op.register_fake
-def _(xn, mean, rstd, weight, dxn, dxc, dh, has_add, center, out_dtype):
-    M, D = xn.shape
-    return xn.new_empty(M, D), xn.new_empty(M, D, dtype=out_dtype) if has_add else xn.new_empty(0), xn.new_empty(3, D)
 
 
 def _setup_context(ctx, inputs, output):

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from .kernels import sm_count, takes, tanh, tl, triton
+from .kernels import kernel_op, sm_count, takes, tanh, tl, triton
 
 K0 = math.sqrt(2.0 / math.pi)
 K1 = 0.044715
@@ -86,23 +86,19 @@ if triton is not None:
         tl.store(part_ptr + pid * N + cols, tl.sum(acc, axis=0), mask=cmask)
 
 
-@torch.library.custom_op("gptablate::bias_gelu", mutates_args=())
+@kernel_op("gptablate::bias_gelu")
 def _bias_gelu_op(pre: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     if not takes(pre):
         return bias_gelu_reference(pre, bias)
     M, N = pre.shape
     act = torch.empty_like(pre)
     grid = (triton.cdiv(M, FWD_BLOCK_M), triton.cdiv(N, FWD_BLOCK_N))
-    _bias_gelu_fwd_kernel[grid](pre, bias, act, M, N=N, BLOCK_M=FWD_BLOCK_M, BLOCK_N=FWD_BLOCK_N, num_warps=FWD_WARPS)
+    torch.library.wrap_triton(_bias_gelu_fwd_kernel)[grid](pre, bias, act, M, N=N, BLOCK_M=FWD_BLOCK_M,
+                                                           BLOCK_N=FWD_BLOCK_N, num_warps=FWD_WARPS)
     return act
 
 
-@_bias_gelu_op.register_fake
-def _(pre, bias):
-    return torch.empty_like(pre)
-
-
-@torch.library.custom_op("gptablate::bias_gelu_backward", mutates_args=())
+@kernel_op("gptablate::bias_gelu_backward")
 def _bias_gelu_backward_op(pre: torch.Tensor, bias: torch.Tensor, dact: torch.Tensor
                            ) -> tuple[torch.Tensor, torch.Tensor]:
     if not takes(pre):
@@ -113,15 +109,10 @@ def _bias_gelu_backward_op(pre: torch.Tensor, bias: torch.Tensor, dact: torch.Te
     col_programs = triton.cdiv(N, BWD_BLOCK_N)
     row_programs = min(blocks, max(1, BWD_PER_SM * sm_count(pre) // col_programs))
     part = torch.empty(row_programs, N, dtype=torch.float32, device=pre.device)
-    _bias_gelu_bwd_kernel[(row_programs, col_programs)](pre, bias, dact, dpre, part, M, row_programs,
-                                                         triton.cdiv(blocks, row_programs), N=N, BLOCK_M=BWD_BLOCK_M,
-                                                         BLOCK_N=BWD_BLOCK_N, num_warps=BWD_WARPS)
+    torch.library.wrap_triton(_bias_gelu_bwd_kernel)[(row_programs, col_programs)](
+        pre, bias, dact, dpre, part, M, row_programs, triton.cdiv(blocks, row_programs), N=N, BLOCK_M=BWD_BLOCK_M,
+        BLOCK_N=BWD_BLOCK_N, num_warps=BWD_WARPS)
     return dpre, part.sum(0).to(bias.dtype)
-
-
-@_bias_gelu_backward_op.register_fake
-def _(pre, bias, dact):
-    return torch.empty_like(pre), torch.empty_like(bias)
 
 
 def _setup_context(ctx, inputs, output):

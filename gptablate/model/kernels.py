@@ -8,6 +8,8 @@ TRITON_INTERPRET=1.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 try:
@@ -52,6 +54,31 @@ def row_chunks(D: int) -> tuple[int, int]:
 def use_kernel(t: torch.Tensor) -> bool:
     """Run the Triton kernel on this fp32 tensor (the kernels take fp32), rather than the torch rule."""
     return runs_on(t) and t.dtype == torch.float32
+
+
+def kernel_op(name: str):
+    """Decorator: a custom operator whose body launches Triton kernels through `torch.library.wrap_triton` (or runs
+    its torch rule), with the body as its fake too. Where Triton is installed it is a `torch.library.triton_op`,
+    which torch.compile traces into, so that inductor launches the kernels with its own launcher: as an opaque
+    custom op each call cost the host 80-150 us (dispatch, allocations, Triton's launch; call AW), which left the
+    GPU waiting at small batches. Without Triton (no kernels to launch) a plain custom op, so that importing the
+    model warns of nothing."""
+    def wrap(fn):
+        if triton is not None and os.environ.get("GPTABLATE_OPAQUE_OPS") != "1":
+            return torch.library.triton_op(name, fn, mutates_args=())
+        body = fn
+        if triton is not None:  # the experiment's opaque form (GPTABLATE_OPAQUE_OPS=1): launch as before
+            import functools
+            from torch._library.triton import set_wrap_triton_enabled
+
+            @functools.wraps(fn)
+            def body(*args, **kwargs):
+                with set_wrap_triton_enabled(False):
+                    return fn(*args, **kwargs)
+        op = torch.library.custom_op(name, body, mutates_args=())
+        op.register_fake(fn)
+        return op
+    return wrap
 
 
 def sm_count(t: torch.Tensor) -> int:

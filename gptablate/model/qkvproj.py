@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import sm_count, takes, tl, triton
+from .kernels import kernel_op, sm_count, takes, tl, triton
 
 # Programs per SM (each a column block looping over its share of rows), rows a tile, columns a tile, warps: the
 # fastest of scripts/device/qkvjoin_bench.py's sweep at the 124M attention (61,440 x 768) on an H100 (call AB:
@@ -68,7 +68,7 @@ if triton is not None:
             tl.store(part + 2 * C, tl.sum(acc_v, axis=0), mask=cmask)
 
 
-@torch.library.custom_op("gptablate::qkv_join", mutates_args=())
+@kernel_op("gptablate::qkv_join")
 def _qkv_join_op(dq: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor, with_sum: bool
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     if not takes(dq):
@@ -78,16 +78,10 @@ def _qkv_join_op(dq: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor, with_sum:
     blocks = triton.cdiv(M, JOIN_ROWS)
     programs = min(blocks, JOIN_PER_SM * sm_count(dq))
     part = dq.new_empty((programs, 3 * C) if with_sum else (0,), dtype=torch.float32)
-    _qkv_join_kernel[(programs, triton.cdiv(C, JOIN_BLOCK_C))](
+    torch.library.wrap_triton(_qkv_join_kernel)[(programs, triton.cdiv(C, JOIN_BLOCK_C))](
         dq, dk, dv, joined, part, M, programs, triton.cdiv(blocks, programs), C=C, SUM=with_sum, ROWS=JOIN_ROWS,
         BLOCK_C=JOIN_BLOCK_C, num_warps=JOIN_WARPS)
     return joined, (part.sum(0) if with_sum else part)
-
-
-@_qkv_join_op.register_fake
-def _(dq, dk, dv, with_sum):
-    M, C = dq.shape
-    return dq.new_empty(M, 3 * C), dq.new_empty(3 * C if with_sum else 0, dtype=_sum_dtype(dq))
 
 
 class _QKVProjection(torch.autograd.Function):

@@ -1,6 +1,8 @@
 """Host time a call of each fused operation costs (needs a GPU): at a tiny shape the GPU finishes each kernel
 before the host launches the next, so a loop's time per call is what the host spends on it (the custom op's
-dispatch, its allocations, Triton's launch). Against a plain torch op and a raw Triton launch of the same kernel.
+dispatch, its allocations, Triton's launch). Against a plain torch op and a raw Triton launch of the same kernel;
+the compiled rows call a torch.compile'd function holding the operation (guards and the graph's launch included),
+as the training step does.
 
     python3 scripts/device/launch_overhead.py [--rows 64] [--calls 2000]
 """
@@ -53,6 +55,13 @@ def main() -> None:
         _, hh = addnorm.add_norm(xg, outg, pb, w, b, 1e-5, True, torch.bfloat16)
         hh.backward(torch.ones_like(hh))
 
+    def plain_add_norm():
+        xn = x + out.float() + pb
+        return xn, torch.nn.functional.layer_norm(xn, (D,), w, b).to(torch.bfloat16)
+
+    compiled_op = torch.compile(lambda: addnorm.add_norm(x, out, pb, w, b, 1e-5, True, torch.bfloat16))
+    compiled_plain = torch.compile(plain_add_norm)
+    compiled_gelu = torch.compile(lambda: biasgelu.bias_gelu(pre, fb))
     rows = [
         ("torch.add (one kernel)", lambda: torch.add(x, x)),
         ("F.layer_norm eager", lambda: torch.nn.functional.layer_norm(x, (D,), w, b)),
@@ -62,6 +71,9 @@ def main() -> None:
         ("bias_gelu (custom op, forward)", lambda: biasgelu.bias_gelu(pre, fb)),
         ("bias_gelu backward op", lambda: biasgelu._bias_gelu_backward_op(pre, fb, pre)),
         ("qkv_join op", lambda: qkvproj._qkv_join_op(dq, dk, dv, True)),
+        ("compiled: add_norm forward", compiled_op),
+        ("compiled: the same in torch (inductor)", compiled_plain),
+        ("compiled: bias_gelu forward", compiled_gelu),
     ]
     print(f"host time a call, {M} rows x {D}, {args.calls} calls ({torch.cuda.get_device_name()}, "
           f"torch {torch.__version__}, triton {triton.__version__})")
