@@ -47,7 +47,7 @@ eager_loss, eager_grads = step(model, idx, targets)
 
 caught = Warnings()
 logging.getLogger("torch._higher_order_ops.triton_kernel_wrap").addHandler(caught)
-compiled = torch.compile(model)
+compiled = torch.compile(model, options=model.compile_options())  # as the engine compiles it
 (loss, grads), code = run_and_get_code(step, compiled, idx, targets)
 code = "\n".join(code)
 assert not caught.seen, caught.seen

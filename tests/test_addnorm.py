@@ -151,6 +151,24 @@ def test_the_walk_writes_the_streams_copy_only_for_an_addend(sets, copies, monke
     assert len(asked) == 2 * model.config.n_layer + 1 and sum(map(bool, asked)) == copies
 
 
+def test_the_fused_walk_compiles_with_its_own_inductor_options():
+    # the coalescing analysis of inductor's tiling off for the walk (GPT.compile_options), nothing set elsewhere;
+    # inductor takes the option's name (it refuses names it does not know) and the compiled model is the eager one
+    model, other = _model([]), _model(["arch.block=sandwich"])
+    model.fused_kernels = other.fused_kernels = True
+    assert model.compile_options() == {"triton.coalesce_tiling_analysis": False}
+    assert other.compile_options() is None
+    model.fused_kernels = False
+    assert model.compile_options() is None
+    model.fused_kernels = True
+    idx = torch.randint(0, model.config.vocab_size, (2, 16))
+    eager = model(idx, idx)
+    compiled = torch.compile(model, options=model.compile_options())(idx, idx)
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+    with pytest.raises(Exception, match="not_an_option"):
+        torch.compile(model, options={"triton.not_an_option": False})(idx, idx)
+
+
 def test_wide_models_keep_the_plain_layers():
     model = _model(["model.n_embd=1600", "model.n_head=25"])
     model.fused_kernels = True

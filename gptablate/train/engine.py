@@ -395,7 +395,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     windows = val_windows(dataset, m.block_size, recipe.data.eval_tokens)
 
     kernels = contextlib.ExitStack()  # entered where the loop starts (compilation happens at the first step)
-    compiled = torch.compile(model) if use_compile else model
+    model.fused_kernels = fused_kernels(t.norm_kernel, device)  # before compiling: its options depend on it
+    compiled = torch.compile(model, options=model.compile_options()) if use_compile else model
     ddp_model = compiled
     if dinfo.enabled:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -420,7 +421,6 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     else:
         dtype, autocast = torch.float32, contextlib.nullcontext()  # the CPU trains in fp32
     model.fused_loss_dtype = fused_loss_dtype(t.loss_kernel, device, dtype)
-    model.fused_kernels = fused_kernels(t.norm_kernel, device)
     scaler = torch.amp.GradScaler("cuda", enabled=(device.type == "cuda" and dtype == torch.float16))
 
     matmul_flops = measure_matmul_flops(device)
