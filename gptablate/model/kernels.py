@@ -8,8 +8,6 @@ TRITON_INTERPRET=1.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 try:
@@ -64,18 +62,9 @@ def kernel_op(name: str):
     GPU waiting at small batches. Without Triton (no kernels to launch) a plain custom op, so that importing the
     model warns of nothing."""
     def wrap(fn):
-        if triton is not None and os.environ.get("GPTABLATE_OPAQUE_OPS") != "1":
+        if triton is not None:
             return torch.library.triton_op(name, fn, mutates_args=())
-        body = fn
-        if triton is not None:  # the experiment's opaque form (GPTABLATE_OPAQUE_OPS=1): launch as before
-            import functools
-            from torch._library.triton import set_wrap_triton_enabled
-
-            @functools.wraps(fn)
-            def body(*args, **kwargs):
-                with set_wrap_triton_enabled(False):
-                    return fn(*args, **kwargs)
-        op = torch.library.custom_op(name, body, mutates_args=())
+        op = torch.library.custom_op(name, fn, mutates_args=())
         op.register_fake(fn)
         return op
     return wrap
