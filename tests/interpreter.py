@@ -20,11 +20,15 @@ needs_interpreter = pytest.mark.skipif(
     reason="needs Triton, and numpy < 2.3 for its interpreter")
 
 
+def run_check(args: list[str], env: dict | None = None, timeout: int = 600) -> None:
+    """Run a check script, `python args...`; it must exit 0 and print ok."""
+    done = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+
+
 def run_interpreted(args: list[str]) -> None:
     """Run `python args...` with TRITON_INTERPRET=1; it must exit 0 and print ok."""
-    done = subprocess.run([sys.executable, *args], env={**os.environ, "TRITON_INTERPRET": "1"},
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+    run_check(args, env={**os.environ, "TRITON_INTERPRET": "1"})
 
 
 def kernel_tests(interpreted: list[str], on_gpu: list[str]):
@@ -38,7 +42,6 @@ def kernel_tests(interpreted: list[str], on_gpu: list[str]):
 
     @pytest.mark.skipif(not (torch.cuda.is_available() and HAVE_TRITON), reason="needs CUDA and Triton")
     def test_kernels_match_reference_on_gpu():
-        done = subprocess.run([sys.executable, *on_gpu], capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+        run_check(on_gpu)
 
     return test_kernels_match_reference_in_triton_interpreter, test_kernels_match_reference_on_gpu
