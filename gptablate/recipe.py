@@ -87,6 +87,10 @@ class TrainConfig:
     # buckets (no copy into the buckets, no per-step gradient allocation).
     ddp_bucket_mb: int = 25
     ddp_bucket_view: bool = True
+    # How torch.compile meets DDP: "split" (dynamo's DDPOptimizer) cuts the compiled graph at the
+    # buckets so that each bucket's all-reduce starts during the backward; "whole" compiles one
+    # graph and all-reduces every bucket once the backward is done.
+    ddp_graph: Literal["split", "whole"] = "split"
     log_interval: int = 10
     checkpoint_interval: int = 0  # steps between resumable checkpoints; 0: only at the end
     keep_checkpoints: int = 2  # the newest k resumable checkpoints are kept
@@ -214,6 +218,7 @@ NON_SCIENCE_KEYS = {
     ("train", "norm_kernel"),
     ("train", "ddp_bucket_mb"),
     ("train", "ddp_bucket_view"),
+    ("train", "ddp_graph"),
     ("train", "log_interval"),
     ("train", "checkpoint_interval"),
     ("train", "keep_checkpoints"),

@@ -40,10 +40,13 @@ def test_seed_and_speed_settings_do_not_change_the_arm():
     base = load_recipe("tiny")
     same = load_recipe("tiny", ["train.seed=9", "train.micro_batch=2", "train.compile=false",
                                 "train.log_interval=1", "run.name=x", "data.eval_interval=10",
-                                "train.attention=flash"])
+                                "train.attention=flash", "train.ddp_graph=whole"])
     assert same.arm_hash() == base.arm_hash() and same.arm_label() == "tiny"
+    assert same.train.ddp_graph == "whole" and base.train.ddp_graph == "split"
     with pytest.raises(UserError, match="'auto' or 'flash' or 'cudnn' or 'efficient' or 'math'"):
         load_recipe("tiny", ["train.attention=fast"])
+    with pytest.raises(UserError, match="train.ddp_graph.*'split' or 'whole'"):
+        load_recipe("tiny", ["train.ddp_graph=none"])
     assert load_recipe("tiny", ["train.lr=1e-3"]).arm_hash() != base.arm_hash()
     # a variant's kernel choice is a speed setting too; its other settings are not
     hyper = load_recipe("tiny", ["arch.residual=hyper"])

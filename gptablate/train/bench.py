@@ -117,7 +117,8 @@ def bench_recipe(recipe_ref: str, overrides: list[str], steps: int, device: str 
         rows = [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines()]
     steady = rows[1:] or rows  # the first window holds compilation
     tok_s = statistics.mean(r["tokens_per_s"] for r in steady)
-    _release_memory()
+    if gpus == 1:  # else torchrun's ranks held the GPUs and have exited, and this process compiled nothing
+        _release_memory()
     return {"recipe": load_recipe(recipe_ref, list(overrides)).arm_label(), "gpus": gpus, "tokens_per_s": tok_s,
             "step_ms": 1e3 * recipe.train.batch_size * recipe.model.block_size / tok_s,
             "mfu": statistics.mean(r["mfu"] for r in steady),

@@ -38,6 +38,7 @@ from .metrics import datasheet_peak, measure_matmul_flops
 from .optim import lr_at, make_optimizer
 
 CHECKPOINT = "checkpoint.pt"
+DDP_GRAPH = {"split": "ddp_optimizer", "whole": "no_optimization"}  # train.ddp_graph -> dynamo's optimize_ddp
 METRICS = "metrics.jsonl"
 
 
@@ -396,6 +397,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
 
     kernels = contextlib.ExitStack()  # entered where the loop starts (compilation happens at the first step)
     model.fused_kernels = fused_kernels(t.norm_kernel, device)  # before compiling: its options depend on it
+    if dinfo.enabled and use_compile:  # read when dynamo traces the DDP-wrapped model (each rank is its own process)
+        torch._dynamo.config.optimize_ddp = DDP_GRAPH[t.ddp_graph]
     compiled = torch.compile(model, options=model.compile_options()) if use_compile else model
     ddp_model = compiled
     if dinfo.enabled:
