@@ -458,7 +458,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                  + (f"  resumed at step {start_step}" if resume else ""))
         log.line(f"model: {n_params / 1e6:.2f}M parameters (nanoGPT count), {flops_per_token / 1e9:.3f} GFLOP/token; "
                  f"batch {t.batch_size} = {dinfo.world_size} rank(s) x {plan.accum_steps} micro-step(s) x "
-                 f"{plan.micro_batch} sequence(s) x {m.block_size} tokens; compile={use_compile}, "
+                 f"{plan.micro_batch} sequence(s) x {m.block_size} tokens; compile={use_compile}"
+                 f"{f' (DDP graph: {t.ddp_graph})' if dinfo.enabled and use_compile else ''}, "
                  f"loss={'fused' if model.fused_loss_dtype is not None else 'torch'}")
         peak_text = f", datasheet {peak_flops / 1e12:.0f}" if peak_flops else ""
         log.line(f"matmul rate measured {matmul_flops / 1e12:.1f} TFLOP/s{peak_text}; "
