@@ -20,14 +20,40 @@ def test_bench_prints_a_table_and_writes_json_rows(tmp_path):
     assert rows[0]["first_window_s"] > 0
     assert "slowest window" in p.stdout and "gc ms" in p.stdout
     assert not (tmp_path / "runs").exists()  # synthetic data and a scratch runs folder: nothing recorded
+    finished = [l for l in p.stderr.splitlines() if l.startswith("finished:")]  # the run's log
+    assert finished and "checkpoint" not in finished[0]  # its runs are thrown away: no checkpoint written
 
 
 def test_bench_on_two_gloo_ranks(tmp_path):
     out = tmp_path / "bench2.json"
-    run_cli("bench", "tiny", "--device", "cpu", "--steps", "2", "--gpus", "2", "--set", "train.batch_size=16",
-            "--json", str(out), env={"GPTABLATE_RUNS": str(tmp_path / "runs")}, check=True)
+    p = run_cli("bench", "tiny", "--device", "cpu", "--steps", "2", "--gpus", "2", "--set", "train.batch_size=16",
+                "--json", str(out), env={"GPTABLATE_RUNS": str(tmp_path / "runs")}, check=True)
     (row,) = json.loads(out.read_text())
     assert row["gpus"] == 2 and row["tokens_per_s"] > 0 and row["recipe"] == "tiny[train.batch_size=16]"
+    finished = [l for l in p.stderr.splitlines() if l.startswith("finished:")]  # rank 0's log
+    assert finished and "checkpoint" not in finished[0]  # the ranks were told to write none
+
+
+def test_train_without_checkpoints_writes_none(prepared_corpus, tmp_path, monkeypatch):
+    """bench's runs (train(..., checkpoints=False)): metrics, no resumable state, no final checkpoint; and the
+    flag reaches torchrun's ranks."""
+    from gptablate.recipe import load_recipe
+    from gptablate.train.engine import CHECKPOINT, METRICS, train
+    from gptablate.train.checkpoint import STATE_DIR
+    from gptablate.train.launch import torchrun_command
+
+    monkeypatch.setenv("GPTABLATE_DATA", str(prepared_corpus))
+    monkeypatch.setenv("GPTABLATE_RUNS", str(tmp_path / "runs"))
+    recipe = load_recipe("tiny", ["train.max_iters=2", "train.log_interval=1", "data.eval_interval=2",
+                                  "train.checkpoint_interval=1", "train.micro_batch=4", "model.n_layer=1",
+                                  "model.n_embd=32", "model.n_head=2", "model.block_size=32", "data.dataset=corpus",
+                                  "data.eval_tokens=4096"])
+    run_dir = tmp_path / "runs" / "r"
+    summary = train(recipe, run_dir, "r", "cpu", checkpoints=False)
+    assert summary["step"] == 2 and len((run_dir / METRICS).read_text().splitlines()) == 2
+    assert not (run_dir / CHECKPOINT).exists() and not any((run_dir / STATE_DIR).glob("*"))
+    assert "--no-checkpoints" in torchrun_command(run_dir, "r", 2, "cpu", checkpoints=False)
+    assert "--no-checkpoints" not in torchrun_command(run_dir, "r", 2, "cpu")
 
 
 def test_bench_scaling_keeps_the_per_gpu_batch_and_gives_efficiency(tmp_path):

@@ -109,11 +109,12 @@ def bench_recipe(recipe_ref: str, overrides: list[str], steps: int, device: str 
             preflight(recipe, gpus)
             run_dir.mkdir(parents=True)
             (run_dir / RECIPE_FILE).write_text(recipe.to_yaml())
-            rc = launch_distributed(run_dir, "bench", gpus, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            rc = launch_distributed(run_dir, "bench", gpus, device or ("cuda" if torch.cuda.is_available() else "cpu"),
+                                    checkpoints=False)
             if rc != 0:
                 raise UserError(f"the {gpus}-rank benchmark run failed (torchrun exit {rc})")
         else:
-            train(recipe, run_dir, "bench", device)
+            train(recipe, run_dir, "bench", device, checkpoints=False)
         rows = [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines()]
     steady = rows[1:] or rows  # the first window holds compilation
     tok_s = statistics.mean(r["tokens_per_s"] for r in steady)

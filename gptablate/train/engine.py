@@ -338,8 +338,11 @@ def check_log_backend(kind: str) -> None:
 
 
 def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None = None,
-          store: ResultStore | None = None, resume: bool = False) -> dict:
-    """Train one run to the end (or on from its newest checkpoint). Returns the summary (rank 0)."""
+          store: ResultStore | None = None, resume: bool = False, checkpoints: bool = True) -> dict:
+    """Train one run to the end (or on from its newest checkpoint). Returns the summary (rank 0).
+
+    checkpoints=False writes neither resumable states nor the final checkpoint: bench's runs, which are thrown away
+    (the end-of-run state alone is about 19 GB for 1.5B: weights and AdamW's moments in fp32)."""
     device_type = resolve_device(device_request)
     dinfo, device = init_distributed(device_type)
     t_start = time.time()
@@ -533,7 +536,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
             is_last = done == t.max_iters
             is_eval = done % recipe.data.eval_interval == 0 or is_last
             logs = done % t.log_interval == 0 or is_eval
-            saves = bool(t.checkpoint_interval and done % t.checkpoint_interval == 0) or is_last
+            saves = checkpoints and (bool(t.checkpoint_interval and done % t.checkpoint_interval == 0) or is_last)
             skipped = False
             if device_guard:
                 optimizer.found_inf = bad.float()  # a bad step's update never lands
@@ -593,13 +596,14 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                        wall_s=time.time() - t_start, tokens_per_s=steady,
                        mfu=flops_per_token * steady / (dinfo.world_size * matmul_flops))
         if dinfo.is_main:
-            save_checkpoint(run_dir / CHECKPOINT, model, recipe, t.max_iters, run_id,
-                            extra={"val_loss": val_loss, "arm": recipe.arm_label(), "arm_hash": recipe.arm_hash(),
-                                   "plugins": plugin_sources(recipe.plugins)})
+            if checkpoints:
+                save_checkpoint(run_dir / CHECKPOINT, model, recipe, t.max_iters, run_id,
+                                extra={"val_loss": val_loss, "arm": recipe.arm_label(), "arm_hash": recipe.arm_hash(),
+                                       "plugins": plugin_sources(recipe.plugins)})
             log.line(f"finished: val loss {val_loss:.4f}, {steady / 1e3:.1f}K tokens/s steady, "
                      f"mfu {100 * summary['mfu']:.1f}% of measured matmul"
                      + (f", {100 * steady * flops_per_token / (dinfo.world_size * peak_flops):.1f}% of datasheet"
-                        if peak_flops else "") + f"; checkpoint {run_dir / CHECKPOINT}")
+                        if peak_flops else "") + (f"; checkpoint {run_dir / CHECKPOINT}" if checkpoints else ""))
             store.update_run(run_id, status="finished", **summary)
         if recipe.eval.tasks:  # every rank scores its share; rank 0 records
             from ..eval.run import evaluate_model, record, report

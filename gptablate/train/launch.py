@@ -100,8 +100,9 @@ def torchrun(module: str, args: list[str], nproc: int, nnodes: int = 1, node_ran
 
 
 def torchrun_command(run_dir: Path, run_id: str, nproc: int, device: str, resume: bool = False,
-                     **multi_node) -> list[str]:
+                     checkpoints: bool = True, **multi_node) -> list[str]:
     args = ["--run-dir", str(run_dir), "--run-id", run_id, "--device", device] + (["--resume"] if resume else [])
+    args += [] if checkpoints else ["--no-checkpoints"]
     return torchrun("gptablate.train.worker", args, nproc, **multi_node)
 
 
@@ -114,10 +115,12 @@ def worker_env(nproc: int) -> dict:
     return env
 
 
-def launch_distributed(run_dir: Path, run_id: str, nproc: int, device: str, resume: bool = False, **multi_node) -> int:
+def launch_distributed(run_dir: Path, run_id: str, nproc: int, device: str, resume: bool = False,
+                       checkpoints: bool = True, **multi_node) -> int:
     """Run torchrun; a user error on any rank comes back as UserError (one line, exit 2)."""
     (run_dir / WORKER_ERROR).unlink(missing_ok=True)
-    proc = subprocess.run(torchrun_command(run_dir, run_id, nproc, device, resume=resume, **multi_node),
+    proc = subprocess.run(torchrun_command(run_dir, run_id, nproc, device, resume=resume, checkpoints=checkpoints,
+                                           **multi_node),
                           env=worker_env(nproc))
     error = run_dir / WORKER_ERROR
     if proc.returncode != 0 and error.is_file():

@@ -23,11 +23,12 @@ def main(argv=None) -> int:
     ap.add_argument("--run-id", required=True)
     ap.add_argument("--device", default=None)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--no-checkpoints", action="store_true", help="write no checkpoint (bench's runs)")
     args = ap.parse_args(argv)
     run_dir = Path(args.run_dir)
     try:
         recipe = recipe_from_dict(yaml.safe_load((run_dir / RECIPE_FILE).read_text()))
-        train(recipe, run_dir, args.run_id, args.device, resume=args.resume)
+        train(recipe, run_dir, args.run_id, args.device, resume=args.resume, checkpoints=not args.no_checkpoints)
     except Diverged as e:
         print(f"run {args.run_id} {e}", file=sys.stderr)
         return 3
