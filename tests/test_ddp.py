@@ -9,6 +9,16 @@ def _losses(run_dir):
     return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def _runs_by_name(runs_root, names):
+    """{run.name: its run folder} for the runs under runs_root, each named one of names."""
+    found = {}
+    for d in runs_root.iterdir():
+        if d.is_dir():
+            text = (d / "recipe.yaml").read_text()
+            found[next(n for n in names if f"name: {n}" in text)] = d
+    return found
+
+
 def test_two_ranks_match_one_rank(prepared_corpus, tmp_path):
     env = {"GPTABLATE_DATA": str(prepared_corpus), "GPTABLATE_RUNS": str(tmp_path / "runs")}
     common = ["train", "tiny", *TINY, "--set", "train.max_iters=8", "--set", "train.log_interval=1",
@@ -19,12 +29,7 @@ def test_two_ranks_match_one_rank(prepared_corpus, tmp_path):
     run_cli(*common, "--set", "run.name=two", "--set", "train.micro_batch=2", "--gpus", "2", env=env, check=True)
     run_cli(*common, "--set", "run.name=copied", "--set", "train.micro_batch=2", "--set", "train.ddp_bucket_view=false",
             "--set", "train.ddp_bucket_mb=1", "--gpus", "2", env=env, check=True)
-    by_name = {}
-    for d in (tmp_path / "runs").iterdir():
-        if d.is_dir():
-            text = (d / "recipe.yaml").read_text()
-            name = next(n for n in ("two", "copied", "one") if f"name: {n}" in text)
-            by_name[name] = _losses(d)
+    by_name = {name: _losses(d) for name, d in _runs_by_name(tmp_path / "runs", ("two", "copied", "one")).items()}
     one = by_name["one"]
     for other in (by_name["two"], by_name["copied"]):
         assert [r["step"] for r in one] == [r["step"] for r in other] == list(range(1, 9))
@@ -49,12 +54,9 @@ def test_compiled_ranks_split_or_whole_graph(prepared_corpus, tmp_path):
     for graph in ("split", "whole"):
         run_cli(*common, "--set", f"run.name={graph}", "--set", f"train.ddp_graph={graph}", env=env, check=True)
     by_name = {}
-    for d in (tmp_path / "runs").iterdir():
-        if d.is_dir():
-            text = (d / "recipe.yaml").read_text()
-            name = next(n for n in ("split", "whole") if f"name: {n}" in text)
-            by_name[name] = _losses(d)
-            assert f"compile=True (DDP graph: {name})" in (d / "log.txt").read_text()
+    for name, d in _runs_by_name(tmp_path / "runs", ("split", "whole")).items():
+        by_name[name] = _losses(d)
+        assert f"compile=True (DDP graph: {name})" in (d / "log.txt").read_text()
     split, whole = by_name["split"], by_name["whole"]
     assert [r["step"] for r in split] == [r["step"] for r in whole] == [1, 2, 3, 4]
     for a, b in zip(split, whole):
