@@ -89,8 +89,9 @@ class TrainConfig:
     ddp_bucket_view: bool = True
     # How torch.compile meets DDP: "split" (dynamo's DDPOptimizer) cuts the compiled graph at the
     # buckets so that each bucket's all-reduce starts during the backward; "whole" compiles one
-    # graph and all-reduces every bucket once the backward is done.
-    ddp_graph: Literal["split", "whole"] = "split"
+    # graph and all-reduces every bucket once the backward is done; "auto": whole for models under
+    # 800M parameters on one node (where it measured faster), split otherwise.
+    ddp_graph: Literal["auto", "split", "whole"] = AUTO
     log_interval: int = 10
     checkpoint_interval: int = 0  # steps between resumable checkpoints; 0: only at the end
     keep_checkpoints: int = 2  # the newest k resumable checkpoints are kept

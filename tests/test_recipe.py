@@ -2,6 +2,7 @@ import pytest
 
 from gptablate.errors import UserError
 from gptablate.recipe import builtin_recipes, load_recipe, parse_override, plan_batch, recipe_from_dict
+from gptablate.train.engine import WHOLE_GRAPH_MAX_PARAMS, ddp_graph_form
 
 
 def test_builtin_recipes_load_with_the_studies_budget():
@@ -42,10 +43,10 @@ def test_seed_and_speed_settings_do_not_change_the_arm():
                                 "train.log_interval=1", "run.name=x", "data.eval_interval=10",
                                 "train.attention=flash", "train.ddp_graph=whole"])
     assert same.arm_hash() == base.arm_hash() and same.arm_label() == "tiny"
-    assert same.train.ddp_graph == "whole" and base.train.ddp_graph == "split"
+    assert same.train.ddp_graph == "whole" and base.train.ddp_graph == "auto"
     with pytest.raises(UserError, match="'auto' or 'flash' or 'cudnn' or 'efficient' or 'math'"):
         load_recipe("tiny", ["train.attention=fast"])
-    with pytest.raises(UserError, match="train.ddp_graph.*'split' or 'whole'"):
+    with pytest.raises(UserError, match="train.ddp_graph.*'auto' or 'split' or 'whole'.*'none'"):
         load_recipe("tiny", ["train.ddp_graph=none"])
     assert load_recipe("tiny", ["train.lr=1e-3"]).arm_hash() != base.arm_hash()
     # a variant's kernel choice is a speed setting too; its other settings are not
@@ -53,6 +54,16 @@ def test_seed_and_speed_settings_do_not_change_the_arm():
     torch_path = load_recipe("tiny", ["arch.residual=hyper", "arch.hyper.kernel=torch"])
     assert torch_path.arm_hash() == hyper.arm_hash() and torch_path.arm_label() == "tiny[arch.residual=hyper]"
     assert load_recipe("tiny", ["arch.residual=hyper", "arch.hyper.n=2"]).arm_hash() != hyper.arm_hash()
+
+
+def test_ddp_graph_auto_takes_the_whole_graph_for_small_models_on_one_node():
+    small, large = 124_000_000, 1_556_000_000
+    assert small < WHOLE_GRAPH_MAX_PARAMS < large
+    assert ddp_graph_form("auto", small, world_size=4, local_world_size=4) == "whole"
+    assert ddp_graph_form("auto", large, world_size=4, local_world_size=4) == "split"
+    assert ddp_graph_form("auto", small, world_size=8, local_world_size=4) == "split"  # two nodes
+    assert ddp_graph_form("split", small, world_size=4, local_world_size=4) == "split"
+    assert ddp_graph_form("whole", large, world_size=8, local_world_size=4) == "whole"
 
 
 def test_unknown_key_names_file_key_and_closest(tmp_path):

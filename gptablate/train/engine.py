@@ -39,6 +39,11 @@ from .optim import lr_at, make_optimizer
 
 CHECKPOINT = "checkpoint.pt"
 DDP_GRAPH = {"split": "ddp_optimizer", "whole": "no_optimization"}  # train.ddp_graph -> dynamo's optimize_ddp
+# train.ddp_graph=auto takes one whole graph below this many parameters on one node: on 4 H200s the whole graph
+# stepped 1.3-2.3% faster for 124M and 0.85% for 345M, the split one 1.4% faster for 1.5B, whose 6.2 GB of fp32
+# gradients take ~26 ms to all-reduce after the backward (docs/performance.md, calls BG to BJ). The crossover, by
+# a straight line through the 345M and 1.5B gains, is near 800M; between nodes the exposed all-reduce is slower.
+WHOLE_GRAPH_MAX_PARAMS = 800_000_000
 METRICS = "metrics.jsonl"
 
 
@@ -59,6 +64,14 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
+
+
+def ddp_graph_form(setting: str, n_params: int, world_size: int, local_world_size: int) -> str:
+    """The DDP graph form a compiled run takes: the recipe's, or for "auto" one whole graph for models under
+    WHOLE_GRAPH_MAX_PARAMS on a single node, else the graph split at the buckets."""
+    if setting != AUTO:
+        return setting
+    return "whole" if n_params < WHOLE_GRAPH_MAX_PARAMS and local_world_size >= world_size else "split"
 
 
 def resolve_device(requested: str | None) -> str:
@@ -400,8 +413,10 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
 
     kernels = contextlib.ExitStack()  # entered where the loop starts (compilation happens at the first step)
     model.fused_kernels = fused_kernels(t.norm_kernel, device)  # before compiling: its options depend on it
+    graph_form = ddp_graph_form(t.ddp_graph, n_params, dinfo.world_size,
+                                int(os.environ.get("LOCAL_WORLD_SIZE", dinfo.world_size)))
     if dinfo.enabled and use_compile:  # read when dynamo traces the DDP-wrapped model (each rank is its own process)
-        torch._dynamo.config.optimize_ddp = DDP_GRAPH[t.ddp_graph]
+        torch._dynamo.config.optimize_ddp = DDP_GRAPH[graph_form]
     compiled = torch.compile(model, options=model.compile_options()) if use_compile else model
     ddp_model = compiled
     if dinfo.enabled:
@@ -459,10 +474,13 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
         log.line(f"run {run_id}  arm {recipe.arm_label()}  on {dinfo.world_size} x {device_type}"
                  f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}"
                  + (f"  resumed at step {start_step}" if resume else ""))
+        graph_text = ""
+        if dinfo.enabled and use_compile:
+            graph_text = f" (DDP graph: {graph_form}{' by auto' if t.ddp_graph == AUTO else ''})"
         log.line(f"model: {n_params / 1e6:.2f}M parameters (nanoGPT count), {flops_per_token / 1e9:.3f} GFLOP/token; "
                  f"batch {t.batch_size} = {dinfo.world_size} rank(s) x {plan.accum_steps} micro-step(s) x "
                  f"{plan.micro_batch} sequence(s) x {m.block_size} tokens; compile={use_compile}"
-                 f"{f' (DDP graph: {t.ddp_graph})' if dinfo.enabled and use_compile else ''}, "
+                 f"{graph_text}, "
                  f"loss={'fused' if model.fused_loss_dtype is not None else 'torch'}")
         peak_text = f", datasheet {peak_flops / 1e12:.0f}" if peak_flops else ""
         log.line(f"matmul rate measured {matmul_flops / 1e12:.1f} TFLOP/s{peak_text}; "
