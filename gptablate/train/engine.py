@@ -236,27 +236,39 @@ class RunLog:
 
 @torch.no_grad()
 def validation_loss(model, windows: np.ndarray, micro_batch: int, device: torch.device, autocast,
-                    dinfo: DistInfo, fallback_model=None) -> float:
+                    dinfo: DistInfo, fallback_model=None, training_graph: bool = False) -> float:
     """Mean next-token loss over the fixed validation windows, summed exactly over ranks.
 
     Each rank takes a contiguous slice; partial micro-batches go through `fallback_model`
     (the uncompiled module) so the compiled graph never sees a new shape.
+
+    training_graph: the full micro-batches run the training forward (train mode, gradients on, the mean
+    loss times the micro-batch's tokens; nothing is ever backpropagated), so that a compiled model runs the
+    graph it trains with rather than compiling an inference graph: 12-14 s on an H100 for the 124M model,
+    paid once a run (docs/performance.md, call BL). Only for a model whose train-mode forward computes what
+    its eval-mode one does (no dropout), at the training micro-batch.
     """
     n = len(windows)
     lo, hi = dinfo.rank * n // dinfo.world_size, (dinfo.rank + 1) * n // dinfo.world_size
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros((), dtype=torch.float64, device=device)
     was_training = model.training
-    model.eval()
-    if fallback_model is not None:
-        fallback_model.eval()
     for i in range(lo, hi, micro_batch):
         rows = torch.from_numpy(windows[i:min(i + micro_batch, hi)]).to(device, non_blocking=True)
+        tokens = rows[:, 1:].numel()
         m = model if (len(rows) == micro_batch or fallback_model is None) else fallback_model
-        with autocast:
-            loss_sum = m(rows[:, :-1], rows[:, 1:], reduction="sum")
-        total += loss_sum.double()
-        count += rows[:, 1:].numel()
+        # set at each call: the fallback is the compiled model's own module, and a compiled graph is kept for
+        # one mode
+        m.train(training_graph and m is model)
+        if m is model and training_graph:
+            with torch.enable_grad(), autocast:
+                loss = model(rows[:, :-1], rows[:, 1:])
+            total += loss.detach().double() * tokens
+            del loss  # its autograd graph holds the forward's saved activations
+        else:
+            with autocast:
+                total += m(rows[:, :-1], rows[:, 1:], reduction="sum").double()
+        count += tokens
     if dinfo.enabled:
         dist.all_reduce(total)
         dist.all_reduce(count)
@@ -264,6 +276,12 @@ def validation_loss(model, windows: np.ndarray, micro_batch: int, device: torch.
     if fallback_model is not None:
         fallback_model.train(was_training)
     return (total / count).item()
+
+
+def val_on_training_graph(recipe: Recipe, use_compile: bool) -> bool:
+    """Whether a run validates through its compiled training graph (validation_loss's training_graph): where
+    train mode computes the eval-mode loss, no dropout, and no plugin module that might tell them apart."""
+    return use_compile and recipe.model.dropout == 0 and not recipe.plugins
 
 
 class Diverged(Exception):
@@ -595,7 +613,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                     collector.pause()  # the first validation compiles the evaluation graph
                     t_val = time.perf_counter()
                     val_loss = validation_loss(compiled, windows, plan.micro_batch, device, autocast, dinfo,
-                                               fallback_model=model if use_compile else None)
+                                               fallback_model=model if use_compile else None,
+                                               training_graph=val_on_training_graph(recipe, use_compile))
                     row["val_loss"] = val_loss
                     row["val_s"] = time.perf_counter() - t_val
                     collector.settle()
