@@ -610,7 +610,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 if device.type == "cuda":
                     row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30  # rank 0's
                 if is_eval:
-                    collector.pause()  # the first validation compiles the evaluation graph
+                    collector.pause()  # a first validation in eval mode compiles its graph
                     t_val = time.perf_counter()
                     val_loss = validation_loss(compiled, windows, plan.micro_batch, device, autocast, dinfo,
                                                fallback_model=model if use_compile else None,
