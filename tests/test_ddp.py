@@ -46,20 +46,27 @@ def test_two_ranks_match_one_rank(prepared_corpus, tmp_path):
 
 def test_compiled_ranks_split_or_whole_graph(prepared_corpus, tmp_path):
     """Compiled under DDP: dynamo's graph cut at the buckets (train.ddp_graph=split) and one whole graph (what auto
-    takes for a small model on one node) train the same losses."""
+    takes for a small model on one node) train the same losses as the uncompiled ranks, and validate to the same
+    loss (compiled, through the training graph; uncompiled, in eval mode)."""
     env = {"GPTABLATE_DATA": str(prepared_corpus), "GPTABLATE_RUNS": str(tmp_path / "runs")}
     common = ["train", "tiny", *TINY, "--set", "train.max_iters=4", "--set", "train.log_interval=1",
-              "--set", "data.eval_interval=4", "--set", "train.micro_batch=2", "--set", "train.compile=true",
-              "--set", "train.ddp_bucket_mb=1", "--device", "cpu", "--gpus", "2"]
+              "--set", "data.eval_interval=4", "--set", "train.micro_batch=2", "--set", "train.ddp_bucket_mb=1",
+              "--device", "cpu", "--gpus", "2"]
     for graph in ("split", "auto"):
-        run_cli(*common, "--set", f"run.name={graph}", "--set", f"train.ddp_graph={graph}", env=env, check=True)
+        run_cli(*common, "--set", f"run.name={graph}", "--set", f"train.ddp_graph={graph}",
+                "--set", "train.compile=true", env=env, check=True)
+    run_cli(*common, "--set", "run.name=eager", "--set", "train.compile=false", env=env, check=True)
     by_name = {}
-    logged = {"split": "compile=True (DDP graph: split)", "auto": "compile=True (DDP graph: whole by auto)"}
-    for name, d in _runs_by_name(tmp_path / "runs", ("split", "auto")).items():
+    logged = {"split": "compile=True (DDP graph: split)", "auto": "compile=True (DDP graph: whole by auto)",
+              "eager": "compile=False,"}
+    for name, d in _runs_by_name(tmp_path / "runs", ("split", "auto", "eager")).items():
         by_name[name] = _losses(d)
         assert logged[name] in (d / "log.txt").read_text()
-    split, whole = by_name["split"], by_name["auto"]
-    assert [r["step"] for r in split] == [r["step"] for r in whole] == [1, 2, 3, 4]
-    for a, b in zip(split, whole):
-        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (a, b)
+    split, whole, eager = by_name["split"], by_name["auto"], by_name["eager"]
+    assert [r["step"] for r in split] == [r["step"] for r in whole] == [r["step"] for r in eager] == [1, 2, 3, 4]
+    for a, b, c in zip(split, whole, eager):
+        assert abs(a["train_loss"] - c["train_loss"]) < 1e-4 and abs(b["train_loss"] - c["train_loss"]) < 1e-4, (a, b, c)
+    assert "val_loss" in split[-1] and "val_loss" in whole[-1] and "val_loss" in eager[-1]
+    for r in (split[-1], whole[-1]):
+        assert abs(r["val_loss"] - eager[-1]["val_loss"]) < 1e-4, (r, eager[-1])
     assert split[-1]["train_loss"] < split[0]["train_loss"]
