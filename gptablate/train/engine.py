@@ -257,10 +257,11 @@ def validation_loss(model, windows: np.ndarray, micro_batch: int, device: torch.
         rows = torch.from_numpy(windows[i:min(i + micro_batch, hi)]).to(device, non_blocking=True)
         tokens = rows[:, 1:].numel()
         m = model if (len(rows) == micro_batch or fallback_model is None) else fallback_model
+        via_training = training_graph and m is model
         # set at each call: the fallback is the compiled model's own module, and a compiled graph is kept for
         # one mode
-        m.train(training_graph and m is model)
-        if m is model and training_graph:
+        m.train(via_training)
+        if via_training:
             with torch.enable_grad(), autocast:
                 loss = model(rows[:, :-1], rows[:, 1:])
             total += loss.detach().double() * tokens
