@@ -5,17 +5,17 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import pandas as pd
 import typer
 
 from gptablate.errors import UserError
 from gptablate.eval.tasks import LOWER_IS_BETTER
-from gptablate.results.leaderboard import by_arm, by_run, runs_frame
-from gptablate.results.store import ResultStore
 
 from .app import app
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("table", "markdown", "csv", "json")
 HEADERS = {"rank": "#", "arm": "arm", "runs": "runs", "seeds": "seeds", "val_loss": "val loss ↓",
@@ -46,6 +46,9 @@ def compare(
         raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     if by not in ("arm", "run"):
         raise UserError(f"--by {by!r}: use arm or run")
+    from gptablate.results.leaderboard import by_arm, by_run, runs_frame  # pandas: loaded by this command only
+    from gptablate.results.store import ResultStore
+
     runs = runs_frame(ResultStore(), tag)
     if by == "run":
         frame, base_label, view = by_run(runs), None, TABLE_RUN
@@ -95,6 +98,8 @@ def _header(col: str) -> str:
 
 
 def _cell(col: str, v) -> str:
+    import pandas as pd
+
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
         return ""
     if col in HEADLINE_METRICS:

@@ -9,7 +9,6 @@ from typing import List, Optional
 import typer
 
 from gptablate.errors import UserError
-from gptablate.eval.run import parse_tasks, render
 from gptablate.eval.tasks import ALL_TASKS
 
 from .app import app
@@ -37,6 +36,8 @@ def eval_(
     """
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    from gptablate.eval.run import parse_tasks, render  # torch and the engine: loaded by this command only
+
     names = parse_tasks(tasks)
     if limit is not None and limit < 1:
         raise UserError("--limit must be at least 1")

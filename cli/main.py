@@ -19,6 +19,10 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        from gptablate.train.heap import freeze_for_exit
+
+        freeze_for_exit()
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ import yaml
 
 from gptablate.errors import UserError
 from gptablate.recipe import load_recipe, recipe_from_dict
-from gptablate.train.launch import (RECIPE_FILE, create_run_dir, launch_distributed, preflight, resolve_run_dir,
-                                    resume_preflight)
 
 from .app import app
 
@@ -32,9 +30,10 @@ def train(
     rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous, multi-node."),
 ) -> None:
     """Train a recipe and record the run in the results table. Exit 3 if the divergence guard stopped it."""
-    import torch
+    import torch  # here, not at the top: the other commands and --help start without torch
 
     from gptablate.train.engine import resolve_device
+    from gptablate.train.launch import RECIPE_FILE, create_run_dir, preflight, resolve_run_dir, resume_preflight
 
     dev = resolve_device(device)
     if dev not in ("cpu", "cuda"):
@@ -83,6 +82,7 @@ def train(
 def _run(r, run_id: str, run_dir: Path, dev: str, gpus: int, multi: dict, resume: bool = False) -> None:
     from gptablate.results.store import ResultStore
     from gptablate.train.engine import Diverged, train as train_run
+    from gptablate.train.launch import launch_distributed
 
     if gpus * multi["nnodes"] == 1:
         try:

@@ -75,3 +75,28 @@ def test_user_errors_are_one_line_and_exit_2(roots, args, needle):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_commands_that_need_no_model_start_without_torch_and_the_exit_skips_the_final_collection(roots):
+    """Every command registers with the CLI without importing torch or pandas (each loads what it uses when it runs):
+    `--help` loads neither and `compare` only pandas; the process's last act is to freeze the heap
+    (heap.freeze_for_exit), a user error's exit included."""
+    import subprocess
+    import sys
+
+    probe = ("import atexit, gc, sys\n"
+             "atexit.register(lambda: print('frozen' if gc.get_freeze_count() else 'not frozen', "
+             "sorted(m for m in ('torch', 'pandas') if m in sys.modules)))\n"
+             "from gptablate_cli.main import main\n"
+             "sys.argv = ['gptablate'] + sys.argv[1:]\n"
+             "main()\n")
+    p = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "train" in p.stdout, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "frozen []", p.stdout[-300:]
+    p = subprocess.run([sys.executable, "-c", probe, "compare", "--format", "csv"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "frozen ['pandas']", p.stdout[-300:]  # compare's own frame library
+    p = subprocess.run([sys.executable, "-c", probe, "compare", "--format", "xml"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 2 and p.stdout.strip().splitlines()[-1] == "frozen []", (p.stdout, p.stderr)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..train.heap import freeze_for_exit
 
 
 def main(argv=None) -> int:
@@ -39,4 +40,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    freeze_for_exit()  # the process ends here: its exit skips a collection over the whole heap
+    sys.exit(code)

@@ -14,6 +14,10 @@ While compiling, the heap grows by those objects and the collector keeps rescann
 2.4 s of collections in the first logging window of a cold GPT-2 124M run on an H100.
 `pause()` turns automatic collection off until the next `settle()`; the garbage made in
 between (compilation's cyclic scraps) is collected there, once.
+
+At the process's end the interpreter runs one more full collection over everything still
+alive (torch, sympy, the compiled graphs): 1.3 s on the CI machine after importing
+torch's compiler alone. `freeze_for_exit()` spares it that walk.
 """
 
 from __future__ import annotations
@@ -70,3 +74,16 @@ class CollectorClock:
         """Seconds spent collecting since the last take (the settle's own collection included)."""
         seconds, self.seconds = self.seconds, 0.0
         return seconds
+
+
+def freeze_for_exit() -> None:
+    """Call last, just before the process exits: the exit's full collection then skips every object alive now.
+
+    Measured on the 2-core CI machine: a process that imported torch's compiler took 1.28 s from its
+    atexit handlers to its end, 0.15 s with this. Nothing is lost: the operating system takes the memory
+    back; frozen objects are still freed when their reference counts drop; what a collection would have
+    freed at exit is garbage in cycles, whose finalizers Python does not promise to run at exit anyway
+    (our files are written atomically and closed by the code that writes them; stdout and stderr are
+    flushed by the interpreter regardless).
+    """
+    gc.freeze()

@@ -14,6 +14,7 @@ import yaml
 from ..errors import UserError
 from ..recipe import recipe_from_dict
 from .engine import Diverged, Interrupted, train
+from .heap import freeze_for_exit
 from .launch import RECIPE_FILE, WORKER_ERROR
 
 
@@ -50,4 +51,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    freeze_for_exit()  # the process ends here: its exit skips a collection over the whole heap
+    sys.exit(code)
