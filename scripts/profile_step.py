@@ -4,6 +4,7 @@
     python3 scripts/profile_step.py --layers 12 --micro 60 ""
     python3 scripts/profile_step.py --layers 12 --micro 60 --mode reduce-overhead ""
     python3 scripts/profile_step.py --layers 12 --micro 60 --gaps 20 ""
+    python3 scripts/profile_step.py --layers 12 --micro 60 --unit block ""
 
 Each argument is a comma-separated list of recipe overrides on gpt2_124m ("" is the baseline);
 the step is micro-batch --micro x 1024 (default 16) at --layers layers (default 4), bf16
@@ -105,6 +106,8 @@ def main() -> None:
     ap.add_argument("--micro", type=int, default=16)
     ap.add_argument("--top", type=int, default=14)
     ap.add_argument("--mode", default=None, help="torch.compile mode, e.g. reduce-overhead (CUDA graphs)")
+    ap.add_argument("--unit", choices=("model", "block"), default="model",
+                    help="compile the model as one graph, or block by block (train.compile_unit=block)")
     ap.add_argument("--gaps", type=int, default=0, help="also list the N longest idle gaps between kernels")
     ap.add_argument("--csv", default=None, help="write every kernel (full name, launches and ms a step) to this file; "
                     "with several specs, one file each: FILE's stem gets the spec's number")
@@ -118,8 +121,12 @@ def main() -> None:
         model.fused_loss_dtype = fused_loss_dtype(r.train.loss_kernel, torch.device("cuda"), torch.bfloat16)
         model.fused_kernels = fused_kernels(r.train.norm_kernel, torch.device("cuda"))
         opt = make_optimizer(model, r.train, "cuda")
-        cm = (torch.compile(model, mode=args.mode) if args.mode
-              else torch.compile(model, options=model.compile_options()))
+        if args.unit == "block":
+            model.compile_blocks(model.compile_options())
+            cm = model
+        else:
+            cm = (torch.compile(model, mode=args.mode) if args.mode
+                  else torch.compile(model, options=model.compile_options()))
         x = torch.randint(0, 50257, (args.micro, 1025), device="cuda")
 
         def step():
@@ -149,7 +156,7 @@ def main() -> None:
             by_kind[kind_of(e.key)] = by_kind.get(kind_of(e.key), 0.0) + us
         busy_ms = sum(by_kind.values()) / steps / 1e3
         tok = args.micro * 1024
-        mode = f" ({args.mode})" if args.mode else ""
+        mode = f" ({args.mode})" if args.mode else (" (by block)" if args.unit == "block" else "")
         print(f"==== {spec or 'baseline'}{mode}: {args.layers} layers, micro-batch {args.micro}: "
               f"wall {wall_ms:.2f} ms a step ({tok / wall_ms:.1f}K tokens/s, unprofiled), "
               f"GPU busy {busy_ms:.2f} ms a step")

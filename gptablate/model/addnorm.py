@@ -245,27 +245,35 @@ def add_norm(x: torch.Tensor, out: torch.Tensor | None, proj_bias: torch.Tensor 
     return ((xn if has_add else x), h, xc) if copy else ((xn if has_add else x), h)
 
 
-def prenorm_walk(x: torch.Tensor, blocks, ln_f, ctx: dict, center: bool, addend=None) -> torch.Tensor:
+def prenorm_walk(x: torch.Tensor, blocks, ln_f, ctx: dict, center: bool, addend=None, block_fn=None,
+                 entered=None) -> torch.Tensor:
     """A Pre-LN GPT's blocks and final norm over the embedding output x (B, T, D), each residual add fused
     with the norm after it: returns ln_f's output. The same function as the blocks' own forward (with the
     projection biases added in fp32, see above); dropout must be 0 (it is not applied). The sublayers run
     as their `fused` flags say (GPT.fused_kernels sets them with this walk). `addend(k, x)`, where given, is
     a term residual site k adds besides its sublayer's output, from the stream before the site rounded to h's
-    dtype (add_norm's copy, as autocast would round it for a matmul; Residual.prenorm_addend)."""
+    dtype (add_norm's copy, as autocast would round it for a matmul; Residual.prenorm_addend).
+    Without an addend: `block_fn` runs each block, `prenorm_block` or a compiled copy of it (one graph for all the
+    blocks: GPT.compile_blocks), and `entered`, where given, is prenorm_enter's (stream, h), computed already."""
     B, T, D = x.shape
     dev = x.device.type
     h_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
     norms = [n for block in blocks for n in (block.ln_1, block.ln_2)] + [ln_f]
+    if addend is None:
+        stream, h = entered if entered is not None else prenorm_enter(x, norms[0], center)
+        block_fn = block_fn or prenorm_block
+        for i, block in enumerate(blocks):
+            stream, h = block_fn(stream, h, block, norms[2 * i + 1], norms[2 * i + 2], ctx, center, h_dtype)
+        return h.view(B, T, D)
+    if block_fn is not None or entered is not None:
+        raise ValueError("prenorm_walk: block_fn and entered are for blocks without an addend")
 
     def step(stream, copy, out, proj_bias, k):
         """Site k - 1's add (k >= 1; its addend from `copy`, the stream before it in h's dtype) and norm k: the new
         stream, h and (where a later site's addend will read it) the new stream's copy."""
-        norm = norms[k]
-        extra = addend(k - 1, copy) if (addend is not None and out is not None) else None
-        wants_copy = addend is not None and k < len(norms) - 1
-        result = add_norm(stream, out, proj_bias, norm.weight, getattr(norm, "bias", None), 1e-5, center, h_dtype,
-                          extra, wants_copy)
-        return result if wants_copy else (*result, None)
+        extra = addend(k - 1, copy) if out is not None else None
+        result = _site(stream, out, proj_bias, extra, norms[k], center, h_dtype, copy=k < len(norms) - 1)
+        return result if len(result) == 3 else (*result, None)
 
     stream, h, copy = step(x.reshape(B * T, D), None, None, None, 0)
     for i, block in enumerate(blocks):
@@ -274,3 +282,28 @@ def prenorm_walk(x: torch.Tensor, blocks, ln_f, ctx: dict, center: bool, addend=
         out = torch.nn.functional.linear(block.mlp.inner(h.view(B, T, D)), block.mlp.c_proj.weight)
         stream, h, copy = step(stream, copy, out.reshape(B * T, D), block.mlp.c_proj.bias, 2 * i + 2)
     return h.view(B, T, D)
+
+
+def prenorm_enter(x: torch.Tensor, norm, center: bool):
+    """The walk's first site, the norm alone over the embedding output x (B, T, D): (stream, h), both (B·T, D)."""
+    dev = x.device.type
+    h_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+    B, T, D = x.shape
+    return _site(x.reshape(B * T, D), None, None, None, norm, center, h_dtype)
+
+
+def _site(stream, out, proj_bias, extra, norm, center: bool, h_dtype, copy: bool = False):
+    """One residual site: add_norm with `norm`'s parameters."""
+    return add_norm(stream, out, proj_bias, norm.weight, getattr(norm, "bias", None), 1e-5, center, h_dtype, extra,
+                    copy)
+
+
+def prenorm_block(stream, h, block, norm_attn, norm_mlp, ctx: dict, center: bool, h_dtype):
+    """One Pre-LN block on the vanilla residual as prenorm_walk runs it: (stream, h) of the previous site (B·T, D)
+    to those after the block's two sites, whose norms are `norm_attn` (the block's ln_2) and `norm_mlp` (the
+    next block's ln_1, or ln_f). No block index enters, so that one compiled graph serves every block."""
+    B, T, D = ctx["x0"].shape
+    out = torch.nn.functional.linear(block.attn.mix(h.view(B, T, D), ctx), block.attn.c_proj.weight)
+    stream, h = _site(stream, out.reshape(B * T, D), block.attn.c_proj.bias, None, norm_attn, center, h_dtype)
+    out = torch.nn.functional.linear(block.mlp.inner(h.view(B, T, D)), block.mlp.c_proj.weight)
+    return _site(stream, out.reshape(B * T, D), block.mlp.c_proj.bias, None, norm_mlp, center, h_dtype)

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import UserError
-from .addnorm import prenorm_walk
+from .addnorm import prenorm_block, prenorm_enter, prenorm_walk
 from .blocks import PreLN
 from .layers import make_norm
 from .loss import linear_cross_entropy
@@ -98,6 +98,7 @@ class GPT(nn.Module):
         # cross-entropy. Set by the trainer (train.loss_kernel); evaluation always takes the plain path.
         self.fused_loss_dtype: torch.dtype | None = None
         self._fused_kernels = False  # see fused_kernels
+        self._compiled_blocks = None  # (entry, block): see compile_blocks
         self.apply(self._init_weights)
         for module in self.modules():  # variants that replace or add to GPT-2's init
             if hasattr(module, "init_weights"):
@@ -151,21 +152,51 @@ class GPT(nn.Module):
         for module in self._step_modules:
             module.step.fill_(step)
 
-    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
-        """Final-norm hidden states (B, T, D)."""
-        B, T = idx.shape
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """The blocks' input (B, T, D): token and position embeddings (and the embedding norm of layouts with one)."""
+        T = idx.shape[1]
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} tokens exceeds block_size {self.config.block_size}")
         pos = torch.arange(T, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
-        if self.layout.embedding_norm:
-            x = self.transformer.ln_e(x)
-        ctx = {"x0": x}  # what strategies share along the walk (x0 mixing, value residual)
+        return self.transformer.ln_e(x) if self.layout.embedding_norm else x
+
+    def _embed_and_enter(self, idx: torch.Tensor):
+        """compile_blocks's first region: the embeddings and the fused walk's first norm, (x, stream, h)."""
+        x = self.embed(idx)
+        return (x, *prenorm_enter(x, self.transformer.h[0].ln_1, self.config.norm == "layernorm"))
+
+    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
+        """Final-norm hidden states (B, T, D)."""
         if self.fused_kernels and self.prenorm_fusable():
-            return prenorm_walk(x, self.transformer.h, self.transformer.ln_f, ctx, self.config.norm == "layernorm",
+            center = self.config.norm == "layernorm"
+            if self._compiled_blocks is not None:
+                enter, block = self._compiled_blocks
+                x, stream, h = enter(idx)
+                return prenorm_walk(x, self.transformer.h, self.transformer.ln_f, {"x0": x}, center, None, block,
+                                    (stream, h))
+            x = self.embed(idx)
+            return prenorm_walk(x, self.transformer.h, self.transformer.ln_f, {"x0": x}, center,
                                 self.residual.prenorm_addend)
+        x = self.embed(idx)
+        ctx = {"x0": x}  # what strategies share along the walk (x0 mixing, value residual)
         state = self.residual.walk(self.layout.enter(x), self.transformer.h, ctx)
         return self.layout.exit(state, self.transformer["ln_f"] if "ln_f" in self.transformer else None)
+
+    def blocks_compilable(self) -> bool:
+        """Whether compile_blocks applies: the fused walk without an addend (Pre-LN blocks on the vanilla residual,
+        LayerNorm or RMSNorm, no dropout, widths up to 1,024; fused_kernels on)."""
+        return self.fused_kernels and self.prenorm_fusable() and self.residual.prenorm_addend is None
+
+    def compile_blocks(self, options: dict | None = None, backend="inductor") -> None:
+        """Compile the model region by region instead of as one graph: the embeddings with the first norm, and one
+        block (prenorm_block) whose graph serves all n_layer blocks, since no block index enters it. Tracing and
+        code generation then cover one block rather than n_layer; the operations between blocks are our own
+        kernels (add_norm) either way, so no fusion across a block's edge is lost. Only where blocks_compilable."""
+        if not self.blocks_compilable():
+            raise ValueError("compile_blocks: the model does not take the fused walk without an addend")
+        how = dict(backend=backend, **({"options": options} if options else {}))
+        self._compiled_blocks = (torch.compile(self._embed_and_enter, **how), torch.compile(prenorm_block, **how))
 
     def prenorm_fusable(self) -> bool:
         """Whether this model has the form prenorm_walk computes: Pre-LN blocks on the vanilla residual or

@@ -74,6 +74,12 @@ def ddp_graph_form(setting: str, n_params: int, world_size: int, local_world_siz
     return "whole" if n_params < WHOLE_GRAPH_MAX_PARAMS and local_world_size >= world_size else "split"
 
 
+def compile_unit(setting: str, blocks_compilable: bool) -> str:
+    """What torch.compile takes as its unit: the recipe's train.compile_unit where the model allows it, else the
+    whole model."""
+    return "block" if setting == "block" and blocks_compilable else "model"
+
+
 def resolve_device(requested: str | None) -> str:
     if requested in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -240,7 +246,8 @@ def validation_loss(model, windows: np.ndarray, micro_batch: int, device: torch.
     """Mean next-token loss over the fixed validation windows, summed exactly over ranks.
 
     Each rank takes a contiguous slice; partial micro-batches go through `fallback_model`
-    (the uncompiled module) so the compiled graph never sees a new shape.
+    (the uncompiled module, or the model itself where it is compiled block by block: run with
+    compilation off) so that no compiled graph sees a new shape.
 
     training_graph: the full micro-batches run the training forward (train mode, gradients on, the mean
     loss times the micro-batch's tokens; nothing is ever backpropagated), so that a compiled model runs the
@@ -256,8 +263,9 @@ def validation_loss(model, windows: np.ndarray, micro_batch: int, device: torch.
     for i in range(lo, hi, micro_batch):
         rows = torch.from_numpy(windows[i:min(i + micro_batch, hi)]).to(device, non_blocking=True)
         tokens = rows[:, 1:].numel()
-        m = model if (len(rows) == micro_batch or fallback_model is None) else fallback_model
-        via_training = training_graph and m is model
+        full = len(rows) == micro_batch or fallback_model is None
+        m = model if full else fallback_model
+        via_training = training_graph and full
         # set at each call: the fallback is the compiled model's own module, and a compiled graph is kept for
         # one mode
         m.train(via_training)
@@ -267,7 +275,8 @@ def validation_loss(model, windows: np.ndarray, micro_batch: int, device: torch.
             total += loss.detach().double() * tokens
             del loss  # its autograd graph holds the forward's saved activations
         else:
-            with autocast:
+            # the fallback runs eagerly even where it is the model itself, compiled block by block
+            with autocast, (contextlib.nullcontext() if full else torch.compiler.set_stance("force_eager")):
                 total += m(rows[:, :-1], rows[:, 1:], reduction="sum").double()
         count += tokens
     if dinfo.enabled:
@@ -436,7 +445,10 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                                 int(os.environ.get("LOCAL_WORLD_SIZE", dinfo.world_size)))
     if dinfo.enabled and use_compile:  # read when dynamo traces the DDP-wrapped model (each rank is its own process)
         torch._dynamo.config.optimize_ddp = DDP_GRAPH[graph_form]
-    compiled = torch.compile(model, options=model.compile_options()) if use_compile else model
+    unit = compile_unit(t.compile_unit, model.blocks_compilable()) if use_compile else None
+    if unit == "block":
+        model.compile_blocks(model.compile_options())
+    compiled = torch.compile(model, options=model.compile_options()) if unit == "model" else model
     ddp_model = compiled
     if dinfo.enabled:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -494,11 +506,12 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                  f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}"
                  + (f"  resumed at step {start_step}" if resume else ""))
         graph_text = ""
-        if dinfo.enabled and use_compile:
+        if dinfo.enabled and unit == "model":  # by block, DDP wraps the eager model: no graph to cut
             graph_text = f" (DDP graph: {graph_form}{' by auto' if t.ddp_graph == AUTO else ''})"
         log.line(f"model: {n_params / 1e6:.2f}M parameters (nanoGPT count), {flops_per_token / 1e9:.3f} GFLOP/token; "
                  f"batch {t.batch_size} = {dinfo.world_size} rank(s) x {plan.accum_steps} micro-step(s) x "
                  f"{plan.micro_batch} sequence(s) x {m.block_size} tokens; compile={use_compile}"
+                 f"{' (by block)' if unit == 'block' else ''}"
                  f"{graph_text}, "
                  f"loss={'fused' if model.fused_loss_dtype is not None else 'torch'}")
         peak_text = f", datasheet {peak_flops / 1e12:.0f}" if peak_flops else ""
