@@ -3,7 +3,8 @@ Triton kernels itself (the generated code names the kernels and calls none of th
 op), its analysis of what each kernel writes succeeds (else it would copy every input), and the compiled step's
 loss and gradients are the eager step's with the same operations.
 
-"cpu": the same model on the CPU (the operations' torch rules; no code check), to try the script without a GPU."""
+"cpu": the same model on the CPU (the operations' torch rules; no code check), to try the script without a GPU.
+"block": the model compiled block by block (GPT.compile_blocks, train.compile_unit=block), the same checks."""
 import logging
 import sys
 
@@ -12,7 +13,8 @@ from torch._inductor.utils import run_and_get_code
 
 from gptablate.model.gpt import GPT, GPTConfig
 
-on_cpu = len(sys.argv) > 1 and sys.argv[1] == "cpu"
+on_cpu = "cpu" in sys.argv[1:]
+by_block = "block" in sys.argv[1:]
 dev = "cpu" if on_cpu else "cuda"
 KERNELS = ("_add_norm_fwd_kernel", "_add_norm_bwd_kernel", "_bias_gelu_fwd_kernel", "_bias_gelu_bwd_kernel",
            "_qkv_join_kernel")
@@ -47,7 +49,11 @@ eager_loss, eager_grads = step(model, idx, targets)
 
 caught = Warnings()
 logging.getLogger("torch._higher_order_ops.triton_kernel_wrap").addHandler(caught)
-compiled = torch.compile(model, options=model.compile_options())  # as the engine compiles it
+if by_block:
+    model.compile_blocks(model.compile_options())  # as the engine compiles it with train.compile_unit=block
+    compiled = model
+else:
+    compiled = torch.compile(model, options=model.compile_options())  # as the engine compiles it
 (loss, grads), code = run_and_get_code(step, compiled, idx, targets)
 code = "\n".join(code)
 assert not caught.seen, caught.seen
@@ -63,5 +69,5 @@ for (name, _), g, e in zip(model.named_parameters(), grads, eager_grads):
     err = ((g - e).norm() / e.norm().clamp_min(1e-12)).item()
     assert err < 3e-2, (name, err)
     worst = max(worst, err)
-print(f"ok: compiled loss {loss.item():.5f} (eager {eager_loss.item():.5f}); worst gradient error {worst:.2e}"
+print(f"ok{' (by block)' if by_block else ''}: compiled loss {loss.item():.5f} (eager {eager_loss.item():.5f}); worst gradient error {worst:.2e}"
       + ("" if on_cpu else f"; inductor launches {len(KERNELS)} kernels of the fused operations itself"))

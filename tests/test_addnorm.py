@@ -199,12 +199,15 @@ def _run_compiled_check(args: list[str]) -> None:
     run_check([str(_COMPILED), *args], timeout=900)
 
 
-def test_compiled_model_with_the_operations_matches_eager_on_cpu():
-    """The operations' torch rules inside a compiled model: the eager step's loss and gradients."""
-    _run_compiled_check(["cpu"])
+@pytest.mark.parametrize("unit", [[], ["block"]])
+def test_compiled_model_with_the_operations_matches_eager_on_cpu(unit):
+    """The operations' torch rules inside a compiled model (one graph, or by block): the eager step's loss and
+    gradients."""
+    _run_compiled_check(["cpu", *unit])
 
 
 @pytest.mark.skipif(not (torch.cuda.is_available() and HAVE_TRITON), reason="needs CUDA and Triton")
-def test_inductor_launches_the_kernels_in_a_compiled_model_on_gpu():
+@pytest.mark.parametrize("unit", [[], ["block"]])
+def test_inductor_launches_the_kernels_in_a_compiled_model_on_gpu(unit):
     """Inductor launches the kernels itself (no opaque custom op), without copying inputs, and matches eager."""
-    _run_compiled_check([])
+    _run_compiled_check(unit)
