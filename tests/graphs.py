@@ -17,3 +17,23 @@ def compiled_graphs(fn, *args) -> list:
     finally:
         torch._dynamo.reset()
     return graphs
+
+
+class counting_backend:
+    """`with counting_backend() as traced:` a dynamo backend that records each graph it is handed and runs it as
+    traced (`traced.backend`), with dynamo's caches reset on entry and exit; `len(traced)` is the graphs so far."""
+
+    def __enter__(self) -> "counting_backend":
+        torch._dynamo.reset()
+        self.graphs = []
+        return self
+
+    def __exit__(self, *exc) -> None:
+        torch._dynamo.reset()
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def backend(self, gm, example_inputs):
+        self.graphs.append(gm)
+        return gm.forward

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import TINY, run_cli
+from graphs import counting_backend
 from gptablate.model.gpt import GPT, GPTConfig
 from gptablate.recipe import load_recipe
 from gptablate.train.engine import compile_unit
@@ -33,15 +34,8 @@ def _pair(overrides: list[str]):
 def test_one_graph_serves_every_block_with_the_same_loss_and_gradients(overrides, graphs):
     plain, regional = _pair(overrides)
     assert regional.blocks_compilable()
-    traced = []
-
-    def backend(gm, example_inputs):  # dynamo's graphs, counted; run as traced
-        traced.append(gm)
-        return gm.forward
-
-    torch._dynamo.reset()
-    try:
-        regional.compile_blocks(backend=backend)
+    with counting_backend() as traced:
+        regional.compile_blocks(backend=traced.backend)
         idx = torch.randint(0, 500, (2, 16), generator=torch.Generator().manual_seed(1))
         for model in (plain, regional):
             model(idx[:, :-1], idx[:, 1:]).backward()
@@ -51,21 +45,12 @@ def test_one_graph_serves_every_block_with_the_same_loss_and_gradients(overrides
             assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-7), name
         with torch.no_grad():
             assert torch.allclose(plain(idx[:, :-1], idx[:, 1:]), regional(idx[:, :-1], idx[:, 1:]), rtol=1e-6)
-    finally:
-        torch._dynamo.reset()
 
 
 def test_validation_of_a_block_compiled_model_traces_nothing_for_a_partial_micro_batch():
     plain, regional = _pair([])
-    traced = []
-
-    def backend(gm, example_inputs):
-        traced.append(gm)
-        return gm.forward
-
-    torch._dynamo.reset()
-    try:
-        regional.compile_blocks(backend=backend)
+    with counting_backend() as traced:
+        regional.compile_blocks(backend=traced.backend)
         windows = np.random.default_rng(0).integers(0, 500, size=(10, 17)).astype(np.int64)
         regional.train()
         rows = torch.from_numpy(windows[:4])
@@ -75,8 +60,6 @@ def test_validation_of_a_block_compiled_model_traces_nothing_for_a_partial_micro
         loss = _val(regional, windows, 4, fallback_model=regional, training_graph=True)
         assert len(traced) == trained
         assert loss == pytest.approx(_val(plain, windows, 4), rel=1e-6)
-    finally:
-        torch._dynamo.reset()
 
 
 def test_the_compile_unit_rule():

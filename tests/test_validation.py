@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from graphs import counting_backend
 from gptablate.model.gpt import GPT, GPTConfig
 from gptablate.recipe import load_recipe
 from gptablate.train.engine import DistInfo, val_on_training_graph, validation_loss
@@ -64,15 +65,8 @@ def test_compiled_validation_runs_the_graph_training_compiled():
     """No new graph for validation with training_graph (on the GPU that is an inductor compile of 12-14 s);
     the eval way compiles one."""
     model, windows = _model_and_windows(10)
-    compiles = []
-
-    def backend(gm, example_inputs):  # dynamo's graphs, counted; run as traced
-        compiles.append(gm)
-        return gm.forward
-
-    torch._dynamo.reset()
-    try:
-        compiled = torch.compile(model, backend=backend)
+    with counting_backend() as compiles:
+        compiled = torch.compile(model, backend=compiles.backend)
         rows = torch.from_numpy(windows[:4])
         model.train()
         compiled(rows[:, :-1], rows[:, 1:]).backward()
@@ -83,8 +77,6 @@ def test_compiled_validation_runs_the_graph_training_compiled():
         plain = _val(compiled, windows, 4, fallback_model=model)
         assert len(compiles) > trained
         assert via_training == pytest.approx(plain, rel=1e-6)
-    finally:
-        torch._dynamo.reset()
 
 
 def test_the_engine_validates_on_the_training_graph_only_without_dropout():
