@@ -53,19 +53,27 @@ def idle_gaps(step, steps: int, top: int) -> None:
     For the kernel after each gap: how long after its launch call returned on the host it
     started ("queued"); near zero means the GPU was waiting for the host to launch it.
     """
-    import json
-    import tempfile
-
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(steps):
             step()
         torch.cuda.synchronize()
+    gaps_of(prof, steps, top)
+
+
+def gaps_of(prof, steps: int, top: int) -> list:
+    """idle_gaps' analysis of a finished profile (CPU and CUDA activities) over `steps` steps; returns its trace."""
+    import json
+    import tempfile
+
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         prof.export_chrome_trace(f.name)
         trace = json.load(open(f.name))["traceEvents"]
     launches = {e["args"]["correlation"]: e for e in trace
                 if e.get("cat") == "cuda_runtime" and "correlation" in e.get("args", {})}
     gpu = sorted((e for e in trace if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")), key=lambda e: e["ts"])
+    if not gpu:
+        print("  no GPU activity in the profile")
+        return trace
     gaps = []
     for a, b in zip(gpu, gpu[1:]):
         gap = b["ts"] - (a["ts"] + a["dur"])
@@ -80,6 +88,7 @@ def idle_gaps(step, steps: int, top: int) -> None:
           f"{sum(g[0] for g in gaps if g[0] > 50) / steps / 1e3:.2f} ms in {sum(g[0] > 50 for g in gaps) / steps:.0f}")
     for gap, before, after, queued in sorted(gaps, reverse=True)[:top]:
         print(f"  {gap:8.0f} us  queued {queued:7.0f} us  after {before[:60]}  before {after[:60]}")
+    return trace
 
 
 def write_kernels(events, steps: int, path: str) -> None:
