@@ -589,9 +589,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
         if log:
             log.metrics(row)
             sinks.write(row)
-        # The next window starts where this one closed: the windows tile the run's time but for validation (a late
-        # row is written while the device already runs the next step, so that time must count too).
-        window_tokens, last_log = 0, now + row.get("val_s", 0.0)
+        window_tokens, last_log = 0, time.perf_counter()
 
     try:
         kernels.enter_context(attention_kernels(t.attention, device))
