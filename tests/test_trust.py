@@ -153,32 +153,6 @@ def test_skipped_steps_never_land_even_when_settled_a_step_late(prepared_corpus,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_rows_written_a_step_late_are_those_written_at_once(prepared_corpus, tmp_path):
-    """A plain logging step's row is written once the next step's work is queued (write_row); validation steps
-    write theirs at once. Logging every step with validation at the end only, against validating every step (every
-    row at once): the same steps, losses, gradient norms, learning rates and skip marks, and windows that tile the
-    run. Every step after warmup is bad here and skipped: the marks of the late rows come from verdicts read a step
-    late."""
-    env = env_for(prepared_corpus, tmp_path)
-    common = ["train", "tiny", *TINY, "--set", "train.max_iters=7", "--set", "train.log_interval=1",
-              "--set", "train.warmup_iters=3", "--set", "train.max_loss=0.01", "--set", "train.on_divergence=skip",
-              "--set", "train.max_skips=10", "--device", "cpu"]
-    run_cli(*common, "--set", "data.eval_interval=1000", "--set", "run.name=late", env=env, check=True)
-    run_cli(*common, "--set", "data.eval_interval=1", "--set", "run.name=once", env=env, check=True)
-    rows = {}
-    for d in run_dirs(tmp_path):
-        rows["late" if "name: late" in (d / "recipe.yaml").read_text() else "once"] = metrics(d)
-    late, once = rows["late"], rows["once"]
-    assert [r["step"] for r in late] == [r["step"] for r in once] == list(range(1, 8))
-    assert [r.get("skipped", False) for r in late] == [False] * 3 + [True] * 4
-    for a, b in zip(late, once):
-        for key in ("train_loss", "grad_norm", "lr", "tokens"):
-            assert a[key] == b[key], (key, a, b)
-        assert a.get("skipped", False) == b.get("skipped", False), (a, b)
-        assert a["tokens_per_s"] > 0
-    assert "val_loss" in late[-1] and all("val_loss" not in r for r in late[:-1])
-
-
 def test_t_distribution_matches_tables():
     for t, df, p in [(12.706, 1, 0.05), (2.776, 4, 0.05), (2.228, 10, 0.05), (3.169, 10, 0.01), (1.0, 5, 0.3632)]:
         assert abs(t_two_sided_p(t, df) - p) < 5e-4

@@ -549,48 +549,6 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 + (f"last good checkpoint {kept.name}" if kept else "no checkpoint had been written yet"))
         raise Diverged(note, verdict.step)
 
-    deferred: tuple | None = None  # a plain logging step's (done, lr, loss_sum, grad_norm, is_eval), written a step late
-
-    def write_row(done: int, lr: float, loss_sum: torch.Tensor, grad_norm: torch.Tensor, is_eval: bool,
-                  skipped: bool) -> None:
-        """Close the logging window at step `done`: its metrics row (validation first where is_eval). A plain
-        logging step's row is written one step late, once the next step's forward and backward are queued, so that
-        reading its loss does not leave the GPU idle while the host logs, gathers the next batch and launches its
-        forward (3-4.7 ms a logging step on an H100, docs/performance.md, call BU); its window closes when the
-        device finished the step (the settle before this call waited for that)."""
-        nonlocal window_tokens, last_log, steady_tokens, steady_time, val_loss
-        train_loss = loss_sum.item()
-        now = time.perf_counter()
-        elapsed = now - last_log
-        tok_s = window_tokens / elapsed if elapsed > 0 else 0.0
-        if done > start_step + t.log_interval:  # the first window holds compilation: not steady state
-            steady_tokens += window_tokens
-            steady_time += elapsed
-        row = {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr,
-               "grad_norm": grad_norm.item(), "tokens_per_s": tok_s,
-               "mfu": flops_per_token * tok_s / (dinfo.world_size * matmul_flops)}
-        if skipped:
-            row["skipped"] = True
-        if peak_flops:
-            row["mfu_peak"] = flops_per_token * tok_s / (dinfo.world_size * peak_flops)
-        if device.type == "cuda":
-            row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30  # rank 0's
-        if is_eval:
-            collector.pause()  # a first validation in eval mode compiles its graph
-            t_val = time.perf_counter()
-            val_loss = validation_loss(compiled, windows, plan.micro_batch, device, autocast, dinfo,
-                                       fallback_model=model if use_compile else None,
-                                       training_graph=val_on_training_graph(recipe, use_compile))
-            row["val_loss"] = val_loss
-            row["val_s"] = time.perf_counter() - t_val
-            collector.settle()
-        row["gc_ms"] = 1e3 * collector.take()  # time in Python's garbage collector in this window
-        row["elapsed_s"] = time.time() - t_start  # wall clock since the process began this run
-        if log:
-            log.metrics(row)
-            sinks.write(row)
-        window_tokens, last_log = 0, time.perf_counter()
-
     try:
         kernels.enter_context(attention_kernels(t.attention, device))
         collector = kernels.enter_context(CollectorClock())
@@ -611,12 +569,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                         loss = ddp_model(x, y) / plan.accum_steps
                     scaler.scale(loss).backward()
                 loss_sum += loss.detach()
-            # the previous step's verdict: long computed, this step's work queued behind it
-            previous_skipped = settle(pending)
+            settle(pending)  # the previous step's verdict: long computed, this step's work queued behind it
             pending = None
-            if deferred is not None:  # the previous step's log row, now that this step's work is queued
-                write_row(*deferred, previous_skipped)
-                deferred = None
             if dinfo.enabled:  # every rank sees the same mean loss, so every rank takes the same decision
                 dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
                 loss_sum /= dinfo.world_size
@@ -639,9 +593,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=grads_to_none)
                 pending = _Verdict(step, bad, loss_sum, grad_norm)
-                if logs and not (is_eval or saves):  # a plain logging step: its row waits for the next step
-                    deferred = (done, lr, loss_sum, grad_norm, False)
-                elif logs or saves:  # validation and checkpoints read the device anyway: settle now
+                if logs or saves:  # logging, validation and checkpoints read the device anyway: settle now
                     skipped = settle(pending)
                     pending = None
             else:
@@ -654,8 +606,38 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
             window_tokens += tokens_per_step
             if done == start_step + 1:  # compiled now (the first window is not steady state anyway)
                 collector.settle()
-            if logs and deferred is None:
-                write_row(done, lr, loss_sum, grad_norm, is_eval, skipped)
+            if logs:
+                train_loss = loss_sum.item()
+                now = time.perf_counter()
+                elapsed = now - last_log
+                tok_s = window_tokens / elapsed if elapsed > 0 else 0.0
+                if done > start_step + t.log_interval:  # the first window holds compilation: not steady state
+                    steady_tokens += window_tokens
+                    steady_time += elapsed
+                row = {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr,
+                       "grad_norm": grad_norm.item(), "tokens_per_s": tok_s,
+                       "mfu": flops_per_token * tok_s / (dinfo.world_size * matmul_flops)}
+                if skipped:
+                    row["skipped"] = True
+                if peak_flops:
+                    row["mfu_peak"] = flops_per_token * tok_s / (dinfo.world_size * peak_flops)
+                if device.type == "cuda":
+                    row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30  # rank 0's
+                if is_eval:
+                    collector.pause()  # a first validation in eval mode compiles its graph
+                    t_val = time.perf_counter()
+                    val_loss = validation_loss(compiled, windows, plan.micro_batch, device, autocast, dinfo,
+                                               fallback_model=model if use_compile else None,
+                                               training_graph=val_on_training_graph(recipe, use_compile))
+                    row["val_loss"] = val_loss
+                    row["val_s"] = time.perf_counter() - t_val
+                    collector.settle()
+                row["gc_ms"] = 1e3 * collector.take()  # time in Python's garbage collector in this window
+                row["elapsed_s"] = time.time() - t_start  # wall clock since the process began this run
+                if log:
+                    log.metrics(row)
+                    sinks.write(row)
+                window_tokens, last_log = 0, time.perf_counter()
             if saves:
                 write_state(done, val_loss)
         step = t.max_iters
