@@ -153,6 +153,56 @@ def test_skipped_steps_never_land_even_when_settled_a_step_late(prepared_corpus,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_rows_written_a_step_late_are_those_written_at_once(prepared_corpus, tmp_path):
+    """A plain logging step's row is written once the next step's work is queued (its loss and gradient norm copied
+    to the host with the step's verdict); validation steps write theirs at once. Logging every step with validation
+    at the end only, against validating every step (every row at once): the same steps, losses, gradient norms,
+    learning rates and skip marks. Every step after warmup is bad here and skipped: the marks of the late rows come
+    from verdicts read a step late."""
+    env = env_for(prepared_corpus, tmp_path)
+    common = ["train", "tiny", *TINY, "--set", "train.max_iters=7", "--set", "train.log_interval=1",
+              "--set", "train.warmup_iters=3", "--set", "train.max_loss=0.01", "--set", "train.on_divergence=skip",
+              "--set", "train.max_skips=10", "--device", "cpu"]
+    run_cli(*common, "--set", "data.eval_interval=1000", "--set", "run.name=late", env=env, check=True)
+    run_cli(*common, "--set", "data.eval_interval=1", "--set", "run.name=once", env=env, check=True)
+    rows = {}
+    for d in run_dirs(tmp_path):
+        rows["late" if "name: late" in (d / "recipe.yaml").read_text() else "once"] = metrics(d)
+    late, once = rows["late"], rows["once"]
+    assert [r["step"] for r in late] == [r["step"] for r in once] == list(range(1, 8))
+    assert [r.get("skipped", False) for r in late] == [False] * 3 + [True] * 4
+    for a, b in zip(late, once):
+        for key in ("train_loss", "grad_norm", "lr", "tokens"):
+            assert a[key] == b[key], (key, a, b)
+        assert a.get("skipped", False) == b.get("skipped", False), (a, b)
+        assert a["tokens_per_s"] > 0
+    assert "val_loss" in late[-1] and all("val_loss" not in r for r in late[:-1])
+
+
+def test_an_interrupted_run_keeps_the_row_of_its_last_logged_step(prepared_corpus, tmp_path):
+    """SIGTERM while a plain logging step's row waits for the next step: the row is still written, so metrics.jsonl
+    holds a row for every step done (the store's step), none twice."""
+    env = env_for(prepared_corpus, tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "gptablate_cli", "train", "tiny", *TINY, "--set",
+                             "train.max_iters=100000", "--set", "train.log_interval=1", "--set",
+                             f"data.eval_interval={10**6}", "--device", "cpu"], env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        dirs = run_dirs(tmp_path) if (tmp_path / "runs").is_dir() else []
+        if dirs and (dirs[0] / "metrics.jsonl").is_file() and len(metrics(dirs[0])) >= 4:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    (run,) = run_dirs(tmp_path)
+    steps = [r["step"] for r in metrics(run)]
+    with sqlite3.connect(tmp_path / "runs" / "results.sqlite") as db:
+        status, done = db.execute("SELECT status, step FROM runs WHERE run_id = ?", (run.name,)).fetchone()
+    assert status == "interrupted"
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) >= done >= 4, (steps, done)
+
+
 def test_t_distribution_matches_tables():
     for t, df, p in [(12.706, 1, 0.05), (2.776, 4, 0.05), (2.228, 10, 0.05), (3.169, 10, 0.01), (1.0, 5, 0.3632)]:
         assert abs(t_two_sided_p(t, df) - p) < 5e-4

@@ -303,13 +303,19 @@ class Diverged(Exception):
 
 
 class _Verdict:
-    """One step's divergence verdict, copied to the host without waiting for it."""
+    """One step's divergence verdict, and with values=True its loss and gradient norm, copied to the host without
+    waiting for them: reading them later waits for this step only, not for the work queued after it."""
 
-    def __init__(self, step: int, bad: torch.Tensor, loss: torch.Tensor, grad_norm: torch.Tensor):
+    def __init__(self, step: int, bad: torch.Tensor, loss: torch.Tensor, grad_norm: torch.Tensor,
+                 values: bool = False):
         self.step, self.loss, self.grad_norm = step, loss, grad_norm
+        self._values = None
         if bad.device.type == "cuda":
             self._flag = torch.empty((), dtype=torch.bool, pin_memory=True)
             self._flag.copy_(bad, non_blocking=True)
+            if values:
+                self._values = torch.empty(2, dtype=torch.float32, pin_memory=True)
+                self._values.copy_(torch.stack([loss.float(), grad_norm.float()]), non_blocking=True)
             self._event = torch.cuda.Event()
             self._event.record()
         else:
@@ -317,8 +323,52 @@ class _Verdict:
 
     def bad(self) -> bool:
         if self._event is not None:
-            self._event.synchronize()  # waits for this step only, not for the work queued after it
+            self._event.synchronize()
         return bool(self._flag)
+
+    def values(self) -> tuple[float, float]:
+        """The step's loss and gradient norm."""
+        if self._values is not None:
+            self._event.synchronize()
+            loss, grad_norm = self._values.tolist()
+            return loss, grad_norm
+        return self.loss.item(), self.grad_norm.item()
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM held back until the block ends (then delivered: the handler raises after it)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class _WindowClock:
+    """The logging windows' boundaries. On a GPU, CUDA events: a boundary is where the device finished the work
+    queued before it, whenever the host gets to read it, so that a window closed a step late (a plain logging step's
+    row) and one closed at once (validation) measure the same thing. Elsewhere the host's clock (the CPU computes as
+    the host goes)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def mark(self):
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def seconds(self, start, end) -> float:
+        if self.cuda:
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3
+        return end - start
 
 
 def _gather_rng(dinfo: DistInfo, device: torch.device) -> list[dict]:
@@ -520,7 +570,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
 
     status, note, step = "failed", None, start_step
     val_loss = state.get("val_loss") if state else None
-    window_tokens, last_log = 0, time.perf_counter()
+    clock = _WindowClock(device)
+    window_tokens, window_start = 0, None  # the tokens and the start boundary of the logging window open now
     steady_tokens, steady_time = 0, 0.0
     skips = 0
     summary: dict = {}
@@ -549,11 +600,52 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 + (f"last good checkpoint {kept.name}" if kept else "no checkpoint had been written yet"))
         raise Diverged(note, verdict.step)
 
+    # A plain logging step's window (done, lr, verdict, tokens, start, end), whose row is written once the next step's
+    # forward and backward are queued: reading its loss then waits for that step only, while the device runs the next
+    # one, where reading it at once left the device idle while the host logged, gathered the next batch and launched
+    # its forward (3-4.7 ms a logging step on an H100, docs/performance.md, call BU).
+    deferred: tuple | None = None
+
+    def write_row(done: int, lr: float, verdict: _Verdict, tokens: int, start, end, skipped: bool,
+                  is_eval: bool) -> None:
+        """Close a logging window: its metrics row (validation first where is_eval), on every rank."""
+        nonlocal steady_tokens, steady_time, val_loss
+        train_loss, grad_norm = verdict.values()
+        elapsed = clock.seconds(start, end)
+        tok_s = tokens / elapsed if elapsed > 0 else 0.0
+        if done > start_step + t.log_interval:  # the first window holds compilation: not steady state
+            steady_tokens += tokens
+            steady_time += elapsed
+        row = {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr,
+               "grad_norm": grad_norm, "tokens_per_s": tok_s,
+               "mfu": flops_per_token * tok_s / (dinfo.world_size * matmul_flops)}
+        if skipped:
+            row["skipped"] = True
+        if peak_flops:
+            row["mfu_peak"] = flops_per_token * tok_s / (dinfo.world_size * peak_flops)
+        if device.type == "cuda":
+            row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30  # rank 0's
+        if is_eval:
+            collector.pause()  # a first validation in eval mode compiles its graph
+            t_val = time.perf_counter()
+            val_loss = validation_loss(compiled, windows, plan.micro_batch, device, autocast, dinfo,
+                                       fallback_model=model if use_compile else None,
+                                       training_graph=val_on_training_graph(recipe, use_compile))
+            row["val_loss"] = val_loss
+            row["val_s"] = time.perf_counter() - t_val
+            collector.settle()
+        row["gc_ms"] = 1e3 * collector.take()  # time in Python's garbage collector in this window
+        row["elapsed_s"] = time.time() - t_start  # wall clock since the process began this run
+        if log:
+            log.metrics(row)
+            sinks.write(row)
+
     try:
         kernels.enter_context(attention_kernels(t.attention, device))
         collector = kernels.enter_context(CollectorClock())
         collector.pause()  # the first step compiles; settled after it
         model.train()
+        window_start = clock.mark()
         for step in range(start_step, t.max_iters):
             lr = lr_at(step, t)
             for group in optimizer.param_groups:
@@ -569,8 +661,13 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                         loss = ddp_model(x, y) / plan.accum_steps
                     scaler.scale(loss).backward()
                 loss_sum += loss.detach()
-            settle(pending)  # the previous step's verdict: long computed, this step's work queued behind it
-            pending = None
+            with _signals_held():  # an interrupt comes before or after: the previous row is written once, whole
+                # the previous step's verdict: long computed, this step's work queued behind it
+                previous_skipped = settle(pending)
+                pending = None
+                if deferred is not None:  # the previous step's row, now that this step's work is queued
+                    window, deferred = deferred, None
+                    write_row(*window, previous_skipped, False)
             if dinfo.enabled:  # every rank sees the same mean loss, so every rank takes the same decision
                 dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
                 loss_sum /= dinfo.world_size
@@ -587,57 +684,37 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
             is_eval = done % recipe.data.eval_interval == 0 or is_last
             logs = done % t.log_interval == 0 or is_eval
             saves = checkpoints and (bool(t.checkpoint_interval and done % t.checkpoint_interval == 0) or is_last)
-            skipped = False
+            skipped, late = False, False
             if device_guard:
                 optimizer.found_inf = bad.float()  # a bad step's update never lands
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=grads_to_none)
-                pending = _Verdict(step, bad, loss_sum, grad_norm)
-                if logs or saves:  # logging, validation and checkpoints read the device anyway: settle now
+                verdict = pending = _Verdict(step, bad, loss_sum, grad_norm, values=logs)
+                end = clock.mark() if logs else None  # the window closes where the device finishes this step
+                late = logs and not (is_eval or saves)  # a plain logging step: its row waits for the next step
+                if is_eval or saves:  # validation and checkpoints read the device anyway: settle now
                     skipped = settle(pending)
                     pending = None
             else:
-                skipped = settle(_Verdict(step, bad, loss_sum, grad_norm))
+                verdict = _Verdict(step, bad, loss_sum, grad_norm, values=logs)
+                skipped = settle(verdict)
                 if not skipped:
                     scaler.step(optimizer)
                 scaler.update()
                 optimizer.zero_grad(set_to_none=grads_to_none)
+                end = clock.mark() if logs else None
             # A skipped step still counts: validation, checkpoints and the end come on schedule.
             window_tokens += tokens_per_step
             if done == start_step + 1:  # compiled now (the first window is not steady state anyway)
                 collector.settle()
             if logs:
-                train_loss = loss_sum.item()
-                now = time.perf_counter()
-                elapsed = now - last_log
-                tok_s = window_tokens / elapsed if elapsed > 0 else 0.0
-                if done > start_step + t.log_interval:  # the first window holds compilation: not steady state
-                    steady_tokens += window_tokens
-                    steady_time += elapsed
-                row = {"step": done, "tokens": done * tokens_per_step, "train_loss": train_loss, "lr": lr,
-                       "grad_norm": grad_norm.item(), "tokens_per_s": tok_s,
-                       "mfu": flops_per_token * tok_s / (dinfo.world_size * matmul_flops)}
-                if skipped:
-                    row["skipped"] = True
-                if peak_flops:
-                    row["mfu_peak"] = flops_per_token * tok_s / (dinfo.world_size * peak_flops)
-                if device.type == "cuda":
-                    row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30  # rank 0's
-                if is_eval:
-                    collector.pause()  # a first validation in eval mode compiles its graph
-                    t_val = time.perf_counter()
-                    val_loss = validation_loss(compiled, windows, plan.micro_batch, device, autocast, dinfo,
-                                               fallback_model=model if use_compile else None,
-                                               training_graph=val_on_training_graph(recipe, use_compile))
-                    row["val_loss"] = val_loss
-                    row["val_s"] = time.perf_counter() - t_val
-                    collector.settle()
-                row["gc_ms"] = 1e3 * collector.take()  # time in Python's garbage collector in this window
-                row["elapsed_s"] = time.time() - t_start  # wall clock since the process began this run
-                if log:
-                    log.metrics(row)
-                    sinks.write(row)
-                window_tokens, last_log = 0, time.perf_counter()
+                window = (done, lr, verdict, window_tokens, window_start, end)
+                window_tokens = 0
+                if late:
+                    deferred, window_start = window, end
+                else:
+                    write_row(*window, skipped, is_eval)
+                    window_start = clock.mark()  # after validation: the next window starts now
             if saves:
                 write_state(done, val_loss)
         step = t.max_iters
@@ -671,6 +748,9 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
         raise
     except (KeyboardInterrupt, Interrupted):
         status = "interrupted"
+        if deferred is not None and pending is deferred[2]:  # the last logged step's row, not yet written: write it
+            with contextlib.suppress(Exception):
+                write_row(*deferred, settle(pending), False)
         raise
     except UserError as e:
         note = str(e)
