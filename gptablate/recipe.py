@@ -74,9 +74,10 @@ class TrainConfig:
     compile: Union[bool, Literal["auto"]] = AUTO  # auto: on for CUDA, off for the CPU
     # What torch.compile takes as its unit: "model", one graph; "block", the embeddings with the first norm and one
     # block whose graph serves every block (GPT.compile_blocks; Pre-LN blocks on the vanilla residual with the fused
-    # operations only: other models compile as one graph whatever this says). block compiles 12 s faster for 124M
-    # on an H100, cold or warm, and steps 0.3-1.3 ms (0.3-1.1%) slower: for short runs (docs/performance.md).
-    compile_unit: Literal["model", "block"] = "model"
+    # operations only: other models compile as one graph whatever this says). block compiled 124M 22 s faster cold
+    # on an H100 and stepped as fast (docs/performance.md, calls BX, BY); auto: block on one process, model under
+    # DDP (block with DDP was not measured on GPUs).
+    compile_unit: Literal["auto", "model", "block"] = AUTO
     attention: Literal["auto", "flash", "cudnn", "efficient", "math"] = "auto"  # SDPA kernel tried first on GPU
     # The training loss: "fused" computes logits, cross-entropy and its gradient in one pass over
     # the logits (model/loss.py; a Triton kernel on CUDA); "torch" is F.cross_entropy; auto:

@@ -66,7 +66,12 @@ def test_the_compile_unit_rule():
     assert compile_unit("block", True) == "block"
     assert compile_unit("model", True) == "model"
     assert compile_unit("block", False) == "model"  # a model without the fused walk compiles as one graph
-    assert load_recipe("gpt2_124m").train.compile_unit == "model"  # the default: the faster step
+    assert compile_unit("block", True, world_size=2) == "block"  # asked for: also under DDP
+    # the default: by block on one process (compiles faster, steps as fast), one graph under DDP
+    assert load_recipe("gpt2_124m").train.compile_unit == "auto"
+    assert compile_unit("auto", True) == "block"
+    assert compile_unit("auto", True, world_size=4) == "model"
+    assert compile_unit("auto", False) == "model"
     assert not _pair(["arch.block=post"])[0].blocks_compilable()
     assert not _pair(["arch.residual=laurel", "arch.laurel.mode=lr"])[0].blocks_compilable()  # its addend's index
     with pytest.raises(ValueError):
@@ -80,11 +85,13 @@ def test_a_run_compiled_by_block_trains_and_validates_as_one_compiled_graph_and_
     common = ["train", "tiny", *TINY, "--set", "train.max_iters=4", "--set", "train.log_interval=1",
               "--set", "data.eval_interval=4", "--set", "train.norm_kernel=fused", "--device", "cpu"]
     runs = {"block": ["--set", "train.compile=true", "--set", "train.compile_unit=block"],
-            "model": ["--set", "train.compile=true"],  # the default unit
+            "model": ["--set", "train.compile=true", "--set", "train.compile_unit=model"],
+            "auto": ["--set", "train.compile=true"],  # the default unit: by block on one process
             "eager": ["--set", "train.compile=false"]}
     for name, extra in runs.items():
         run_cli(*common, *extra, "--set", f"run.name={name}", env=env, check=True)
-    logged = {"block": "compile=True (by block),", "model": "compile=True,", "eager": "compile=False,"}
+    logged = {"block": "compile=True (by block),", "model": "compile=True,", "eager": "compile=False,",
+              "auto": "compile=True (by block),"}
     rows = {}
     for name, d in _runs_by_name(tmp_path / "runs", tuple(runs)).items():
         assert logged[name] in (d / "log.txt").read_text()
@@ -96,3 +103,5 @@ def test_a_run_compiled_by_block_trains_and_validates_as_one_compiled_graph_and_
     assert abs(block[-1]["val_loss"] - eager[-1]["val_loss"]) < 1e-4
     assert abs(model[-1]["val_loss"] - eager[-1]["val_loss"]) < 1e-4
     assert block[-1]["train_loss"] < block[0]["train_loss"]
+    assert [(r["train_loss"], r.get("val_loss")) for r in rows["auto"]] == [(r["train_loss"], r.get("val_loss"))
+                                                                           for r in block]

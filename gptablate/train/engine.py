@@ -74,10 +74,11 @@ def ddp_graph_form(setting: str, n_params: int, world_size: int, local_world_siz
     return "whole" if n_params < WHOLE_GRAPH_MAX_PARAMS and local_world_size >= world_size else "split"
 
 
-def compile_unit(setting: str, blocks_compilable: bool) -> str:
-    """What torch.compile takes as its unit: the recipe's train.compile_unit where the model allows it, else the
-    whole model."""
-    return "block" if setting == "block" and blocks_compilable else "model"
+def compile_unit(setting: str, blocks_compilable: bool, world_size: int = 1) -> str:
+    """What torch.compile takes as its unit: block where the model allows it and train.compile_unit asks for it
+    (auto: on one process), else the whole model."""
+    wants_block = setting == "block" or (setting == AUTO and world_size == 1)
+    return "block" if wants_block and blocks_compilable else "model"
 
 
 def resolve_device(requested: str | None) -> str:
@@ -495,7 +496,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                                 int(os.environ.get("LOCAL_WORLD_SIZE", dinfo.world_size)))
     if dinfo.enabled and use_compile:  # read when dynamo traces the DDP-wrapped model (each rank is its own process)
         torch._dynamo.config.optimize_ddp = DDP_GRAPH[graph_form]
-    unit = compile_unit(t.compile_unit, model.blocks_compilable()) if use_compile else None
+    unit = compile_unit(t.compile_unit, model.blocks_compilable(), dinfo.world_size) if use_compile else None
     if unit == "block":
         model.compile_blocks(model.compile_options())
     compiled = torch.compile(model, options=model.compile_options()) if unit == "model" else model
