@@ -17,11 +17,10 @@ print("python", sys.version.split()[0], "| sympy core __pycache__:", len(os.list
       "| PYTHONDONTWRITEBYTECODE:", os.environ.get("PYTHONDONTWRITEBYTECODE"), "| dont_write_bytecode:", sys.dont_write_bytecode)
 PY
 for i in 1 2; do
-  S=$(date +%s.%N); python3 -c "import torch; import gptablate.train.engine"; echo "imports $i: $(echo "$(date +%s.%N) - $S" | bc) s"
+  TIMEFORMAT="imports $i: %R s"; time python3 -c "import torch; import gptablate.train.engine"
 done
 for i in 1 2; do
-  S=$(date +%s.%N); PYTHONPYCACHEPREFIX=/tmp/pyc python3 -c "import torch; import gptablate.train.engine"
-  echo "imports with PYTHONPYCACHEPREFIX $i: $(echo "$(date +%s.%N) - $S" | bc) s"
+  TIMEFORMAT="imports with PYTHONPYCACHEPREFIX $i: %R s"; time PYTHONPYCACHEPREFIX=/tmp/pyc python3 -c "import torch; import gptablate.train.engine"
 done
 SRC=$(python3 -c 'import sys; print(sys.prefix)')/lib
 python3 -m gptablate_cli prepare text "$SRC" --glob '*.py' --name pysrc > $L/prep.txt 2>&1; tail -1 $L/prep.txt
