@@ -103,5 +103,8 @@ def test_a_run_compiled_by_block_trains_and_validates_as_one_compiled_graph_and_
     assert abs(block[-1]["val_loss"] - eager[-1]["val_loss"]) < 1e-4
     assert abs(model[-1]["val_loss"] - eager[-1]["val_loss"]) < 1e-4
     assert block[-1]["train_loss"] < block[0]["train_loss"]
-    assert [(r["train_loss"], r.get("val_loss")) for r in rows["auto"]] == [(r["train_loss"], r.get("val_loss"))
-                                                                           for r in block]
+    # the same graphs as block's (to the summation order of the CPU's threads: 1e-8 apart between processes)
+    assert [r["step"] for r in rows["auto"]] == [1, 2, 3, 4]
+    for a, b in zip(rows["auto"], block):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+    assert rows["auto"][-1]["val_loss"] == pytest.approx(block[-1]["val_loss"], rel=1e-6)
