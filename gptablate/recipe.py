@@ -76,7 +76,7 @@ class TrainConfig:
     # block whose graph serves every block (GPT.compile_blocks; Pre-LN blocks on the vanilla residual with the fused
     # operations only: other models compile as one graph whatever this says). block compiled 124M 22 s faster cold
     # on an H100 and stepped as fast (docs/performance.md, calls BX, BY); auto: block on one process, model under
-    # DDP (block with DDP was not measured on GPUs).
+    # DDP (there block stepped 1.5-1.8% slower on 2 H200s, call CC).
     compile_unit: Literal["auto", "model", "block"] = AUTO
     attention: Literal["auto", "flash", "cudnn", "efficient", "math"] = "auto"  # SDPA kernel tried first on GPU
     # The training loss: "fused" computes logits, cross-entropy and its gradient in one pass over
