@@ -130,12 +130,7 @@ def main() -> None:
         model.fused_loss_dtype = fused_loss_dtype(r.train.loss_kernel, torch.device("cuda"), torch.bfloat16)
         model.fused_kernels = fused_kernels(r.train.norm_kernel, torch.device("cuda"))
         opt = make_optimizer(model, r.train, "cuda")
-        if args.unit == "block":
-            model.compile_blocks(model.compile_options())
-            cm = model
-        else:
-            cm = (torch.compile(model, mode=args.mode) if args.mode
-                  else torch.compile(model, options=model.compile_options()))
+        cm = torch.compile(model, mode=args.mode) if args.mode else model.compiled(args.unit)
         x = torch.randint(0, 50257, (args.micro, 1025), device="cuda")
 
         def step():

@@ -49,11 +49,7 @@ eager_loss, eager_grads = step(model, idx, targets)
 
 caught = Warnings()
 logging.getLogger("torch._higher_order_ops.triton_kernel_wrap").addHandler(caught)
-if by_block:
-    model.compile_blocks(model.compile_options())  # as the engine compiles it with train.compile_unit=block
-    compiled = model
-else:
-    compiled = torch.compile(model, options=model.compile_options())  # as the engine compiles it
+compiled = model.compiled("block" if by_block else "model")  # as the engine compiles it
 (loss, grads), code = run_and_get_code(step, compiled, idx, targets)
 code = "\n".join(code)
 assert not caught.seen, caught.seen

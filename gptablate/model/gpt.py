@@ -198,6 +198,15 @@ class GPT(nn.Module):
         how = dict(backend=backend, **({"options": options} if options else {}))
         self._compiled_blocks = (torch.compile(self._embed_and_enter, **how), torch.compile(prenorm_block, **how))
 
+    def compiled(self, unit: str = "model"):
+        """The model compiled as the trainer runs it, with compile_options: unit "model", one graph (the compiled
+        wrapper, returned); "block", block by block (compile_blocks: the model itself, returned, runs its compiled
+        regions)."""
+        if unit == "block":
+            self.compile_blocks(self.compile_options())
+            return self
+        return torch.compile(self, options=self.compile_options())
+
     def prenorm_fusable(self) -> bool:
         """Whether this model has the form prenorm_walk computes: Pre-LN blocks on the vanilla residual or
         LAuReL-LR's (Residual.prenorm_walkable), LayerNorm or RMSNorm, no dropout; and a width its kernels were

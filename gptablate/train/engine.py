@@ -497,9 +497,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     if dinfo.enabled and use_compile:  # read when dynamo traces the DDP-wrapped model (each rank is its own process)
         torch._dynamo.config.optimize_ddp = DDP_GRAPH[graph_form]
     unit = compile_unit(t.compile_unit, model.blocks_compilable(), dinfo.world_size) if use_compile else None
-    if unit == "block":
-        model.compile_blocks(model.compile_options())
-    compiled = torch.compile(model, options=model.compile_options()) if unit == "model" else model
+    compiled = model.compiled(unit) if use_compile else model
     ddp_model = compiled
     if dinfo.enabled:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
