@@ -8,6 +8,7 @@ from fused import assert_op_backward_is_autograds, kernel_key_paths, losses_afte
 from graphs import compiled_graphs
 from interpreter import kernel_tests
 
+from gptablate.model import hyperstatic as HSt
 from gptablate.model import hyperstep as HS
 from gptablate.model.gpt import GPT, GPTConfig
 from gptablate.recipe import load_recipe
@@ -75,3 +76,35 @@ _CHECK = Path(__file__).with_name("hyperstep_kernel_check.py")
 
 test_kernels_match_reference_in_triton_interpreter, test_kernels_match_reference_on_gpu = kernel_tests(
     [str(_CHECK), "interp"], [str(_CHECK)])
+
+
+def _static_inputs(n, S, D, M, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_()
+    return [r(M, S, D), r(M, D), r(S, n), r(n), r(n)]
+
+
+@pytest.mark.parametrize("store_h", [True, False])
+@pytest.mark.parametrize("S", [4, 1])
+def test_static_step_hand_backward_matches_autograd(store_h, S):
+    assert_op_backward_is_autograds(torch.ops.gptablate.hyper_static_step, HSt.static_step_reference,
+                                    _static_inputs(4, S, 10, 6), (store_h,))
+
+
+def test_static_fused_model_reads_the_embedding_once_and_stores_no_last_streams():
+    """The static walk: one hyper_static_step a site, the first with one stream (the entry's n copies never made),
+    the last without H' (the exit's sum); no hyper_step."""
+    model = _model(["arch.hyper.kernel=fused", "arch.hyper.dynamic=false"]).float()
+    graph = compiled_graphs(model.hidden, torch.randint(0, 64, (2, 16)))[0].graph
+    calls = [n for n in graph.nodes if "hyper_static_step" in str(n.target)]
+    assert len(calls) == 4 and not any("hyper_step" in str(n.target) and "static" not in str(n.target)
+                                       for n in graph.nodes)
+    assert [c.args[-1] for c in calls] == [True, True, True, False]
+    assert calls[0].args[0].meta["example_value"].shape[1] == 1
+    assert calls[1].args[0].meta["example_value"].shape[1] == 4
+
+
+_STATIC_CHECK = Path(__file__).with_name("hyperstatic_kernel_check.py")
+
+test_static_kernels_match_reference_in_triton_interpreter, test_static_kernels_match_reference_on_gpu = kernel_tests(
+    [str(_STATIC_CHECK), "interp"], [str(_STATIC_CHECK)])

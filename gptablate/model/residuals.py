@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from ..errors import UserError
 from .aggregate import aggregate
+from .hyperstatic import static_step
 from .hyperstep import hyper_step
 from .kernels import chosen
 from .layers import make_norm
@@ -268,8 +269,8 @@ class HyperConnections(Residual):
         n: int = 4
         dynamic: bool = True
         lr_mult: float = 1.0
-        # fused: the stream work between two sites as one operation (hyperstep.py: Triton kernels on
-        # CUDA, its torch rule elsewhere), for static ones and dynamic ones with layernorm or rmsnorm;
+        # fused: the stream work between two sites as one operation (Triton kernels on CUDA, their torch
+        # rule elsewhere: hyperstatic.py for static ones, hyperstep.py for dynamic ones with layernorm or rmsnorm);
         # torch: the per-site code; auto: fused where the kernels run, the per-site code (which
         # inductor compiles) elsewhere.
         kernel: Literal["auto", "fused", "torch"] = "auto"
@@ -306,6 +307,8 @@ class HyperConnections(Residual):
         B, T, D = x.shape
         n, M = self.n, B * T
         sites = [site for block in blocks for site in block.sites()]
+        if not self.dynamic:
+            return self._walk_static(x, sites, ctx)
         flags = dict(eps=1e-5, dynamic=self.dynamic, center=self.center)
         empty = x.new_zeros(0)
         H, x_in, C = hyper_step(x.reshape(M, 1, D).expand(M, n, D), empty, empty,
@@ -317,6 +320,24 @@ class HyperConnections(Residual):
         # the last site's write and the exit's sum over streams: Σ_j H'_j = Σ_i (Σ_j A[i,j+1]) H_i + (Σ_j B_j) out
         y = (C[:, :, 1:n + 1].sum(-1)[..., None] * H).sum(1) + C[:, :, n + 1].sum(-1)[:, None] * out.to(H.dtype)
         return y.view(B, T, D)
+
+    def _walk_static(self, x, sites, ctx):
+        """The static case (hyperstatic.py): every site's A and B the same for all tokens, so its stream work is
+        element-wise. The entry's n equal streams are x itself (one stream that the first write reads with its
+        rows of A_s summed), and the exit's sum over the streams is the last write with r = 1, H' never stored."""
+        B, T, D = x.shape
+        M, w = B * T, self.site_weights
+        x_in = x * w[0].A_s[:, 0].sum()  # the first site reads Σ_i A[i, 0] x
+        H = x.reshape(M, 1, D)
+        for k, site in enumerate(sites):
+            out = site(x_in.view(B, T, D), ctx).reshape(M, D)
+            mix = w[k].A_s[:, 1:]
+            if H.shape[1] == 1:
+                mix = mix.sum(0, keepdim=True)
+            last = k + 1 == len(sites)
+            r = torch.ones_like(w[k].B_s) if last else w[k + 1].A_s[:, 0]
+            H, x_in = static_step(H, out, mix, w[k].B_s, r, store_h=not last)
+        return x_in.view(B, T, D)
 
 
 class _MHCSite(nn.Module):
