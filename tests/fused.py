@@ -60,7 +60,7 @@ def losses_after_perturbing(models, perturb, seed: int = 1) -> list:
         for model in models:
             for (name, p), e in zip(model.named_parameters(), noise):
                 perturb(name, p, e)
-    x = torch.randint(0, models[0].config.vocab_size, (2, 17), generator=g)
+    x = torch.randint(0, models[0].config.vocab_size, (2, 17), generator=g).to(next(models[0].parameters()).device)
     losses = [model(x[:, :-1], x[:, 1:]) for model in models]
     for loss in losses:
         loss.backward()

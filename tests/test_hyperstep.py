@@ -104,6 +104,25 @@ def test_static_fused_model_reads_the_embedding_once_and_stores_no_last_streams(
     assert calls[1].args[0].meta["example_value"].shape[1] == 4
 
 
+@pytest.mark.skipif(not (torch.cuda.is_available() and HS.triton is not None), reason="needs CUDA and Triton")
+def test_static_model_with_the_kernels_matches_the_per_site_code_on_gpu():
+    """The whole static model in fp32 on a GPU, its walk on the kernels (forward and backward, 5 sites deep) against the
+    per-site code: the loss and every gradient."""
+    sets = ["arch.hyper.dynamic=false", "model.n_embd=192", "model.n_head=3", "model.block_size=64"]
+    fused, plain = (_model(sets + [f"arch.hyper.kernel={k}"]).float().cuda() for k in ("fused", "torch"))
+    plain.load_state_dict(fused.state_dict())
+
+    def perturb(name, p, e):
+        if name.startswith("residual."):
+            p.add_(0.3 * e.to(p.device))
+
+    a, b = losses_after_perturbing((fused, plain), perturb)
+    assert fused.residual.fused_for(torch.zeros(1, device="cuda")) and HS.use_kernel(torch.zeros(1, device="cuda"))
+    assert torch.allclose(a, b, rtol=1e-5), (a, b)
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-6, rtol=1e-4), (name, (p.grad - q.grad).abs().max())
+
+
 _STATIC_CHECK = Path(__file__).with_name("hyperstatic_kernel_check.py")
 
 test_static_kernels_match_reference_in_triton_interpreter, test_static_kernels_match_reference_on_gpu = kernel_tests(
