@@ -12,20 +12,9 @@ import sys
 from pathlib import Path
 
 import torch
+from addnorm_bench import timed
 
 from gptablate.model import hyperstatic as HSt
-
-
-def timed(fn, reps=20):
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / reps
 
 
 def main():
