@@ -106,7 +106,7 @@ def test_static_fused_model_reads_the_embedding_once_and_stores_no_last_streams(
 
 @pytest.mark.skipif(not (torch.cuda.is_available() and HS.triton is not None), reason="needs CUDA and Triton")
 def test_static_model_with_the_kernels_matches_the_per_site_code_on_gpu():
-    """The whole static model in fp32 on a GPU, its walk on the kernels (forward and backward, 5 sites deep) against the
+    """The whole static model in fp32 on a GPU, its walk on the kernels (forward and backward, 4 sites deep) against the
     per-site code: the loss and every gradient."""
     sets = ["arch.hyper.dynamic=false", "model.n_embd=192", "model.n_head=3", "model.block_size=64"]
     fused, plain = (_model(sets + [f"arch.hyper.kernel={k}"]).float().cuda() for k in ("fused", "torch"))

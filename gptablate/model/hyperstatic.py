@@ -63,8 +63,8 @@ def static_step_backward_reference(H, out, mix, b, r, dH1, dx, store_h: bool):
 if triton is not None:
     @triton.jit
     def _hyper_static_fwd_kernel(h_ptr, out_ptr, mix_ptr, b_ptr, r_ptr, h1_ptr, x_ptr, M, D,
-                           S: tl.constexpr, N: tl.constexpr, NP: tl.constexpr, BM: tl.constexpr, BD: tl.constexpr,
-                           STORE_H: tl.constexpr):
+                                 S: tl.constexpr, N: tl.constexpr, NP: tl.constexpr, BM: tl.constexpr,
+                                 BD: tl.constexpr, STORE_H: tl.constexpr):
         rows = tl.program_id(0) * BM + tl.arange(0, BM)
         cols = tl.program_id(1) * BD + tl.arange(0, BD)
         j = tl.arange(0, NP)[:, None, None]  # the written streams
@@ -84,9 +84,9 @@ if triton is not None:
 
     @triton.jit
     def _hyper_static_bwd_kernel(h_ptr, out_ptr, mix_ptr, b_ptr, r_ptr, dh1_ptr, dx_ptr, dh_ptr, dout_ptr, part_ptr,
-                           M, D, n_row_programs, blocks_per_program,
-                           S: tl.constexpr, N: tl.constexpr, NP: tl.constexpr, SP: tl.constexpr, BM: tl.constexpr,
-                           BD: tl.constexpr, STORE_H: tl.constexpr):
+                                 M, D, n_row_programs, blocks_per_program,
+                                 S: tl.constexpr, N: tl.constexpr, NP: tl.constexpr, SP: tl.constexpr,
+                                 BM: tl.constexpr, BD: tl.constexpr, STORE_H: tl.constexpr):
         pid = tl.program_id(0)
         cols = tl.program_id(1) * BD + tl.arange(0, BD)
         c = cols[None, None, :]
