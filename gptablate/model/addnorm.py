@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import kernel_op, sm_count, tl, triton, use_kernel
+from .kernels import autocast_dtype, kernel_op, sm_count, tl, triton, use_kernel
 
 # Rows per program and warps of the forward; programs per SM, rows per iteration and warps of the backward:
 # the fastest of scripts/device/addnorm_bench.py's sweep at the 124M stream (61,440 x 768) on an H100 (call Z).
@@ -256,7 +256,7 @@ def prenorm_walk(x: torch.Tensor, blocks, ln_f, ctx: dict, center: bool, addend=
     Without an addend: `block_fn` runs each block, `prenorm_block` or a compiled copy of it (one graph for all the
     blocks: GPT.compile_blocks), and `entered`, where given, is prenorm_enter's (stream, h), computed already."""
     B, T, D = x.shape
-    h_dtype = _h_dtype(x)
+    h_dtype = autocast_dtype(x)
     norms = [n for block in blocks for n in (block.ln_1, block.ln_2)] + [ln_f]
     if addend is None:
         stream, h = entered if entered is not None else prenorm_enter(x, norms[0], center)
@@ -286,13 +286,7 @@ def prenorm_walk(x: torch.Tensor, blocks, ln_f, ctx: dict, center: bool, addend=
 def prenorm_enter(x: torch.Tensor, norm, center: bool):
     """The walk's first site, the norm alone over the embedding output x (B, T, D): (stream, h), both (B·T, D)."""
     B, T, D = x.shape
-    return _site(x.reshape(B * T, D), None, None, None, norm, center, _h_dtype(x))
-
-
-def _h_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype the walk's norms write h in: autocast's where it is on, else x's."""
-    dev = x.device.type
-    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+    return _site(x.reshape(B * T, D), None, None, None, norm, center, autocast_dtype(x))
 
 
 def _site(stream, out, proj_bias, extra, norm, center: bool, h_dtype, copy: bool = False):

@@ -42,6 +42,13 @@ def takes(t: torch.Tensor) -> bool:
     return runs_on(t) and t.dtype != torch.float64
 
 
+def autocast_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype an operation on x runs in where the fused operations take over from autocast (addnorm.py's h,
+    qkvproj.py's projection): autocast's where it is on for x's device, else x's own."""
+    dev = x.device.type
+    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+
+
 def row_chunks(D: int) -> tuple[int, int]:
     """(DC, DL): a row of D features as DC chunks of DL (a warp's 32 lanes x 4, or fewer for a narrow row), both
     powers of two, the warps along the chunks (hyperstep.py, aggregate.py)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import kernel_op, sm_count, takes, tl, triton
+from .kernels import autocast_dtype, kernel_op, sm_count, takes, tl, triton
 
 # Programs per SM (each a column block looping over its share of rows), rows a tile, columns a tile, warps: the
 # fastest of scripts/device/qkvjoin_bench.py's sweep at the 124M attention (61,440 x 768) on an H100 (call AB:
@@ -110,7 +110,6 @@ class _QKVProjection(torch.autograd.Function):
 
 def qkv_projection(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
     """(q, k, v) = F.linear(x, weight, bias).split(C, -1), in the autocast dtype where autocast is on."""
-    dev = x.device.type
-    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
-    with torch.autocast(dev, enabled=False):
+    dtype = autocast_dtype(x)
+    with torch.autocast(x.device.type, enabled=False):
         return _QKVProjection.apply(x.to(dtype), weight, bias)
