@@ -10,6 +10,7 @@ from interpreter import kernel_tests
 
 from gptablate.model import hyperstatic as HSt
 from gptablate.model import hyperstep as HS
+from gptablate.model.addnorm import add_norm_reference
 from gptablate.model.gpt import GPT, GPTConfig
 from gptablate.recipe import load_recipe
 
@@ -84,11 +85,37 @@ def _static_inputs(n, S, D, M, seed=0):
     return [r(M, S, D), r(M, D), r(S, n), r(n), r(n)]
 
 
+def _static_reference(H, out, mix, b, r, weight, bias, eps, center, h_dtype, store_h):
+    """(H', x), or with a norm (H', N(x)): the static step and the next norm in plain torch, differentiable."""
+    H1, x = HSt.static_step_reference(H, out, mix, b, r, store_h)
+    if not weight.numel():
+        return H1, x
+    return H1, add_norm_reference(x, None, None, weight, bias, eps, False, center, h_dtype)[1]
+
+
+def _static_op(*args):
+    H1, x, h, _, _ = torch.ops.gptablate.hyper_static_step(*args)
+    return (H1, h) if args[5].numel() else (H1, x)
+
+
+# None, or (center, with a bias): LayerNorm with and without bias, RMSNorm
+STATIC_NORMS = [None, (True, True), (True, False), (False, False)]
+
+
 @pytest.mark.parametrize("store_h", [True, False])
 @pytest.mark.parametrize("S", [4, 1])
-def test_static_step_hand_backward_matches_autograd(store_h, S):
-    assert_op_backward_is_autograds(torch.ops.gptablate.hyper_static_step, HSt.static_step_reference,
-                                    _static_inputs(4, S, 10, 6), (store_h,))
+@pytest.mark.parametrize("norm", STATIC_NORMS)
+def test_static_step_hand_backward_matches_autograd(store_h, S, norm):
+    """Forward and hand-written backward against autograd through plain torch (float64); with a norm folded in, the
+    gradients of its gain and bias too."""
+    g = torch.Generator().manual_seed(1)
+    D = 10
+    empty = torch.zeros(0, dtype=torch.float64)
+    weight = (1 + 0.3 * torch.randn(D, generator=g, dtype=torch.float64)).requires_grad_() if norm else empty
+    bias = (0.2 * torch.randn(D, generator=g, dtype=torch.float64)).requires_grad_() if norm and norm[1] else empty
+    center = bool(norm and norm[0])
+    assert_op_backward_is_autograds(_static_op, _static_reference, _static_inputs(4, S, D, 6) + [weight, bias],
+                                    (1e-5, center, torch.float64, store_h))
 
 
 def test_static_fused_model_reads_the_embedding_once_and_stores_no_last_streams():
@@ -102,18 +129,64 @@ def test_static_fused_model_reads_the_embedding_once_and_stores_no_last_streams(
     assert [c.args[-1] for c in calls] == [True, True, True, False]
     assert calls[0].args[0].meta["example_value"].shape[1] == 1
     assert calls[1].args[0].meta["example_value"].shape[1] == 4
+    assert all(c.args[5].meta["example_value"].numel() == 0 for c in calls)  # no norm without fused_kernels
+
+
+@pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])
+def test_static_walk_folds_every_norm_but_the_first_into_its_steps(norm):
+    """With fused_kernels, each step writes the next site's normalised input and the last one ln_f's output: one norm
+    of its own in the graph (the first site's), the steps' norm weights the layers' ln_2, ln_1 and ln_f in turn."""
+    model = _model(["arch.hyper.kernel=fused", "arch.hyper.dynamic=false", f"arch.norm={norm}"]).float()
+    model.fused_kernels = True
+    graph = compiled_graphs(model.hidden, torch.randint(0, 64, (2, 16)))[0].graph
+    calls = [n for n in graph.nodes if "hyper_static_step" in str(n.target)]
+    weights = [c.args[5].meta["example_value"] for c in calls]
+    h = model.transformer.h
+    want = [h[0].ln_2.weight, h[1].ln_1.weight, h[1].ln_2.weight, model.transformer.ln_f.weight]
+    assert len(calls) == 4 and all(w.shape == (32,) for w in weights)
+    assert [c.args[8] for c in calls] == [norm == "layernorm"] * 4  # center
+    params = {id(p): name for name, p in model.named_parameters()}
+    assert all(id(p) in params for p in want)
+    ops = [n for n in graph.nodes if n.op == "call_function"]
+    norms = [n for n in ops if "layer_norm" in str(n.target) or "rsqrt" in str(n.target)]
+    assert len(norms) == 1, norms
+
+
+@pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])
+@pytest.mark.parametrize("block", ["pre", "sandwich", "parallel", "parallel_neox"])
+def test_static_walk_with_the_norms_folded_is_the_per_site_model(norm, block):
+    """The fold (fused_kernels on, the static walk on its fused operation) against the per-site code with the same
+    sublayers: the loss and every gradient, the norms' gains and biases included (float64, the torch rules; RMSNorm's
+    module computes in fp32, hence the looser bound). parallel_neox has two norms a site: no fold, same result."""
+    sets = [f"arch.norm={norm}", f"arch.block={block}", "arch.hyper.dynamic=false"]
+    fused, plain = kernel_key_paths(lambda more: _model(sets + more), "arch.hyper.kernel")
+    fused.fused_kernels = plain.fused_kernels = True
+
+    def perturb(name, p, e):  # connection weights and norms away from their initial values
+        if name.startswith("residual.") or ".ln_" in name:
+            p.add_(0.3 * e)
+
+    a, b = losses_after_perturbing((fused, plain), perturb)
+    tol = dict(atol=1e-12, rtol=1e-10) if norm == "layernorm" else dict(atol=1e-6, rtol=1e-5)
+    assert torch.allclose(a, b, **tol)
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters()):
+        assert torch.allclose(p.grad, q.grad, **tol), name
 
 
 @pytest.mark.skipif(not (torch.cuda.is_available() and HS.triton is not None), reason="needs CUDA and Triton")
-def test_static_model_with_the_kernels_matches_the_per_site_code_on_gpu():
+@pytest.mark.parametrize("fold", ["", "layernorm", "rmsnorm"])
+def test_static_model_with_the_kernels_matches_the_per_site_code_on_gpu(fold):
     """The whole static model in fp32 on a GPU, its walk on the kernels (forward and backward, 4 sites deep) against the
-    per-site code: the loss and every gradient."""
+    per-site code: the loss and every gradient; with `fold`, fused_kernels on in both and the norms (of that kind)
+    folded into the kernels."""
     sets = ["arch.hyper.dynamic=false", "model.n_embd=192", "model.n_head=3", "model.block_size=64"]
+    sets += [f"arch.norm={fold}"] if fold else []
     fused, plain = (_model(sets + [f"arch.hyper.kernel={k}"]).float().cuda() for k in ("fused", "torch"))
     plain.load_state_dict(fused.state_dict())
+    fused.fused_kernels = plain.fused_kernels = bool(fold)
 
     def perturb(name, p, e):
-        if name.startswith("residual."):
+        if name.startswith("residual.") or ".ln_" in name:
             p.add_(0.3 * e.to(p.device))
 
     a, b = losses_after_perturbing((fused, plain), perturb)

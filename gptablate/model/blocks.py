@@ -30,6 +30,11 @@ class Layout(nn.Module):
     final_norm = True  # the model ends with ln_f
     embedding_norm = False  # a norm on the embedding output (peri)
 
+    def normed_sites(self):
+        """Each site as (its norm, the rest of its branch on the norm's output), for residual strategies that fuse
+        the norm with their own stream work (hyperstatic.py); None where a site is not of that form."""
+        return None
+
     @staticmethod
     def enter(x: torch.Tensor):
         """The stream state after the embedding (resi_dual keeps two streams)."""
@@ -56,13 +61,22 @@ class PreLN(Layout):
         self._sublayers(cfg, layer)
 
     def attn_site(self, x, ctx):
-        return self.attn(self.ln_1(x), ctx)
+        return self.attn_branch(self.ln_1(x), ctx)
 
     def mlp_site(self, x, ctx):
-        return self.mlp(self.ln_2(x))
+        return self.mlp_branch(self.ln_2(x), ctx)
+
+    def attn_branch(self, h, ctx):
+        return self.attn(h, ctx)
+
+    def mlp_branch(self, h, ctx):
+        return self.mlp(h)
 
     def sites(self):
         return (self.attn_site, self.mlp_site)
+
+    def normed_sites(self):
+        return ((self.ln_1, self.attn_branch), (self.ln_2, self.mlp_branch))
 
     def forward(self, x, ctx):
         x = x + self.attn(self.ln_1(x), ctx)
@@ -79,11 +93,11 @@ class Sandwich(PreLN):
         self.ln_1_out = make_norm(cfg)
         self.ln_2_out = make_norm(cfg)
 
-    def attn_site(self, x, ctx):
-        return self.ln_1_out(self.attn(self.ln_1(x), ctx))
+    def attn_branch(self, h, ctx):
+        return self.ln_1_out(self.attn(h, ctx))
 
-    def mlp_site(self, x, ctx):
-        return self.ln_2_out(self.mlp(self.ln_2(x)))
+    def mlp_branch(self, h, ctx):
+        return self.ln_2_out(self.mlp(h))
 
     def forward(self, x, ctx):
         x = x + self.ln_1_out(self.attn(self.ln_1(x), ctx))
@@ -111,11 +125,16 @@ class Parallel(Layout):
         self.mlp = MLP(cfg)
 
     def site(self, x, ctx):
-        h = self.ln_1(x)
+        return self.branch(self.ln_1(x), ctx)
+
+    def branch(self, h, ctx):
         return self.attn(h, ctx) + self.mlp(h)
 
     def sites(self):
         return (self.site,)
+
+    def normed_sites(self):
+        return ((self.ln_1, self.branch),)
 
     def forward(self, x, ctx):
         return x + self.site(x, ctx)
@@ -131,6 +150,9 @@ class ParallelNeoX(Parallel):
 
     def site(self, x, ctx):
         return self.attn(self.ln_1(x), ctx) + self.mlp(self.ln_2(x))
+
+    def normed_sites(self):
+        return None  # two norms on one site
 
 
 @BLOCKS.register("post")

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from .addnorm import prenorm_block, prenorm_enter, prenorm_walk
-from .blocks import PreLN
+from .blocks import Layout, PreLN
 from .layers import make_norm
 from .loss import linear_cross_entropy
 from .registry import BLOCKS, NORMS, RESIDUALS, settings_of
@@ -180,8 +180,11 @@ class GPT(nn.Module):
                                 self.residual.prenorm_addend)
         x = self.embed(idx)
         ctx = {"x0": x}  # what strategies share along the walk (x0 mixing, value residual)
+        ln_f = self.transformer["ln_f"] if "ln_f" in self.transformer else None
+        if ln_f is not None and self.layout.exit is Layout.exit:  # the exit is the final norm
+            return self.residual.walk_final(self.layout.enter(x), self.transformer.h, ln_f, ctx)
         state = self.residual.walk(self.layout.enter(x), self.transformer.h, ctx)
-        return self.layout.exit(state, self.transformer["ln_f"] if "ln_f" in self.transformer else None)
+        return self.layout.exit(state, ln_f)
 
     def blocks_compilable(self) -> bool:
         """Whether compile_blocks applies: the fused walk without an addend (Pre-LN blocks on the vanilla residual,

@@ -52,6 +52,11 @@ class Residual(nn.Module):
     def walk(self, x, blocks, ctx):
         raise NotImplementedError
 
+    def walk_final(self, x, blocks, final_norm, ctx):
+        """The final norm's output of the walk (GPT.hidden, for layouts whose exit is that norm): strategies that
+        fuse the norms with their stream work override it."""
+        return final_norm(self.walk(x, blocks, ctx))
+
 
 @RESIDUALS.register("vanilla")
 class Vanilla(Residual):
@@ -286,6 +291,8 @@ class HyperConnections(Residual):
         self.center = cfg.norm == "layernorm"
         self.kernel = settings.kernel
         self.fusable = not settings.dynamic or cfg.norm in ("layernorm", "rmsnorm")
+        self.norms_foldable = cfg.norm in ("layernorm", "rmsnorm")
+        self.fused = False  # GPT.fused_kernels: the static walk then folds the sites' norms into its steps
 
     def fused_for(self, x: torch.Tensor) -> bool:
         """Whether the walk over x takes hyper_step (arch.hyper.kernel)."""
@@ -301,6 +308,18 @@ class HyperConnections(Residual):
                 H = self.site_weights[k](H, site, ctx)
                 k += 1
         return H.sum(2)
+
+    def walk_final(self, x, blocks, final_norm, ctx):
+        """With GPT.fused_kernels on the static walk (LayerNorm or RMSNorm; layouts with one norm a site, in front):
+        each step also writes the next site's normalised input, and the last one the final norm's output
+        (hyperstatic.py), so the norms read no stream of their own."""
+        if not (self.fused and self.norms_foldable and not self.dynamic and self.fused_for(x)):
+            return final_norm(self.walk(x, blocks, ctx))
+        pairs = [block.normed_sites() for block in blocks]
+        if any(p is None for p in pairs):
+            return final_norm(self.walk(x, blocks, ctx))
+        pairs = [p for block_pairs in pairs for p in block_pairs]
+        return self._walk_static(x, [branch for _, branch in pairs], ctx, [n for n, _ in pairs] + [final_norm])
 
     def _walk_fused(self, x, blocks, ctx):
         """The same function, one hyper_step between two sites: (H', x_in', C') from (H, out, C)."""
@@ -321,13 +340,17 @@ class HyperConnections(Residual):
         y = (C[:, :, 1:n + 1].sum(-1)[..., None] * H).sum(1) + C[:, :, n + 1].sum(-1)[:, None] * out.to(H.dtype)
         return y.view(B, T, D)
 
-    def _walk_static(self, x, sites, ctx):
+    def _walk_static(self, x, sites, ctx, norms=None):
         """The static case (hyperstatic.py): every site's A and B the same for all tokens, so its stream work is
         element-wise. The entry's n equal streams are x itself (one stream that the first write reads with its
-        rows of A_s summed), and the exit's sum over the streams is the last write with r = 1, H' never stored."""
+        rows of A_s summed), and the exit's sum over the streams is the last write with r = 1, H' never stored.
+        With `norms` (each site's norm, then the final norm), `sites` are the branches after the norms: each step
+        writes the next norm's output, and the walk returns the final norm's."""
         B, T, D = x.shape
         M, w = B * T, self.site_weights
         x_in = x * w[0].A_s[:, 0].sum()  # the first site reads Σ_i A[i, 0] x
+        if norms is not None:
+            x_in = norms[0](x_in)  # the first site's norm on its own (one of 2L + 1)
         H = x.reshape(M, 1, D)
         for k, site in enumerate(sites):
             out = site(x_in.view(B, T, D), ctx).reshape(M, D)
@@ -336,7 +359,8 @@ class HyperConnections(Residual):
                 mix = mix.sum(0, keepdim=True)
             last = k + 1 == len(sites)
             r = torch.ones_like(w[k].B_s) if last else w[k + 1].A_s[:, 0]
-            H, x_in = static_step(H, out, mix, w[k].B_s, r, store_h=not last)
+            norm = None if norms is None else (norms[k + 1].weight, getattr(norms[k + 1], "bias", None), self.center)
+            H, x_in = static_step(H, out, mix, w[k].B_s, r, store_h=not last, norm=norm)
         return x_in.view(B, T, D)
 
 
@@ -422,6 +446,18 @@ class ManifoldHyperConnections(Residual):
                 H = self.site_weights[k](H, site, ctx)
                 k += 1
         return H.mean(2)
+
+    def walk_final(self, x, blocks, final_norm, ctx):
+        """With GPT.fused_kernels on the static walk (LayerNorm or RMSNorm; layouts with one norm a site, in front):
+        each step also writes the next site's normalised input, and the last one the final norm's output
+        (hyperstatic.py), so the norms read no stream of their own."""
+        if not (self.fused and self.norms_foldable and not self.dynamic and self.fused_for(x)):
+            return final_norm(self.walk(x, blocks, ctx))
+        pairs = [block.normed_sites() for block in blocks]
+        if any(p is None for p in pairs):
+            return final_norm(self.walk(x, blocks, ctx))
+        pairs = [p for block_pairs in pairs for p in block_pairs]
+        return self._walk_static(x, [branch for _, branch in pairs], ctx, [n for n, _ in pairs] + [final_norm])
 
     def _walk_fused(self, x, blocks, ctx):
         """The same function, one mhc_step between two sites: (H', x_in', z') from (H, out, R, q)."""
