@@ -21,12 +21,11 @@ the gradients of mix, b and r follow (dr through linearity: Σ H'_j dx = Σ_i mi
 
 With the next site's norm (LayerNorm or RMSNorm: weight not empty) the forward also writes h = N(x) in the autocast
 dtype, the matmul's input, and the per-token mean and 1/std: a program holds whole rows (one column block, D
-rounded up to a power of two).
-x is still written, for the backward's row sums only. The backward then takes dh for dx: a row kernel first sums
-Σ w·dh·x̂ / D and Σ w·dh / D for every token; the column programs, which recompute x from the streams and out they
-load anyway, form dx = rstd·(w·dh - x̂·a - c) per element and add the norm's gain and bias gradients (Σ dh·x̂, Σ dh
-per column) to their sums. So the sites' norms read no stream of their own (inductor's three LayerNorm kernels took
-8.4 ms of the 124M step, call CF).
+rounded up to a power of two). x is still written, for the backward's row sums only. The backward then takes dh
+for dx: a row kernel first sums a = Σ w·dh·x̂ / D and c = Σ w·dh / D for every token; the column programs, which
+recompute x from the streams and out they load anyway, form dx = rstd·(w·dh - x̂·a - c) per element and add the
+norm's gain and bias gradients (Σ dh·x̂, Σ dh per column) to their sums. So the sites' norms read no stream of their
+own (inductor's three LayerNorm kernels took 8.4 ms of the 124M step, call CF).
 
 On CUDA with Triton, the kernels; elsewhere (and for float64) the same computation in torch
 (`static_step_reference`, `static_step_backward_reference`, with addnorm.py's norm rules), which the tests hold to
