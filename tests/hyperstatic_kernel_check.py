@@ -36,7 +36,7 @@ for n, S, D, M in CASES:
             center = norm is not None and norm[0] == "layernorm"
             weight = 1 + 0.3 * torch.randn(D, **f) if norm else empty
             bias = 0.2 * torch.randn(D, **f) if norm and norm[1] else empty
-            assert HSt.use_kernel(H), "the kernels would not run here: the check would compare the reference with itself"
+            assert HSt.use_kernel(H), "the kernels would not run here: the check would compare the reference to itself"
             got = torch.ops.gptablate.hyper_static_step(H, out, mix, b, r, weight, bias, 1e-5, center, torch.bfloat16,
                                                         store_h)
             H1, x = HSt.static_step_reference(H.double(), out, mix.double(), b.double(), r.double(), store_h)

@@ -125,7 +125,7 @@ if triton is not None:
     @triton.jit
     def _norm_row_sums_kernel(x_ptr, dh_ptr, w_ptr, mean_ptr, rstd_ptr, sums_ptr, M, D, CENTER: tl.constexpr,
                               ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
-        """The norm backward's two sums over each row: Σ g·dh·x̂ / D and Σ g·dh / D (g = w·dh; the second 0 for RMSNorm)."""
+        """The norm backward's two sums over each row: Σ g·x̂ / D and Σ g / D, g = w·dh (the second 0: RMSNorm)."""
         rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
         cols = tl.arange(0, BLOCK_D)
         rmask = rows < M

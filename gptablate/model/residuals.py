@@ -447,18 +447,6 @@ class ManifoldHyperConnections(Residual):
                 k += 1
         return H.mean(2)
 
-    def walk_final(self, x, blocks, final_norm, ctx):
-        """With GPT.fused_kernels on the static walk (LayerNorm or RMSNorm; layouts with one norm a site, in front):
-        each step also writes the next site's normalised input, and the last one the final norm's output
-        (hyperstatic.py), so the norms read no stream of their own."""
-        if not (self.fused and self.norms_foldable and not self.dynamic and self.fused_for(x)):
-            return final_norm(self.walk(x, blocks, ctx))
-        pairs = [block.normed_sites() for block in blocks]
-        if any(p is None for p in pairs):
-            return final_norm(self.walk(x, blocks, ctx))
-        pairs = [p for block_pairs in pairs for p in block_pairs]
-        return self._walk_static(x, [branch for _, branch in pairs], ctx, [n for n, _ in pairs] + [final_norm])
-
     def _walk_fused(self, x, blocks, ctx):
         """The same function, one mhc_step between two sites: (H', x_in', z') from (H, out, R, q)."""
         B, T, D = x.shape

@@ -90,7 +90,8 @@ def main():
     norm_bwd_bytes = bwd_bytes - row // 2 + row + row // 2  # dh for dx; the row sums read x and dh
     best["ROW_SUMS"] = sweep("backward with the norm, row sums", [(t, w) for t in (1, 2, 4, 8) for w in (1, 2, 4, 8)],
                              lambda s: setattr(HSt, "ROW_SUMS", s), back, norm_bwd_bytes)
-    best["BWD_NORM"] = sweep("backward with the norm", [(p, t, w) for p in (4, 8) for t in (1, 2, 4) for w in (1, 2, 4)],
+    best["BWD_NORM"] = sweep("backward with the norm",
+                             [(p, t, w) for p in (4, 8) for t in (1, 2, 4) for w in (1, 2, 4)],
                              lambda s: setattr(HSt, "BWD_NORM", s), back, norm_bwd_bytes)
 
     # what the model ran before: the step without the norm, then LayerNorm (inductor's kernels) forward and backward
