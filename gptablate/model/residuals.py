@@ -313,9 +313,8 @@ class HyperConnections(Residual):
         """With GPT.fused_kernels on the static walk (LayerNorm or RMSNorm; layouts with one norm a site, in front):
         each step also writes the next site's normalised input, and the last one the final norm's output
         (hyperstatic.py), so the norms read no stream of their own."""
-        if not (self.fused and self.norms_foldable and not self.dynamic and self.fused_for(x)):
-            return final_norm(self.walk(x, blocks, ctx))
-        pairs = [block.normed_sites() for block in blocks]
+        foldable = self.fused and self.norms_foldable and not self.dynamic and self.fused_for(x)
+        pairs = [block.normed_sites() for block in blocks] if foldable else [None]
         if any(p is None for p in pairs):
             return final_norm(self.walk(x, blocks, ctx))
         pairs = [p for block_pairs in pairs for p in block_pairs]
