@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import row_chunks, tanh, tl, triton, use_kernel
+from .addnorm import add_norm_backward_reference, add_norm_reference
+from .kernels import autocast_dtype, row_chunks, tanh, tl, triton, use_kernel
 
 # Tokens per program, and the warps and register cap (maxnreg, None: the compiler's choice) of the
 # forward and backward kernels, for a dynamic site and a static one: the fastest of
@@ -49,6 +50,7 @@ from .kernels import row_chunks, tanh, tl, triton, use_kernel
 TUNING = {
     True: (16, (4, 128), (4, 168)),  # dynamic
     False: (4, (4, 128), (8, 128)),  # static
+    "norm": (16, (4, 128), (4, 168)),  # dynamic, with the site's norm folded in
 }
 
 
@@ -59,12 +61,14 @@ def _norm_stats(H: torch.Tensor, eps: float, center: bool):
     return mean, rstd
 
 
-def hyper_step_reference(Hk, out, Ck, wt, bw, s, a_s, b_s, eps: float, has_write: bool, dynamic: bool,
-                         center: bool):
-    """(H1, x_in, C1, z, mean, rstd) in torch, z the coefficients' pre-activations; differentiable, the tests' oracle."""
+def hyper_step_reference(Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nb, eps: float, has_write: bool, dynamic: bool,
+                         center: bool, h_dtype: torch.dtype):
+    """(H1, y, C1, z, mean, rstd, nmean, nrstd) in torch, z the coefficients' pre-activations; differentiable, the
+    tests' oracle. y is x_in, or with the site's norm (nw not empty) h = N(x_in) in h_dtype, its per-token mean and
+    1/std in nmean and nrstd (else empty)."""
     n = Hk.shape[1]
     if has_write:
-        H1 = (Ck[:, :, 1:n + 1, None] * Hk[:, :, None, :]).sum(1) + Ck[:, :, n + 1, None] * out[:, None, :].float()
+        H1 = (Ck[:, :, 1:n + 1, None] * Hk[:, :, None, :]).sum(1) + Ck[:, :, n + 1, None] * out[:, None, :].to(Hk.dtype)
     else:
         H1 = Hk.clone()
     M = H1.shape[0]
@@ -78,13 +82,23 @@ def hyper_step_reference(Hk, out, Ck, wt, bw, s, a_s, b_s, eps: float, has_write
         mean, rstd, z = H1.new_zeros(0), H1.new_zeros(0), H1.new_zeros(0)  # none for a static site
         C1 = torch.cat((a_s, b_s[:, None]), dim=-1).expand(M, n, n + 2).contiguous()
     x_in = (C1[:, :, 0, None] * H1).sum(1)
-    return H1, x_in, C1, z, mean, rstd
+    if not nw.numel():
+        return H1, x_in, C1, z, mean, rstd, H1.new_zeros(0), H1.new_zeros(0)
+    _, h, nmean, nrstd = add_norm_reference(x_in, None, None, nw, nb, eps, False, center, h_dtype)
+    return H1, h, C1, z, mean, rstd, nmean, nrstd
 
 
 def hyper_step_backward_reference(Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1, dx, dC1, has_write: bool,
-                                  dynamic: bool, center: bool):
-    """(dHk, d_out, dCk, dz, dCt) by hand: what the backward kernel computes."""
+                                  dynamic: bool, center: bool, norm=None):
+    """(dHk, d_out, dCk, dz, dCt) by hand: what the backward kernel computes. With norm = (nmean, nrstd, nw), dx is the
+    gradient of h = N(x_in) and the result has a sixth entry, the norm's gain and bias gradients (2, D)."""
     n = H1.shape[1]
+    if norm is not None:
+        nmean, nrstd, nw = norm
+        x_in = (C1[:, :, 0, None] * H1).sum(1)  # again from H' and C', as the kernel forms it
+        dx, _, d_weight, d_bias, _ = add_norm_backward_reference(x_in, nmean, nrstd, nw, None, dx, False, center, None)
+        return (*hyper_step_backward_reference(Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1, dx, dC1, has_write,
+                                               dynamic, center), torch.stack((d_weight, d_bias)))
     dA0 = (H1 * dx[:, None, :]).sum(-1)  # (M, n)
     dCt = dC1.clone()
     dCt[:, :, 0] += dA0
@@ -105,7 +119,7 @@ def hyper_step_backward_reference(Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1
     dHk = (Ck[:, :, 1:n + 1, None] * dHt[:, None, :, :]).sum(2)  # dH_i = Σ_j A[i,j+1] dHt_j
     dCk = torch.zeros_like(Ck)
     dCk[:, :, 1:n + 1] = torch.einsum("mid,mjd->mij", Hk, dHt)  # <H_i, dHt_j>
-    dCk[:, :, n + 1] = (dHt * out[:, None, :].float()).sum(-1)
+    dCk[:, :, n + 1] = (dHt * out[:, None, :].to(H1.dtype)).sum(-1)
     return dHk, d_out.to(out.dtype), dCk, dz, dCt
 
 
@@ -163,11 +177,12 @@ if triton is not None:
         return tl.where(hmask, h, 0.0)
 
     @triton.jit
-    def _hyper_fwd_kernel(hk_ptr, out_ptr, ck_ptr, wt_ptr, bw_ptr, s_ptr, as_ptr, bs_ptr,
-                          h1_ptr, x_ptr, c1_ptr, z_ptr, mean_ptr, rstd_ptr,
+    def _hyper_fwd_kernel(hk_ptr, out_ptr, ck_ptr, wt_ptr, bw_ptr, s_ptr, as_ptr, bs_ptr, nw_ptr, nb_ptr,
+                          h1_ptr, y_ptr, c1_ptr, z_ptr, mean_ptr, rstd_ptr, nmean_ptr, nrstd_ptr,
                           M, D, eps, n_programs, tokens_per_program,
                           N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
-                          SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr):
+                          SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr,
+                          NORM: tl.constexpr, HAS_BIAS: tl.constexpr):
         ic, d, kk, imask, dmask, hmask = _tile(D, N, NP, DC, DL, SP)
         jmask = imask & (kk < J)
         # the site's constants in C's layout (stream i, column j): A_s in columns 0..N, B_s in N+1
@@ -206,20 +221,39 @@ if triton is not None:
                     c = const
                 tl.store(c1_ptr + c0 + ic * J + kk, c, mask=jmask)
                 x = tl.sum(_slot(c, 0, kk) * h, axis=0, keep_dims=True)  # x_in' = Σ_i A'[i, 0] H'_i
-                tl.store(x_ptr + m64 * D + d, x, mask=dmask)
+                if NORM:  # the site's own norm of x_in' (its input h), over the row this program holds
+                    if CENTER:
+                        xm = _feature_sum(x) / D
+                        xc = tl.where(dmask, x - xm, 0.0)
+                    else:
+                        xm = tl.zeros([1, 1, 1], tl.float32)
+                        xc = x
+                    xr = 1.0 / tl.sqrt(_feature_sum(xc * xc) / D + eps)
+                    hn = xc * xr * tl.load(nw_ptr + d, mask=dmask, other=0.0)
+                    if HAS_BIAS:
+                        hn += tl.load(nb_ptr + d, mask=dmask, other=0.0)
+                    tl.store(y_ptr + m64 * D + d, hn.to(y_ptr.dtype.element_ty), mask=dmask)
+                    tl.store(nmean_ptr + m64 + 0 * ic, xm + 0.0 * ic, mask=ic == 0)
+                    tl.store(nrstd_ptr + m64 + 0 * ic, xr + 0.0 * ic, mask=ic == 0)
+                else:
+                    tl.store(y_ptr + m64 * D + d, x, mask=dmask)
 
     @triton.jit
     def _hyper_bwd_kernel(hk_ptr, out_ptr, ck_ptr, wt_ptr, bw_ptr, wsum_ptr, s_ptr, h1_ptr, c1_ptr, z_ptr, mean_ptr,
-                          rstd_ptr, dh1_ptr, dx_ptr, dc1_ptr,
-                          dhk_ptr, dout_ptr, dck_ptr, dz_ptr, dct_ptr,
+                          rstd_ptr, dh1_ptr, dx_ptr, dc1_ptr, nw_ptr, nmean_ptr, nrstd_ptr,
+                          dhk_ptr, dout_ptr, dck_ptr, dz_ptr, dct_ptr, wpart_ptr,
                           M, D, n_programs, tokens_per_program,
                           N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
-                          SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr):
+                          SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr,
+                          NORM: tl.constexpr):
         ic, d, kk, imask, dmask, hmask = _tile(D, N, NP, DC, DL, SP)
         jmask = imask & (kk < J)
         if DYNAMIC:
             scale, bw = _coefficient_scale(s_ptr, bw_ptr, kk, N, J)
             wsum = tl.load(wsum_ptr + kk, mask=kk < J, other=0.0)  # Σ_d w_j
+        # with the site's norm: this program's share of its gain's and bias's gradients, Σ dh·x̂ and Σ dh
+        acc_dw = tl.zeros([1, DC, DL], tl.float32)
+        acc_db = tl.zeros([1, DC, DL], tl.float32)
         for it in range(0, tokens_per_program):
             m = tl.program_id(0) + it * n_programs
             if m < M:
@@ -230,10 +264,22 @@ if triton is not None:
                     h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J)
                 else:
                     h = tl.load(h1_ptr + hoff, mask=hmask, other=0.0)
-                dx = tl.load(dx_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)
+                c1 = tl.load(c1_ptr + coff, mask=jmask, other=0.0)
+                dx = tl.load(dx_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)  # with the norm: dh
+                if NORM:  # x_in' again from H' and C'; dx = rstd·(w·dh - x̂·Σ w·dh·x̂ / D - Σ w·dh / D)
+                    xhat = tl.sum(_slot(c1, 0, kk) * h, axis=0, keep_dims=True)
+                    xhat = tl.where(dmask, (xhat - tl.load(nmean_ptr + m64)) * tl.load(nrstd_ptr + m64), 0.0)
+                    gw = dx * tl.load(nw_ptr + d, mask=dmask, other=0.0)
+                    acc_dw += dx * xhat
+                    acc_db += dx
+                    sums = _put(_put(tl.zeros([1, DC, SP], tl.float32), 0, kk, gw * xhat), 1, kk, gw)
+                    sums = tl.sum(sums, axis=1, keep_dims=True) / D  # (1, 1, SP)
+                    dx = gw - xhat * _slot(sums, 0, kk)
+                    if CENTER:
+                        dx -= _slot(sums, 1, kk)
+                    dx = tl.where(dmask, dx * tl.load(nrstd_ptr + m64), 0.0)
                 dct = tl.load(dc1_ptr + coff, mask=jmask, other=0.0) + tl.where(kk == 0, _feature_sum(h * dx), 0.0)
                 tl.store(dct_ptr + coff, dct, mask=jmask)
-                c1 = tl.load(c1_ptr + coff, mask=jmask, other=0.0)
                 dht = tl.load(dh1_ptr + hoff, mask=hmask, other=0.0) + _slot(c1, 0, kk) * dx
                 if DYNAMIC:
                     z = tl.load(z_ptr + coff, mask=jmask, other=0.0)
@@ -271,11 +317,14 @@ if triton is not None:
                     tl.store(dck_ptr + dck_off, tl.where(kk == 0, 0.0, sums), mask=imask & (kk < N + 2))
                 else:
                     tl.store(dhk_ptr + hoff, dht, mask=hmask)
+        if NORM:  # (programs, 2, D)
+            tl.store(wpart_ptr + tl.program_id(0) * 2 * D + d, acc_dw, mask=dmask)
+            tl.store(wpart_ptr + tl.program_id(0) * 2 * D + D + d, acc_db, mask=dmask)
 
 
-def _launch_shape(Hk: torch.Tensor, dynamic: bool) -> dict:
+def _launch_shape(Hk: torch.Tensor, dynamic: bool, norm: bool = False) -> dict:
     M, n, D = Hk.shape
-    tokens, fwd, bwd = TUNING[dynamic]
+    tokens, fwd, bwd = TUNING["norm" if norm and dynamic else dynamic]
     programs = triton.cdiv(M, tokens)
     dc, dl = row_chunks(D)
     return dict(grid=(programs,), programs=programs, per_program=triton.cdiv(M, programs),
@@ -287,111 +336,139 @@ def _tuning(warps: int, maxnreg: int | None) -> dict:
     return dict(num_warps=warps, **({"maxnreg": maxnreg} if maxnreg else {}))
 
 
+def _empties(t: torch.Tensor, k: int) -> tuple:
+    return tuple(t.new_zeros(0) for _ in range(k))  # separate tensors: an op's outputs may not alias
+
+
 @torch.library.custom_op("gptablate::hyper_step", mutates_args=())
 def _hyper_step_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tensor, wt: torch.Tensor, bw: torch.Tensor,
-                   s: torch.Tensor, a_s: torch.Tensor, b_s: torch.Tensor, eps: float, has_write: bool, dynamic: bool,
-                   center: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                          torch.Tensor]:
+                   s: torch.Tensor, a_s: torch.Tensor, b_s: torch.Tensor, nw: torch.Tensor, nb: torch.Tensor,
+                   eps: float, has_write: bool, dynamic: bool, center: bool, h_dtype: torch.dtype
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                              torch.Tensor, torch.Tensor]:
+    """(H1, y, C1, z, mean, rstd, nmean, nrstd): y is x_in, or with the site's norm (nw not empty) h = N(x_in) in
+    h_dtype, whose per-token mean and 1/std are nmean and nrstd (else empty)."""
     if not use_kernel(Hk):
-        return tuple(r.contiguous() for r in hyper_step_reference(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, has_write,
-                                                                   dynamic, center))
-    return forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, has_write, dynamic, center)
+        return tuple(r.contiguous() for r in hyper_step_reference(Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nb, eps,
+                                                                   has_write, dynamic, center, h_dtype))
+    return forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, has_write, dynamic, center, nw, nb, h_dtype)
 
 
-def _constexprs(k: dict, has_write: bool, dynamic: bool, center: bool) -> dict:
+def _constexprs(k: dict, has_write: bool, dynamic: bool, center: bool, norm: bool) -> dict:
     return dict(N=k["N"], NP=k["NP"], J=k["J"], DC=k["DC"], DL=k["DL"], SP=k["SP"], HAS_WRITE=has_write,
-                DYNAMIC=dynamic, CENTER=center)
+                DYNAMIC=dynamic, CENTER=center, NORM=norm)
 
 
-def forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps: float, has_write: bool, dynamic: bool, center: bool):
-    """The forward kernel's outputs (H1, x_in, C1, z, mean, rstd): H1 in the streams' dtype (fp32 in the op;
-    scripts/device/stream_dtype_bench.py passes bf16 streams), the rest fp32."""
+def forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps: float, has_write: bool, dynamic: bool, center: bool,
+                   nw=None, nb=None, h_dtype=None):
+    """The forward kernel's outputs (H1, y, C1, z, mean, rstd, nmean, nrstd): H1 in the streams' dtype (fp32 in the
+    op; scripts/device/stream_dtype_bench.py passes bf16 streams), y in h_dtype with the norm, the rest fp32."""
     M, n, D = Hk.shape
+    norm = nw is not None and nw.numel() > 0
     f32 = dict(dtype=torch.float32, device=Hk.device)
-    H1, x_in, C1 = torch.empty_like(Hk), torch.empty(M, D, **f32), torch.empty(M, n, n + 2, **f32)
-    z = torch.empty(M, n, n + 2, **f32) if dynamic else Hk.new_zeros(0)
-    mean = torch.empty(M, n, **f32) if dynamic else Hk.new_zeros(0)
-    rstd = torch.empty(M, n, **f32) if dynamic else Hk.new_zeros(0)
-    k = _launch_shape(Hk, dynamic)
-    _hyper_fwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, s, a_s, b_s, H1, x_in, C1, z, mean, rstd, M, D, eps,
-                                 k["programs"], k["per_program"], **_constexprs(k, has_write, dynamic, center),
+    H1, C1 = torch.empty_like(Hk), torch.empty(M, n, n + 2, **f32)
+    y = torch.empty(M, D, dtype=h_dtype if norm else torch.float32, device=Hk.device)
+    z, mean, rstd = (torch.empty(M, n, n + 2, **f32), torch.empty(M, n, **f32), torch.empty(M, n, **f32)
+                     ) if dynamic else _empties(Hk, 3)
+    nmean, nrstd = (torch.empty(M, **f32), torch.empty(M, **f32)) if norm else _empties(Hk, 2)
+    nw = nw if norm else Hk.new_zeros(0)
+    nb = nb if norm and nb is not None and nb.numel() else None
+    k = _launch_shape(Hk, dynamic, norm)
+    _hyper_fwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nw if nb is None else nb, H1, y, C1, z, mean,
+                                 rstd, nmean, nrstd, M, D, eps, k["programs"], k["per_program"],
+                                 **_constexprs(k, has_write, dynamic, center, norm), HAS_BIAS=nb is not None,
                                  **k["fwd"])
-    return H1, x_in, C1, z, mean, rstd
+    return H1, y, C1, z, mean, rstd, nmean, nrstd
 
 
 @_hyper_step_op.register_fake
-def _(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, has_write, dynamic, center):
+def _(Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nb, eps, has_write, dynamic, center, h_dtype):
     M, n, D = Hk.shape
+    norm = nw.numel() > 0
     small = (M, n, n + 2) if dynamic else (0,)
-    return (Hk.new_empty(M, n, D), Hk.new_empty(M, D), Hk.new_empty(M, n, n + 2), Hk.new_empty(small),
-            Hk.new_empty((M, n) if dynamic else (0,)), Hk.new_empty((M, n) if dynamic else (0,)))
+    return (Hk.new_empty(M, n, D), Hk.new_empty(M, D, dtype=h_dtype if norm else Hk.dtype),
+            Hk.new_empty(M, n, n + 2), Hk.new_empty(small), Hk.new_empty((M, n) if dynamic else (0,)),
+            Hk.new_empty((M, n) if dynamic else (0,)), Hk.new_empty(M if norm else 0), Hk.new_empty(M if norm else 0))
 
 
 @torch.library.custom_op("gptablate::hyper_step_backward", mutates_args=())
 def _hyper_step_backward_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tensor, wt: torch.Tensor, bw: torch.Tensor,
                             s: torch.Tensor, H1: torch.Tensor, C1: torch.Tensor, z: torch.Tensor, mean: torch.Tensor,
-                            rstd: torch.Tensor, dH1: torch.Tensor, dx: torch.Tensor, dC1: torch.Tensor,
+                            rstd: torch.Tensor, dH1: torch.Tensor, dy: torch.Tensor, dC1: torch.Tensor,
+                            nw: torch.Tensor, nmean: torch.Tensor, nrstd: torch.Tensor,
                             has_write: bool, dynamic: bool, center: bool
-                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                       torch.Tensor]:
+    """(dHk, d_out, dCk, dz, dCt, and with the site's norm its gain's and bias's gradients (2, D), else empty).
+    dy: the gradient of x_in, or with the norm (nw not empty) of h."""
+    norm = nw.numel() > 0
     if not use_kernel(H1):
-        dHk, d_out, dCk, dz, dCt = hyper_step_backward_reference(Hk, out, Ck, wt, s, H1, C1, torch.tanh(z), mean,
-                                                                 rstd, dH1, dx, dC1, has_write, dynamic, center)
+        grads = hyper_step_backward_reference(Hk, out, Ck, wt, s, H1, C1, torch.tanh(z), mean, rstd, dH1, dy, dC1,
+                                              has_write, dynamic, center, (nmean, nrstd, nw) if norm else None)
+        dHk, d_out, dCk, dz, dCt = grads[:5]
+        wsums = grads[5] if norm else None
     else:
-        dHk, d_out, dCk, dz, dCt = backward_kernel(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1,
-                                                   has_write, dynamic, center)
+        dHk, d_out, dCk, dz, dCt, wsums = backward_kernel(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dy, dC1,
+                                                          has_write, dynamic, center, nw, nmean, nrstd)
 
     def absent(t):  # an output this case has none of: a fresh empty tensor (outputs may not alias)
         return t if t is not None else H1.new_zeros(0)
 
-    return dHk, absent(d_out), absent(dCk), absent(dz), dCt
+    return dHk, absent(d_out), absent(dCk), absent(dz), dCt, absent(wsums)
 
 
 def backward_kernel(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1, has_write: bool, dynamic: bool,
-                    center: bool):
-    """The backward kernel's outputs (dHk, d_out, dCk, dz, dCt; None for a case's absent ones): dHk in the streams'
-    dtype (H1's), d_out in out's, the rest fp32."""
+                    center: bool, nw=None, nmean=None, nrstd=None):
+    """The backward kernel's outputs (dHk, d_out, dCk, dz, dCt, the norm's sums (2, D); None for a case's absent ones):
+    dHk in the streams' dtype (H1's), d_out in out's, the rest fp32. dx: with the norm (nw), the gradient of h."""
     M, n, D = H1.shape
+    norm = nw is not None and nw.numel() > 0
     f32 = dict(dtype=torch.float32, device=H1.device)
     dHk = torch.empty_like(H1)
     d_out = torch.empty(M, D, dtype=out.dtype, device=H1.device) if has_write else None
     dCk = torch.empty(M, n, n + 2, **f32) if has_write else None
     dz = torch.empty(M, n, n + 2, **f32) if dynamic else None
     dCt = torch.empty(M, n, n + 2, **f32)
-    k = _launch_shape(H1, dynamic)
+    k = _launch_shape(H1, dynamic, norm)
+    wpart = torch.empty(k["programs"], 2, D, **f32) if norm else None
     dummy = dCt
     wsum = wt.sum(1) if dynamic else wt
     _hyper_bwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, wsum, s, H1, C1, z, mean, rstd, dH1, dx, dC1,
+                                 nw if norm else dummy, nmean if norm else dummy, nrstd if norm else dummy,
                                  dHk, d_out if has_write else dummy, dCk if has_write else dummy,
-                                 dz if dynamic else dummy, dCt, M, D, k["programs"], k["per_program"],
-                                 **_constexprs(k, has_write, dynamic, center), **k["bwd"])
-    return dHk, d_out, dCk, dz, dCt
+                                 dz if dynamic else dummy, dCt, wpart if norm else dummy, M, D, k["programs"],
+                                 k["per_program"], **_constexprs(k, has_write, dynamic, center, norm), **k["bwd"])
+    return dHk, d_out, dCk, dz, dCt, wpart.sum(0) if norm else None
 
 
 @_hyper_step_backward_op.register_fake
-def _(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1, has_write, dynamic, center):
+def _(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dy, dC1, nw, nmean, nrstd, has_write, dynamic, center):
     M, n, D = H1.shape
     small = H1.new_empty(M, n, n + 2)
     return (H1.new_empty(M, n, D), out.new_empty(M, D) if has_write else H1.new_empty(0),
             small if has_write else H1.new_empty(0), H1.new_empty(M, n, n + 2) if dynamic else H1.new_empty(0),
-            H1.new_empty(M, n, n + 2))
+            H1.new_empty(M, n, n + 2), H1.new_empty(2, D) if nw.numel() else H1.new_empty(0))
 
 
 def _setup_context(ctx, inputs, output):
-    Hk, out, Ck, wt, bw, s, a_s, b_s, eps, has_write, dynamic, center = inputs
-    H1, _, C1, z, mean, rstd = output
-    ctx.save_for_backward(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd)
-    ctx.flags = (has_write, dynamic, center)
+    Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nb, eps, has_write, dynamic, center, h_dtype = inputs
+    H1, _, C1, z, mean, rstd, nmean, nrstd = output
+    ctx.save_for_backward(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, nw, nmean, nrstd)
+    ctx.flags = (has_write, dynamic, center, h_dtype, nb.numel() > 0)
 
 
-def _backward(ctx, dH1, dx, dC1, _dz, _dmean, _drstd):
-    Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd = ctx.saved_tensors
-    has_write, dynamic, center = ctx.flags
+def _backward(ctx, dH1, dy, dC1, _dz, _dmean, _drstd, _dnmean, _dnrstd):
+    Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, nw, nmean, nrstd = ctx.saved_tensors
+    has_write, dynamic, center, h_dtype, has_bias = ctx.flags
     M, n, D = H1.shape
+    norm = nw.numel() > 0
     dH1 = torch.zeros_like(H1) if dH1 is None else dH1.contiguous()
-    dx = torch.zeros(M, D, dtype=H1.dtype, device=H1.device) if dx is None else dx.contiguous()
+    if dy is None:
+        dy = torch.zeros(M, D, dtype=h_dtype if norm else H1.dtype, device=H1.device)
     dC1 = torch.zeros_like(C1) if dC1 is None else dC1.contiguous()
-    dHk, d_out, dCk, dz, dCt = _hyper_step_backward_op(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1,
-                                                       has_write, dynamic, center)
+    dHk, d_out, dCk, dz, dCt, wsums = _hyper_step_backward_op(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1,
+                                                              dy.contiguous(), dC1, nw, nmean, nrstd, has_write,
+                                                              dynamic, center)
     dwt = dbw = ds = None
     if dynamic:
         # the projection's weight: Σ x̂ᵀ dz over tokens and streams = dzᵀ(rstd·H') − (dz·rstd·μ) summed
@@ -406,22 +483,31 @@ def _backward(ctx, dH1, dx, dC1, _dz, _dmean, _drstd):
     db_s = dCt[..., n + 1].sum(0)
     if not has_write:
         d_out = dCk = None
-    return dHk, d_out, dCk, dwt, dbw, ds, da_s, db_s, None, None, None, None
+    d_nw, d_nb = (wsums[0], wsums[1] if has_bias else None) if norm else (None, None)
+    return dHk, d_out, dCk, dwt, dbw, ds, da_s, db_s, d_nw, d_nb, None, None, None, None, None
 
 
 _hyper_step_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-def hyper_step(Hk, out, Ck, wt, bw, s, a_s, b_s, eps: float, has_write: bool, dynamic: bool, center: bool):
-    """(H', x_in', C') from the streams H (M, n, D), the site output `out` (M, D) and C (M, n, n+2); see above.
+def hyper_step(Hk, out, Ck, wt, bw, s, a_s, b_s, eps: float, has_write: bool, dynamic: bool, center: bool,
+               norm: tuple | None = None):
+    """(H', x_in', C') from the streams H (M, n, D), the site output `out` (M, D) and C (M, n, n+2); see above. With
+    `norm` = (weight, bias or None) of the next site's norm (LayerNorm if `center`, else RMSNorm, as the streams'
+    norms): (H', h, C'), h = N(x_in') in the autocast dtype (x_in's own without autocast), as the sublayer's matmul
+    reads it.
 
     Everything but `out` in the streams' dtype (fp32 in training; float64 in some tests, which the
     torch path serves).
     """
     dt = Hk.dtype
+    h_dtype = autocast_dtype(Hk)
+    empty = Hk.new_zeros(0)
+    nw, nb = norm if norm is not None else (empty, None)
     with torch.autocast(Hk.device.type, enabled=False):
-        H1, x_in, C1, _, _, _ = _hyper_step_op(Hk.contiguous(), out.contiguous(), Ck.to(dt).contiguous(),
-                                               wt.to(dt).contiguous(), bw.to(dt).contiguous(), s.to(dt).contiguous(),
-                                               a_s.to(dt).contiguous(), b_s.to(dt).contiguous(), float(eps),
-                                               has_write, dynamic, center)
-    return H1, x_in, C1
+        H1, y, C1, *_ = _hyper_step_op(Hk.contiguous(), out.contiguous(), Ck.to(dt).contiguous(),
+                                       wt.to(dt).contiguous(), bw.to(dt).contiguous(), s.to(dt).contiguous(),
+                                       a_s.to(dt).contiguous(), b_s.to(dt).contiguous(), nw.to(dt),
+                                       nb.to(dt) if nb is not None else empty, float(eps), has_write, dynamic,
+                                       center, h_dtype)
+    return H1, y, C1

@@ -310,31 +310,42 @@ class HyperConnections(Residual):
         return H.sum(2)
 
     def walk_final(self, x, blocks, final_norm, ctx):
-        """With GPT.fused_kernels on the static walk (LayerNorm or RMSNorm; layouts with one norm a site, in front):
-        each step also writes the next site's normalised input, and the last one the final norm's output
-        (hyperstatic.py), so the norms read no stream of their own."""
-        foldable = self.fused and self.norms_foldable and not self.dynamic and self.fused_for(x)
+        """With GPT.fused_kernels on the fused walk (LayerNorm or RMSNorm; layouts with one norm a site, in front):
+        each step also writes the next site's normalised input (hyperstep.py, hyperstatic.py), and the static walk's
+        last step the final norm's output, so the sites' norms read no stream of their own."""
+        foldable = self.fused and self.norms_foldable and self.fused_for(x)
         pairs = [block.normed_sites() for block in blocks] if foldable else [None]
         if any(p is None for p in pairs):
             return final_norm(self.walk(x, blocks, ctx))
         pairs = [p for block_pairs in pairs for p in block_pairs]
-        return self._walk_static(x, [branch for _, branch in pairs], ctx, [n for n, _ in pairs] + [final_norm])
+        branches, norms = [branch for _, branch in pairs], [n for n, _ in pairs]
+        if self.dynamic:
+            return final_norm(self._walk_dynamic(x, branches, ctx, norms))
+        return self._walk_static(x, branches, ctx, norms + [final_norm])
 
     def _walk_fused(self, x, blocks, ctx):
-        """The same function, one hyper_step between two sites: (H', x_in', C') from (H, out, C)."""
+        """The same function, one fused step between two sites."""
+        sites = [site for block in blocks for site in block.sites()]
+        return (self._walk_dynamic if self.dynamic else self._walk_static)(x, sites, ctx)
+
+    def _walk_dynamic(self, x, sites, ctx, norms=None):
+        """One hyper_step between two sites: (H', x_in', C') from (H, out, C). With `norms` (each site's), `sites` are
+        the branches after them, and each step writes its site's normalised input in place of x_in'."""
         B, T, D = x.shape
         n, M = self.n, B * T
-        sites = [site for block in blocks for site in block.sites()]
-        if not self.dynamic:
-            return self._walk_static(x, sites, ctx)
         flags = dict(eps=1e-5, dynamic=self.dynamic, center=self.center)
         empty = x.new_zeros(0)
+
+        def norm(k):
+            return None if norms is None else (norms[k].weight, getattr(norms[k], "bias", None))
+
         H, x_in, C = hyper_step(x.reshape(M, 1, D).expand(M, n, D), empty, empty,
-                                *self.site_weights[0].fused_params(), has_write=False, **flags)
+                                *self.site_weights[0].fused_params(), has_write=False, norm=norm(0), **flags)
         for k, site in enumerate(sites):
             out = site(x_in.view(B, T, D), ctx).reshape(M, D)
             if k + 1 < len(sites):
-                H, x_in, C = hyper_step(H, out, C, *self.site_weights[k + 1].fused_params(), has_write=True, **flags)
+                H, x_in, C = hyper_step(H, out, C, *self.site_weights[k + 1].fused_params(), has_write=True,
+                                        norm=norm(k + 1), **flags)
         # the last site's write and the exit's sum over streams: Σ_j H'_j = Σ_i (Σ_j A[i,j+1]) H_i + (Σ_j B_j) out
         y = (C[:, :, 1:n + 1].sum(-1)[..., None] * H).sum(1) + C[:, :, n + 1].sum(-1)[:, None] * out.to(H.dtype)
         return y.view(B, T, D)

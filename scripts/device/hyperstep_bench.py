@@ -1,13 +1,15 @@
 """hyper_step's kernels on the 124M step's streams (61,440 tokens x 4 x 768, fp32): time by grid, warps and registers.
 
-    python3 scripts/device/hyperstep_bench.py [--write-best]
+    python3 scripts/device/hyperstep_bench.py [--write-best] [--norm-only]
 
 Prints, for the dynamic LayerNorm site (arch.hyper's default) and the static one, each kernel's time
 and the bandwidth its bytes imply (forward: read H and out, write H' and x_in; backward: read dH', dx,
 H and out, write dH and d_out; it reads H twice, forming H' from it first, and the second read is
 counted once, as if it came from L2), by tokens per program, warps and register cap (maxnreg), and
-the torch matmul the backward adds for the projection's weight gradient. --write-best writes each case's
-fastest into TUNING in gptablate/model/hyperstep.py.
+the torch matmul the backward adds for the projection's weight gradient; then the dynamic site with the site's
+LayerNorm folded in (the forward writes h = N(x_in) in bf16 rather than x_in in fp32, the backward reads dh; TUNING's
+"norm" case). --norm-only sweeps that case alone. --write-best writes each case's fastest into TUNING in
+gptablate/model/hyperstep.py.
 """
 import re
 import sys
@@ -30,7 +32,8 @@ def timed(fn, reps=20):
     return start.elapsed_time(end) / reps
 
 
-def inputs(M, n, D, dynamic, device="cuda"):
+def inputs(M, n, D, dynamic, device="cuda", norm=False):
+    """hyper_step's arguments for a site with a write; with `norm`, the site's LayerNorm folded in (h in bf16)."""
     f = dict(device=device, dtype=torch.float32)
     torch.manual_seed(0)
     Hk = torch.randn(M, n, D, **f)
@@ -40,28 +43,36 @@ def inputs(M, n, D, dynamic, device="cuda"):
     if not dynamic:
         wt, bw, s = (x.new_zeros(0) for x in (wt, bw, s))
     a_s, b_s = torch.randn(n, n + 1, **f), torch.ones(n, **f)
-    return (Hk, out, Ck, wt, bw, s, a_s, b_s, 1e-5, True, dynamic, True)
+    nw = (1 + 0.1 * torch.randn(D, **f)) if norm else torch.zeros(0, **f)
+    nb = 0.1 * torch.randn(D, **f) if norm else torch.zeros(0, **f)
+    return (Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nb, 1e-5, True, dynamic, True,
+            torch.bfloat16 if norm else torch.float32)
 
 
-def sweep(M, n, D, dynamic):
-    args = inputs(M, n, D, dynamic)
+def sweep(M, n, D, dynamic, norm=False):
+    args = inputs(M, n, D, dynamic, norm=norm)
     Hk, out, Ck, wt, bw, s = args[:6]
-    H1, x_in, C1, z, mean, rstd = torch.ops.gptablate.hyper_step(*args)
-    dH1, dx, dC1 = torch.randn_like(H1), torch.randn_like(x_in), torch.randn_like(C1)
+    nw = args[8]
+    H1, y, C1, z, mean, rstd, nmean, nrstd = torch.ops.gptablate.hyper_step(*args)
+    dH1, dy, dC1 = torch.randn_like(H1), torch.randn_like(y), torch.randn_like(C1)
     stream = M * n * D * 4
-    fwd_bytes = 2 * stream + M * D * (2 + 4)
-    bwd_bytes = 3 * stream + M * D * (4 + 2 + 2)
-    print(f"{'dynamic' if dynamic else 'static'} site: streams {stream / 1e9:.3f} GB; forward moves "
-          f"{fwd_bytes / 1e9:.2f} GB, backward {bwd_bytes / 1e9:.2f} GB", flush=True)
+    row = 2 if norm else 4  # x_in in fp32, or h (and dh) in bf16
+    fwd_bytes = 2 * stream + M * D * (2 + row)
+    bwd_bytes = 3 * stream + M * D * (row + 2 + 2)
+    key = "norm" if norm else dynamic
+    print(f"{'dynamic' if dynamic else 'static'} site{' with its LayerNorm' if norm else ''}: streams "
+          f"{stream / 1e9:.3f} GB; forward moves {fwd_bytes / 1e9:.2f} GB, backward {bwd_bytes / 1e9:.2f} GB",
+          flush=True)
     times = {}
     for tokens in TOKENS:
         for warps in (4, 8):
             for maxnreg in (None, 128, 168):
-                HS.TUNING = {**TUNING, dynamic: (tokens, (warps, maxnreg), (warps, maxnreg))}
+                HS.TUNING = {**TUNING, key: (tokens, (warps, maxnreg), (warps, maxnreg))}
                 try:
                     fw = timed(lambda: torch.ops.gptablate.hyper_step(*args))
                     bw_ms = timed(lambda: torch.ops.gptablate.hyper_step_backward(
-                        Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1, True, dynamic, True))
+                        Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dy, dC1, nw, nmean, nrstd, True, dynamic,
+                        True))
                 except Exception as e:  # e.g. a Triton without maxnreg
                     print(f"  tokens/program {tokens} warps {warps} maxnreg {maxnreg}: failed: {str(e)[:200]}")
                     continue
@@ -90,13 +101,15 @@ TOKENS = (4, 16, 64)
 
 
 def main():
-    best = {dynamic: sweep(61440, 4, 768, dynamic) for dynamic in (True, False)}
+    best = {} if "--norm-only" in sys.argv else {dynamic: sweep(61440, 4, 768, dynamic) for dynamic in (True, False)}
+    best["norm"] = sweep(61440, 4, 768, True, norm=True)
     if "--write-best" in sys.argv:
         path = Path(HS.__file__)
         text = path.read_text()
-        for dynamic, row in best.items():
-            text, done = re.subn(rf"^    {dynamic}: \(.*\),", f"    {dynamic}: {row},", text, flags=re.M)
-            assert done == 1, dynamic
+        for key, row in best.items():
+            name = f'"{key}"' if isinstance(key, str) else key
+            text, done = re.subn(rf"^    {name}: \(.*\),", f"    {name}: {row},", text, flags=re.M)
+            assert done == 1, key
         path.write_text(text)
         print(f"wrote to {path}: TUNING = {best}")
 

@@ -22,10 +22,10 @@ from hyperstep_bench import inputs, timed  # noqa: E402
 def launch(args, dtype, dH1, dx, dC1):
     """Forward and backward kernels (hyperstep.forward_kernel, backward_kernel) with the streams (H, H', dH', dH) in
     `dtype`: (forward, backward) callables, each returning its outputs."""
-    Hk, out, Ck, wt, bw, s, a_s, b_s, eps, has_write, dynamic, center = args
+    Hk, out, Ck, wt, bw, s, a_s, b_s, _, _, eps, has_write, dynamic, center, _ = args
     Hk, dH1 = Hk.to(dtype), dH1.to(dtype)
     flags = (has_write, dynamic, center)
-    H1, _, C1, z, mean, rstd = HS.forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, *flags)
+    H1, _, C1, z, mean, rstd = HS.forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, *flags)[:6]
 
     def forward():
         return HS.forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, *flags)
