@@ -39,6 +39,24 @@ def assert_op_backward_is_autograds(op, reference, tensors, flags) -> None:
         assert a.shape == b.shape and torch.allclose(a, b, atol=1e-10), (a - b).abs().max()
 
 
+def assert_compiled_autocast_keeps_gradients(fn, tensors) -> None:
+    """fn(*tensors) -> a scalar, an operation on fp32 streams that runs with autocast off: compiled (aot_eager) under
+    CPU autocast to bf16, its gradients must be those of eager code without autocast (to fp32 rounding). AOTAutograd
+    traces a custom op's backward with the forward's autocast on, so a matmul there would run in bf16."""
+    def grads(f, autocast):
+        for t in tensors:
+            t.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = f(*tensors)
+        loss.backward()
+        return [t.grad.clone() for t in tensors if t.requires_grad]
+
+    want = grads(fn, False)
+    got = grads(torch.compile(fn, backend="aot_eager", fullgraph=True), True)
+    for a, b in zip(got, want):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max(), (a - b).abs().max() / b.abs().max()
+
+
 def kernel_key_paths(build, key: str) -> tuple:
     """The models build([key=fused]) and build([key=torch]) with the same weights (a residual strategy's kernel key,
     arch.hyper.kernel or arch.mhc.kernel); asserts that only the first takes the fused operation on the CPU, and that

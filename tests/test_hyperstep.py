@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from fused import assert_op_backward_is_autograds, kernel_key_paths, losses_after_perturbing
+from fused import (assert_compiled_autocast_keeps_gradients, assert_op_backward_is_autograds, kernel_key_paths,
+                   losses_after_perturbing)
 from graphs import compiled_graphs
 from interpreter import kernel_tests
 
@@ -56,6 +57,18 @@ def test_hand_backward_with_the_sites_norm_matches_autograd(has_write, norm):
     assert_op_backward_is_autograds(torch.ops.gptablate.hyper_step, HS.hyper_step_reference,
                                     _inputs(3, 10, 4, has_write, True) + _norm_inputs(10, bias),
                                     (1e-5, has_write, True, center, torch.float64))
+
+
+def test_weight_gradient_keeps_the_streams_dtype_when_compiled_under_autocast():
+    """The projection's weight gradient (a matmul over H' in the op's backward) in fp32 under a compiled autocast
+    region: it had run in bf16 there, casting H' first (a stream-sized copy a site)."""
+    args = _inputs(4, 64, 256, True, True, dtype=torch.float32) + [torch.zeros(0), torch.zeros(0)]
+
+    def step(*a):
+        H1, y, C1 = HS.hyper_step(*a[:8], eps=1e-5, has_write=True, dynamic=True, center=True)
+        return H1.sum() + (y * y).sum() + C1.sum()
+
+    assert_compiled_autocast_keeps_gradients(step, args[:8])
 
 
 def _model(sets):
@@ -239,10 +252,13 @@ def test_walk_with_the_norms_folded_is_the_per_site_model(norm, block, dynamic, 
 @pytest.mark.skipif(not (torch.cuda.is_available() and HS.triton is not None), reason="needs CUDA and Triton")
 @pytest.mark.parametrize("dynamic", ["false", "true"])
 @pytest.mark.parametrize("fold", ["", "layernorm", "rmsnorm"])
-def test_model_with_the_kernels_matches_the_per_site_code_on_gpu(fold, dynamic):
+def test_model_with_the_kernels_matches_the_per_site_code_on_gpu(fold, dynamic, monkeypatch):
     """The whole model in fp32 on a GPU, its walk on the kernels (forward and backward, 4 sites deep) against the
-    per-site code: the loss and every gradient; with `fold`, fused_kernels on in both and the norms (of that kind)
-    folded into the kernels."""
+    per-site code: the loss and every gradient (each to 1e-4 of its largest entry: sums in other orders); with `fold`,
+    fused_kernels on in both and the norms (of that kind) folded into the kernels. TF32 off (the engine turns it on
+    for the whole process), so that the per-site code's coefficient matmuls are fp32 as the kernels' sums are."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     sets = [f"arch.hyper.dynamic={dynamic}", "model.n_embd=192", "model.n_head=3", "model.block_size=64"]
     sets += [f"arch.norm={fold}"] if fold else []
     fused, plain = (_model(sets + [f"arch.hyper.kernel={k}"]).float().cuda() for k in ("fused", "torch"))
@@ -256,8 +272,9 @@ def test_model_with_the_kernels_matches_the_per_site_code_on_gpu(fold, dynamic):
     a, b = losses_after_perturbing((fused, plain), perturb)
     assert fused.residual.fused_for(torch.zeros(1, device="cuda")) and HS.use_kernel(torch.zeros(1, device="cuda"))
     assert torch.allclose(a, b, rtol=1e-5), (a, b)
-    for (name, p), q in zip(fused.named_parameters(), plain.parameters()):
-        assert torch.allclose(p.grad, q.grad, atol=1e-6, rtol=1e-4), (name, (p.grad - q.grad).abs().max())
+    errors = sorted((((p.grad - q.grad).abs().max() / (q.grad.abs().max() + 1e-12)).item(), name)
+                    for (name, p), q in zip(fused.named_parameters(), plain.parameters()))
+    assert errors[-1][0] <= 1e-4, errors[-3:]
 
 
 _STATIC_CHECK = Path(__file__).with_name("hyperstatic_kernel_check.py")

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from fused import assert_op_backward_is_autograds, kernel_key_paths, losses_after_perturbing
+from fused import (assert_compiled_autocast_keeps_gradients, assert_op_backward_is_autograds, kernel_key_paths,
+                   losses_after_perturbing)
 from graphs import compiled_graphs
 from interpreter import kernel_tests
 
@@ -30,6 +31,18 @@ def _inputs(n, D, M, has_write, dtype=torch.float64, seed=0):
 def test_hand_backward_matches_autograd_through_the_reference(has_write, n):
     assert_op_backward_is_autograds(torch.ops.gptablate.mhc_step, MS.mhc_step_reference, _inputs(n, 10, 5, has_write),
                                     (1e-5, has_write))
+
+
+def test_weight_gradient_keeps_the_streams_dtype_when_compiled_under_autocast():
+    """The projection's weight gradient (H'ᵀ dzraw in the op's backward) in fp32 under a compiled autocast region: it
+    had run in bf16 there, casting H' first."""
+    args = _inputs(4, 16, 64, True, dtype=torch.float32)
+
+    def step(*a):
+        H1, x_in, z = MS.mhc_step(*a, eps=1e-5, has_write=True)
+        return H1.sum() + (x_in * x_in).sum() + (z * z).sum()
+
+    assert_compiled_autocast_keeps_gradients(step, args)
 
 
 def _model(sets, block="pre"):

@@ -363,7 +363,10 @@ def _backward(ctx, dH1, dx, dz, _dp, _drstd):
     dz = torch.zeros_like(z) if dz is None else dz.contiguous()
     dHk, d_out, dRk, dqk, dzraw, dps = _mhc_step_backward_op(Hk, out, Rk, qk, w, a_pre, H1, z, p, rstd, dH1, dx, dz,
                                                              ctx.has_write)
-    dw = H1.reshape(M, n * D).t() @ dzraw  # the projection's weight: H'ᵀ dzraw over the tokens
+    # the projection's weight: H'ᵀ dzraw over the tokens, in the streams' dtype (TF32 where allowed): compiled under
+    # autocast, this backward is traced with autocast on, and the matmul cast H' to bf16 first (hyperstep.py)
+    with torch.autocast(H1.device.type, enabled=False):
+        dw = H1.reshape(M, n * D).t() @ dzraw
     da_pre = (dps * z[:, :n]).sum().reshape(a_pre.shape)
     db_pre = dps.sum(0)
     if not ctx.has_write:
