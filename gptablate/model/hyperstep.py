@@ -474,12 +474,10 @@ def _backward(ctx, dH1, dy, dC1, _dz, _dmean, _drstd, _dnmean, _dnrstd):
         # the projection's weight: Σ x̂ᵀ dz over tokens and streams = dzᵀ(rstd·H') − (dz·rstd·μ) summed, in the
         # streams' dtype (TF32 where allowed). Compiled under autocast this backward is traced with autocast on, and
         # the matmul cast H' to bf16 first: a stream-sized copy a site (0.35 ms in call CM's profile), then a bf16
-        # matmul. Its columns padded to a multiple of 8 (rows of 32 bytes for fp32): with n + 2 = 6 of them cuBLAS took a
-        # SIMT kernel without the tensor cores, 0.40 ms a site (call CN's profile)
-        J = n + 2
-        sz = (dz * rstd[..., None]).reshape(M * n, J)
+        # matmul
+        sz = (dz * rstd[..., None]).reshape(M * n, n + 2)
         with torch.autocast(H1.device.type, enabled=False):
-            dwt = (torch.nn.functional.pad(sz, (0, -J % 8)).t() @ H1.reshape(M * n, D))[:J]
+            dwt = sz.t() @ H1.reshape(M * n, D)
         if center:
             dwt = dwt - (sz * mean.reshape(M * n, 1)).sum(0)[:, None]
         dbw = dz.sum((0, 1))
