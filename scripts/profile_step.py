@@ -122,6 +122,10 @@ def main() -> None:
                     "with several specs, one file each: FILE's stem gets the spec's number")
     args = ap.parse_args()
     steps = 5
+    # as the engine sets them (train/engine.py): without, fp32 matmuls (hyper's weight gradient) ran as SIMT sgemms
+    # in this profile (calls CN, CO), where the engine allows TF32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
     for number, spec in enumerate(args.specs):
         sets = [f"model.n_layer={args.layers}"] + [s for s in spec.split(",") if s]
         r = load_recipe("gpt2_124m", sets)

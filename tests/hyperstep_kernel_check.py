@@ -14,7 +14,7 @@ CASES = [(n, D, M, d, c, w, None) for n, D, M in ((4, 24, 5), (3, 20, 7), (2, 64
          for d in (True, False) for c in (True, False) for w in (True, False)] if interp else (
     [(4, 768, 300, d, c, w, None) for d in (True, False) for c in (True, False) for w in (True, False)]
     + [(3, 20, 7, True, True, True, None)])
-FOLD_SHAPES = ((4, 24, 5), (3, 20, 7)) if interp else ((4, 768, 300), (3, 20, 7))
+FOLD_SHAPES = ((4, 24, 5), (3, 20, 7), (1, 24, 5)) if interp else ((4, 768, 300), (3, 20, 7), (1, 24, 5))
 CASES += [(n, D, M, True, nm[0], w, nm) for n, D, M in FOLD_SHAPES for nm in NORMS[1:] for w in (True, False)]
 for n, D, M, dynamic, center, has_write, norm in CASES:
     f = dict(device=dev, dtype=torch.float32)
