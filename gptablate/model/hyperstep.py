@@ -273,29 +273,19 @@ if triton is not None:
                     h = tl.load(h1_ptr + hoff, mask=hmask, other=0.0)
                 c1 = tl.load(c1_ptr + coff, mask=jmask, other=0.0)
                 dx = tl.load(dx_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)  # with the norm: dh
-                if NORM:
-                    # x_in' again from H' and C'; dx = rstd·(g - x̂·a - c), g = w·dh, a = Σ g·x̂ / D, c = Σ g / D. The
-                    # sum each stream needs, Σ H'_i·dx = rstd·(Σ H'_i·g - a Σ H'_i·x̂ - c Σ H'_i), is formed from sums
-                    # taken in the same reduction across the warps as a and c: one such reduction, not two in turn
-                    xr = tl.load(nrstd_ptr + m64)
+                if NORM:  # x_in' again from H' and C'; dx = rstd·(w·dh - x̂·Σ w·dh·x̂ / D - Σ w·dh / D)
                     xhat = tl.sum(_slot(c1, 0, kk) * h, axis=0, keep_dims=True)
-                    xhat = tl.where(dmask, (xhat - tl.load(nmean_ptr + m64)) * xr, 0.0)
+                    xhat = tl.where(dmask, (xhat - tl.load(nmean_ptr + m64)) * tl.load(nrstd_ptr + m64), 0.0)
                     gw = dx * tl.load(nw_ptr + d, mask=dmask, other=0.0)
                     acc_dw += dx * xhat
                     acc_db += dx
-                    sums = _put(tl.zeros([NP, DC, SP], tl.float32), 0, kk, h * gw)
-                    sums = _put(_put(sums, 1, kk, h * xhat), 2, kk, h)
-                    sums = _put(_put(sums, 3, kk, gw * xhat), 4, kk, gw)  # the same in every stream's row
-                    sums = tl.sum(sums, axis=1, keep_dims=True)  # (NP, 1, SP)
-                    row_a = _slot(sums, 3, kk) / D
-                    row_c = _slot(sums, 4, kk) / D if CENTER else tl.zeros([NP, 1, 1], tl.float32)
-                    h_dx = xr * (_slot(sums, 0, kk) - row_a * _slot(sums, 1, kk) - row_c * _slot(sums, 2, kk))
-                    a = tl.sum(tl.where(ic == 0, row_a, 0.0), axis=0, keep_dims=True)  # (1, 1, 1)
-                    c = tl.sum(tl.where(ic == 0, row_c, 0.0), axis=0, keep_dims=True)
-                    dx = tl.where(dmask, (gw - xhat * a - c) * xr, 0.0)
-                else:
-                    h_dx = _feature_sum(h * dx)
-                dct = tl.load(dc1_ptr + coff, mask=jmask, other=0.0) + tl.where(kk == 0, h_dx, 0.0)
+                    sums = _put(_put(tl.zeros([1, DC, SP], tl.float32), 0, kk, gw * xhat), 1, kk, gw)
+                    sums = tl.sum(sums, axis=1, keep_dims=True) / D  # (1, 1, SP)
+                    dx = gw - xhat * _slot(sums, 0, kk)
+                    if CENTER:
+                        dx -= _slot(sums, 1, kk)
+                    dx = tl.where(dmask, dx * tl.load(nrstd_ptr + m64), 0.0)
+                dct = tl.load(dc1_ptr + coff, mask=jmask, other=0.0) + tl.where(kk == 0, _feature_sum(h * dx), 0.0)
                 tl.store(dct_ptr + coff, dct, mask=jmask)
                 dht = tl.load(dh1_ptr + hoff, mask=hmask, other=0.0) + _slot(c1, 0, kk) * dx
                 if DYNAMIC:
@@ -346,7 +336,7 @@ def _launch_shape(Hk: torch.Tensor, dynamic: bool, norm: bool = False) -> dict:
     dc, dl = row_chunks(D)
     return dict(grid=(programs,), programs=programs, per_program=triton.cdiv(M, programs),
                 N=n, NP=triton.next_power_of_2(n), J=n + 2, DC=dc, DL=dl,
-                SP=triton.next_power_of_2(max(n + 3, 5)), fwd=_tuning(*fwd), bwd=_tuning(*bwd))  # the norm's 5 sums
+                SP=triton.next_power_of_2(n + 3), fwd=_tuning(*fwd), bwd=_tuning(*bwd))
 
 
 def _tuning(warps: int, maxnreg: int | None) -> dict:
