@@ -59,6 +59,8 @@ TUNING = {
     False: (4, (4, 128), (8, 128)),  # static
     "norm": (16, (4, 128), (4, None)),  # dynamic, with the site's norm folded in
 }
+# Software pipelining of the token loops (tl.range's num_stages), forward and backward: 1, none.
+STAGES = (1, 1)
 
 
 def _norm_stats(H: torch.Tensor, eps: float, center: bool):
@@ -189,7 +191,7 @@ if triton is not None:
                           M, D, eps, n_programs, tokens_per_program,
                           N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
                           SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr,
-                          NORM: tl.constexpr, HAS_BIAS: tl.constexpr):
+                          NORM: tl.constexpr, HAS_BIAS: tl.constexpr, FWD_STAGES: tl.constexpr):
         ic, d, kk, imask, dmask, hmask = _tile(D, N, NP, DC, DL, SP)
         jmask = imask & (kk < J)
         # the site's constants in C's layout (stream i, column j): A_s in columns 0..N, B_s in N+1
@@ -197,53 +199,55 @@ if triton is not None:
         const = tl.where(kk == N + 1, tl.load(bs_ptr + ic + 0 * kk, mask=imask, other=0.0), const)
         if DYNAMIC:
             scale, bw = _coefficient_scale(s_ptr, bw_ptr, kk, N, J)
-        for it in range(0, tokens_per_program):
-            m = tl.program_id(0) + it * n_programs
-            if m < M:
-                m64, row0, c0 = _token(m, D, N, J)
-                if HAS_WRITE:
-                    h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J)
+        for it in tl.range(0, tokens_per_program, num_stages=FWD_STAGES):
+            # past the last token (a grid that does not divide M): the last token again, its values
+            # written twice alike; no branch, so that the loop's loads can be pipelined (STAGES)
+            valid = tl.program_id(0) + it * n_programs < M
+            m = tl.minimum(tl.program_id(0) + it * n_programs, M - 1)
+            m64, row0, c0 = _token(m, D, N, J)
+            if HAS_WRITE:
+                h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J)
+            else:
+                h = tl.load(hk_ptr + row0 + ic * D + d, mask=hmask, other=0.0)
+            tl.store(h1_ptr + row0 + ic * D + d, h, mask=hmask)
+            if DYNAMIC:
+                if CENTER:
+                    mean = _feature_sum(h) / D
+                    xc = tl.where(hmask, h - mean, 0.0)
                 else:
-                    h = tl.load(hk_ptr + row0 + ic * D + d, mask=hmask, other=0.0)
-                tl.store(h1_ptr + row0 + ic * D + d, h, mask=hmask)
-                if DYNAMIC:
-                    if CENTER:
-                        mean = _feature_sum(h) / D
-                        xc = tl.where(hmask, h - mean, 0.0)
-                    else:
-                        mean = tl.zeros([NP, 1, 1], tl.float32)
-                        xc = h
-                    # slots 0..J-1: Σ xc·w_j; slot J: Σ xc²; one reduction across warps for all
-                    slots = _put(tl.zeros([NP, DC, SP], tl.float32), J, kk, xc * xc)
-                    for j in tl.static_range(J):
-                        slots = _put(slots, j, kk, xc * tl.load(wt_ptr + j * D + d, mask=dmask, other=0.0))
-                    sums = tl.sum(slots, axis=1, keep_dims=True)  # (NP, 1, SP)
-                    rstd = 1.0 / tl.sqrt(_slot(sums, J, kk) / D + eps)
-                    z = sums * rstd + bw
-                    c = const + scale * tanh(z)
-                    tl.store(z_ptr + c0 + ic * J + kk, z, mask=jmask)
-                    tl.store(mean_ptr + m64 * N + ic, mean, mask=imask)
-                    tl.store(rstd_ptr + m64 * N + ic, rstd, mask=imask)
+                    mean = tl.zeros([NP, 1, 1], tl.float32)
+                    xc = h
+                # slots 0..J-1: Σ xc·w_j; slot J: Σ xc²; one reduction across warps for all
+                slots = _put(tl.zeros([NP, DC, SP], tl.float32), J, kk, xc * xc)
+                for j in tl.static_range(J):
+                    slots = _put(slots, j, kk, xc * tl.load(wt_ptr + j * D + d, mask=dmask, other=0.0))
+                sums = tl.sum(slots, axis=1, keep_dims=True)  # (NP, 1, SP)
+                rstd = 1.0 / tl.sqrt(_slot(sums, J, kk) / D + eps)
+                z = sums * rstd + bw
+                c = const + scale * tanh(z)
+                tl.store(z_ptr + c0 + ic * J + kk, z, mask=jmask)
+                tl.store(mean_ptr + m64 * N + ic, mean, mask=imask)
+                tl.store(rstd_ptr + m64 * N + ic, rstd, mask=imask)
+            else:
+                c = const
+            tl.store(c1_ptr + c0 + ic * J + kk, c, mask=jmask)
+            x = tl.sum(_slot(c, 0, kk) * h, axis=0, keep_dims=True)  # x_in' = Σ_i A'[i, 0] H'_i
+            if NORM:  # the site's own norm of x_in' (its input h), over the row this program holds
+                if CENTER:
+                    xm = _feature_sum(x) / D
+                    xc = tl.where(dmask, x - xm, 0.0)
                 else:
-                    c = const
-                tl.store(c1_ptr + c0 + ic * J + kk, c, mask=jmask)
-                x = tl.sum(_slot(c, 0, kk) * h, axis=0, keep_dims=True)  # x_in' = Σ_i A'[i, 0] H'_i
-                if NORM:  # the site's own norm of x_in' (its input h), over the row this program holds
-                    if CENTER:
-                        xm = _feature_sum(x) / D
-                        xc = tl.where(dmask, x - xm, 0.0)
-                    else:
-                        xm = tl.zeros([1, 1, 1], tl.float32)
-                        xc = x
-                    xr = 1.0 / tl.sqrt(_feature_sum(xc * xc) / D + eps)
-                    hn = xc * xr * tl.load(nw_ptr + d, mask=dmask, other=0.0)
-                    if HAS_BIAS:
-                        hn += tl.load(nb_ptr + d, mask=dmask, other=0.0)
-                    tl.store(y_ptr + m64 * D + d, hn.to(y_ptr.dtype.element_ty), mask=dmask)
-                    tl.store(nmean_ptr + m64 + 0 * ic, xm + 0.0 * ic, mask=ic == 0)
-                    tl.store(nrstd_ptr + m64 + 0 * ic, xr + 0.0 * ic, mask=ic == 0)
-                else:
-                    tl.store(y_ptr + m64 * D + d, x, mask=dmask)
+                    xm = tl.zeros([1, 1, 1], tl.float32)
+                    xc = x
+                xr = 1.0 / tl.sqrt(_feature_sum(xc * xc) / D + eps)
+                hn = xc * xr * tl.load(nw_ptr + d, mask=dmask, other=0.0)
+                if HAS_BIAS:
+                    hn += tl.load(nb_ptr + d, mask=dmask, other=0.0)
+                tl.store(y_ptr + m64 * D + d, hn.to(y_ptr.dtype.element_ty), mask=dmask)
+                tl.store(nmean_ptr + m64 + 0 * ic, xm + 0.0 * ic, mask=ic == 0)
+                tl.store(nrstd_ptr + m64 + 0 * ic, xr + 0.0 * ic, mask=ic == 0)
+            else:
+                tl.store(y_ptr + m64 * D + d, x, mask=dmask)
 
     @triton.jit
     def _hyper_bwd_kernel(hk_ptr, out_ptr, ck_ptr, wt_ptr, bw_ptr, wsum_ptr, s_ptr, h1_ptr, c1_ptr, z_ptr, mean_ptr,
@@ -252,7 +256,7 @@ if triton is not None:
                           M, D, n_programs, tokens_per_program,
                           N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
                           SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr,
-                          NORM: tl.constexpr):
+                          NORM: tl.constexpr, BWD_STAGES: tl.constexpr):
         ic, d, kk, imask, dmask, hmask = _tile(D, N, NP, DC, DL, SP)
         jmask = imask & (kk < J)
         if DYNAMIC:
@@ -261,69 +265,71 @@ if triton is not None:
         # with the site's norm: this program's share of its gain's and bias's gradients, Σ dh·x̂ and Σ dh
         acc_dw = tl.zeros([1, DC, DL], tl.float32)
         acc_db = tl.zeros([1, DC, DL], tl.float32)
-        for it in range(0, tokens_per_program):
-            m = tl.program_id(0) + it * n_programs
-            if m < M:
-                m64, row0, c0 = _token(m, D, N, J)
-                hoff = row0 + ic * D + d
-                coff = c0 + ic * J + kk
-                if HAS_WRITE:  # H' again from H and out, which the backward reads anyway: one read of the streams less
-                    h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J)
-                else:
-                    h = tl.load(h1_ptr + hoff, mask=hmask, other=0.0)
-                c1 = tl.load(c1_ptr + coff, mask=jmask, other=0.0)
-                dx = tl.load(dx_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)  # with the norm: dh
-                if NORM:  # x_in' again from H' and C'; dx = rstd·(w·dh - x̂·Σ w·dh·x̂ / D - Σ w·dh / D)
-                    xhat = tl.sum(_slot(c1, 0, kk) * h, axis=0, keep_dims=True)
-                    xhat = tl.where(dmask, (xhat - tl.load(nmean_ptr + m64)) * tl.load(nrstd_ptr + m64), 0.0)
-                    gw = dx * tl.load(nw_ptr + d, mask=dmask, other=0.0)
-                    acc_dw += dx * xhat
-                    acc_db += dx
-                    sums = _put(_put(tl.zeros([1, DC, SP], tl.float32), 0, kk, gw * xhat), 1, kk, gw)
-                    sums = tl.sum(sums, axis=1, keep_dims=True) / D  # (1, 1, SP)
-                    dx = gw - xhat * _slot(sums, 0, kk)
-                    if CENTER:
-                        dx -= _slot(sums, 1, kk)
-                    dx = tl.where(dmask, dx * tl.load(nrstd_ptr + m64), 0.0)
-                dct = tl.load(dc1_ptr + coff, mask=jmask, other=0.0) + tl.where(kk == 0, _feature_sum(h * dx), 0.0)
-                tl.store(dct_ptr + coff, dct, mask=jmask)
-                dht = tl.load(dh1_ptr + hoff, mask=hmask, other=0.0) + _slot(c1, 0, kk) * dx
-                if DYNAMIC:
-                    z = tl.load(z_ptr + coff, mask=jmask, other=0.0)
-                    t = tanh(z)
-                    dz = tl.where(jmask, dct * scale * (1.0 - t * t), 0.0)
-                    tl.store(dz_ptr + coff, dz, mask=jmask)
-                    rstd = tl.load(rstd_ptr + m64 * N + ic, mask=imask, other=0.0)
-                    xhat = tl.where(hmask, (h - tl.load(mean_ptr + m64 * N + ic, mask=imask, other=0.0)) * rstd, 0.0)
-                    dxhat = tl.zeros([NP, DC, DL], tl.float32)
-                    for j in tl.static_range(J):
-                        dxhat += _slot(dz, j, kk) * tl.load(wt_ptr + j * D + d, mask=dmask, other=0.0)
-                    # the norm's backward needs Σ dxhat·xhat = Σ_j dz_j (z_j - bw_j) and Σ dxhat = Σ_j dz_j Σ w_j:
-                    # no feature sums
-                    g = dxhat - xhat * (tl.sum(dz * (z - bw), axis=2, keep_dims=True) / D)
-                    if CENTER:
-                        g = g - tl.sum(dz * wsum, axis=2, keep_dims=True) / D
-                    dht += tl.where(hmask, g * rstd, 0.0)
-                if HAS_WRITE:
-                    ct = tl.load(ck_ptr + coff, mask=jmask, other=0.0)  # site k's C: A[i, j+1] in ct[i, 0, j+1]
-                    at = tl.load(ck_ptr + c0 + kk * J + 1 + ic, mask=imask & (kk < N), other=0.0)  # at[j, 0, i]
-                    d_out = tl.sum(_slot(ct, N + 1, kk) * dht, axis=0, keep_dims=True)
-                    tl.store(dout_ptr + m64 * D + d, d_out.to(dout_ptr.dtype.element_ty), mask=dmask)
-                    o = tl.load(out_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)
-                    # slots[j, :, i+1]: <H_i, dht_j> (dA[i, j+1]); slots[j, :, N+1]: <dht_j, out> (dB_j)
-                    slots = _put(tl.zeros([NP, DC, SP], tl.float32), N + 1, kk, dht * o)
-                    for i in tl.static_range(N):
-                        row = tl.load(hk_ptr + row0 + i * D + d, mask=dmask, other=0.0)
-                        slots = _put(slots, i + 1, kk, dht * row)
-                        dhk = tl.sum(_slot(at, i, kk) * dht, axis=0, keep_dims=True)  # Σ_j A[i, j+1] dht_j
-                        tl.store(dhk_ptr + row0 + i * D + d, dhk, mask=dmask)
-                    sums = tl.sum(slots, axis=1, keep_dims=True)  # (NP, 1, SP)
-                    # dCk[i, j+1] = sums[j, i+1] (stored transposed), dCk[j, N+1] = sums[j, N+1], dCk[j, 0] = 0
-                    own = (kk == 0) | (kk == N + 1)
-                    dck_off = tl.where(own, coff, c0 + (kk - 1) * J + 1 + ic)
-                    tl.store(dck_ptr + dck_off, tl.where(kk == 0, 0.0, sums), mask=imask & (kk < N + 2))
-                else:
-                    tl.store(dhk_ptr + hoff, dht, mask=hmask)
+        for it in tl.range(0, tokens_per_program, num_stages=BWD_STAGES):
+            # past the last token (a grid that does not divide M): the last token again, its values
+            # written twice alike; no branch, so that the loop's loads can be pipelined (STAGES)
+            valid = tl.program_id(0) + it * n_programs < M
+            m = tl.minimum(tl.program_id(0) + it * n_programs, M - 1)
+            m64, row0, c0 = _token(m, D, N, J)
+            hoff = row0 + ic * D + d
+            coff = c0 + ic * J + kk
+            if HAS_WRITE:  # H' again from H and out, which the backward reads anyway: one read of the streams less
+                h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J)
+            else:
+                h = tl.load(h1_ptr + hoff, mask=hmask, other=0.0)
+            c1 = tl.load(c1_ptr + coff, mask=jmask, other=0.0)
+            dx = tl.load(dx_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)  # with the norm: dh
+            if NORM:  # x_in' again from H' and C'; dx = rstd·(w·dh - x̂·Σ w·dh·x̂ / D - Σ w·dh / D)
+                xhat = tl.sum(_slot(c1, 0, kk) * h, axis=0, keep_dims=True)
+                xhat = tl.where(dmask, (xhat - tl.load(nmean_ptr + m64)) * tl.load(nrstd_ptr + m64), 0.0)
+                gw = dx * tl.load(nw_ptr + d, mask=dmask, other=0.0)
+                acc_dw += tl.where(valid, dx * xhat, 0.0)
+                acc_db += tl.where(valid, dx, 0.0)
+                sums = _put(_put(tl.zeros([1, DC, SP], tl.float32), 0, kk, gw * xhat), 1, kk, gw)
+                sums = tl.sum(sums, axis=1, keep_dims=True) / D  # (1, 1, SP)
+                dx = gw - xhat * _slot(sums, 0, kk)
+                if CENTER:
+                    dx -= _slot(sums, 1, kk)
+                dx = tl.where(dmask, dx * tl.load(nrstd_ptr + m64), 0.0)
+            dct = tl.load(dc1_ptr + coff, mask=jmask, other=0.0) + tl.where(kk == 0, _feature_sum(h * dx), 0.0)
+            tl.store(dct_ptr + coff, dct, mask=jmask)
+            dht = tl.load(dh1_ptr + hoff, mask=hmask, other=0.0) + _slot(c1, 0, kk) * dx
+            if DYNAMIC:
+                z = tl.load(z_ptr + coff, mask=jmask, other=0.0)
+                t = tanh(z)
+                dz = tl.where(jmask, dct * scale * (1.0 - t * t), 0.0)
+                tl.store(dz_ptr + coff, dz, mask=jmask)
+                rstd = tl.load(rstd_ptr + m64 * N + ic, mask=imask, other=0.0)
+                xhat = tl.where(hmask, (h - tl.load(mean_ptr + m64 * N + ic, mask=imask, other=0.0)) * rstd, 0.0)
+                dxhat = tl.zeros([NP, DC, DL], tl.float32)
+                for j in tl.static_range(J):
+                    dxhat += _slot(dz, j, kk) * tl.load(wt_ptr + j * D + d, mask=dmask, other=0.0)
+                # the norm's backward needs Σ dxhat·xhat = Σ_j dz_j (z_j - bw_j) and Σ dxhat = Σ_j dz_j Σ w_j:
+                # no feature sums
+                g = dxhat - xhat * (tl.sum(dz * (z - bw), axis=2, keep_dims=True) / D)
+                if CENTER:
+                    g = g - tl.sum(dz * wsum, axis=2, keep_dims=True) / D
+                dht += tl.where(hmask, g * rstd, 0.0)
+            if HAS_WRITE:
+                ct = tl.load(ck_ptr + coff, mask=jmask, other=0.0)  # site k's C: A[i, j+1] in ct[i, 0, j+1]
+                at = tl.load(ck_ptr + c0 + kk * J + 1 + ic, mask=imask & (kk < N), other=0.0)  # at[j, 0, i]
+                d_out = tl.sum(_slot(ct, N + 1, kk) * dht, axis=0, keep_dims=True)
+                tl.store(dout_ptr + m64 * D + d, d_out.to(dout_ptr.dtype.element_ty), mask=dmask)
+                o = tl.load(out_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)
+                # slots[j, :, i+1]: <H_i, dht_j> (dA[i, j+1]); slots[j, :, N+1]: <dht_j, out> (dB_j)
+                slots = _put(tl.zeros([NP, DC, SP], tl.float32), N + 1, kk, dht * o)
+                for i in tl.static_range(N):
+                    row = tl.load(hk_ptr + row0 + i * D + d, mask=dmask, other=0.0)
+                    slots = _put(slots, i + 1, kk, dht * row)
+                    dhk = tl.sum(_slot(at, i, kk) * dht, axis=0, keep_dims=True)  # Σ_j A[i, j+1] dht_j
+                    tl.store(dhk_ptr + row0 + i * D + d, dhk, mask=dmask)
+                sums = tl.sum(slots, axis=1, keep_dims=True)  # (NP, 1, SP)
+                # dCk[i, j+1] = sums[j, i+1] (stored transposed), dCk[j, N+1] = sums[j, N+1], dCk[j, 0] = 0
+                own = (kk == 0) | (kk == N + 1)
+                dck_off = tl.where(own, coff, c0 + (kk - 1) * J + 1 + ic)
+                tl.store(dck_ptr + dck_off, tl.where(kk == 0, 0.0, sums), mask=imask & (kk < N + 2))
+            else:
+                tl.store(dhk_ptr + hoff, dht, mask=hmask)
         if NORM:  # (programs, 2, D)
             tl.store(wpart_ptr + tl.program_id(0) * 2 * D + d, acc_dw, mask=dmask)
             tl.store(wpart_ptr + tl.program_id(0) * 2 * D + D + d, acc_db, mask=dmask)
@@ -384,7 +390,7 @@ def forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps: float, has_write: bool
     _hyper_fwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nw if nb is None else nb, H1, y, C1, z, mean,
                                  rstd, nmean, nrstd, M, D, eps, k["programs"], k["per_program"],
                                  **_constexprs(k, has_write, dynamic, center, norm), HAS_BIAS=nb is not None,
-                                 **k["fwd"])
+                                 FWD_STAGES=STAGES[0], **k["fwd"])
     return H1, y, C1, z, mean, rstd, nmean, nrstd
 
 
@@ -444,7 +450,8 @@ def backward_kernel(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1,
                                  nw if norm else dummy, nmean if norm else dummy, nrstd if norm else dummy,
                                  dHk, d_out if has_write else dummy, dCk if has_write else dummy,
                                  dz if dynamic else dummy, dCt, wpart if norm else dummy, M, D, k["programs"],
-                                 k["per_program"], **_constexprs(k, has_write, dynamic, center, norm), **k["bwd"])
+                                 k["per_program"], **_constexprs(k, has_write, dynamic, center, norm),
+                                 BWD_STAGES=STAGES[1], **k["bwd"])
     return dHk, d_out, dCk, dz, dCt, wpart.sum(0) if norm else None
 
 

@@ -1,6 +1,6 @@
 """hyper_step's kernels on the 124M step's streams (61,440 tokens x 4 x 768, fp32): time by grid, warps and registers.
 
-    python3 scripts/device/hyperstep_bench.py [--write-best] [--norm-only]
+    python3 scripts/device/hyperstep_bench.py [--write-best] [--norm-only | --stages-only]
 
 Prints, for the dynamic LayerNorm site (arch.hyper's default) and the static one, each kernel's time
 and the bandwidth its bytes imply (forward: read H and out, write H' and x_in; backward: read dH', dx,
@@ -8,8 +8,9 @@ H and out, write dH and d_out; it reads H twice, forming H' from it first, and t
 counted once, as if it came from L2), by tokens per program, warps and register cap (maxnreg), and
 the torch matmul the backward adds for the projection's weight gradient; then the dynamic site with the site's
 LayerNorm folded in (the forward writes h = N(x_in) in bf16 rather than x_in in fp32, the backward reads dh; TUNING's
-"norm" case). --norm-only sweeps that case alone. --write-best writes each case's fastest into TUNING in
-gptablate/model/hyperstep.py.
+"norm" case). --norm-only sweeps that case alone. --stages-only times the dynamic case with and without the norm at
+their TUNING with the token loops pipelined over 1, 2 and 3 stages (STAGES). --write-best writes each case's fastest
+into TUNING (or the fastest STAGES for the norm case) in gptablate/model/hyperstep.py.
 """
 import re
 import sys
@@ -100,7 +101,45 @@ TUNING = dict(HS.TUNING)
 TOKENS = (4, 16, 64)
 
 
+def stages(M, n, D):
+    """Forward and backward at TUNING for each number of pipeline stages: the best (forward, backward) for the norm case."""
+    best = {}
+    for norm in (False, True):
+        args = inputs(M, n, D, True, norm=norm)
+        Hk, out, Ck, wt, bw, s = args[:6]
+        H1, y, C1, z, mean, rstd, nmean, nrstd = torch.ops.gptablate.hyper_step(*args)
+        dH1, dy, dC1 = torch.randn_like(H1), torch.randn_like(y), torch.randn_like(C1)
+        times = {}
+        for st in (1, 2, 3):
+            HS.STAGES = (st, st)
+            try:
+                fw = timed(lambda: torch.ops.gptablate.hyper_step(*args))
+                bw_ms = timed(lambda: torch.ops.gptablate.hyper_step_backward(
+                    Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dy, dC1, args[8], nmean, nrstd, True, True,
+                    True))
+            except Exception as e:
+                print(f"  stages {st}: failed: {str(e)[:200]}", flush=True)
+                continue
+            times[st] = (fw, bw_ms)
+            print(f"dynamic site{' with its LayerNorm' if norm else ''}, stages {st}: forward {fw:.3f} ms, backward "
+                  f"{bw_ms:.3f} ms", flush=True)
+        if norm:
+            best = (min(times, key=lambda k: times[k][0]), min(times, key=lambda k: times[k][1]))
+    HS.STAGES = best
+    return best
+
+
 def main():
+    if "--stages-only" in sys.argv:
+        best = stages(61440, 4, 768)
+        print(f"best stages (forward, backward), the norm case: {best}")
+        if "--write-best" in sys.argv:
+            path = Path(HS.__file__)
+            text, done = re.subn(r"^STAGES = \(.*\)$", f"STAGES = {best}", path.read_text(), flags=re.M)
+            assert done == 1
+            path.write_text(text)
+            print(f"wrote to {path}: STAGES = {best}")
+        return
     best = {} if "--norm-only" in sys.argv else {dynamic: sweep(61440, 4, 768, dynamic) for dynamic in (True, False)}
     best["norm"] = sweep(61440, 4, 768, True, norm=True)
     if "--write-best" in sys.argv:
