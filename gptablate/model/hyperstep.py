@@ -59,8 +59,10 @@ TUNING = {
     False: (4, (4, 128), (8, 128)),  # static
     "norm": (16, (4, 128), (4, None)),  # dynamic, with the site's norm folded in
 }
-# Software pipelining of the token loops (tl.range's num_stages), forward and backward: 1, none.
-STAGES = (1, 1)
+# Software pipelining of the token loops (tl.range's num_stages), forward and backward: 1, none. The norm case's
+# backward took 1.597 ms at 2 stages against 1.858 at 1 (2.27 at 3); the forward and the case without the norm were
+# fastest at 1 (`hyperstep_bench.py --stages-only`, call CQ). One setting for both cases: the model takes the norm case.
+STAGES = (1, 2)
 
 
 def _norm_stats(H: torch.Tensor, eps: float, center: bool):
