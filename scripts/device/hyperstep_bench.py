@@ -102,7 +102,8 @@ TOKENS = (4, 16, 64)
 
 
 def stages(M, n, D):
-    """Forward and backward at TUNING for each number of pipeline stages: the best (forward, backward) for the norm case."""
+    """Forward and backward at TUNING for each number of pipeline stages; the best (forward, backward) of the norm
+    case."""
     best = {}
     for norm in (False, True):
         args = inputs(M, n, D, True, norm=norm)
