@@ -62,13 +62,11 @@ def test_hand_backward_with_the_sites_norm_matches_autograd(has_write, norm):
 def test_weight_gradient_keeps_the_streams_dtype_when_compiled_under_autocast():
     """The projection's weight gradient (a matmul over H' in the op's backward) in fp32 under a compiled autocast
     region: it had run in bf16 there, casting H' first (a stream-sized copy a site)."""
-    args = _inputs(4, 64, 256, True, True, dtype=torch.float32) + [torch.zeros(0), torch.zeros(0)]
-
     def step(*a):
-        H1, y, C1 = HS.hyper_step(*a[:8], eps=1e-5, has_write=True, dynamic=True, center=True)
+        H1, y, C1 = HS.hyper_step(*a, eps=1e-5, has_write=True, dynamic=True, center=True)
         return H1.sum() + (y * y).sum() + C1.sum()
 
-    assert_compiled_autocast_keeps_gradients(step, args[:8])
+    assert_compiled_autocast_keeps_gradients(step, _inputs(4, 64, 256, True, True, dtype=torch.float32))
 
 
 def _model(sets):
@@ -209,8 +207,8 @@ def test_static_walk_folds_every_norm_but_the_first_into_its_steps(norm):
 
 
 def _hidden_after_perturbing(models, perturb):
-    """As losses_after_perturbing, but the final norm's output (float64 throughout: the loss computes in fp32) and
-    its gradient from fixed random weights over it: the outputs, and each model's .grad set."""
+    """As losses_after_perturbing, but the final norm's output and its gradient from fixed random weights over it,
+    float64 throughout (the loss computes in fp32): the outputs, and each model's .grad set."""
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for (name, p), e in zip(models[0].named_parameters(), [torch.randn(p.shape, generator=g, dtype=p.dtype)
