@@ -42,7 +42,7 @@ from __future__ import annotations
 import torch
 
 from .addnorm import add_norm_backward_reference, add_norm_reference
-from .kernels import autocast_dtype, row_chunks, tanh, tl, triton, use_kernel
+from .kernels import autocast_dtype, empties, row_chunks, tanh, tl, triton, use_kernel
 
 # Tokens per program, and the warps and register cap (maxnreg, None: the compiler's choice) of the
 # forward and backward kernels, for a dynamic site and a static one: the fastest of
@@ -171,6 +171,14 @@ if triton is not None:
         return tl.where(kk < N + 1, tl.load(s_ptr), tl.load(s_ptr + 1)), tl.load(bw_ptr + kk, mask=kk < J, other=0.0)
 
     @triton.jit
+    def _nth_token(it, n_programs, M):
+        """This program's token in the loop's iteration `it`, and whether it is a token of its own: past the last one
+        (a grid that does not divide M) the last token again, its values written twice alike. No branch, so that
+        the loop's loads can be pipelined (STAGES)."""
+        m = tl.program_id(0) + it * n_programs
+        return tl.minimum(m, M - 1), m < M
+
+    @triton.jit
     def _token(m, D, N: tl.constexpr, J: tl.constexpr):
         """Token m as int64, and where its streams (m·N·D) and its coefficients (m·N·J) start."""
         m64 = m.to(tl.int64)
@@ -202,10 +210,7 @@ if triton is not None:
         if DYNAMIC:
             scale, bw = _coefficient_scale(s_ptr, bw_ptr, kk, N, J)
         for it in tl.range(0, tokens_per_program, num_stages=FWD_STAGES):
-            # past the last token (a grid that does not divide M): the last token again, its values
-            # written twice alike; no branch, so that the loop's loads can be pipelined (STAGES)
-            valid = tl.program_id(0) + it * n_programs < M
-            m = tl.minimum(tl.program_id(0) + it * n_programs, M - 1)
+            m, _ = _nth_token(it, n_programs, M)
             m64, row0, c0 = _token(m, D, N, J)
             if HAS_WRITE:
                 h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J)
@@ -268,10 +273,7 @@ if triton is not None:
         acc_dw = tl.zeros([1, DC, DL], tl.float32)
         acc_db = tl.zeros([1, DC, DL], tl.float32)
         for it in tl.range(0, tokens_per_program, num_stages=BWD_STAGES):
-            # past the last token (a grid that does not divide M): the last token again, its values
-            # written twice alike; no branch, so that the loop's loads can be pipelined (STAGES)
-            valid = tl.program_id(0) + it * n_programs < M
-            m = tl.minimum(tl.program_id(0) + it * n_programs, M - 1)
+            m, valid = _nth_token(it, n_programs, M)  # valid: not a repeat, for the norm's per-program sums
             m64, row0, c0 = _token(m, D, N, J)
             hoff = row0 + ic * D + d
             coff = c0 + ic * J + kk
@@ -351,10 +353,6 @@ def _tuning(warps: int, maxnreg: int | None) -> dict:
     return dict(num_warps=warps, **({"maxnreg": maxnreg} if maxnreg else {}))
 
 
-def _empties(t: torch.Tensor, k: int) -> tuple:
-    return tuple(t.new_zeros(0) for _ in range(k))  # separate tensors: an op's outputs may not alias
-
-
 @torch.library.custom_op("gptablate::hyper_step", mutates_args=())
 def _hyper_step_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tensor, wt: torch.Tensor, bw: torch.Tensor,
                    s: torch.Tensor, a_s: torch.Tensor, b_s: torch.Tensor, nw: torch.Tensor, nb: torch.Tensor,
@@ -384,8 +382,8 @@ def forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps: float, has_write: bool
     H1, C1 = torch.empty_like(Hk), torch.empty(M, n, n + 2, **f32)
     y = torch.empty(M, D, dtype=h_dtype if norm else torch.float32, device=Hk.device)
     z, mean, rstd = (torch.empty(M, n, n + 2, **f32), torch.empty(M, n, **f32), torch.empty(M, n, **f32)
-                     ) if dynamic else _empties(Hk, 3)
-    nmean, nrstd = (torch.empty(M, **f32), torch.empty(M, **f32)) if norm else _empties(Hk, 2)
+                     ) if dynamic else empties(Hk, 3)
+    nmean, nrstd = (torch.empty(M, **f32), torch.empty(M, **f32)) if norm else empties(Hk, 2)
     nw = nw if norm else Hk.new_zeros(0)
     nb = nb if norm and nb is not None and nb.numel() else None
     k = _launch_shape(Hk, dynamic, norm)
