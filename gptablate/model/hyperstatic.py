@@ -37,7 +37,7 @@ from __future__ import annotations
 import torch
 
 from .addnorm import add_norm_backward_reference, add_norm_reference
-from .kernels import autocast_dtype, kernel_op, sm_count, tl, triton, use_kernel
+from .kernels import autocast_dtype, empties, kernel_op, sm_count, tl, triton, use_kernel
 
 # (tokens a program, warps) of the forward; (programs per SM, tokens an iteration, warps) of the backward. A
 # program's columns are 128 x warps (a warp's 32 lanes x 4), so the streams and tokens of a tile lie within a
@@ -242,7 +242,7 @@ def _static_step_op(H: torch.Tensor, out: torch.Tensor, mix: torch.Tensor, b: to
     if not use_kernel(H):
         H1, x = static_step_reference(H, out, mix, b, r, store_h)
         if not norm:
-            return H1.contiguous(), x.contiguous(), *(H.new_zeros(0) for _ in range(3))
+            return H1.contiguous(), x.contiguous(), *empties(H, 3)
         _, h, mean, rstd = add_norm_reference(x, None, None, weight, bias, eps, False, center, h_dtype)
         return H1.contiguous(), x.contiguous(), h.contiguous(), mean, rstd
     M, _, D = H.shape
@@ -256,7 +256,7 @@ def _static_step_op(H: torch.Tensor, out: torch.Tensor, mix: torch.Tensor, b: to
     else:
         tokens, warps = FWD
         meta = _meta(H, n, warps)
-        h, mean, rstd = (H.new_zeros(0) for _ in range(3))  # three tensors: an op's outputs may not alias
+        h, mean, rstd = empties(H, 3)
     grid = (triton.cdiv(M, tokens), triton.cdiv(D, meta["BD"]))
     torch.library.wrap_triton(_hyper_static_fwd_kernel)[grid](
         H, out, mix, b, r, H1, x, weight, bias, h, mean, rstd, M, D, eps, BM=tokens, STORE_H=store_h, NORM=norm,

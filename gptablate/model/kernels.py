@@ -49,6 +49,11 @@ def autocast_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
 
 
+def empties(t: torch.Tensor, k: int) -> tuple:
+    """k empty tensors like t, separate ones: a custom op's outputs may not alias (its absent outputs)."""
+    return tuple(t.new_zeros(0) for _ in range(k))
+
+
 def row_chunks(D: int) -> tuple[int, int]:
     """(DC, DL): a row of D features as DC chunks of DL (a warp's 32 lanes x 4, or fewer for a narrow row), both
     powers of two, the warps along the chunks (hyperstep.py, aggregate.py)."""
