@@ -32,7 +32,7 @@ class Layout(nn.Module):
 
     def normed_sites(self):
         """Each site as (its norm, the rest of its branch on the norm's output), for residual strategies that fuse
-        the norm with their own stream work (hyperstatic.py); None where a site is not of that form."""
+        the norm with their own stream work (hyperstep.py, hyperstatic.py); None where a site is not of that form."""
         return None
 
     @staticmethod

@@ -292,7 +292,7 @@ class HyperConnections(Residual):
         self.kernel = settings.kernel
         self.fusable = not settings.dynamic or cfg.norm in ("layernorm", "rmsnorm")
         self.norms_foldable = cfg.norm in ("layernorm", "rmsnorm")
-        self.fused = False  # GPT.fused_kernels: the static walk then folds the sites' norms into its steps
+        self.fused = False  # GPT.fused_kernels: the fused walks then fold the sites' norms into their steps
 
     def fused_for(self, x: torch.Tensor) -> bool:
         """Whether the walk over x takes hyper_step (arch.hyper.kernel)."""
@@ -337,7 +337,7 @@ class HyperConnections(Residual):
         empty = x.new_zeros(0)
 
         def norm(k):
-            return None if norms is None else (norms[k].weight, getattr(norms[k], "bias", None))
+            return None if norms is None else _gain_and_bias(norms[k])
 
         H, x_in, C = hyper_step(x.reshape(M, 1, D).expand(M, n, D), empty, empty,
                                 *self.site_weights[0].fused_params(), has_write=False, norm=norm(0), **flags)
@@ -369,9 +369,14 @@ class HyperConnections(Residual):
                 mix = mix.sum(0, keepdim=True)
             last = k + 1 == len(sites)
             r = torch.ones_like(w[k].B_s) if last else w[k + 1].A_s[:, 0]
-            norm = None if norms is None else (norms[k + 1].weight, getattr(norms[k + 1], "bias", None), self.center)
+            norm = None if norms is None else (*_gain_and_bias(norms[k + 1]), self.center)
             H, x_in = static_step(H, out, mix, w[k].B_s, r, store_h=not last, norm=norm)
         return x_in.view(B, T, D)
+
+
+def _gain_and_bias(norm: nn.Module) -> tuple:
+    """A LayerNorm's or RMSNorm's (weight, bias or None), as the fused steps take a site's norm."""
+    return norm.weight, getattr(norm, "bias", None)
 
 
 class _MHCSite(nn.Module):
