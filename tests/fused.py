@@ -69,15 +69,21 @@ def kernel_key_paths(build, key: str) -> tuple:
     return fused, plain
 
 
-def losses_after_perturbing(models, perturb, seed: int = 1) -> list:
-    """Each model's parameters moved alike, perturb(name, p, e) with e the same N(0, 1) draw for every model, then one
-    batch of 2 x 16 tokens forward and backward: the losses."""
+def perturb_alike(models, perturb, seed: int = 1) -> torch.Generator:
+    """Each model's parameters moved alike, perturb(name, p, e) with e the same N(0, 1) draw for every model: the
+    generator, for the draws that follow."""
     g = torch.Generator().manual_seed(seed)
     noise = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in models[0].parameters()]
     with torch.no_grad():
         for model in models:
             for (name, p), e in zip(model.named_parameters(), noise):
                 perturb(name, p, e)
+    return g
+
+
+def losses_after_perturbing(models, perturb, seed: int = 1) -> list:
+    """The models perturbed alike (perturb_alike), then one batch of 2 x 16 tokens forward and backward: the losses."""
+    g = perturb_alike(models, perturb, seed)
     x = torch.randint(0, models[0].config.vocab_size, (2, 17), generator=g).to(next(models[0].parameters()).device)
     losses = [model(x[:, :-1], x[:, 1:]) for model in models]
     for loss in losses:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from fused import (assert_compiled_autocast_keeps_gradients, assert_op_backward_is_autograds, kernel_key_paths,
-                   losses_after_perturbing)
+                   losses_after_perturbing, perturb_alike)
 from graphs import compiled_graphs
 from interpreter import kernel_tests
 
@@ -209,12 +209,7 @@ def test_static_walk_folds_every_norm_but_the_first_into_its_steps(norm):
 def _hidden_after_perturbing(models, perturb):
     """As losses_after_perturbing, but the final norm's output and its gradient from fixed random weights over it,
     float64 throughout (the loss computes in fp32): the outputs, and each model's .grad set."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for (name, p), e in zip(models[0].named_parameters(), [torch.randn(p.shape, generator=g, dtype=p.dtype)
-                                                                for p in models[0].parameters()]):
-            for model in models:
-                perturb(name, dict(model.named_parameters())[name], e)
+    g = perturb_alike(models, perturb)
     idx = torch.randint(0, 64, (2, 16), generator=g)
     outs = [model.hidden(idx) for model in models]
     weights = torch.randn(outs[0].shape, generator=g, dtype=outs[0].dtype)
