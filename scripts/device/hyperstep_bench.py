@@ -50,12 +50,25 @@ def inputs(M, n, D, dynamic, device="cuda", norm=False):
             torch.bfloat16 if norm else torch.float32)
 
 
-def sweep(M, n, D, dynamic, norm=False):
+def step_calls(M, n, D, dynamic, norm=False):
+    """(forward, backward, H'): hyper_step and its backward on one site's inputs as two callables, for timing."""
     args = inputs(M, n, D, dynamic, norm=norm)
     Hk, out, Ck, wt, bw, s = args[:6]
-    nw = args[8]
     H1, y, C1, z, mean, rstd, nmean, nrstd = torch.ops.gptablate.hyper_step(*args)
     dH1, dy, dC1 = torch.randn_like(H1), torch.randn_like(y), torch.randn_like(C1)
+
+    def forward():
+        return torch.ops.gptablate.hyper_step(*args)
+
+    def backward():
+        return torch.ops.gptablate.hyper_step_backward(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dy, dC1,
+                                                       args[8], nmean, nrstd, True, dynamic, True)
+
+    return forward, backward, H1
+
+
+def sweep(M, n, D, dynamic, norm=False):
+    forward, backward, H1 = step_calls(M, n, D, dynamic, norm)
     stream = M * n * D * 4
     row = 2 if norm else 4  # x_in in fp32, or h (and dh) in bf16
     fwd_bytes = 2 * stream + M * D * (2 + row)
@@ -70,10 +83,7 @@ def sweep(M, n, D, dynamic, norm=False):
             for maxnreg in (None, 128, 168):
                 HS.TUNING = {**TUNING, key: (tokens, (warps, maxnreg), (warps, maxnreg))}
                 try:
-                    fw = timed(lambda: torch.ops.gptablate.hyper_step(*args))
-                    bw_ms = timed(lambda: torch.ops.gptablate.hyper_step_backward(
-                        Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dy, dC1, nw, nmean, nrstd, True, dynamic,
-                        True))
+                    fw, bw_ms = timed(forward), timed(backward)
                 except Exception as e:  # e.g. a Triton without maxnreg
                     print(f"  tokens/program {tokens} warps {warps} maxnreg {maxnreg}: failed: {str(e)[:200]}")
                     continue
@@ -106,18 +116,12 @@ def stages(M, n, D):
     case."""
     best = {}
     for norm in (False, True):
-        args = inputs(M, n, D, True, norm=norm)
-        Hk, out, Ck, wt, bw, s = args[:6]
-        H1, y, C1, z, mean, rstd, nmean, nrstd = torch.ops.gptablate.hyper_step(*args)
-        dH1, dy, dC1 = torch.randn_like(H1), torch.randn_like(y), torch.randn_like(C1)
+        forward, backward, _ = step_calls(M, n, D, True, norm)
         times = {}
         for st in (1, 2, 3):
             HS.STAGES = (st, st)
             try:
-                fw = timed(lambda: torch.ops.gptablate.hyper_step(*args))
-                bw_ms = timed(lambda: torch.ops.gptablate.hyper_step_backward(
-                    Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dy, dC1, args[8], nmean, nrstd, True, True,
-                    True))
+                fw, bw_ms = timed(forward), timed(backward)
             except Exception as e:
                 print(f"  stages {st}: failed: {str(e)[:200]}", flush=True)
                 continue
