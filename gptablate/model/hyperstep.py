@@ -16,7 +16,7 @@ users are this operation and the next one. The backward forms H' again from H an
 reads anyway, rather than reading it. The first site's read is the same operation without the
 write (`has_write=False`); the last site's write and the exit's sum over the streams stay in
 torch. Measured on an H100 at the 124M step (docs/performance.md): hyper 2.11× the baseline's step
-time before it, 1.80× with its first kernels, 1.52× with these; hyper static 1.33×.
+time before it, 1.80× with its first kernels, 1.48× with these; hyper static 1.33×.
 The model takes it for the dynamic case only: the static one, whose A and B are the same for every
 token, takes hyperstatic.py's element-wise kernels (its backward 0.92 ms a site where these take 1.30).
 
@@ -53,7 +53,8 @@ from .kernels import autocast_dtype, empties, row_chunks, tanh, tl, triton, use_
 # reading is one full wave and one a third full). The layout the compiler picks for a tile
 # changes with the warps, and a bad one costs several times: the static backward took 5.4 ms at 4 warps
 # and 1.5 ms at 8 (call O). "norm": the dynamic site with its norm folded in (`--norm-only`, call CL: forward 0.924 ms,
-# backward 1.850 ms).
+# backward 1.850 ms; since the coefficients are loaded as columns and the backward's 2-byte rows narrowed, forward
+# 0.909 and backward 1.424 ms at these caps and STAGES, the fastest of scripts/device/hyperstep_ab.py's sweep, call CW).
 TUNING = {
     True: (16, (4, 128), (4, 168)),  # dynamic
     False: (4, (4, 128), (8, 128)),  # static
@@ -148,6 +149,12 @@ if triton is not None:
         return tl.sum(tl.where(kk == k, x, 0.0), axis=2, keep_dims=True)
 
     @triton.jit
+    def _column(ck_ptr, c0, ic, i, N: tl.constexpr, J: tl.constexpr):
+        """A[i, j+1] for the streams j = ic, (NP, 1, 1): stream i's row of site k's write, loaded as the streams' column
+        (picking it out of a loaded (NP, 1, SP) tile with _slot cost a reduction across lanes)."""
+        return tl.load(ck_ptr + c0 + i * J + 1 + ic, mask=ic < N, other=0.0)
+
+    @triton.jit
     def _put(slots, k, kk, x):
         """Slots with slot k set to x's partial sum over the features of each chunk (over DL; within a warp)."""
         return tl.where(kk == k, tl.sum(x, axis=2, keep_dims=True), slots)
@@ -171,6 +178,16 @@ if triton is not None:
         return tl.where(kk < N + 1, tl.load(s_ptr), tl.load(s_ptr + 1)), tl.load(bw_ptr + kk, mask=kk < J, other=0.0)
 
     @triton.jit
+    def _narrow(d):
+        """The features d as offsets the compiler sees as contiguous in fours only, for the backward's 2-byte rows
+        (out, dh, d_out): their loads and stores then take the fp32 streams' layout (four a thread, a 16-byte access)
+        rather than their own (eight), which had put each of the four dH stores of a token through shared memory
+        (compiled for sm_90). The backward 1.58 → 1.43 ms with the coefficients loaded as columns (call CV). The forward
+        keeps its layout: narrowed there too (its store of H' no longer through shared memory) it was slower at
+        every register cap (0.92-0.99 against 0.85-0.90 ms, calls CU and CV)."""
+        return (d // 4) * 4 + d % 4
+
+    @triton.jit
     def _nth_token(it, n_programs, M):
         """This program's token in the loop's iteration `it`, and whether it is a token of its own: past the last one
         (a grid that does not divide M) the last token again, its values written twice alike. No branch, so that
@@ -185,14 +202,14 @@ if triton is not None:
         return m64, m64 * N * D, m64 * N * J
 
     @triton.jit
-    def _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N: tl.constexpr, J: tl.constexpr):
+    def _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N: tl.constexpr, J: tl.constexpr,
+               NARROW: tl.constexpr):
         """Site k's write of token m64 (streams at row0, coefficients at c0): H'_j = Σ_i A[i, j+1] H_i + B_j out,
-        a (NP, DC, DL) tile."""
-        at = tl.load(ck_ptr + c0 + kk * J + 1 + ic, mask=(ic < N) & (kk < N), other=0.0)  # at[j, 0, i] = A[i, j+1]
+        a (NP, DC, DL) tile; out's offsets narrowed (_narrow) in the backward."""
         b = tl.load(ck_ptr + c0 + ic * J + (N + 1), mask=ic < N, other=0.0)  # B_j
-        h = b * tl.load(out_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)
+        h = b * tl.load(out_ptr + m64 * D + (_narrow(d) if NARROW else d), mask=dmask, other=0.0).to(tl.float32)
         for i in tl.static_range(N):
-            h += _slot(at, i, kk) * tl.load(hk_ptr + row0 + i * D + d, mask=dmask, other=0.0)
+            h += _column(ck_ptr, c0, ic, i, N, J) * tl.load(hk_ptr + row0 + i * D + d, mask=dmask, other=0.0)
         return tl.where(hmask, h, 0.0)
 
     @triton.jit
@@ -213,7 +230,7 @@ if triton is not None:
             m, _ = _nth_token(it, n_programs, M)
             m64, row0, c0 = _token(m, D, N, J)
             if HAS_WRITE:
-                h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J)
+                h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J, False)
             else:
                 h = tl.load(hk_ptr + row0 + ic * D + d, mask=hmask, other=0.0)
             tl.store(h1_ptr + row0 + ic * D + d, h, mask=hmask)
@@ -278,13 +295,13 @@ if triton is not None:
             hoff = row0 + ic * D + d
             coff = c0 + ic * J + kk
             if HAS_WRITE:  # H' again from H and out, which the backward reads anyway: one read of the streams less
-                h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J)
+                h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J, True)
             else:
                 h = tl.load(h1_ptr + hoff, mask=hmask, other=0.0)
-            c1 = tl.load(c1_ptr + coff, mask=jmask, other=0.0)
-            dx = tl.load(dx_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)  # with the norm: dh
+            a0 = tl.load(c1_ptr + c0 + ic * J, mask=imask, other=0.0)  # A'[i, 0]
+            dx = tl.load(dx_ptr + m64 * D + _narrow(d), mask=dmask, other=0.0).to(tl.float32)  # with the norm: dh
             if NORM:  # x_in' again from H' and C'; dx = rstd·(w·dh - x̂·Σ w·dh·x̂ / D - Σ w·dh / D)
-                xhat = tl.sum(_slot(c1, 0, kk) * h, axis=0, keep_dims=True)
+                xhat = tl.sum(a0 * h, axis=0, keep_dims=True)
                 xhat = tl.where(dmask, (xhat - tl.load(nmean_ptr + m64)) * tl.load(nrstd_ptr + m64), 0.0)
                 gw = dx * tl.load(nw_ptr + d, mask=dmask, other=0.0)
                 acc_dw += tl.where(valid, dx * xhat, 0.0)
@@ -297,7 +314,7 @@ if triton is not None:
                 dx = tl.where(dmask, dx * tl.load(nrstd_ptr + m64), 0.0)
             dct = tl.load(dc1_ptr + coff, mask=jmask, other=0.0) + tl.where(kk == 0, _feature_sum(h * dx), 0.0)
             tl.store(dct_ptr + coff, dct, mask=jmask)
-            dht = tl.load(dh1_ptr + hoff, mask=hmask, other=0.0) + _slot(c1, 0, kk) * dx
+            dht = tl.load(dh1_ptr + hoff, mask=hmask, other=0.0) + a0 * dx
             if DYNAMIC:
                 z = tl.load(z_ptr + coff, mask=jmask, other=0.0)
                 t = tanh(z)
@@ -315,17 +332,16 @@ if triton is not None:
                     g = g - tl.sum(dz * wsum, axis=2, keep_dims=True) / D
                 dht += tl.where(hmask, g * rstd, 0.0)
             if HAS_WRITE:
-                ct = tl.load(ck_ptr + coff, mask=jmask, other=0.0)  # site k's C: A[i, j+1] in ct[i, 0, j+1]
-                at = tl.load(ck_ptr + c0 + kk * J + 1 + ic, mask=imask & (kk < N), other=0.0)  # at[j, 0, i]
-                d_out = tl.sum(_slot(ct, N + 1, kk) * dht, axis=0, keep_dims=True)
-                tl.store(dout_ptr + m64 * D + d, d_out.to(dout_ptr.dtype.element_ty), mask=dmask)
-                o = tl.load(out_ptr + m64 * D + d, mask=dmask, other=0.0).to(tl.float32)
+                b = tl.load(ck_ptr + c0 + ic * J + (N + 1), mask=imask, other=0.0)  # B_j
+                d_out = tl.sum(b * dht, axis=0, keep_dims=True)
+                tl.store(dout_ptr + m64 * D + _narrow(d), d_out.to(dout_ptr.dtype.element_ty), mask=dmask)
+                o = tl.load(out_ptr + m64 * D + _narrow(d), mask=dmask, other=0.0).to(tl.float32)
                 # slots[j, :, i+1]: <H_i, dht_j> (dA[i, j+1]); slots[j, :, N+1]: <dht_j, out> (dB_j)
                 slots = _put(tl.zeros([NP, DC, SP], tl.float32), N + 1, kk, dht * o)
                 for i in tl.static_range(N):
                     row = tl.load(hk_ptr + row0 + i * D + d, mask=dmask, other=0.0)
                     slots = _put(slots, i + 1, kk, dht * row)
-                    dhk = tl.sum(_slot(at, i, kk) * dht, axis=0, keep_dims=True)  # Σ_j A[i, j+1] dht_j
+                    dhk = tl.sum(_column(ck_ptr, c0, ic, i, N, J) * dht, axis=0, keep_dims=True)  # Σ_j A[i, j+1] dht_j
                     tl.store(dhk_ptr + row0 + i * D + d, dhk, mask=dmask)
                 sums = tl.sum(slots, axis=1, keep_dims=True)  # (NP, 1, SP)
                 # dCk[i, j+1] = sums[j, i+1] (stored transposed), dCk[j, N+1] = sums[j, N+1], dCk[j, 0] = 0
