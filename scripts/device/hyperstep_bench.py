@@ -10,7 +10,8 @@ the torch matmul the backward adds for the projection's weight gradient; then th
 LayerNorm folded in (the forward writes h = N(x_in) in bf16 rather than x_in in fp32, the backward reads dh; TUNING's
 "norm" case). --norm-only sweeps that case alone. --stages-only times the dynamic case with and without the norm at
 their TUNING with the token loops pipelined over 1, 2 and 3 stages (STAGES). --write-best writes each case's fastest
-into TUNING (or the fastest STAGES for the norm case) in gptablate/model/hyperstep.py.
+into TUNING (or the fastest STAGES for the norm case) in gptablate/model/hyperstep.py. --widths times the norm case at
+rows of 512, 768 and 1,024 features (the same stream bytes), for what the tile's padding of a 768-wide row costs.
 """
 import re
 import sys
@@ -134,7 +135,26 @@ def stages(M, n, D):
     return best
 
 
+def widths(n=4):
+    """The norm case at TUNING and each STAGES for rows of 512, 768 and 1,024 features, the streams the same bytes
+    (61,440 x 768 tokens x features): 768 fills 1,024 lanes of the kernels' (stream, chunk, feature) tile, a quarter of
+    them masked, where 512 and 1,024 fill theirs, so the GB/s of the three say what the padding costs."""
+    for D in (512, 768, 1024):
+        M = 61440 * 768 // D
+        forward, backward, _ = step_calls(M, n, D, True, norm=True)
+        stream = M * n * D * 4
+        fwd_bytes, bwd_bytes = 2 * stream + M * D * 4, 3 * stream + M * D * 6
+        for st in (1, 2):
+            HS.STAGES = (st, st)
+            fw, bw_ms = timed(forward), timed(backward)
+            print(f"D {D} (M {M}), stages {st}: forward {fw:.3f} ms ({fwd_bytes / fw / 1e6:.0f} GB/s), backward "
+                  f"{bw_ms:.3f} ms ({bwd_bytes / bw_ms / 1e6:.0f} GB/s)", flush=True)
+
+
 def main():
+    if "--widths" in sys.argv:
+        widths()
+        return
     if "--stages-only" in sys.argv:
         best = stages(61440, 4, 768)
         print(f"best stages (forward, backward), the norm case: {best}")

@@ -1,0 +1,99 @@
+"""hyper_step's kernels from several copies of gptablate/model/hyperstep.py, timed side by side on the same inputs.
+
+    python3 scripts/device/hyperstep_ab.py NAME=PATH [NAME=PATH ...] [--write-best NAME]
+
+Each PATH is a copy of hyperstep.py (the committed one, an experiment, the code before a change), loaded as a module of
+its own inside gptablate.model (its custom ops renamed so that the copies do not collide) and called through its
+forward_kernel and backward_kernel. For the dynamic LayerNorm site with the site's norm folded in (what the model takes)
+on the 124M step's streams (61,440 x 4 x 768), each copy's forward and backward are timed with the token loops at 1 and
+2 pipeline stages and at the compiler's register count and caps of 128 and 168 (three programs of 4 warps an SM), and its
+outputs are compared with the first copy's. --write-best NAME writes that copy's fastest forward and backward (stages
+and cap each) into gptablate/model/hyperstep.py's STAGES and TUNING["norm"].
+"""
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hyperstep_bench import inputs, timed  # noqa: E402
+
+import gptablate.model  # noqa: E402
+
+
+def load(name: str, path: str):
+    text = Path(path).read_text().replace('"gptablate::hyper_step', f'"gptablate::ab_{name}_hyper_step')
+    spec = importlib.util.spec_from_loader(f"gptablate.model.ab_{name}", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "gptablate.model"
+    module.__file__ = path
+    exec(compile(text, path, "exec"), module.__dict__)
+    return module
+
+
+def main():
+    M, n, D = 61440, 4, 768
+    args = inputs(M, n, D, True, norm=True)
+    Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nb, eps, _, _, center, h_dtype = args
+    torch.manual_seed(1)
+    dH1 = torch.randn(M, n, D, device="cuda")
+    dy = torch.randn(M, D, device="cuda", dtype=h_dtype)
+    dC1 = torch.randn(M, n, n + 2, device="cuda")
+    first = None
+    argv = sys.argv[1:]
+    write = argv[argv.index("--write-best") + 1] if "--write-best" in argv else None
+    specs = [a for a in argv if "=" in a]
+    for spec in specs:
+        name, path = spec.split("=", 1)
+        mod = load(name, path)
+
+        def forward():
+            return mod.forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, True, True, center, nw, nb, h_dtype)
+
+        fw_out = forward()
+        H1, y, C1, z, mean, rstd, nmean, nrstd = fw_out
+
+        def backward():
+            return mod.backward_kernel(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dy, dC1, True, True, center,
+                                       nw, nmean, nrstd)
+
+        results = [t for t in (*fw_out, *backward()) if t is not None]
+        if first is None:
+            first = results
+            diff = "the reference"
+        else:
+            diff = "largest difference from the first, relative to its largest entry: " + ", ".join(
+                f"{((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-30)).item():.1e}"
+                for a, b in zip(results, first))
+        print(f"{name} ({path}): {diff}", flush=True)
+        tuning = dict(mod.TUNING)
+        tokens = tuning["norm"][0]
+        times = {}
+        for stages in (1, 2):
+            for cap in (None, 128, 168):
+                mod.STAGES = (stages, stages)
+                mod.TUNING = {**tuning, "norm": (tokens, (4, cap), (4, cap))}
+                try:
+                    fw, bw_ms = timed(forward), timed(backward)
+                except Exception as e:  # noqa: BLE001 - a configuration that does not compile or launch
+                    print(f"  stages {stages} maxnreg {cap}: failed: {str(e)[:200]}", flush=True)
+                    continue
+                times[stages, cap] = (fw, bw_ms)
+                print(f"  stages {stages} maxnreg {cap}: forward {fw:.3f} ms, backward {bw_ms:.3f} ms", flush=True)
+        mod.STAGES, mod.TUNING = (1, 2), tuning
+        (fs, fc), (bs, bc) = (min(times, key=lambda k: times[k][0]), min(times, key=lambda k: times[k][1]))
+        print(f"  best: forward stages {fs} maxnreg {fc} ({times[fs, fc][0]:.3f} ms), backward stages {bs} maxnreg {bc} "
+              f"({times[bs, bc][1]:.3f} ms): {times[fs, fc][0] + times[bs, bc][1]:.3f} ms a site", flush=True)
+        if name == write:
+            path = Path(gptablate.model.__file__).parent / "hyperstep.py"
+            text, a = re.subn(r"^STAGES = \(.*\)$", f"STAGES = {(fs, bs)}", path.read_text(), flags=re.M)
+            text, b = re.subn(r'^    "norm": \(.*\),', f'    "norm": {(tokens, (4, fc), (4, bc))},', text, flags=re.M)
+            assert a == b == 1
+            path.write_text(text)
+            print(f"wrote to {path}: STAGES = {(fs, bs)}, TUNING['norm'] = {(tokens, (4, fc), (4, bc))}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
