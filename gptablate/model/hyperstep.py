@@ -42,7 +42,7 @@ from __future__ import annotations
 import torch
 
 from .addnorm import add_norm_backward_reference, add_norm_reference
-from .kernels import autocast_dtype, empties, row_chunks, tanh, tl, triton, use_kernel
+from .kernels import autocast_dtype, empties, narrow, row_chunks, tanh, tl, triton, use_kernel
 
 # Tokens per program, and the warps and register cap (maxnreg, None: the compiler's choice) of the
 # forward and backward kernels, for a dynamic site and a static one: the fastest of
@@ -178,16 +178,6 @@ if triton is not None:
         return tl.where(kk < N + 1, tl.load(s_ptr), tl.load(s_ptr + 1)), tl.load(bw_ptr + kk, mask=kk < J, other=0.0)
 
     @triton.jit
-    def _narrow(d):
-        """The features d as offsets the compiler sees as contiguous in fours only, for the backward's 2-byte rows
-        (out, dh, d_out): their loads and stores then take the fp32 streams' layout (four a thread, a 16-byte access)
-        rather than their own (eight), which had put each of the four dH stores of a token through shared memory
-        (compiled for sm_90). The backward 1.58 → 1.43 ms with the coefficients loaded as columns (call CV). The forward
-        keeps its layout: narrowed there too (its store of H' no longer through shared memory) it was slower at
-        every register cap (0.92-0.99 against 0.85-0.90 ms, calls CU and CV)."""
-        return (d // 4) * 4 + d % 4
-
-    @triton.jit
     def _nth_token(it, n_programs, M):
         """This program's token in the loop's iteration `it`, and whether it is a token of its own: past the last one
         (a grid that does not divide M) the last token again, its values written twice alike. No branch, so that
@@ -205,9 +195,11 @@ if triton is not None:
     def _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N: tl.constexpr, J: tl.constexpr,
                NARROW: tl.constexpr):
         """Site k's write of token m64 (streams at row0, coefficients at c0): H'_j = Σ_i A[i, j+1] H_i + B_j out,
-        a (NP, DC, DL) tile; out's offsets narrowed (_narrow) in the backward."""
+        a (NP, DC, DL) tile. The backward addresses its 2-byte rows (out, dh, d_out) through kernels.narrow: 1.58 → 1.43
+        ms with the coefficients loaded as columns (call CV). The forward does not (NARROW False): narrowed, its store
+        of H' left shared memory but it ran slower at every register cap (0.92-0.99 against 0.85-0.91 ms, CU, CV)."""
         b = tl.load(ck_ptr + c0 + ic * J + (N + 1), mask=ic < N, other=0.0)  # B_j
-        h = b * tl.load(out_ptr + m64 * D + (_narrow(d) if NARROW else d), mask=dmask, other=0.0).to(tl.float32)
+        h = b * tl.load(out_ptr + m64 * D + (narrow(d) if NARROW else d), mask=dmask, other=0.0).to(tl.float32)
         for i in tl.static_range(N):
             h += _column(ck_ptr, c0, ic, i, N, J) * tl.load(hk_ptr + row0 + i * D + d, mask=dmask, other=0.0)
         return tl.where(hmask, h, 0.0)
@@ -299,7 +291,7 @@ if triton is not None:
             else:
                 h = tl.load(h1_ptr + hoff, mask=hmask, other=0.0)
             a0 = tl.load(c1_ptr + c0 + ic * J, mask=imask, other=0.0)  # A'[i, 0]
-            dx = tl.load(dx_ptr + m64 * D + _narrow(d), mask=dmask, other=0.0).to(tl.float32)  # with the norm: dh
+            dx = tl.load(dx_ptr + m64 * D + narrow(d), mask=dmask, other=0.0).to(tl.float32)  # with the norm: dh
             if NORM:  # x_in' again from H' and C'; dx = rstd·(w·dh - x̂·Σ w·dh·x̂ / D - Σ w·dh / D)
                 xhat = tl.sum(a0 * h, axis=0, keep_dims=True)
                 xhat = tl.where(dmask, (xhat - tl.load(nmean_ptr + m64)) * tl.load(nrstd_ptr + m64), 0.0)
@@ -334,8 +326,8 @@ if triton is not None:
             if HAS_WRITE:
                 b = tl.load(ck_ptr + c0 + ic * J + (N + 1), mask=imask, other=0.0)  # B_j
                 d_out = tl.sum(b * dht, axis=0, keep_dims=True)
-                tl.store(dout_ptr + m64 * D + _narrow(d), d_out.to(dout_ptr.dtype.element_ty), mask=dmask)
-                o = tl.load(out_ptr + m64 * D + _narrow(d), mask=dmask, other=0.0).to(tl.float32)
+                tl.store(dout_ptr + m64 * D + narrow(d), d_out.to(dout_ptr.dtype.element_ty), mask=dmask)
+                o = tl.load(out_ptr + m64 * D + narrow(d), mask=dmask, other=0.0).to(tl.float32)
                 # slots[j, :, i+1]: <H_i, dht_j> (dA[i, j+1]); slots[j, :, N+1]: <dht_j, out> (dB_j)
                 slots = _put(tl.zeros([NP, DC, SP], tl.float32), N + 1, kk, dht * o)
                 for i in tl.static_range(N):
