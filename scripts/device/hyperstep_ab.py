@@ -1,6 +1,7 @@
 """hyper_step's kernels from several copies of gptablate/model/hyperstep.py, timed side by side on the same inputs.
 
     python3 scripts/device/hyperstep_ab.py NAME=PATH [NAME=PATH ...] [--write-best NAME]
+    python3 scripts/device/hyperstep_ab.py --static NAME=PATH [NAME=PATH ...]
 
 Each PATH is a copy of hyperstep.py (the committed one, an experiment, the code before a change), loaded as a module of
 its own inside gptablate.model (its custom ops renamed so that the copies do not collide) and called through its
@@ -8,7 +9,9 @@ forward_kernel and backward_kernel. For the dynamic LayerNorm site with the site
 on the 124M step's streams (61,440 x 4 x 768), each copy's forward and backward are timed with the token loops at 1 and
 2 pipeline stages and at the compiler's register count and caps of 128 and 168 (three programs of 4 warps an SM), and its
 outputs are compared with the first copy's. --write-best NAME writes that copy's fastest forward and backward (stages
-and cap each) into gptablate/model/hyperstep.py's STAGES and TUNING["norm"].
+and cap each) into gptablate/model/hyperstep.py's STAGES and TUNING["norm"]. --static does the same for copies of
+hyperstatic.py: the static site's forward with the next site's LayerNorm (what the model takes) at FWD_NORM's tokens
+and warps and three shapes around them, and its backward at BWD_NORM.
 """
 import importlib.util
 import re
@@ -24,7 +27,7 @@ import gptablate.model  # noqa: E402
 
 
 def load(name: str, path: str):
-    text = Path(path).read_text().replace('"gptablate::hyper_step', f'"gptablate::ab_{name}_hyper_step')
+    text = Path(path).read_text().replace('"gptablate::hyper_st', f'"gptablate::ab_{name}_hyper_st')
     spec = importlib.util.spec_from_loader(f"gptablate.model.ab_{name}", loader=None)
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "gptablate.model"
@@ -33,7 +36,48 @@ def load(name: str, path: str):
     return module
 
 
+def static(specs):
+    M, n, D = 61440, 4, 768
+    f = dict(device="cuda", dtype=torch.float32)
+    torch.manual_seed(0)
+    H = torch.randn(M, n, D, **f)
+    out = torch.randn(M, D, device="cuda", dtype=torch.bfloat16)
+    mix, b, r = torch.randn(n, n, **f), torch.ones(n, **f), torch.randn(n, **f)
+    weight, bias = 1 + 0.1 * torch.randn(D, **f), 0.1 * torch.randn(D, **f)
+    dH1, g = torch.randn(M, n, D, **f), torch.randn(M, D, device="cuda", dtype=torch.bfloat16)
+    first = None
+    for spec in specs:
+        name, path = spec.split("=", 1)
+        mod = load(name, path)
+
+        def forward():
+            return mod._static_step_op(H, out, mix, b, r, weight, bias, 1e-5, True, torch.bfloat16, True)
+
+        H1, x, h, mean, rstd = forward()
+
+        def backward():
+            return mod._static_step_backward_op(H, out, mix, b, r, dH1, g, x, mean, rstd, weight, True, True)
+
+        results = [H1, x, h, mean, rstd, *backward()]
+        if first is None:
+            first, diff = results, "the reference"
+        else:
+            diff = "largest difference from the first, relative to its largest entry: " + ", ".join(
+                f"{((a.float() - c.float()).abs().max() / c.float().abs().max().clamp_min(1e-30)).item():.1e}"
+                for a, c in zip(results, first))
+        print(f"{name} ({path}): {diff}", flush=True)
+        committed = mod.FWD_NORM
+        for shape in (committed, (1, 8), (2, 4), (2, 8)):
+            mod.FWD_NORM = shape
+            print(f"  forward at (tokens, warps) {shape}: {timed(forward):.3f} ms", flush=True)
+        mod.FWD_NORM = committed
+        print(f"  backward at BWD_NORM {mod.BWD_NORM}: {timed(backward):.3f} ms", flush=True)
+
+
 def main():
+    if "--static" in sys.argv:
+        static([a for a in sys.argv[1:] if "=" in a])
+        return
     M, n, D = 61440, 4, 768
     args = inputs(M, n, D, True, norm=True)
     Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nb, eps, _, _, center, h_dtype = args
