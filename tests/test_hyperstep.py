@@ -269,10 +269,10 @@ def test_model_with_the_kernels_matches_the_per_site_code_on_gpu(fold, dynamic, 
     # s_a and s_b are scalars, each gradient a sum over every token, stream and coefficient column of dC·tanh z that
     # cancels: Σ|terms| / |Σ| was 140-205 at sites 1-3 of this model (the kernels in Triton's interpreter, call CV's
     # session), so 1e-3 of the sum is about 5e-6 of its terms; it measured 1.4e-4 on an H100 (call CV)
-    errors = sorted((((p.grad - q.grad).abs().max() / (q.grad.abs().max() + 1e-12)).item()
-                     / (10 if name.endswith((".s_a", ".s_b")) else 1), name)
+    errors = sorted((((p.grad - q.grad).abs().max() / (q.grad.abs().max() + 1e-12)).item(), name)
                     for (name, p), q in zip(fused.named_parameters(), plain.parameters()))
-    assert errors[-1][0] <= 1e-4, errors[-3:]
+    over = [(e, name) for e, name in errors if e > (1e-3 if name.endswith((".s_a", ".s_b")) else 1e-4)]
+    assert not over, (over, errors[-3:])
 
 
 _STATIC_CHECK = Path(__file__).with_name("hyperstatic_kernel_check.py")

@@ -192,7 +192,7 @@ if triton is not None:
         return m64, m64 * N * D, m64 * N * J
 
     @triton.jit
-    def _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N: tl.constexpr, J: tl.constexpr,
+    def _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, dmask, hmask, N: tl.constexpr, J: tl.constexpr,
                NARROW: tl.constexpr):
         """Site k's write of token m64 (streams at row0, coefficients at c0): H'_j = Σ_i A[i, j+1] H_i + B_j out,
         a (NP, DC, DL) tile. The backward addresses its 2-byte rows (out, dh, d_out) through kernels.narrow: 1.58 → 1.43
@@ -222,7 +222,7 @@ if triton is not None:
             m, _ = _nth_token(it, n_programs, M)
             m64, row0, c0 = _token(m, D, N, J)
             if HAS_WRITE:
-                h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J, False)
+                h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, dmask, hmask, N, J, False)
             else:
                 h = tl.load(hk_ptr + row0 + ic * D + d, mask=hmask, other=0.0)
             tl.store(h1_ptr + row0 + ic * D + d, h, mask=hmask)
@@ -287,7 +287,7 @@ if triton is not None:
             hoff = row0 + ic * D + d
             coff = c0 + ic * J + kk
             if HAS_WRITE:  # H' again from H and out, which the backward reads anyway: one read of the streams less
-                h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, kk, dmask, hmask, N, J, True)
+                h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, dmask, hmask, N, J, True)
             else:
                 h = tl.load(h1_ptr + hoff, mask=hmask, other=0.0)
             a0 = tl.load(c1_ptr + c0 + ic * J, mask=imask, other=0.0)  # A'[i, 0]
