@@ -36,6 +36,15 @@ def load(name: str, path: str):
     return module
 
 
+def against(results, first):
+    """How a copy's outputs differ from the first copy's, each relative to the first's largest entry."""
+    if first is None:
+        return "the reference"
+    return "largest difference from the first, relative to its largest entry: " + ", ".join(
+        f"{((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-30)).item():.1e}"
+        for a, b in zip(results, first))
+
+
 def static(specs):
     M, n, D = 61440, 4, 768
     f = dict(device="cuda", dtype=torch.float32)
@@ -59,13 +68,8 @@ def static(specs):
             return mod._static_step_backward_op(H, out, mix, b, r, dH1, g, x, mean, rstd, weight, True, True)
 
         results = [H1, x, h, mean, rstd, *backward()]
-        if first is None:
-            first, diff = results, "the reference"
-        else:
-            diff = "largest difference from the first, relative to its largest entry: " + ", ".join(
-                f"{((a.float() - c.float()).abs().max() / c.float().abs().max().clamp_min(1e-30)).item():.1e}"
-                for a, c in zip(results, first))
-        print(f"{name} ({path}): {diff}", flush=True)
+        print(f"{name} ({path}): {against(results, first)}", flush=True)
+        first = first or results
         committed = mod.FWD_NORM
         for shape in (committed, (1, 8), (2, 4), (2, 8)):
             mod.FWD_NORM = shape
@@ -104,14 +108,8 @@ def main():
                                        nw, nmean, nrstd)
 
         results = [t for t in (*fw_out, *backward()) if t is not None]
-        if first is None:
-            first = results
-            diff = "the reference"
-        else:
-            diff = "largest difference from the first, relative to its largest entry: " + ", ".join(
-                f"{((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-30)).item():.1e}"
-                for a, b in zip(results, first))
-        print(f"{name} ({path}): {diff}", flush=True)
+        print(f"{name} ({path}): {against(results, first)}", flush=True)
+        first = first or results
         tuning = dict(mod.TUNING)
         tokens = tuning["norm"][0]
         times = {}
