@@ -1,15 +1,16 @@
 """hyper_step's kernels from several copies of gptablate/model/hyperstep.py, timed side by side on the same inputs.
 
-    python3 scripts/device/hyperstep_ab.py NAME=PATH [NAME=PATH ...] [--write-best NAME]
+    python3 scripts/device/hyperstep_ab.py NAME=PATH [NAME=PATH ...] [--eight-warps] [--write-best NAME]
     python3 scripts/device/hyperstep_ab.py --static NAME=PATH [NAME=PATH ...]
 
 Each PATH is a copy of hyperstep.py (the committed one, an experiment, the code before a change), loaded as a module of
 its own inside gptablate.model (its custom ops renamed so that the copies do not collide) and called through its
 forward_kernel and backward_kernel. For the dynamic LayerNorm site with the site's norm folded in (what the model takes)
 on the 124M step's streams (61,440 x 4 x 768), each copy's forward and backward are timed with the token loops at 1 and
-2 pipeline stages and at the compiler's register count and caps of 128 and 168 (three programs of 4 warps an SM), and its
-outputs are compared with the first copy's. --write-best NAME writes that copy's fastest forward and backward (stages
-and cap each) into gptablate/model/hyperstep.py's STAGES and TUNING["norm"]. --static does the same for copies of
+2 pipeline stages and at the compiler's register count and caps of 128 and 168 (three programs of 4 warps an SM; with
+--eight-warps also at 8 warps, uncapped and capped at 96 and 128), and its outputs are compared with the first copy's.
+--write-best NAME writes that copy's fastest forward and backward (stages, warps and cap each) into
+gptablate/model/hyperstep.py's STAGES and TUNING["norm"]. --static does the same for copies of
 hyperstatic.py: the static site's forward with the next site's LayerNorm (what the model takes) at FWD_NORM's tokens
 and warps and three shapes around them, and its backward at BWD_NORM.
 """
@@ -113,28 +114,33 @@ def main():
         tuning = dict(mod.TUNING)
         tokens = tuning["norm"][0]
         times = {}
-        for stages in (1, 2):
-            for cap in (None, 128, 168):
-                mod.STAGES = (stages, stages)
-                mod.TUNING = {**tuning, "norm": (tokens, (4, cap), (4, cap))}
-                try:
-                    fw, bw_ms = timed(forward), timed(backward)
-                except Exception as e:  # noqa: BLE001 - a configuration that does not compile or launch
-                    print(f"  stages {stages} maxnreg {cap}: failed: {str(e)[:200]}", flush=True)
-                    continue
-                times[stages, cap] = (fw, bw_ms)
-                print(f"  stages {stages} maxnreg {cap}: forward {fw:.3f} ms, backward {bw_ms:.3f} ms", flush=True)
+        configs = [(st, 4, cap) for st in (1, 2) for cap in (None, 128, 168)]
+        if "--eight-warps" in sys.argv:
+            configs += [(st, 8, cap) for st in (1, 2) for cap in (None, 96, 128)]
+        for stages, warps, cap in configs:
+            mod.STAGES = (stages, stages)
+            mod.TUNING = {**tuning, "norm": (tokens, (warps, cap), (warps, cap))}
+            try:
+                fw, bw_ms = timed(forward), timed(backward)
+            except Exception as e:  # noqa: BLE001 - a configuration that does not compile or launch
+                print(f"  stages {stages} warps {warps} maxnreg {cap}: failed: {str(e)[:200]}", flush=True)
+                continue
+            times[stages, warps, cap] = (fw, bw_ms)
+            print(f"  stages {stages} warps {warps} maxnreg {cap}: forward {fw:.3f} ms, backward {bw_ms:.3f} ms",
+                  flush=True)
         mod.STAGES, mod.TUNING = (1, 2), tuning
-        (fs, fc), (bs, bc) = (min(times, key=lambda k: times[k][0]), min(times, key=lambda k: times[k][1]))
-        print(f"  best: forward stages {fs} maxnreg {fc} ({times[fs, fc][0]:.3f} ms), backward stages {bs} maxnreg {bc} "
-              f"({times[bs, bc][1]:.3f} ms): {times[fs, fc][0] + times[bs, bc][1]:.3f} ms a site", flush=True)
+        (fs, fw_, fc), (bs, bw_, bc) = (min(times, key=lambda k: times[k][0]), min(times, key=lambda k: times[k][1]))
+        print(f"  best: forward stages {fs} warps {fw_} maxnreg {fc} ({times[fs, fw_, fc][0]:.3f} ms), backward stages "
+              f"{bs} warps {bw_} maxnreg {bc} ({times[bs, bw_, bc][1]:.3f} ms): "
+              f"{times[fs, fw_, fc][0] + times[bs, bw_, bc][1]:.3f} ms a site", flush=True)
         if name == write:
             path = Path(gptablate.model.__file__).parent / "hyperstep.py"
             text, a = re.subn(r"^STAGES = \(.*\)$", f"STAGES = {(fs, bs)}", path.read_text(), flags=re.M)
-            text, b = re.subn(r'^    "norm": \(.*\),', f'    "norm": {(tokens, (4, fc), (4, bc))},', text, flags=re.M)
+            row = (tokens, (fw_, fc), (bw_, bc))
+            text, b = re.subn(r'^    "norm": \(.*\),', f'    "norm": {row},', text, flags=re.M)
             assert a == b == 1
             path.write_text(text)
-            print(f"wrote to {path}: STAGES = {(fs, bs)}, TUNING['norm'] = {(tokens, (4, fc), (4, bc))}", flush=True)
+            print(f"wrote to {path}: STAGES = {(fs, bs)}, TUNING['norm'] = {row}", flush=True)
 
 
 if __name__ == "__main__":
