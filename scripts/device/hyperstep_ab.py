@@ -111,7 +111,7 @@ def main():
         results = [t for t in (*fw_out, *backward()) if t is not None]
         print(f"{name} ({path}): {against(results, first)}", flush=True)
         first = first or results
-        tuning = dict(mod.TUNING)
+        tuning, stages0 = dict(mod.TUNING), mod.STAGES
         tokens = tuning["norm"][0]
         times = {}
         configs = [(st, 4, cap) for st in (1, 2) for cap in (None, 128, 168)]
@@ -128,7 +128,7 @@ def main():
             times[stages, warps, cap] = (fw, bw_ms)
             print(f"  stages {stages} warps {warps} maxnreg {cap}: forward {fw:.3f} ms, backward {bw_ms:.3f} ms",
                   flush=True)
-        mod.STAGES, mod.TUNING = (1, 2), tuning
+        mod.STAGES, mod.TUNING = stages0, tuning
         (fs, fw_, fc), (bs, bw_, bc) = (min(times, key=lambda k: times[k][0]), min(times, key=lambda k: times[k][1]))
         print(f"  best: forward stages {fs} warps {fw_} maxnreg {fc} ({times[fs, fw_, fc][0]:.3f} ms), backward stages "
               f"{bs} warps {bw_} maxnreg {bc} ({times[bs, bw_, bc][1]:.3f} ms): "
