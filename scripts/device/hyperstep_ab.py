@@ -15,16 +15,15 @@ hyperstatic.py: the static site's forward with the next site's LayerNorm (what t
 and warps and three shapes around them, and its backward at BWD_NORM.
 """
 import importlib.util
-import re
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hyperstep_bench import inputs, timed  # noqa: E402
+from hyperstep_bench import inputs, timed, write_tuning  # noqa: E402
 
-import gptablate.model  # noqa: E402
+import gptablate.model  # noqa: E402, F401 - the package the copies' relative imports resolve in
 
 
 def load(name: str, path: str):
@@ -134,13 +133,7 @@ def main():
               f"{bs} warps {bw_} maxnreg {bc} ({times[bs, bw_, bc][1]:.3f} ms): "
               f"{times[fs, fw_, fc][0] + times[bs, bw_, bc][1]:.3f} ms a site", flush=True)
         if name == write:
-            path = Path(gptablate.model.__file__).parent / "hyperstep.py"
-            text, a = re.subn(r"^STAGES = \(.*\)$", f"STAGES = {(fs, bs)}", path.read_text(), flags=re.M)
-            row = (tokens, (fw_, fc), (bw_, bc))
-            text, b = re.subn(r'^    "norm": \(.*\),', f'    "norm": {row},', text, flags=re.M)
-            assert a == b == 1
-            path.write_text(text)
-            print(f"wrote to {path}: STAGES = {(fs, bs)}, TUNING['norm'] = {row}", flush=True)
+            write_tuning(stages=(fs, bs), rows={"norm": (tokens, (fw_, fc), (bw_, bc))})
 
 
 if __name__ == "__main__":

@@ -151,6 +151,23 @@ def widths(n=4):
                   f"{bw_ms:.3f} ms ({bwd_bytes / bw_ms / 1e6:.0f} GB/s)", flush=True)
 
 
+def write_tuning(stages=None, rows=None):
+    """STAGES and TUNING's rows ({key: row}) written into gptablate/model/hyperstep.py (this script's and
+    hyperstep_ab.py's --write-best)."""
+    path = Path(HS.__file__)
+    text = path.read_text()
+    if stages is not None:
+        text, done = re.subn(r"^STAGES = \(.*\)$", f"STAGES = {stages}", text, flags=re.M)
+        assert done == 1
+    for key, row in (rows or {}).items():
+        name = f'"{key}"' if isinstance(key, str) else key
+        text, done = re.subn(rf"^    {name}: \(.*\),", f"    {name}: {row},", text, flags=re.M)
+        assert done == 1, key
+    path.write_text(text)
+    print(f"wrote to {path}:{f' STAGES = {stages}' if stages is not None else ''}"
+          f"{f' TUNING = {rows}' if rows else ''}", flush=True)
+
+
 def main():
     if "--widths" in sys.argv:
         widths()
@@ -159,23 +176,12 @@ def main():
         best = stages(61440, 4, 768)
         print(f"best stages (forward, backward), the norm case: {best}")
         if "--write-best" in sys.argv:
-            path = Path(HS.__file__)
-            text, done = re.subn(r"^STAGES = \(.*\)$", f"STAGES = {best}", path.read_text(), flags=re.M)
-            assert done == 1
-            path.write_text(text)
-            print(f"wrote to {path}: STAGES = {best}")
+            write_tuning(stages=best)
         return
     best = {} if "--norm-only" in sys.argv else {dynamic: sweep(61440, 4, 768, dynamic) for dynamic in (True, False)}
     best["norm"] = sweep(61440, 4, 768, True, norm=True)
     if "--write-best" in sys.argv:
-        path = Path(HS.__file__)
-        text = path.read_text()
-        for key, row in best.items():
-            name = f'"{key}"' if isinstance(key, str) else key
-            text, done = re.subn(rf"^    {name}: \(.*\),", f"    {name}: {row},", text, flags=re.M)
-            assert done == 1, key
-        path.write_text(text)
-        print(f"wrote to {path}: TUNING = {best}")
+        write_tuning(rows=best)
 
 
 if __name__ == "__main__":
