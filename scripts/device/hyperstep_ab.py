@@ -27,7 +27,9 @@ import gptablate.model  # noqa: E402, F401 - the package the copies' relative im
 
 
 def load(name: str, path: str):
-    text = Path(path).read_text().replace('"gptablate::hyper_st', f'"gptablate::ab_{name}_hyper_st')
+    """A copy of one of gptablate/model's kernel modules as module gptablate.model.ab_NAME, its custom ops renamed
+    (gptablate::ab_NAME_...). mhcstep_ab.py loads its copies with it too."""
+    text = Path(path).read_text().replace('"gptablate::', f'"gptablate::ab_{name}_')
     spec = importlib.util.spec_from_loader(f"gptablate.model.ab_{name}", loader=None)
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "gptablate.model"
