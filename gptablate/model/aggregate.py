@@ -116,6 +116,13 @@ if triton is not None:
         return tl.load(ptr + off, mask=mask, other=0.0).to(tl.float32)
 
     @triton.jit
+    def _live(dmask, k, n_sources):
+        """dmask where source k is one of the n_sources (not padding). The count is compared as a tile: Triton's
+        interpreter (3.9) types `k < n_sources`, a constant against a run-time scalar, as int32, and a load takes no
+        int32 mask ("mask has unsupported dtype"); compiled for sm_90 the kernels are the same either way."""
+        return dmask & (tl.full(dmask.shape, k, tl.int32) < n_sources)
+
+    @triton.jit
     def _weights(ss, s, live, D, eps):
         """(p, r) over the sources, each (1, KP): the softmax weights, rsqrt(mean v² + eps); `live`: not padding."""
         r = 1.0 / tl.sqrt(ss / D + eps)
@@ -132,7 +139,7 @@ if triton is not None:
         s = tl.zeros([DC, KP], tl.float32)
         dp = tl.zeros([DC, KP], tl.float32)
         for k in tl.static_range(K):
-            v = _load(srcs[k], off, dmask & (k < n_sources), False)
+            v = _load(srcs[k], off, _live(dmask, k, n_sources), False)
             ss = _put(ss, k, kv, v * v)
             s = _put(s, k, kv, v * u)
             if WITH_GO:
@@ -152,7 +159,7 @@ if triton is not None:
                 p, _ = _weights(_total(ss), _total(s), kv < n_sources, D, eps)
                 acc = tl.zeros([DC, DL], tl.float32)
                 for k in tl.static_range(K):
-                    acc += _col(p, k, kv) * _load(srcs[k], off, dmask & (k < n_sources), not HOLD)
+                    acc += _col(p, k, kv) * _load(srcs[k], off, _live(dmask, k, n_sources), not HOLD)
                 tl.store(out_ptr + off, acc, mask=dmask)
 
     @triton.jit(do_not_specialize=["n_sources", "M", "n_programs", "rows_per_program"])  # validation's shapes
@@ -173,10 +180,10 @@ if triton is not None:
                 b = p * (dp - tl.sum(p * dp, axis=1, keep_dims=True)) * r  # dscore_k r_k: on u
                 c = b * s * r * r / D  # dscore_k s_k r_k³ / D: on v_k
                 for k in tl.static_range(K):
-                    v = _load(srcs[k], off, dmask & (k < n_sources), not HOLD)
+                    v = _load(srcs[k], off, _live(dmask, k, n_sources), not HOLD)
                     bk = _col(b, k, kv)
                     dv = _col(p, k, kv) * go + bk * u - _col(c, k, kv) * v
-                    tl.store(dsrcs[k] + off, dv.to(dsrcs[k].dtype.element_ty), mask=dmask & (k < n_sources))
+                    tl.store(dsrcs[k] + off, dv.to(dsrcs[k].dtype.element_ty), mask=_live(dmask, k, n_sources))
                     a += bk * v
         tl.store(part_ptr + tl.program_id(0) * D + d, a, mask=dmask)
 
