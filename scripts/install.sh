@@ -18,3 +18,20 @@ if [ "${1:-}" = "--test" ]; then extras="[test]"; fi
 # tiktoken fetches GPT-2's ranks from the network on first use; this takes them from the
 # openai-whisper sdist on PyPI instead (sha256-checked), so offline machines work too.
 "$PY" -m gptablate_cli prepare tokenizer
+if [ -n "$extras" ]; then
+  # Triton's interpreter runs the model's kernels on the CPU in the tests (tests/interpreter.py); CPU torch ships no
+  # Triton and the interpreter needs numpy < 2.3, so both go into a folder of their own that only those tests'
+  # processes put on their path. Installed into a fresh folder and moved into place whole.
+  dest=$("$PY" -c "from gptablate.model import kernels; print(kernels.interpreter_path())")
+  packages=$("$PY" -c "from gptablate.model import kernels; print(' '.join(kernels.INTERPRETER_PACKAGES))")
+  if ! PYTHONPATH="$dest" "$PY" -c "import numpy, triton, sys
+sys.exit(f'triton=={triton.__version__} numpy=={numpy.__version__}' != '$packages')" 2>/dev/null; then
+    mkdir -p "$(dirname "$dest")"
+    tmp=$(mktemp -d "$dest.XXXXXX")
+    # shellcheck disable=SC2086 - the pinned requirements, one word each
+    "$PY" -m pip install -q --no-deps --target "$tmp" $packages
+    rm -rf "$dest"
+    mv "$tmp" "$dest"
+  fi
+  echo "Triton's interpreter for the kernel tests: $dest"
+fi

@@ -6,7 +6,8 @@
 KERNEL is one of hyper_fwd, hyper_bwd (model/hyperstep.py, the dynamic site with its LayerNorm folded in),
 static_fwd, static_bwd (model/hyperstatic.py, with the norm), mhc_fwd, mhc_bwd (model/mhcstep.py), each at the 124M
 step's shape (4 streams of 768 features) and the committed tuning unless given. Triton compiles for sm_90 without a
-GPU (the CPU install of torch has no Triton: point PYTHONPATH at a `pip install --target` of triton and numpy); the
+GPU (the CPU install of torch has no Triton: put the folder `scripts/install.sh --test` fills for the interpreter tests,
+~/.cache/gptablate/triton-interpreter, on PYTHONPATH; TRITON_DEFAULT_FP_FUSION=1 as Triton 3.9 defaults to); the
 launch's divisibility hints (pointers and the row counts and widths divisible by 16) are given as a launch on the
 124M shapes would, since without them the compiler picks other layouts. Then `cuobjdump` from Triton's wheel reads the
 cubin. Prints the registers and stack a thread, the barriers and SASS instructions (the kernel as written, not per

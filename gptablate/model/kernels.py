@@ -8,6 +8,9 @@ TRITON_INTERPRET=1.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 
 try:
@@ -17,6 +20,22 @@ except ImportError:  # pragma: no cover - depends on the install
     triton = tl = None
 
 INTERPRET = False
+
+
+# Triton and numpy for the kernel checks in Triton's interpreter on a CPU machine (`scripts/install.sh --test` installs
+# them into interpreter_path()): the CPU build of torch ships no Triton, and the interpreter fails under numpy >= 2.3.
+INTERPRETER_PACKAGES = ("triton==3.9.0", "numpy==2.2.6")
+
+
+def interpreter_path() -> Path:
+    """The folder that holds INTERPRETER_PACKAGES apart from the environment ($GPTABLATE_TRITON_INTERPRETER, default
+    triton-interpreter in gptablate's cache): the tests run the interpreter checks in processes of their own with it
+    first on PYTHONPATH, so that nothing else sees that Triton or that numpy."""
+    env = os.environ.get("GPTABLATE_TRITON_INTERPRETER")
+    if env:
+        return Path(env)
+    from ..data.tokenizer import cache_dir
+    return cache_dir() / "triton-interpreter"
 
 
 def triton_available() -> bool:
