@@ -19,7 +19,8 @@ bf16 under autocast). p is known only after the last chunk, so x_in' is a second
 chunks, which forms H' again from H and out rather than reading back what the program stored. The
 kernels take up to MAX_STREAMS streams; more run the torch rule. Measured on an H100 at the 124M step
 (docs/performance.md): mhc 2.02× the baseline's step time with inductor's code for the per-site path,
-1.88× with these (forward 1.26 ms a site, backward 2.24 ms).
+1.88× with these as first written (forward 1.26 ms a site, backward 2.24 ms), 1.74× since their walks are
+pipelined (forward 1.17 ms, backward 2.01 ms).
 
 The backward, one kernel, takes the gradients of H', x_in' and z and returns those of H, out, R
 and q, and the projection's pre-activation gradient (dzraw, for W's gradient: one fp32 matmul
@@ -43,9 +44,12 @@ import torch
 from .kernels import narrow, tl, triton, use_kernel
 
 # (tokens per program BM, features per chunk BK, warps, stages, register cap or None) of the forward kernel and of
-# the backward: the fastest of scripts/device/mhcstep_bench.py's sweep on the 124M step's streams (61,440 x 4 x 768,
-# one H100). Stages past 1 let the compiler fetch the next chunk's W rows into shared memory during this one's product.
-TUNING = ((32, 32, 4, 3, None), (32, 32, 4, 2, None))
+# the backward: the fastest of scripts/device/mhcstep_ab.py's sweep on the 124M step's streams (61,440 x 4 x 768,
+# one H100; call DD). The walks over the features are loops pipelined at these stages: the compiler fetches the next
+# chunks' streams (and W's rows) through cp.async while it works on this one. Before (call DC, Nsight Compute) the
+# backward's warps waited on memory 5.8 of every 10.3 cycles an instruction, at 2 programs an SM: forward 1.26 -> 1.17
+# ms, backward 2.33 -> 2.01 ms (DD).
+TUNING = ((32, 32, 4, 3, None), (16, 32, 4, 3, None))
 MAX_STREAMS = 4  # the kernels name the streams one by one
 
 
@@ -184,11 +188,11 @@ if triton is not None:
     def _mhc_fwd_kernel(hk_ptr, out_ptr, r_ptr, q_ptr, w_ptr, a_ptr, b_ptr,
                         h1_ptr, x_ptr, z_ptr, p_ptr, rstd_ptr, M, D, eps,
                         N: tl.constexpr, J: tl.constexpr, JP: tl.constexpr,
-                        BM: tl.constexpr, BK: tl.constexpr, HAS_WRITE: tl.constexpr):
+                        BM: tl.constexpr, BK: tl.constexpr, HAS_WRITE: tl.constexpr, STAGES: tl.constexpr):
         t, ok, k, jj, R0, R1, R2, R3, Q = _block(r_ptr, q_ptr, M, BM, BK, JP, N, HAS_WRITE)
         acc = tl.zeros([BM, JP], tl.float32)
         ss = tl.zeros([BM, 1], tl.float32)
-        for c0 in range(0, D, BK):
+        for c0 in tl.range(0, D, BK, num_stages=STAGES):
             mk2, srow, orow = _at(t, ok, k, c0, D, N, True)
             u0, u1, u2, u3 = _chunk(hk_ptr, out_ptr, srow, orow, D, mk2, R0, R1, R2, R3, Q, N, HAS_WRITE)
             _store4(h1_ptr, srow, D, mk2, u0, u1, u2, u3, N)
@@ -206,7 +210,7 @@ if triton is not None:
         p0, p1, p2, p3 = (_read_weight(z, jj, 0, a, B, ok, N), _read_weight(z, jj, 1, a, B, ok, N),
                           _read_weight(z, jj, 2, a, B, ok, N), _read_weight(z, jj, 3, a, B, ok, N))
         _store4(p_ptr, t * N, 1, ok, p0, p1, p2, p3, N)
-        for c0 in range(0, D, BK):  # x_in' = Σ_i p_i H'_i, H' formed again
+        for c0 in tl.range(0, D, BK, num_stages=STAGES):  # x_in' = Σ_i p_i H'_i, H' formed again
             mk2, srow, orow = _at(t, ok, k, c0, D, N, True)
             u0, u1, u2, u3 = _chunk(hk_ptr, out_ptr, srow, orow, D, mk2, R0, R1, R2, R3, Q, N, HAS_WRITE)
             tl.store(x_ptr + orow, p0 * u0 + p1 * u1 + p2 * u2 + p3 * u3, mask=mk2)
@@ -225,12 +229,12 @@ if triton is not None:
     def _mhc_bwd_kernel(hk_ptr, out_ptr, r_ptr, q_ptr, w_ptr, a_ptr, z_ptr, p_ptr, rstd_ptr, dh1_ptr, dx_ptr, dz_ptr,
                         dhk_ptr, dout_ptr, dr_ptr, dq_ptr, dzraw_ptr, dps_ptr, M, D,
                         N: tl.constexpr, J: tl.constexpr, JP: tl.constexpr,
-                        BM: tl.constexpr, BK: tl.constexpr, HAS_WRITE: tl.constexpr):
+                        BM: tl.constexpr, BK: tl.constexpr, HAS_WRITE: tl.constexpr, STAGES: tl.constexpr):
         t, ok, k, jj, R0, R1, R2, R3, Q = _block(r_ptr, q_ptr, M, BM, BK, JP, N, HAS_WRITE)
         # first walk: dp_i = <H'_i, dx>
         zero = tl.zeros([BM, 1], tl.float32)
         dp = (zero, zero, zero, zero)
-        for c0 in range(0, D, BK):
+        for c0 in tl.range(0, D, BK, num_stages=STAGES):
             mk2, srow, orow = _at(t, ok, k, c0, D, N, False)
             u0, u1, u2, u3 = _chunk(hk_ptr, out_ptr, srow, orow, D, mk2, R0, R1, R2, R3, Q, N, HAS_WRITE)
             dx = tl.load(dx_ptr + orow, mask=mk2, other=0.0).to(tl.float32)
@@ -252,7 +256,7 @@ if triton is not None:
         four = (zero, zero, zero, zero)
         dr0, dr1, dr2, dr3, dq = four, four, four, four, four  # dR[i, j] = Σ <dH̃'_i, H_j>, dq_i = Σ <dH̃'_i, out>
         # second walk: dH̃' and what it gives
-        for c0 in range(0, D, BK):
+        for c0 in tl.range(0, D, BK, num_stages=STAGES):
             mk2, srow, orow = _at(t, ok, k, c0, D, N, False)
             h0, h1, h2, h3 = _rows4(hk_ptr, srow, D, mk2, N)
             if HAS_WRITE:  # H' formed here rather than by _chunk: dR needs H's tiles and dq out's
@@ -292,7 +296,7 @@ if triton is not None:
 def _launch(kernel, tuning, M: int, n: int, *args, has_write: bool) -> None:
     bm, bk, warps, stages, maxnreg = tuning
     kernel[(triton.cdiv(M, bm),)](*args, N=n, J=2 * n + n * n, JP=max(16, triton.next_power_of_2(2 * n + n * n)),
-                                  BM=bm, BK=bk, HAS_WRITE=has_write, num_warps=warps, num_stages=stages,
+                                  BM=bm, BK=bk, HAS_WRITE=has_write, STAGES=stages, num_warps=warps, num_stages=stages,
                                   **({"maxnreg": maxnreg} if maxnreg else {}))
 
 

@@ -20,8 +20,10 @@ from hyperstep_ab import against, load  # noqa: E402
 from mhcstep_bench import inputs  # noqa: E402
 from addnorm_bench import timed  # noqa: E402
 
-SHAPES = [(32, 32, 4, 2, None), (32, 32, 4, 3, None), (16, 32, 4, 2, None), (16, 64, 4, 2, None),
-          (32, 64, 4, 2, None), (32, 32, 8, 2, None), (64, 32, 8, 2, None), (32, 32, 4, 1, None)]
+# call DD swept (32, 32, 4, 1-4), (16, 32, 4, 3), (16, 64, 4, 3), (32, 64, 4, 3), (32, 32, 8, 3), (64, 32, 8, 3) with
+# the pipelined walks; this list is around its fastest
+SHAPES = [(32, 32, 4, 3, None), (32, 32, 2, 3, None), (16, 32, 4, 2, None), (16, 32, 4, 3, None), (16, 32, 4, 4, None),
+          (16, 16, 4, 3, None), (16, 16, 4, 4, None), (16, 32, 2, 3, None), (16, 64, 2, 3, None)]
 
 
 def main():
