@@ -45,11 +45,12 @@ from .kernels import narrow, tl, triton, use_kernel
 
 # (tokens per program BM, features per chunk BK, warps, stages, register cap or None) of the forward kernel and of
 # the backward: the fastest of scripts/device/mhcstep_ab.py's sweep on the 124M step's streams (61,440 x 4 x 768,
-# one H100; call DD). The walks over the features are loops pipelined at these stages: the compiler fetches the next
-# chunks' streams (and W's rows) through cp.async while it works on this one. Before (call DC, Nsight Compute) the
-# backward's warps waited on memory 5.8 of every 10.3 cycles an instruction, at 2 programs an SM: forward 1.26 -> 1.17
-# ms, backward 2.33 -> 2.01 ms (DD).
-TUNING = ((32, 32, 4, 3, None), (16, 32, 4, 3, None))
+# one H100; calls DD, DE). The walks over the features are loops pipelined at these stages: the compiler fetches the
+# next chunks' streams (and W's rows) through cp.async while it works on this one. Before (call DC, Nsight Compute)
+# the backward's warps waited on memory 5.8 of every 10.3 cycles an instruction, at 2 programs an SM: forward 1.26 ->
+# 1.17 ms, backward 2.33 -> 2.01 ms (DD; 1.95 at 4 stages, 1.98 at 3 in DE). Since (DE) they wait on shared memory
+# (short scoreboard) 2.9 of 7.3 cycles, on memory 1.1, still at 2 programs an SM (255 registers).
+TUNING = ((32, 32, 4, 3, None), (16, 32, 4, 4, None))
 MAX_STREAMS = 4  # the kernels name the streams one by one
 
 
