@@ -19,8 +19,8 @@ bf16 under autocast). p is known only after the last chunk, so x_in' is a second
 chunks, which forms H' again from H and out rather than reading back what the program stored. The
 kernels take up to MAX_STREAMS streams; more run the torch rule. Measured on an H100 at the 124M step
 (docs/performance.md): mhc 2.02× the baseline's step time with inductor's code for the per-site path,
-1.88× with these as first written (forward 1.26 ms a site, backward 2.24 ms), 1.74× since their walks are
-pipelined (forward 1.17 ms, backward 2.01 ms).
+1.88× with these as first written (forward 1.26 ms a site, backward 2.24 ms), 1.72-1.74× since their walks are
+pipelined (forward 1.17 ms, backward 1.95-2.01 ms; calls DD, DE).
 
 The backward, one kernel, takes the gradients of H', x_in' and z and returns those of H, out, R
 and q, and the projection's pre-activation gradient (dzraw, for W's gradient: one fp32 matmul
