@@ -9,7 +9,6 @@ shapes around it too (tokens per program, features per chunk, warps, stages; no 
 compared with the first copy's. --write-best NAME writes that copy's fastest forward and backward into
 gptablate/model/mhcstep.py's TUNING.
 """
-import re
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hyperstep_ab import against, load  # noqa: E402
-from mhcstep_bench import inputs  # noqa: E402
+from mhcstep_bench import inputs, write_tuning  # noqa: E402
 from addnorm_bench import timed  # noqa: E402
 
 # call DD swept (32, 32, 4, 1-4), (16, 32, 4, 3), (16, 64, 4, 3), (32, 64, 4, 3), (32, 32, 8, 3), (64, 32, 8, 3) with
@@ -67,11 +66,7 @@ def main():
         print(f"  best: forward {best[0]} {fwd[best[0]]:.3f} ms, backward {best[1]} {bwd[best[1]]:.3f} ms: "
               f"{fwd[best[0]] + bwd[best[1]]:.3f} ms a site without the weight-gradient matmul", flush=True)
         if name == write:
-            target = Path(__file__).parents[2] / "gptablate/model/mhcstep.py"
-            text, done = re.subn(r"^TUNING = .*$", f"TUNING = {best}", target.read_text(), flags=re.M)
-            assert done == 1
-            target.write_text(text)
-            print(f"wrote to {target}: TUNING = {best}", flush=True)
+            write_tuning(best)
 
 
 if __name__ == "__main__":

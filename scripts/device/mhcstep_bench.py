@@ -68,11 +68,17 @@ def main(M=61440, n=4, D=768):
     torch.backends.cuda.matmul.allow_tf32 = False
     print(f"a site: {fwd[best[0]] + bwd[best[1]] + mm:.3f} ms", flush=True)
     if "--write-best" in sys.argv:
-        path = Path(MS.__file__)
-        text, done = re.subn(r"^TUNING = .*$", f"TUNING = {best}", path.read_text(), flags=re.M)
-        assert done == 1
-        path.write_text(text)
-        print(f"wrote to {path}: TUNING = {best}", flush=True)
+        write_tuning(best)
+
+
+def write_tuning(best) -> None:
+    """TUNING = best in gptablate/model/mhcstep.py (the module this process imported), for --write-best here and in
+    mhcstep_ab.py."""
+    path = Path(MS.__file__)
+    text, done = re.subn(r"^TUNING = .*$", f"TUNING = {best}", path.read_text(), flags=re.M)
+    assert done == 1
+    path.write_text(text)
+    print(f"wrote to {path}: TUNING = {best}", flush=True)
 
 
 if __name__ == "__main__":
