@@ -30,11 +30,10 @@ import torch
 
 from .kernels import row_chunks, sm_count, takes, tl, triton
 
-# Programs per SM (each looping over its share of tokens), warps and the token loop's pipeline stages (up to AGG_HOLD
-# sources; past it 1), forward and backward: the fastest of scripts/device/aggregate_bench.py's sweep at the 124M
-# step's largest block-mode site (61,440 tokens x 768, five sources) on an H100 (call AI: 0.322 ms forward, 2.3 TB/s;
-# 0.606 ms backward, 2.2 TB/s; with no pipelining).
-AGG_FWD, AGG_BWD = (16, 2, 3), (8, 4, 2)
+# Programs per SM (each looping over its share of tokens) and warps, forward and backward: the fastest of
+# scripts/device/aggregate_bench.py's sweep at the 124M step's largest block-mode site (61,440 tokens x 768, five
+# sources) on an H100 (call AI: 0.322 ms forward, 2.3 TB/s; 0.606 ms backward, 2.2 TB/s).
+AGG_FWD, AGG_BWD = (8, 2), (8, 4)
 # The most sources a kernel keeps in registers between its two passes. Past it the second pass reads them again
 # (from L2), and the kernels take the sources padded to a multiple of AGG_PAD (the padding masked off): attnres full
 # at 12 layers has sites of 1 to 25 sources; with a kernel compiled for each count its first window took 205 s
@@ -147,51 +146,45 @@ if triton is not None:
                 dp = _put(dp, k, kv, v * go)
         return ss, s, dp
 
-    @triton.jit
-    def _row(it, n_programs, M, D, d):
-        """This program's token in the loop's iteration `it`: where its row starts (off, with d), and whether it is a
-        token of its own. Past the last token (a grid that does not divide M) the last one again, its values written
-        twice alike and kept out of sums: no branch, so that the loop's loads can be pipelined (STAGES)."""
-        m = tl.program_id(0) + it * n_programs
-        return tl.minimum(m, M - 1).to(tl.int64) * D + d, m < M
-
     @triton.jit(do_not_specialize=["n_sources", "M", "n_programs", "rows_per_program"])  # validation's shapes
     def _agg_fwd_kernel(srcs, n_sources, u_ptr, out_ptr, M, D, eps, n_programs, rows_per_program,
-                        K: tl.constexpr, KP: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, HOLD: tl.constexpr,
-                        STAGES: tl.constexpr):
+                        K: tl.constexpr, KP: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, HOLD: tl.constexpr):
         d, dmask, kv = _tile(D, DC, DL, KP)
         u = tl.load(u_ptr + d, mask=dmask, other=0.0)
-        for it in tl.range(0, rows_per_program, num_stages=STAGES):
-            off, _ = _row(it, n_programs, M, D, d)
-            ss, s, _ = _first_pass(srcs, n_sources, off, dmask, kv, u, u, K, KP, DC, False)
-            p, _ = _weights(_total(ss), _total(s), kv < n_sources, D, eps)
-            acc = tl.zeros([DC, DL], tl.float32)
-            for k in tl.static_range(K):
-                acc += _col(p, k, kv) * _load(srcs[k], off, _live(dmask, k, n_sources), not HOLD)
-            tl.store(out_ptr + off, acc, mask=dmask)
+        for it in range(0, rows_per_program):
+            m = tl.program_id(0) + it * n_programs
+            if m < M:
+                off = m.to(tl.int64) * D + d
+                ss, s, _ = _first_pass(srcs, n_sources, off, dmask, kv, u, u, K, KP, DC, False)
+                p, _ = _weights(_total(ss), _total(s), kv < n_sources, D, eps)
+                acc = tl.zeros([DC, DL], tl.float32)
+                for k in tl.static_range(K):
+                    acc += _col(p, k, kv) * _load(srcs[k], off, _live(dmask, k, n_sources), not HOLD)
+                tl.store(out_ptr + off, acc, mask=dmask)
 
     @triton.jit(do_not_specialize=["n_sources", "M", "n_programs", "rows_per_program"])  # validation's shapes
     def _agg_bwd_kernel(srcs, dsrcs, n_sources, u_ptr, dout_ptr, part_ptr, M, D, eps, n_programs, rows_per_program,
-                        K: tl.constexpr, KP: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, HOLD: tl.constexpr,
-                        STAGES: tl.constexpr):
+                        K: tl.constexpr, KP: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, HOLD: tl.constexpr):
         d, dmask, kv = _tile(D, DC, DL, KP)
         u = tl.load(u_ptr + d, mask=dmask, other=0.0)
         a = tl.zeros([DC, DL], tl.float32)  # this program's share of u's gradient
-        for it in tl.range(0, rows_per_program, num_stages=STAGES):
-            off, own = _row(it, n_programs, M, D, d)
-            go = tl.load(dout_ptr + off, mask=dmask, other=0.0)
-            ss, s, dp = _first_pass(srcs, n_sources, off, dmask, kv, u, go, K, KP, DC, True)
-            s = _total(s)
-            dp = _total(dp)
-            p, r = _weights(_total(ss), s, kv < n_sources, D, eps)
-            b = p * (dp - tl.sum(p * dp, axis=1, keep_dims=True)) * r  # dscore_k r_k: on u
-            c = b * s * r * r / D  # dscore_k s_k r_k³ / D: on v_k
-            for k in tl.static_range(K):
-                v = _load(srcs[k], off, _live(dmask, k, n_sources), not HOLD)
-                bk = _col(b, k, kv)
-                dv = _col(p, k, kv) * go + bk * u - _col(c, k, kv) * v
-                tl.store(dsrcs[k] + off, dv.to(dsrcs[k].dtype.element_ty), mask=_live(dmask, k, n_sources))
-                a += tl.where(own, bk * v, 0.0)
+        for it in range(0, rows_per_program):
+            m = tl.program_id(0) + it * n_programs
+            if m < M:
+                off = m.to(tl.int64) * D + d
+                go = tl.load(dout_ptr + off, mask=dmask, other=0.0)
+                ss, s, dp = _first_pass(srcs, n_sources, off, dmask, kv, u, go, K, KP, DC, True)
+                s = _total(s)
+                dp = _total(dp)
+                p, r = _weights(_total(ss), s, kv < n_sources, D, eps)
+                b = p * (dp - tl.sum(p * dp, axis=1, keep_dims=True)) * r  # dscore_k r_k: on u
+                c = b * s * r * r / D  # dscore_k s_k r_k³ / D: on v_k
+                for k in tl.static_range(K):
+                    v = _load(srcs[k], off, _live(dmask, k, n_sources), not HOLD)
+                    bk = _col(b, k, kv)
+                    dv = _col(p, k, kv) * go + bk * u - _col(c, k, kv) * v
+                    tl.store(dsrcs[k] + off, dv.to(dsrcs[k].dtype.element_ty), mask=_live(dmask, k, n_sources))
+                    a += bk * v
         tl.store(part_ptr + tl.program_id(0) * D + d, a, mask=dmask)
 
 
@@ -204,15 +197,10 @@ def _padded(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
 
 def _launch(M: int, D: int, K: int, t: torch.Tensor, tuning: tuple[int, int]) -> tuple[int, dict, int]:
     """(programs, the kernel's meta-parameters for a tuple of K sources as _padded gives it, tokens a program)."""
-    per_sm, warps, stages = tuning
+    per_sm, warps = tuning
     programs = min(M, per_sm * sm_count(t))
     dc, dl = row_chunks(D)
-    # the token loop pipelined only where the sources are held: a stage keeps a token's rows of every source in shared
-    # memory (compiled for sm_90 at 2 stages: 10 KB forward and 23 KB backward at 5 sources, 131 KB at 32, which would
-    # leave one program an SM)
-    hold = K <= AGG_HOLD
-    meta = dict(K=K, KP=triton.next_power_of_2(K), DC=dc, DL=dl, HOLD=hold, STAGES=stages if hold else 1,
-                num_warps=warps)
+    meta = dict(K=K, KP=triton.next_power_of_2(K), DC=dc, DL=dl, HOLD=K <= AGG_HOLD, num_warps=warps)
     return programs, meta, triton.cdiv(M, programs)
 
 

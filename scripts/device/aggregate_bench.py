@@ -2,16 +2,13 @@
 five sources: the embedding in fp32, four sums of sublayer outputs in bf16) in several shapes, against inductor's
 code for the module's torch path (forward and backward).
 
-    python3 scripts/device/aggregate_bench.py [--write-best] [--against PATH]
+    python3 scripts/device/aggregate_bench.py [--write-best]
 
-Rows: programs per SM, warps, pipeline stages of the token loop; each checked against the torch reference. Then
-attnres full's source counts (8, 13, 25) at the fastest shapes and at the committed ones. --write-best sets the
-fastest shapes in gptablate/model/aggregate.py (for the rest of a device call). --against PATH times a copy of
-aggregate.py (the code before a change) at its own shapes on the same inputs, every source count.
+Rows: programs per SM, warps; each checked against the torch reference. --write-best sets the
+fastest shapes in gptablate/model/aggregate.py (for the rest of a device call).
 """
 import re
 import sys
-from pathlib import Path
 
 import torch
 
@@ -31,8 +28,7 @@ def main() -> None:
     src_bytes = M * D * (4 + 2 * (K - 1))
     moved = {"fwd": src_bytes + M * D * 4, "bwd": 2 * src_bytes + M * D * 4}  # read once; write out / the grads
     best = {}
-    committed = {"fwd": AG.AGG_FWD, "bwd": AG.AGG_BWD}
-    shapes = [(per_sm, warps, stages) for per_sm in (8, 16) for warps in (2, 4) for stages in (1, 2, 3)]
+    shapes = [(per_sm, warps) for per_sm in (4, 8, 16) for warps in (1, 2, 4, 8)]
     for which in ("fwd", "bwd"):
         for shape in shapes:
             setattr(AG, "AGG_FWD" if which == "fwd" else "AGG_BWD", shape)
@@ -46,28 +42,19 @@ def main() -> None:
                 ok = all(torch.allclose(g.float(), w.float(), rtol=2e-2, atol=2e-2 if g.dtype == torch.bfloat16
                                         else 1e-3) for g, w in zip(got, want[1:]))
             ms = timed(run)
-            print(f"{which} programs/SM {shape[0]} warps {shape[1]} stages {shape[2]}: {ms:.3f} ms, "
+            print(f"{which} programs/SM {shape[0]} warps {shape[1]}: {ms:.3f} ms, "
                   f"{moved[which] / ms / 1e9:.2f} TB/s, matches: {ok}", flush=True)
             if ok and (which not in best or ms < best[which][0]):
                 best[which] = (ms, shape)
         setattr(AG, "AGG_FWD" if which == "fwd" else "AGG_BWD", best[which][1])
     print(f"fastest: {best}")
-    copies = [("fastest", AG, (best["fwd"][1], best["bwd"][1])), ("committed", AG, (committed["fwd"], committed["bwd"]))]
-    if "--against" in sys.argv:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from hyperstep_ab import load
-        other = load("against", sys.argv[sys.argv.index("--against") + 1])
-        copies.append(("against", other, (other.AGG_FWD, other.AGG_BWD)))
-    for k in (5, 8, 13, 25):  # attnres full's sources; past AGG_HOLD the second pass reads them again
+    for k in (8, 13, 25):  # attnres full's sources; past AGG_HOLD the second pass reads them again
         many = sources + [sources[-1].clone() for _ in range(k - K)] if k > K else sources[:k]
+        ms = timed(lambda: AG._aggregate_op(many, u, 1e-5)), timed(lambda: AG._aggregate_backward_op(many, u, dout,
+                                                                                                    1e-5))
         total = M * D * (4 + 2 * (k - 1))
-        for name, mod, (fwd, bwd) in copies:
-            mod.AGG_FWD, mod.AGG_BWD = fwd, bwd
-            ms = timed(lambda: mod._aggregate_op(many, u, 1e-5)), timed(lambda: mod._aggregate_backward_op(
-                many, u, dout, 1e-5))
-            print(f"{k} sources, {name} {fwd} {bwd}: forward {ms[0]:.3f} ms ({(total + M * D * 4) / ms[0] / 1e9:.2f} "
-                  f"TB/s), backward {ms[1]:.3f} ms ({(2 * total + M * D * 4) / ms[1] / 1e9:.2f} TB/s)", flush=True)
-    AG.AGG_FWD, AG.AGG_BWD = best["fwd"][1], best["bwd"][1]
+        print(f"{k} sources: forward {ms[0]:.3f} ms ({(total + M * D * 4) / ms[0] / 1e9:.2f} TB/s), backward "
+              f"{ms[1]:.3f} ms ({(2 * total + M * D * 4) / ms[1] / 1e9:.2f} TB/s)", flush=True)
 
     agg = _Aggregator(D, 1.0).cuda()
     with torch.no_grad():

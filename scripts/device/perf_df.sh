@@ -3,7 +3,8 @@
 # where a token's sources are held in registers (up to AGG_HOLD = 8; compiled for sm_90 at 2 stages: cp.async for the
 # sources' rows, 10 KB of shared memory a program forward, 23 KB backward at 5 sources). aggregate_bench.py's sweep
 # with stages, the fastest written; every source count against the code before (.dev/ab/agg_head.py); the GPU check;
-# attnres against the baseline.
+# attnres against the baseline. Ran with commit 642115e's aggregate.py and aggregate_bench.py (the stages sweep and
+# --against); the experiment was removed after it (docs/performance.md), so this script needs that commit.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata GPTABLATE_RUNS=/tmp/gruns
 nvidia-smi --query-gpu=name --format=csv,noheader
