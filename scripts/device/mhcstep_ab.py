@@ -1,13 +1,15 @@
 """mhc_step's kernels from several copies of gptablate/model/mhcstep.py, timed side by side on the same inputs.
 
     python3 scripts/device/mhcstep_ab.py NAME=PATH [NAME=PATH ...] [--sweep NAME ...] [--write-best NAME]
+        [--shape TOKENS,WIDTH]
 
 Each PATH is a copy of mhcstep.py (the committed one, an experiment, the code before a change), loaded as a module of
 its own (hyperstep_ab.load: its custom ops renamed). On the 124M step's streams (61,440 tokens x 4 x 768, a site with
 its write), each copy's forward and backward are timed at its own TUNING, and the copies named by --sweep at a few
 shapes around it too (tokens per program, features per chunk, warps, stages; no register cap); each copy's outputs are
 compared with the first copy's. --write-best NAME writes that copy's fastest forward and backward into
-gptablate/model/mhcstep.py's TUNING.
+gptablate/model/mhcstep.py's TUNING. --shape times other streams than the 124M step's (4 streams of WIDTH features,
+TOKENS tokens: 345M's 1,024 and 1.5B's 1,600 features, say).
 """
 import sys
 from pathlib import Path
@@ -26,10 +28,12 @@ SHAPES = [(32, 32, 4, 3, None), (32, 32, 2, 3, None), (16, 32, 4, 2, None), (16,
 
 
 def main():
-    M, n, D = 61440, 4, 768
+    argv = sys.argv[1:]
+    M, D = map(int, argv[argv.index("--shape") + 1].split(",")) if "--shape" in argv else (61440, 768)
+    n = 4
+    print(f"streams: {M} tokens x {n} x {D}", flush=True)
     args = inputs(M, n, D)
     Hk, out, Rk, qk, w, a_pre, _ = args
-    argv = sys.argv[1:]
     write = argv[argv.index("--write-best") + 1] if "--write-best" in argv else None
     sweep = {argv[i + 1] for i, a in enumerate(argv) if a == "--sweep"}
     first = None
