@@ -43,13 +43,13 @@ KERNELS = {
         S=4, N=4, NP=4, SP=8, BM=hyperstatic.BWD_NORM[1], BD=128 * hyperstatic.BWD_NORM[2], STORE_H=True, NORM=True),
         {"out_ptr", "dout_ptr", "dx_ptr"}, hyperstatic.BWD_NORM[2], None, 1),
     "mhc_fwd": (lambda: mhcstep._mhc_fwd_kernel, dict(
-        N=4, J=24, JP=32, BM=mhcstep.TUNING[0][0], BK=mhcstep.TUNING[0][1], HAS_WRITE=True,
-        STAGES=mhcstep.TUNING[0][3]), {"out_ptr"},
-        mhcstep.TUNING[0][2], mhcstep.TUNING[0][4], mhcstep.TUNING[0][3]),
+        N=4, J=24, JP=32, BM=mhcstep.tuning(768)[0][0], BK=mhcstep.tuning(768)[0][1], HAS_WRITE=True,
+        STAGES=mhcstep.tuning(768)[0][3]), {"out_ptr"},
+        mhcstep.tuning(768)[0][2], mhcstep.tuning(768)[0][4], mhcstep.tuning(768)[0][3]),
     "mhc_bwd": (lambda: mhcstep._mhc_bwd_kernel, dict(
-        N=4, J=24, JP=32, BM=mhcstep.TUNING[1][0], BK=mhcstep.TUNING[1][1], HAS_WRITE=True,
-        STAGES=mhcstep.TUNING[1][3]),
-        {"out_ptr", "dout_ptr", "dx_ptr"}, mhcstep.TUNING[1][2], mhcstep.TUNING[1][4], mhcstep.TUNING[1][3]),
+        N=4, J=24, JP=32, BM=mhcstep.tuning(768)[1][0], BK=mhcstep.tuning(768)[1][1], HAS_WRITE=True,
+        STAGES=mhcstep.tuning(768)[1][3]),
+        {"out_ptr", "dout_ptr", "dx_ptr"}, mhcstep.tuning(768)[1][2], mhcstep.tuning(768)[1][4], mhcstep.tuning(768)[1][3]),
 }
 DIVISIBLE = {"M", "D", "n_programs", "tokens_per_program"}  # 61,440 tokens, 768 features, 3,840 programs, 16 tokens
 

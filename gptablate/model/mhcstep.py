@@ -43,15 +43,22 @@ import torch
 
 from .kernels import narrow, tl, triton, use_kernel
 
-# (tokens per program BM, features per chunk BK, warps, stages, register cap or None) of the forward kernel and of
-# the backward: the fastest of scripts/device/mhcstep_ab.py's sweep on the 124M step's streams (61,440 x 4 x 768,
-# one H100; calls DD, DE). The walks over the features are loops pipelined at these stages: the compiler fetches the
+# By the streams' width (the entry nearest D): (tokens per program BM, features per chunk BK, warps, stages, register
+# cap or None) of the forward kernel and of the backward. 768: the fastest of scripts/device/mhcstep_ab.py's sweep on
+# the 124M step's streams (61,440 x 4 x 768, one H100; calls DD, DE), also faster than before at 345M's 1,024 (2.46
+# -> 2.29 ms a site, DG). 1600: 1.5B's width (16,384 x 4 x 1,600), where those shapes were no faster than before (2.00
+# -> 2.03 ms a site) and these were (1.83, DG; DH). The walks over the features are loops pipelined at these stages: the compiler fetches the
 # next chunks' streams (and W's rows) through cp.async while it works on this one. Before (call DC, Nsight Compute)
 # the backward's warps waited on memory 5.8 of every 10.3 cycles an instruction, at 2 programs an SM: forward 1.26 ->
 # 1.17 ms, backward 2.33 -> 2.01 ms (DD; 1.95 at 4 stages, 1.98 at 3 in DE). Since (DE) they wait on shared memory
 # (short scoreboard) 2.9 of 7.3 cycles, on memory 1.1, still at 2 programs an SM (255 registers).
-TUNING = ((32, 32, 4, 3, None), (16, 32, 4, 4, None))
+TUNING = {768: ((32, 32, 4, 3, None), (16, 32, 4, 4, None)), 1600: ((16, 32, 2, 3, None), (16, 32, 4, 3, None))}
 MAX_STREAMS = 4  # the kernels name the streams one by one
+
+
+def tuning(D: int) -> tuple:
+    """(forward, backward) shapes for streams of D features: TUNING's entry of the nearest width."""
+    return TUNING[min(TUNING, key=lambda width: abs(width - D))]
 
 
 def mhc_step_reference(Hk, out, Rk, qk, w, a_pre, b_pre, eps: float, has_write: bool):
@@ -311,7 +318,7 @@ def _mhc_step_op(Hk: torch.Tensor, out: torch.Tensor, Rk: torch.Tensor, qk: torc
     f32 = dict(dtype=torch.float32, device=Hk.device)
     H1, x_in, z = torch.empty(M, n, D, **f32), torch.empty(M, D, **f32), torch.empty(M, w.shape[1], **f32)
     p, rstd = torch.empty(M, n, **f32), torch.empty(M, **f32)
-    _launch(_mhc_fwd_kernel, TUNING[0], M, n, Hk, out, Rk, qk, w, a_pre, b_pre, H1, x_in, z, p, rstd, M, D, eps,
+    _launch(_mhc_fwd_kernel, tuning(D)[0], M, n, Hk, out, Rk, qk, w, a_pre, b_pre, H1, x_in, z, p, rstd, M, D, eps,
             has_write=has_write)
     return H1, x_in, z, p, rstd
 
@@ -339,7 +346,7 @@ def _mhc_step_backward_op(Hk: torch.Tensor, out: torch.Tensor, Rk: torch.Tensor,
         d_out = torch.empty(M, D, dtype=out.dtype, device=H1.device) if has_write else None
         dRk = torch.empty(M, n, n, **f32) if has_write else None
         dqk = torch.empty(M, n, **f32) if has_write else None
-        _launch(_mhc_bwd_kernel, TUNING[1], M, n, Hk, out, Rk, qk, w, a_pre, z, p, rstd, dH1, dx, dz,
+        _launch(_mhc_bwd_kernel, tuning(D)[1], M, n, Hk, out, Rk, qk, w, a_pre, z, p, rstd, dH1, dx, dz,
                 dHk, d_out if has_write else dps, dRk if has_write else dps, dqk if has_write else dps, dzraw, dps,
                 M, D, has_write=has_write)
 

@@ -8,7 +8,7 @@ its own (hyperstep_ab.load: its custom ops renamed). On the 124M step's streams 
 its write), each copy's forward and backward are timed at its own TUNING, and the copies named by --sweep at a few
 shapes around it too (tokens per program, features per chunk, warps, stages; no register cap); each copy's outputs are
 compared with the first copy's. --write-best NAME writes that copy's fastest forward and backward into
-gptablate/model/mhcstep.py's TUNING. --shape times other streams than the 124M step's (4 streams of WIDTH features,
+gptablate/model/mhcstep.py's TUNING (the entry of the streams' width). --shape times other streams than the 124M step's (4 streams of WIDTH features,
 TOKENS tokens: 345M's 1,024 and 1.5B's 1,600 features, say).
 """
 import sys
@@ -55,9 +55,11 @@ def main():
         print(f"{name} ({path}): {against(results, first)}", flush=True)
         first = first or results
         committed = mod.TUNING
+        by_width = isinstance(committed, dict)  # copies from before TUNING was by width hold one pair
+        own = mod.tuning(D) if by_width else committed
         fwd, bwd = {}, {}
-        for shape in dict.fromkeys([committed[0], committed[1], *(SHAPES if name in sweep else ())]):
-            mod.TUNING = (shape, shape)
+        for shape in dict.fromkeys([own[0], own[1], *(SHAPES if name in sweep else ())]):
+            mod.TUNING = {D: (shape, shape)} if by_width else (shape, shape)
             try:
                 fwd[shape], bwd[shape] = timed(forward), timed(backward)
             except Exception as e:  # noqa: BLE001 - a shape that does not compile or launch (shared memory)
@@ -70,7 +72,7 @@ def main():
         print(f"  best: forward {best[0]} {fwd[best[0]]:.3f} ms, backward {best[1]} {bwd[best[1]]:.3f} ms: "
               f"{fwd[best[0]] + bwd[best[1]]:.3f} ms a site without the weight-gradient matmul", flush=True)
         if name == write:
-            write_tuning(best)
+            write_tuning(D, best)
 
 
 if __name__ == "__main__":

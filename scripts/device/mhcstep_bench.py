@@ -8,8 +8,9 @@ warps, pipeline stages and register cap (maxnreg); then the backward's weight-gr
 Bytes counted: forward reads H and out and writes H', then forms H' again for x_in (a second read of H and out)
 and writes x_in; backward reads H, out and dx twice (its two walks), dH' once, and writes dH and d_out. Second
 reads count in full, as if from memory.
---write-best writes the fastest forward and backward into TUNING in gptablate/model/mhcstep.py.
+--write-best writes the fastest forward and backward into TUNING[768] in gptablate/model/mhcstep.py.
 """
+import ast
 import re
 import sys
 from pathlib import Path
@@ -47,7 +48,7 @@ def main(M=61440, n=4, D=768):
     # both kernels; this sweep (call AN) is around that
     for cfg in [(bm, bk, 4, stages, None) for bm, bk in ((16, 64), (32, 32), (32, 64), (64, 16), (64, 32))
                 for stages in (2, 3, 4)]:
-        MS.TUNING = (cfg, cfg)
+        MS.TUNING = {D: (cfg, cfg)}
         try:
             fwd[cfg] = timed(lambda: torch.ops.gptablate.mhc_step(*args, 1e-5, True))
             bwd[cfg] = timed(lambda: torch.ops.gptablate.mhc_step_backward(
@@ -61,24 +62,26 @@ def main(M=61440, n=4, D=768):
               f"({bwd_bytes / bwd[cfg] / 1e6:.0f} GB/s)", flush=True)
     best = (min(fwd, key=fwd.get), min(bwd, key=bwd.get))
     print(f"best: forward {best[0]} {fwd[best[0]]:.3f} ms, backward {best[1]} {bwd[best[1]]:.3f} ms", flush=True)
-    MS.TUNING = best
+    MS.TUNING = {D: best}
     torch.backends.cuda.matmul.allow_tf32 = True  # as the engine sets it
     mm = timed(lambda: H1.reshape(M, n * D).t() @ dz)
     print(f"backward's weight-gradient matmul (tf32): {mm:.3f} ms", flush=True)
     torch.backends.cuda.matmul.allow_tf32 = False
     print(f"a site: {fwd[best[0]] + bwd[best[1]] + mm:.3f} ms", flush=True)
     if "--write-best" in sys.argv:
-        write_tuning(best)
+        write_tuning(D, best)
 
 
-def write_tuning(best) -> None:
-    """TUNING = best in gptablate/model/mhcstep.py (the module this process imported), for --write-best here and in
-    mhcstep_ab.py."""
+def write_tuning(width: int, best) -> None:
+    """TUNING[width] = best in gptablate/model/mhcstep.py (the module this process imported; its other widths' entries
+    as the file has them), for --write-best here and in mhcstep_ab.py."""
     path = Path(MS.__file__)
-    text, done = re.subn(r"^TUNING = .*$", f"TUNING = {best}", path.read_text(), flags=re.M)
-    assert done == 1
+    text = path.read_text()
+    line = re.search(r"^TUNING = (.*)$", text, flags=re.M)
+    table = {**ast.literal_eval(line.group(1)), width: best}
+    text = text[:line.start(1)] + repr(dict(sorted(table.items()))) + text[line.end(1):]
     path.write_text(text)
-    print(f"wrote to {path}: TUNING = {best}", flush=True)
+    print(f"wrote to {path}: TUNING[{width}] = {best}", flush=True)
 
 
 if __name__ == "__main__":
