@@ -28,6 +28,7 @@ from triton.compiler import ASTSource
 
 from gptablate.model import hyperstatic, hyperstep, mhcstep
 
+MHC = mhcstep.tuning(768)  # mhc_step's (forward, backward) shapes at the 124M width
 # (kernel, the constexprs, the 2-byte pointers, warps, register cap, stages) at the committed tuning
 KERNELS = {
     "hyper_fwd": (lambda: hyperstep._hyper_fwd_kernel, dict(
@@ -43,13 +44,11 @@ KERNELS = {
         S=4, N=4, NP=4, SP=8, BM=hyperstatic.BWD_NORM[1], BD=128 * hyperstatic.BWD_NORM[2], STORE_H=True, NORM=True),
         {"out_ptr", "dout_ptr", "dx_ptr"}, hyperstatic.BWD_NORM[2], None, 1),
     "mhc_fwd": (lambda: mhcstep._mhc_fwd_kernel, dict(
-        N=4, J=24, JP=32, BM=mhcstep.tuning(768)[0][0], BK=mhcstep.tuning(768)[0][1], HAS_WRITE=True,
-        STAGES=mhcstep.tuning(768)[0][3]), {"out_ptr"},
-        mhcstep.tuning(768)[0][2], mhcstep.tuning(768)[0][4], mhcstep.tuning(768)[0][3]),
+        N=4, J=24, JP=32, BM=MHC[0][0], BK=MHC[0][1], HAS_WRITE=True, STAGES=MHC[0][3]), {"out_ptr"},
+        MHC[0][2], MHC[0][4], MHC[0][3]),
     "mhc_bwd": (lambda: mhcstep._mhc_bwd_kernel, dict(
-        N=4, J=24, JP=32, BM=mhcstep.tuning(768)[1][0], BK=mhcstep.tuning(768)[1][1], HAS_WRITE=True,
-        STAGES=mhcstep.tuning(768)[1][3]),
-        {"out_ptr", "dout_ptr", "dx_ptr"}, mhcstep.tuning(768)[1][2], mhcstep.tuning(768)[1][4], mhcstep.tuning(768)[1][3]),
+        N=4, J=24, JP=32, BM=MHC[1][0], BK=MHC[1][1], HAS_WRITE=True, STAGES=MHC[1][3]),
+        {"out_ptr", "dout_ptr", "dx_ptr"}, MHC[1][2], MHC[1][4], MHC[1][3]),
 }
 DIVISIBLE = {"M", "D", "n_programs", "tokens_per_program"}  # 61,440 tokens, 768 features, 3,840 programs, 16 tokens
 
@@ -91,6 +90,8 @@ def main():
     warps = args.warps or warps
     maxnreg = args.maxnreg or maxnreg
     stages = args.stages or stages
+    if "STAGES" in constexprs and args.stages:  # mhc_step's walks are pipelined at the kernel's stages
+        constexprs["STAGES"] = stages
     kernel = compile_kernel(get(), constexprs, two_byte, warps, maxnreg, stages)
     cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:

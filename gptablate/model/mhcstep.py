@@ -44,14 +44,14 @@ import torch
 from .kernels import narrow, tl, triton, use_kernel
 
 # By the streams' width (the entry nearest D): (tokens per program BM, features per chunk BK, warps, stages, register
-# cap or None) of the forward kernel and of the backward. 768: the fastest of scripts/device/mhcstep_ab.py's sweep on
-# the 124M step's streams (61,440 x 4 x 768, one H100; calls DD, DE), also faster than before at 345M's 1,024 (2.46
-# -> 2.29 ms a site, DG). 1600: 1.5B's width (16,384 x 4 x 1,600), where those shapes were no faster than before (2.00
-# -> 2.03 ms a site) and these were (1.83, DG; DH). The walks over the features are loops pipelined at these stages: the compiler fetches the
-# next chunks' streams (and W's rows) through cp.async while it works on this one. Before (call DC, Nsight Compute)
-# the backward's warps waited on memory 5.8 of every 10.3 cycles an instruction, at 2 programs an SM: forward 1.26 ->
-# 1.17 ms, backward 2.33 -> 2.01 ms (DD; 1.95 at 4 stages, 1.98 at 3 in DE). Since (DE) they wait on shared memory
-# (short scoreboard) 2.9 of 7.3 cycles, on memory 1.1, still at 2 programs an SM (255 registers).
+# cap or None) of the forward kernel and of the backward. The walks over the features are loops pipelined at these
+# stages: the compiler fetches the next chunks' streams (and W's rows) through cp.async while it works on this one.
+# Before (call DC, Nsight Compute) the backward's warps waited on memory 5.8 of every 10.3 cycles an instruction, at 2
+# programs an SM; since (DE) on shared memory 2.9 of 7.3 cycles, on memory 1.1, still at 2 programs an SM (255
+# registers). 768: the fastest of scripts/device/mhcstep_ab.py's sweep on the 124M step's streams (61,440 x 4 x 768,
+# one H100): forward 1.26 -> 1.17 ms, backward 2.33 -> 2.01 ms (DD; 1.95 at 4 stages, 1.98 at 3 in DE); also faster at
+# 345M's 1,024 features (2.46 -> 2.29 ms a site, DG). 1600: 1.5B's width (16,384 x 4 x 1,600), where the 768 entry's
+# shapes were no faster than before (2.00 -> 2.03 ms a site, DG) and these were (2.12 -> 1.93 and 1.97 -> 1.75, DH).
 TUNING = {768: ((32, 32, 4, 3, None), (16, 32, 4, 4, None)), 1600: ((16, 32, 2, 3, None), (16, 32, 4, 3, None))}
 MAX_STREAMS = 4  # the kernels name the streams one by one
 

@@ -8,8 +8,8 @@ its own (hyperstep_ab.load: its custom ops renamed). On the 124M step's streams 
 its write), each copy's forward and backward are timed at its own TUNING, and the copies named by --sweep at a few
 shapes around it too (tokens per program, features per chunk, warps, stages; no register cap); each copy's outputs are
 compared with the first copy's. --write-best NAME writes that copy's fastest forward and backward into
-gptablate/model/mhcstep.py's TUNING (the entry of the streams' width). --shape times other streams than the 124M step's (4 streams of WIDTH features,
-TOKENS tokens: 345M's 1,024 and 1.5B's 1,600 features, say).
+gptablate/model/mhcstep.py's TUNING (the entry of the streams' width). --shape times other streams than the 124M
+step's (4 streams of WIDTH features, TOKENS tokens: 345M's 1,024 and 1.5B's 1,600 features, say).
 """
 import sys
 from pathlib import Path
