@@ -4,11 +4,7 @@
 # moved between layouts inside its loops (43 layout conversions before). Copies in .dev/ab: the code before (head), only
 # the narrowing (narrow: forward and backward, tensor cores kept), the working tree's code (fma), and it with the forward
 # narrowed too (fma_nf). The kernel check; then mhc against the baseline.
-set -uo pipefail
-export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata GPTABLATE_RUNS=/tmp/gruns
-nvidia-smi --query-gpu=name --format=csv,noheader
-python3 -m pip install --no-deps --no-build-isolation -q -e . > $OUT/db_pip.txt 2>&1
-T0=$SECONDS
+source "$(dirname "$0")/common.sh" db
 timeout -k 5 150 python3 tests/mhcstep_kernel_check.py 2>&1 | tail -2
 echo "[t=$((SECONDS-T0))s]"
 timeout -k 5 300 python3 scripts/device/mhcstep_ab.py head=.dev/ab/mhc_head.py narrow=.dev/ab/mhc_narrow.py \

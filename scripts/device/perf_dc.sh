@@ -2,11 +2,7 @@
 # Device call DC (one H100): what holds hyper_step's and mhc_step's kernels back, from the hardware counters (Nsight
 # Compute, clocks left alone): throughput against the memory's, occupancy, and where warps stall; then mhc with its
 # forward's 2-byte rows narrowed (call DB's kernels: forward 1.34 -> 1.27 ms) against the baseline; the GPU checks.
-set -uo pipefail
-export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata GPTABLATE_RUNS=/tmp/gruns
-nvidia-smi --query-gpu=name --format=csv,noheader
-python3 -m pip install --no-deps --no-build-isolation -q -e . > $OUT/dc_pip.txt 2>&1
-T0=$SECONDS
+source "$(dirname "$0")/common.sh" dc
 for check in mhcstep hyperstep; do timeout -k 5 150 python3 tests/${check}_kernel_check.py 2>&1 | tail -1 | cut -c1-200; done
 echo "[t=$((SECONDS-T0))s]"
 # the second launch of each kernel (-s 4 skips the first four), the sections' figures and every stall reason

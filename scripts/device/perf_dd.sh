@@ -4,11 +4,7 @@
 # stream loads had not been pipelined, only W's rows for the tensor cores): compiled for sm_90 at 2-3 stages the
 # backward's loads go through cp.async (72-108 LDGSTS), barriers 94 -> 79. Against the code before (.dev/ab/mhc_dc.py),
 # swept, the fastest written into TUNING; the kernel check; mhc against the baseline.
-set -uo pipefail
-export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata GPTABLATE_RUNS=/tmp/gruns
-nvidia-smi --query-gpu=name --format=csv,noheader
-python3 -m pip install --no-deps --no-build-isolation -q -e . > $OUT/dd_pip.txt 2>&1
-T0=$SECONDS
+source "$(dirname "$0")/common.sh" dd
 timeout -k 5 300 python3 scripts/device/mhcstep_ab.py before=.dev/ab/mhc_dc.py walks=gptablate/model/mhcstep.py \
     --sweep walks --write-best walks 2>&1 | grep -vi warn | cut -c1-240
 echo "[t=$((SECONDS-T0))s]"

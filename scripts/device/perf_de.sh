@@ -2,11 +2,7 @@
 # Device call DE (one H100): mhc_step's pipelined kernels (call DD) swept around their fastest shapes (2 warps, 16
 # tokens, 16-feature chunks, stages 2-4), the fastest written into TUNING; the counters of the kernels as committed
 # (Nsight Compute: occupancy, stalls); the kernel check; mhc against the baseline.
-set -uo pipefail
-export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata GPTABLATE_RUNS=/tmp/gruns
-nvidia-smi --query-gpu=name --format=csv,noheader
-python3 -m pip install --no-deps --no-build-isolation -q -e . > $OUT/de_pip.txt 2>&1
-T0=$SECONDS
+source "$(dirname "$0")/common.sh" de
 timeout -k 5 150 ncu --clock-control none -k regex:'_mhc_(fwd|bwd)_kernel' -s 2 -c 2 \
     --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
     --section WarpStateStats --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' \

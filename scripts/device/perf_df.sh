@@ -5,11 +5,7 @@
 # with stages, the fastest written; every source count against the code before (.dev/ab/agg_head.py); the GPU check;
 # attnres against the baseline. Ran with commit 642115e's aggregate.py and aggregate_bench.py (the stages sweep and
 # --against); the experiment was removed after it (docs/performance.md), so this script needs that commit.
-set -uo pipefail
-export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata GPTABLATE_RUNS=/tmp/gruns
-nvidia-smi --query-gpu=name --format=csv,noheader
-python3 -m pip install --no-deps --no-build-isolation -q -e . > $OUT/df_pip.txt 2>&1
-T0=$SECONDS
+source "$(dirname "$0")/common.sh" df
 timeout -k 5 240 python3 scripts/device/aggregate_bench.py --write-best --against .dev/ab/agg_head.py 2>&1 \
     | grep -vi warn | cut -c1-200
 echo "[t=$((SECONDS-T0))s]"

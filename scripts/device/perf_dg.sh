@@ -3,11 +3,7 @@
 # features, 30,720 tokens) and 1.5B's (1,600, 16,384), against the code before (.dev/ab/mhc_dc.py), with a sweep of
 # the committed code at each (nothing written); aggregate's GPU check on the committed code (in DF it did not finish
 # within 100 s on the experiment's).
-set -uo pipefail
-export PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name --format=csv,noheader
-python3 -m pip install --no-deps --no-build-isolation -q -e . > $OUT/dg_pip.txt 2>&1
-T0=$SECONDS
+source "$(dirname "$0")/common.sh" dg
 for shape in 30720,1024 16384,1600; do
   timeout -k 5 200 python3 scripts/device/mhcstep_ab.py before=.dev/ab/mhc_dc.py committed=gptablate/model/mhcstep.py \
       --sweep committed --shape $shape 2>&1 | grep -vi warn | cut -c1-240

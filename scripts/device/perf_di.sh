@@ -3,11 +3,7 @@
 # tried it unpipelined: no faster). The pipelined backward waits on shared memory (call DE), which the tensor cores'
 # layout conversions go through. Copies in .dev/ab: the committed code (dh), the FMA backward reading dzraw's columns
 # each chunk (fma2) and holding them (fma3, swept). At 124M's and 1.5B's streams.
-set -uo pipefail
-export PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name --format=csv,noheader
-python3 -m pip install --no-deps --no-build-isolation -q -e . > $OUT/di_pip.txt 2>&1
-T0=$SECONDS
+source "$(dirname "$0")/common.sh" di
 timeout -k 5 250 python3 scripts/device/mhcstep_ab.py dh=.dev/ab/mhc_dh.py fma2=.dev/ab/mhc_fma2.py \
     fma3=.dev/ab/mhc_fma3.py --sweep fma3 2>&1 | grep -vi warn | cut -c1-240
 echo "[t=$((SECONDS-T0))s]"
