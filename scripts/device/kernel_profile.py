@@ -1,10 +1,11 @@
-"""Each multi-stream kernel launched once on the 124M step's streams (61,440 tokens x 4 x 768), for Nsight Compute:
+"""hyper_step's and mhc_step's kernels, each launched twice on the 124M step's streams (61,440 tokens x 4 x 768), for
+Nsight Compute:
 
     ncu --clock-control none -k regex:'_hyper_|_mhc_' [--section ...] python3 scripts/device/kernel_profile.py
 
 hyper_step's forward and backward (the dynamic site with its LayerNorm folded in, as the model takes it), then
-mhc_step's, each at the committed tuning; every kernel once before, outside what ncu counts (`-c` with the launches'
-order: hyper fwd, hyper bwd, mhc fwd, mhc bwd, then the same again), so that a profile can skip the first launches.
+mhc_step's, each at the committed tuning, in the order hyper fwd, hyper bwd, mhc fwd, mhc bwd, then the same again,
+so that a profile can skip the first launches (ncu's -s and -c; perf_dc.sh, perf_de.sh).
 """
 import sys
 from pathlib import Path
