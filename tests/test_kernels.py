@@ -1,4 +1,5 @@
-"""The fused-operation keys' shared choice (model/kernels.py: train.norm_kernel, arch.hyper.kernel, arch.mhc.kernel)."""
+"""model/kernels.py: the fused-operation keys' shared choice (train.norm_kernel, arch.hyper.kernel,
+arch.mhc.kernel), and where the interpreter checks' Triton lives."""
 
 import torch
 
@@ -15,3 +16,15 @@ def test_auto_takes_the_fused_operations_on_cuda_with_triton_only():
     for setting in ("auto", "fused", "torch"):
         for device in (cpu, cuda):
             assert fused_kernels(setting, device) is chosen(setting, device)
+
+
+def test_interpreter_folder_is_in_the_cache_unless_named(monkeypatch, tmp_path):
+    """Where install.sh --test puts Triton for the interpreter checks, and where tests/interpreter.py looks: the
+    variable's folder if set, else triton-interpreter in gptablate's cache."""
+    from gptablate.model import kernels
+    monkeypatch.delenv("GPTABLATE_TRITON_INTERPRETER", raising=False)
+    monkeypatch.setenv("GPTABLATE_CACHE", str(tmp_path / "cache"))
+    assert kernels.interpreter_path() == tmp_path / "cache" / "triton-interpreter"
+    monkeypatch.setenv("GPTABLATE_TRITON_INTERPRETER", str(tmp_path / "elsewhere"))
+    assert kernels.interpreter_path() == tmp_path / "elsewhere"
+    assert all("==" in p for p in kernels.INTERPRETER_PACKAGES)  # pinned: install.sh compares versions with them

@@ -87,3 +87,11 @@ _CHECK = Path(__file__).with_name("mhcstep_kernel_check.py")
 
 test_kernels_match_reference_in_triton_interpreter, test_kernels_match_reference_on_gpu = kernel_tests(
     [str(_CHECK), "interp"], [str(_CHECK)])
+
+
+def test_kernels_take_the_tuning_of_the_nearest_width(monkeypatch):
+    """TUNING is by the streams' width: a launch takes the entry whose width is nearest its own (models between and
+    beyond the measured widths included)."""
+    narrow, wide = ((16, 32, 4, 3, None), (16, 32, 4, 4, None)), ((16, 32, 2, 3, None), (16, 32, 4, 3, None))
+    monkeypatch.setattr(MS, "TUNING", {768: narrow, 1600: wide})
+    assert [MS.tuning(d) for d in (64, 768, 1024, 1183, 1185, 1600, 4096)] == [narrow] * 4 + [wide] * 3
