@@ -252,6 +252,17 @@ def test_model_with_the_kernels_matches_the_per_site_code_on_gpu(fold, dynamic, 
     for the whole process), so that the per-site code's coefficient matmuls are fp32 as the kernels' sums are."""
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    fused, a, b, errors = kernels_against_per_site_on_gpu(fold, dynamic)
+    assert fused.residual.fused_for(torch.zeros(1, device="cuda")) and HS.use_kernel(torch.zeros(1, device="cuda"))
+    assert torch.allclose(a, b, rtol=1e-5), (a, b)
+    assert errors[-1][0] <= 1e-4, errors[-3:]
+
+
+def kernels_against_per_site_on_gpu(fold: str, dynamic: str):
+    """The test above's model pair in fp32 on the GPU, its walk on the kernels (`arch.hyper.kernel=fused`) and on the
+    per-site code, after one perturbed step each: (the kernels' model, its loss, the per-site code's loss, every
+    parameter's gradient difference relative to its largest entry with its name, sorted). TF32 as the caller sets
+    it. scripts/device/perf_cy.sh prints the largest of these."""
     sets = [f"arch.hyper.dynamic={dynamic}", "model.n_embd=192", "model.n_head=3", "model.block_size=64"]
     sets += [f"arch.norm={fold}"] if fold else []
     fused, plain = (_model(sets + [f"arch.hyper.kernel={k}"]).float().cuda() for k in ("fused", "torch"))
@@ -263,11 +274,9 @@ def test_model_with_the_kernels_matches_the_per_site_code_on_gpu(fold, dynamic, 
             p.add_(0.3 * e.to(p.device))
 
     a, b = losses_after_perturbing((fused, plain), perturb)
-    assert fused.residual.fused_for(torch.zeros(1, device="cuda")) and HS.use_kernel(torch.zeros(1, device="cuda"))
-    assert torch.allclose(a, b, rtol=1e-5), (a, b)
     errors = sorted((((p.grad - q.grad).abs().max() / (q.grad.abs().max() + 1e-12)).item(), name)
                     for (name, p), q in zip(fused.named_parameters(), plain.parameters()))
-    assert errors[-1][0] <= 1e-4, errors[-3:]
+    return fused, a, b, errors
 
 
 _STATIC_CHECK = Path(__file__).with_name("hyperstatic_kernel_check.py")
