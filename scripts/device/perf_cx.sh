@@ -2,12 +2,8 @@
 # Device call CX (one H100): hyper_static_step's forward with its 2-byte rows narrowed (kernels.narrow; its H' store no
 # longer through shared memory) against the code before (.dev/ab/static_head.py); both kernel checks; hyper and hyper
 # static in the step; the hyper GPU tests.
-set -uo pipefail
-export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata GPTABLATE_RUNS=/tmp/gruns
-nvidia-smi --query-gpu=name --format=csv,noheader
-python3 -m pip install --no-deps --no-build-isolation -q -e . > $OUT/cx_pip.txt 2>&1
+source "$(dirname "$0")/common.sh" cx
 python3 -m pip install -q pytest > /dev/null 2>&1
-T0=$SECONDS
 timeout -k 5 150 python3 tests/hyperstep_kernel_check.py 2>&1 | tail -1
 timeout -k 5 150 python3 tests/hyperstatic_kernel_check.py 2>&1 | tail -1
 echo "[t=$((SECONDS-T0))s]"

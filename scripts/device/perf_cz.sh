@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
 # Device call CZ (one H100): the committed hyper_step at 8 warps as well as 4 (the backward's layout changed with its
 # narrowed rows since the last warps sweep); the fastest written into TUNING; the step with it.
-set -uo pipefail
-export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata GPTABLATE_RUNS=/tmp/gruns
-nvidia-smi --query-gpu=name --format=csv,noheader
-python3 -m pip install --no-deps --no-build-isolation -q -e . > $OUT/cz_pip.txt 2>&1
-T0=$SECONDS
+source "$(dirname "$0")/common.sh" cz
 timeout -k 5 200 python3 scripts/device/hyperstep_ab.py committed=gptablate/model/hyperstep.py --eight-warps \
     --write-best committed 2>&1 | grep -vi warn | cut -c1-240
 grep -n '"norm": (\|^STAGES' gptablate/model/hyperstep.py

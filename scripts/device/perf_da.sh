@@ -2,11 +2,7 @@
 # Device call DA (one H100): hyper_step's backward taking B from the write rather than loading it twice (compiled for
 # sm_90: 253 registers and no stack, where it had 255 and 24 bytes) against the code before (.dev/ab/pre_review.py);
 # the kernel check.
-set -uo pipefail
-export PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name --format=csv,noheader
-python3 -m pip install --no-deps --no-build-isolation -q -e . > $OUT/da_pip.txt 2>&1
-T0=$SECONDS
+source "$(dirname "$0")/common.sh" da
 timeout -k 5 150 python3 tests/hyperstep_kernel_check.py 2>&1 | tail -1
 timeout -k 5 200 python3 scripts/device/hyperstep_ab.py before=.dev/ab/pre_review.py \
     committed=gptablate/model/hyperstep.py 2>&1 | grep -vi warn | cut -c1-240
