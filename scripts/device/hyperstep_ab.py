@@ -1,18 +1,22 @@
 """hyper_step's kernels from several copies of gptablate/model/hyperstep.py, timed side by side on the same inputs.
 
-    python3 scripts/device/hyperstep_ab.py NAME=PATH [NAME=PATH ...] [--eight-warps] [--write-best NAME]
-    python3 scripts/device/hyperstep_ab.py --static NAME=PATH [NAME=PATH ...]
+    python3 scripts/device/hyperstep_ab.py NAME=PATH [NAME=PATH ...] [--eight-warps | --warps W,W...]
+        [--write-best NAME] [--shape TOKENS,WIDTH]
+    python3 scripts/device/hyperstep_ab.py --static NAME=PATH [NAME=PATH ...] [--shape TOKENS,WIDTH]
 
 Each PATH is a copy of hyperstep.py (the committed one, an experiment, the code before a change), loaded as a module of
 its own inside gptablate.model (its custom ops renamed so that the copies do not collide) and called through its
 forward_kernel and backward_kernel. For the dynamic LayerNorm site with the site's norm folded in (what the model takes)
-on the 124M step's streams (61,440 x 4 x 768), each copy's forward and backward are timed with the token loops at 1 and
-2 pipeline stages and at the compiler's register count and caps of 128 and 168 (three programs of 4 warps an SM; with
---eight-warps also at 8 warps, uncapped and capped at 96 and 128), and its outputs are compared with the first copy's.
---write-best NAME writes that copy's fastest forward and backward (stages, warps and cap each) into
-gptablate/model/hyperstep.py's STAGES and TUNING["norm"]. --static does the same for copies of
-hyperstatic.py: the static site's forward with the next site's LayerNorm (what the model takes) at FWD_NORM's tokens
-and warps and three shapes around them, and its backward at BWD_NORM.
+on the 124M step's streams (61,440 x 4 x 768), each copy's forward and backward are timed at its own TUNING and STAGES,
+then with the token loops at 1 and 2 pipeline stages and at the compiler's register count and caps of 128 and 168
+(three programs of 4 warps an SM; with --eight-warps also at 8 warps, uncapped and capped at 96 and 128; --warps lists
+the warps, each with its caps in CAPS), and its outputs are compared with the first copy's. The warps are TUNING's:
+a copy that scales them to the row (kernels.row_warps) launches more past 8 chunks a row, and the lines say with how
+many. --write-best NAME writes that copy's fastest forward and backward (stages, warps and cap each) into
+gptablate/model/hyperstep.py's STAGES and TUNING["norm"]. --shape times other streams than the 124M step's (1.5B's
+micro-batch: 16384,1600). --static does the same for copies of hyperstatic.py: the static site's forward with the next
+site's LayerNorm (what the model takes) at FWD_NORM's tokens and warps and three shapes around them, and its backward
+at BWD_NORM.
 """
 import importlib.util
 import sys
@@ -47,8 +51,17 @@ def against(results, first):
         for a, b in zip(results, first))
 
 
+# The register caps tried at each count of warps (None: the compiler's choice).
+CAPS = {2: (None, 168), 4: (None, 128, 168), 8: (None, 96, 128), 16: (None, 64)}
+
+
+def shape(argv) -> tuple[int, int]:
+    """(tokens, width) from --shape TOKENS,WIDTH, else the 124M step's."""
+    return tuple(map(int, argv[argv.index("--shape") + 1].split(","))) if "--shape" in argv else (61440, 768)
+
+
 def static(specs):
-    M, n, D = 61440, 4, 768
+    (M, D), n = shape(sys.argv), 4
     f = dict(device="cuda", dtype=torch.float32)
     torch.manual_seed(0)
     H = torch.randn(M, n, D, **f)
@@ -73,9 +86,9 @@ def static(specs):
         print(f"{name} ({path}): {against(results, first)}", flush=True)
         first = first or results
         committed = mod.FWD_NORM
-        for shape in (committed, (1, 8), (2, 4), (2, 8)):
-            mod.FWD_NORM = shape
-            print(f"  forward at (tokens, warps) {shape}: {timed(forward):.3f} ms", flush=True)
+        for tw in dict.fromkeys((committed, (1, 8), (2, 4), (2, 8), (1, 16))):
+            mod.FWD_NORM = tw
+            print(f"  forward at (tokens, warps) {tw}: {timed(forward):.3f} ms", flush=True)
         mod.FWD_NORM = committed
         print(f"  backward at BWD_NORM {mod.BWD_NORM}: {timed(backward):.3f} ms", flush=True)
 
@@ -84,7 +97,7 @@ def main():
     if "--static" in sys.argv:
         static([a for a in sys.argv[1:] if "=" in a])
         return
-    M, n, D = 61440, 4, 768
+    (M, D), n = shape(sys.argv), 4
     args = inputs(M, n, D, True, norm=True)
     Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nb, eps, _, _, center, h_dtype = args
     torch.manual_seed(1)
@@ -95,9 +108,16 @@ def main():
     argv = sys.argv[1:]
     write = argv[argv.index("--write-best") + 1] if "--write-best" in argv else None
     specs = [a for a in argv if "=" in a]
+    warps_tried = [4, 8] if "--eight-warps" in argv else [4]
+    if "--warps" in argv:
+        warps_tried = [int(w) for w in argv[argv.index("--warps") + 1].split(",")]
     for spec in specs:
         name, path = spec.split("=", 1)
         mod = load(name, path)
+
+        def launched():
+            k = mod._launch_shape(Hk, True, True)
+            return k["fwd"]["num_warps"], k["bwd"]["num_warps"]
 
         def forward():
             return mod.forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, True, True, center, nw, nb, h_dtype)
@@ -114,21 +134,22 @@ def main():
         first = first or results
         tuning, stages0 = dict(mod.TUNING), mod.STAGES
         tokens = tuning["norm"][0]
+        fw, bw_ms = timed(forward), timed(backward)
+        print(f"  own TUNING {tuning['norm']}, STAGES {stages0} (launched with {launched()} warps): "
+              f"forward {fw:.3f} ms, backward {bw_ms:.3f} ms", flush=True)
         times = {}
-        configs = [(st, 4, cap) for st in (1, 2) for cap in (None, 128, 168)]
-        if "--eight-warps" in sys.argv:
-            configs += [(st, 8, cap) for st in (1, 2) for cap in (None, 96, 128)]
+        configs = [(st, w, cap) for w in warps_tried for st in (1, 2) for cap in CAPS[w]]
         for stages, warps, cap in configs:
             mod.STAGES = (stages, stages)
             mod.TUNING = {**tuning, "norm": (tokens, (warps, cap), (warps, cap))}
+            label = f"stages {stages} warps {warps} (launched with {launched()[0]}) maxnreg {cap}"
             try:
                 fw, bw_ms = timed(forward), timed(backward)
             except Exception as e:  # noqa: BLE001 - a configuration that does not compile or launch
-                print(f"  stages {stages} warps {warps} maxnreg {cap}: failed: {str(e)[:200]}", flush=True)
+                print(f"  {label}: failed: {str(e)[:200]}", flush=True)
                 continue
             times[stages, warps, cap] = (fw, bw_ms)
-            print(f"  stages {stages} warps {warps} maxnreg {cap}: forward {fw:.3f} ms, backward {bw_ms:.3f} ms",
-                  flush=True)
+            print(f"  {label}: forward {fw:.3f} ms, backward {bw_ms:.3f} ms", flush=True)
         mod.STAGES, mod.TUNING = stages0, tuning
         (fs, fw_, fc), (bs, bw_, bc) = (min(times, key=lambda k: times[k][0]), min(times, key=lambda k: times[k][1]))
         print(f"  best: forward stages {fs} warps {fw_} maxnreg {fc} ({times[fs, fw_, fc][0]:.3f} ms), backward stages "
