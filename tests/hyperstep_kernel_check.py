@@ -5,16 +5,19 @@ K.INTERPRET = interp
 dev = "cpu" if interp else "cuda"
 torch.manual_seed(0)
 worst = 0.0
-# the interpreter: small shapes, every case; a GPU: the 124M model's rows (every case) and one padded shape
-# (each case is two kernels to compile, a second or two each); 17 or 300 tokens: a grid that runs past the last token.
+# the interpreter: small shapes, every case; a GPU: the 124M model's rows (every case), one padded shape and 1.5B's rows
+# of 1,600 features, whose kernels launch with twice the warps (kernels.row_warps; the dynamic site with and without its
+# norm); each case is two kernels to compile, a second or two each; 17 or 300 tokens: a grid that runs past the last
+# token.
 # The site's norm folded in (dynamic only, as the model takes it): None, or (center, with a bias): LayerNorm with and
 # without bias, RMSNorm (center: the streams' norms are of the same kind)
 NORMS = [None, (True, True), (True, False), (False, False)]
 CASES = [(n, D, M, d, c, w, None) for n, D, M in ((4, 24, 5), (3, 20, 7), (2, 64, 3), (4, 768, 3))
          for d in (True, False) for c in (True, False) for w in (True, False)] if interp else (
     [(4, 768, 300, d, c, w, None) for d in (True, False) for c in (True, False) for w in (True, False)]
-    + [(3, 20, 7, True, True, True, None)])
-FOLD_SHAPES = ((4, 24, 5), (3, 20, 7), (1, 24, 5), (4, 24, 17)) if interp else ((4, 768, 300), (3, 20, 7), (1, 24, 5))
+    + [(3, 20, 7, True, True, True, None), (4, 1600, 300, True, True, True, None)])
+FOLD_SHAPES = ((4, 24, 5), (3, 20, 7), (1, 24, 5), (4, 24, 17)) if interp else (
+    (4, 768, 300), (3, 20, 7), (1, 24, 5), (4, 1600, 300))
 CASES += [(n, D, M, True, nm[0], w, nm) for n, D, M in FOLD_SHAPES for nm in NORMS[1:] for w in (True, False)]
 for n, D, M, dynamic, center, has_write, norm in CASES:
     f = dict(device=dev, dtype=torch.float32)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import row_chunks, sm_count, takes, tl, triton
+from .kernels import row_chunks, row_warps, sm_count, takes, tl, triton
 
 # Programs per SM (each looping over its share of tokens) and warps, forward and backward: the fastest of
 # scripts/device/aggregate_bench.py's sweep at the 124M step's largest block-mode site (61,440 tokens x 768, five
@@ -200,7 +200,7 @@ def _launch(M: int, D: int, K: int, t: torch.Tensor, tuning: tuple[int, int]) ->
     per_sm, warps = tuning
     programs = min(M, per_sm * sm_count(t))
     dc, dl = row_chunks(D)
-    meta = dict(K=K, KP=triton.next_power_of_2(K), DC=dc, DL=dl, HOLD=K <= AGG_HOLD, num_warps=warps)
+    meta = dict(K=K, KP=triton.next_power_of_2(K), DC=dc, DL=dl, HOLD=K <= AGG_HOLD, num_warps=row_warps(warps, D))
     return programs, meta, triton.cdiv(M, programs)
 
 

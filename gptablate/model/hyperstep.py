@@ -42,7 +42,7 @@ from __future__ import annotations
 import torch
 
 from .addnorm import add_norm_backward_reference, add_norm_reference
-from .kernels import autocast_dtype, empties, narrow, row_chunks, tanh, tl, triton, use_kernel
+from .kernels import autocast_dtype, empties, narrow, row_chunks, row_warps, tanh, tl, triton, use_kernel
 
 # Tokens per program, and the warps and register cap (maxnreg, None: the compiler's choice) of the
 # forward and backward kernels, for a dynamic site and a static one: the fastest of
@@ -354,11 +354,12 @@ def _launch_shape(Hk: torch.Tensor, dynamic: bool, norm: bool = False) -> dict:
     dc, dl = row_chunks(D)
     return dict(grid=(programs,), programs=programs, per_program=triton.cdiv(M, programs),
                 N=n, NP=triton.next_power_of_2(n), J=n + 2, DC=dc, DL=dl,
-                SP=triton.next_power_of_2(n + 3), fwd=_tuning(*fwd), bwd=_tuning(*bwd))
+                SP=triton.next_power_of_2(n + 3), fwd=_tuning(*fwd, D), bwd=_tuning(*bwd, D))
 
 
-def _tuning(warps: int, maxnreg: int | None) -> dict:
-    return dict(num_warps=warps, **({"maxnreg": maxnreg} if maxnreg else {}))
+def _tuning(warps: int, maxnreg: int | None, D: int) -> dict:
+    """A kernel's launch options from TUNING's (warps, register cap), the warps scaled to the row (row_warps)."""
+    return dict(num_warps=row_warps(warps, D), **({"maxnreg": maxnreg} if maxnreg else {}))
 
 
 @torch.library.custom_op("gptablate::hyper_step", mutates_args=())

@@ -73,11 +73,34 @@ def empties(t: torch.Tensor, k: int) -> tuple:
     return tuple(t.new_zeros(0) for _ in range(k))
 
 
+def _power_of_2(n: int) -> int:
+    """The least power of two >= n (triton.next_power_of_2's rule, here so that the shapes need no Triton)."""
+    return 1 << max(0, n - 1).bit_length()
+
+
 def row_chunks(D: int) -> tuple[int, int]:
     """(DC, DL): a row of D features as DC chunks of DL (a warp's 32 lanes x 4, or fewer for a narrow row), both
     powers of two, the warps along the chunks (hyperstep.py, aggregate.py)."""
-    dl = min(128, triton.next_power_of_2(D))
-    return triton.next_power_of_2(triton.cdiv(D, dl)), dl
+    dl = min(128, _power_of_2(D))
+    return _power_of_2(-(-D // dl)), dl
+
+
+# The row kernels' warps (hyperstep.py, aggregate.py) were tuned on rows of at most this many chunks of 128 features:
+# the 124M and 345M widths (768 and 1,024 features).
+TUNED_CHUNKS = 8
+
+
+def row_warps(warps: int, D: int) -> int:
+    """The warps for a row of D features, given a kernel's tuned warps (at rows of TUNED_CHUNKS chunks or fewer).
+    Past that they grow with the row's chunks (1.5B's 1,600 features: 16 chunks, twice the warps), so that a warp
+    holds the same share of a row and a thread about the same registers' worth. Compiled for sm_90 with the tuned
+    warps at 1,600 features, hyper_step's forward spilled 912 bytes a thread (152 at 768) and aggregate's forward at 8
+    sources 800 (24); with twice the warps 128 and 96. At 1.5B's micro-batch on an H100 hyper_step's kernels took
+    2.10 ms a site with the tuned warps and 1.39 with twice as many, and hyper's step at 12 of 1.5B's layers went from
+    1.47 to 1.33 times the baseline's (calls DK, DL; docs/performance.md). hyperstatic.py's forward (a 2,048-wide tile
+    at 1,600) was no faster with more warps and keeps its own."""
+    chunks = row_chunks(D)[0]
+    return min(32, warps * max(1, chunks // TUNED_CHUNKS))
 
 
 def use_kernel(t: torch.Tensor) -> bool:
