@@ -83,10 +83,11 @@ class TrainConfig:
     # the logits (model/loss.py; a Triton kernel on CUDA); "torch" is F.cross_entropy; auto:
     # fused on CUDA under bf16 when Triton is installed.
     loss_kernel: Literal["auto", "fused", "torch"] = "auto"
-    # The fused operations (GPT.fused_kernels; Triton kernels on CUDA), widths up to 1,024: every
+    # The fused operations (GPT.fused_kernels; Triton kernels on CUDA): at widths up to 1,024, every
     # variant's MLP bias and GELU as one operation, c_attn's q/k/v gradients joined in one
-    # kernel and attnres's aggregations; Pre-LN's residual add and the next norm as one
-    # operation (LayerNorm or RMSNorm, vanilla or LAuReL-LR residual, no dropout). "torch": the layers as
+    # kernel, and Pre-LN's residual add and the next norm as one operation (LayerNorm or RMSNorm,
+    # vanilla or LAuReL-LR residual, no dropout); at any width, attnres's aggregations and
+    # Hyper-Connections' sites' norms folded into their stream steps. "torch": the layers as
     # written; auto: fused on CUDA when Triton is installed.
     norm_kernel: Literal["auto", "fused", "torch"] = "auto"
     # DDP (several ranks): gradient bucket size in MB, and gradients kept as views into the

@@ -109,17 +109,21 @@ class GPT(nn.Module):
         """The fused operations (set by the trainer, train.norm_kernel; taken by the run's forward passes,
         validation included; `gptablate eval` builds its model without them: the plain layers). Every
         variant's sublayers: the MLP's bias and GELU as one operation (biasgelu.py) and c_attn's backward
-        joining the q/k/v gradients (qkvproj.py); attnres's aggregations (aggregate.py); where the model has
-        Pre-LN's form (prenorm_fusable), also each residual add with the next norm (addnorm.py). Widths up to
-        1,024 only (see prenorm_fusable): 1.5B keeps the plain layers."""
+        joining the q/k/v gradients (qkvproj.py); attnres's aggregations (aggregate.py); Hyper-Connections' sites'
+        norms folded into their stream steps; where the model has Pre-LN's form (prenorm_fusable), also each
+        residual add with the next norm (addnorm.py). Each module with a `fused` flag takes them at widths up to
+        its FUSED_WIDTH (the sublayers' and add_norm's 1,024: their kernels were measured at 124M's and 345M's
+        widths, so 1.5B's 1,600 keeps the plain layers; None: any width, for attnres's aggregations and
+        Hyper-Connections' folded norms, whose kernels were checked and timed at 1,600 too: calls DK to DO)."""
         return self._fused_kernels
 
     @fused_kernels.setter
     def fused_kernels(self, on: bool) -> None:
-        self._fused_kernels = bool(on) and self.config.n_embd <= 1024
+        self._fused_kernels = bool(on)
         for module in self.modules():
-            if hasattr(module, "fused"):  # the sublayers, attnres's aggregations
-                module.fused = self._fused_kernels
+            if hasattr(module, "fused"):  # the sublayers, attnres's aggregations, Hyper-Connections' walk
+                limit = getattr(module, "FUSED_WIDTH", 1024)
+                module.fused = self._fused_kernels and (limit is None or self.config.n_embd <= limit)
 
     def _init_weights(self, module: nn.Module) -> None:
         # GPT-2: N(0, 0.02); the projections that write into the residual stream get

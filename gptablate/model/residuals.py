@@ -269,6 +269,8 @@ class _HyperSite(nn.Module):
 class HyperConnections(Residual):
     """Hyper-Connections (Zhu et al. 2025, arXiv 2409.19606): n streams mixed per site by learned A, B."""
 
+    FUSED_WIDTH = None  # GPT.fused_kernels folds the sites' norms at any width (hyperstep.py, hyperstatic.py)
+
     @dataclass(frozen=True)
     class Settings:
         n: int = 4
@@ -523,6 +525,7 @@ class _Aggregator(nn.Module):
     """softmax_i(wᵀ RMSNorm(v_i)) over sources v_i: the input of one site (uniform at w = 0)."""
 
     CONSTANTS = ("query",)
+    FUSED_WIDTH = None  # GPT.fused_kernels: aggregate.py's operation at any width
 
     def __init__(self, dim: int, lr_mult: float):
         super().__init__()

@@ -159,7 +159,8 @@ def fused_loss_dtype(name: str, device: torch.device, dtype: torch.dtype) -> tor
 
 def fused_kernels(name: str, device: torch.device) -> bool:
     """Whether the model runs its fused operations (train.norm_kernel; GPT.fused_kernels: the MLP's bias and
-    GELU, c_attn's joined gradients, attnres's aggregations, and Pre-LN's residual add with the next norm).
+    GELU, c_attn's joined gradients, attnres's aggregations, Hyper-Connections' folded norms, and Pre-LN's residual
+    add with the next norm; which of them a model takes depends on its width: GPT.fused_kernels).
 
     auto: on CUDA when Triton is there (elsewhere the compiled layers do as well).
     """
