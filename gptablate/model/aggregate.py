@@ -32,7 +32,8 @@ from .kernels import row_chunks, row_warps, sm_count, takes, tl, triton
 
 # Programs per SM (each looping over its share of tokens) and warps, forward and backward: the fastest of
 # scripts/device/aggregate_bench.py's sweep at the 124M step's largest block-mode site (61,440 tokens x 768, five
-# sources) on an H100 (call AI: 0.322 ms forward, 2.3 TB/s; 0.606 ms backward, 2.2 TB/s).
+# sources) on an H100 (call AI: 0.322 ms forward, 2.3 TB/s; 0.606 ms backward, 2.2 TB/s). The warps are those of
+# rows of up to 8 chunks of 128 features; wider rows launch more (kernels.row_warps: twice at 1.5B's 1,600, call DK).
 AGG_FWD, AGG_BWD = (8, 2), (8, 4)
 # The most sources a kernel keeps in registers between its two passes. Past it the second pass reads them again
 # (from L2), and the kernels take the sources padded to a multiple of AGG_PAD (the padding masked off): attnres full

@@ -46,7 +46,9 @@ from .kernels import autocast_dtype, empties, narrow, row_chunks, row_warps, tan
 
 # Tokens per program, and the warps and register cap (maxnreg, None: the compiler's choice) of the
 # forward and backward kernels, for a dynamic site and a static one: the fastest of
-# scripts/device/hyperstep_bench.py's sweep on the 124M step's streams (61,440 x 4 x 768, one H100).
+# scripts/device/hyperstep_bench.py's sweep on the 124M step's streams (61,440 x 4 x 768, one H100). The warps are
+# those of rows of up to 8 chunks (768 and 1,024 features); wider rows launch more (kernels.row_warps: twice at 1.5B's
+# 1,600, call DK).
 # The grid is M / tokens programs, many waves of them, so that how many fit on an SM at once (which the
 # registers decide) leaves no half-empty last wave: with 4 programs an SM, each looping over its share,
 # the backward took 1.91 ms against 1.57 ms at 8 an SM (call P; 3 fit an SM by its registers, so our
