@@ -24,6 +24,10 @@ from .layers import make_norm
 from .loss import linear_cross_entropy
 from .registry import BLOCKS, NORMS, RESIDUALS, settings_of
 
+# The widest model the fused operations take by default (a module's FUSED_WIDTH overrides it; None: any width): their
+# kernels were measured at 124M's 768 and 345M's 1,024 features (GPT.fused_kernels, prenorm_fusable).
+FUSED_WIDTH = 1024
+
 
 @dataclass(frozen=True)
 class GPTConfig:
@@ -122,7 +126,7 @@ class GPT(nn.Module):
         self._fused_kernels = bool(on)
         for module in self.modules():
             if hasattr(module, "fused"):  # the sublayers, attnres's aggregations, Hyper-Connections' walk
-                limit = getattr(module, "FUSED_WIDTH", 1024)
+                limit = getattr(module, "FUSED_WIDTH", FUSED_WIDTH)
                 module.fused = self._fused_kernels and (limit is None or self.config.n_embd <= limit)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -221,7 +225,7 @@ class GPT(nn.Module):
         tiles, not timed)."""
         c = self.config
         return (self.layout is PreLN and self.residual.prenorm_walkable and c.norm in ("layernorm", "rmsnorm")
-                and c.dropout == 0.0 and c.n_embd <= 1024)
+                and c.dropout == 0.0 and c.n_embd <= FUSED_WIDTH)
 
     def compile_options(self) -> dict | None:
         """torch.compile's inductor options for this model as it runs now (None: the defaults). With the fused walk,

@@ -15,6 +15,7 @@ import sys
 import torch
 
 from addnorm_bench import timed
+from hyperstep_ab import shape
 from gptablate.model import aggregate as AG
 from gptablate.model.kernels import row_warps
 from gptablate.model.residuals import _Aggregator
@@ -35,8 +36,14 @@ def matches(names, got, want, tolerance) -> str:
     return "True" if not bad else "False: " + "; ".join(bad)
 
 
+def backward_matches(got, want) -> str:
+    """matches() for the backward's outputs (dv_0 ... dv_{K-1}, du) at the sweep's bounds."""
+    return matches([f"dv{k}" for k in range(len(got) - 1)] + ["du"], got, want,
+                   lambda g: (2e-2, 2e-2 if g.dtype == torch.bfloat16 else 1e-3))
+
+
 def main() -> None:
-    M, D = map(int, sys.argv[sys.argv.index("--shape") + 1].split(",")) if "--shape" in sys.argv else (61440, 768)
+    M, D = shape(sys.argv)
     K = 5
     torch.manual_seed(0)
     sources = [torch.randn(M, D, device="cuda") * 2] + [
@@ -56,8 +63,7 @@ def main() -> None:
                 ok = matches(["out"], [run()], want[:1], lambda g: (1e-4, 1e-4))
             else:
                 run = lambda: AG._aggregate_backward_op(sources, u, dout, 1e-5)
-                ok = matches([f"dv{k}" for k in range(K)] + ["du"], run(), want[1:],
-                             lambda g: (2e-2, 2e-2 if g.dtype == torch.bfloat16 else 1e-3))
+                ok = backward_matches(run(), want[1:])
             ms = timed(run)
             print(f"{which} programs/SM {shape[0]} warps {shape[1]} (launched with {row_warps(shape[1], D)}): "
                   f"{ms:.3f} ms, {moved[which] / ms / 1e9:.2f} TB/s, matches: {ok}", flush=True)

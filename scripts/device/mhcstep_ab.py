@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hyperstep_ab import against, load  # noqa: E402
+from hyperstep_ab import against, load, shape  # noqa: E402
 from mhcstep_bench import inputs, write_tuning  # noqa: E402
 from addnorm_bench import timed  # noqa: E402
 
@@ -29,7 +29,7 @@ SHAPES = [(32, 32, 4, 3, None), (32, 32, 2, 3, None), (16, 32, 4, 2, None), (16,
 
 def main():
     argv = sys.argv[1:]
-    M, D = map(int, argv[argv.index("--shape") + 1].split(",")) if "--shape" in argv else (61440, 768)
+    M, D = shape(argv)
     n = 4
     print(f"streams: {M} tokens x {n} x {D}", flush=True)
     args = inputs(M, n, D)

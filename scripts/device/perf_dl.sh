@@ -9,7 +9,7 @@ timeout -k 5 120 python3 - <<'PY' 2>&1 | grep -vi warn | cut -c1-300
 import sys
 import torch
 sys.path.insert(0, "scripts/device")
-from aggregate_bench import matches
+from aggregate_bench import backward_matches
 from gptablate.model import aggregate as AG
 from gptablate.model.kernels import row_warps
 for M, D in ((16384, 1600), (61440, 768)):
@@ -24,8 +24,7 @@ for M, D in ((16384, 1600), (61440, 768)):
         AG.AGG_BWD = (per_sm, warps)
         results = [AG._aggregate_backward_op(sources, u, dout, 1e-5) for _ in range(4)]
         same = all(torch.equal(a, b) for r in results[1:] for a, b in zip(r, results[0]))
-        verdicts = [matches([f"dv{k}" for k in range(K)] + ["du"], r, want,
-                            lambda g: (2e-2, 2e-2 if g.dtype == torch.bfloat16 else 1e-3)) for r in results]
+        verdicts = [backward_matches(r, want) for r in results]
         print(f"{M}x{D} programs/SM {per_sm} warps {warps} (launched with {row_warps(warps, D)}): four runs "
               f"{'bit-identical' if same else 'DIFFER'}; {' | '.join(dict.fromkeys(verdicts))}", flush=True)
 PY
