@@ -5,7 +5,8 @@
 
 KERNEL is one of hyper_fwd, hyper_bwd (model/hyperstep.py, the dynamic site with its LayerNorm folded in),
 static_fwd, static_bwd (model/hyperstatic.py, with the norm), mhc_fwd, mhc_bwd (model/mhcstep.py), each at the 124M
-step's shape (4 streams of 768 features) and the committed tuning unless given. Triton compiles for sm_90 without a
+step's shape (4 streams of 768 features), or agg_many_fwd, agg_many_bwd (model/aggregate.py's kernels past AGG_HOLD
+sources, the table's sources bf16, 768 features), at the committed tuning unless given. Triton compiles for sm_90 without a
 GPU (the CPU install of torch has no Triton: put the folder `scripts/install.sh --test` fills for the interpreter tests,
 ~/.cache/gptablate/triton-interpreter, on PYTHONPATH; TRITON_DEFAULT_FP_FUSION=1 as Triton 3.9 defaults to); the
 launch's divisibility hints (pointers and the row counts and widths divisible by 16) are given as a launch on the
@@ -26,7 +27,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from gptablate.model import hyperstatic, hyperstep, mhcstep
+from gptablate.model import aggregate, hyperstatic, hyperstep, mhcstep
 
 MHC = mhcstep.tuning(768)  # mhc_step's (forward, backward) shapes at the 124M width
 # (kernel, the constexprs, the 2-byte pointers, warps, register cap, stages) at the committed tuning
@@ -49,6 +50,10 @@ KERNELS = {
     "mhc_bwd": (lambda: mhcstep._mhc_bwd_kernel, dict(
         N=4, J=24, JP=32, BM=MHC[1][0], BK=MHC[1][1], HAS_WRITE=True, STAGES=MHC[1][3]),
         {"out_ptr", "dout_ptr", "dx_ptr"}, MHC[1][2], MHC[1][4], MHC[1][3]),
+    "agg_many_fwd": (lambda: aggregate._agg_many_fwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True),
+                     {"base_ptr"}, aggregate.AGG_MANY_FWD[1], None, 1),
+    "agg_many_bwd": (lambda: aggregate._agg_many_bwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True),
+                     {"base_ptr", "dbase_ptr"}, aggregate.AGG_MANY_BWD[1], None, 1),
 }
 DIVISIBLE = {"M", "D", "n_programs", "tokens_per_program"}  # 61,440 tokens, 768 features, 3,840 programs, 16 tokens
 
@@ -60,6 +65,8 @@ def compile_kernel(fn, constexprs: dict, two_byte: set, warps: int, maxnreg, sta
             signature[name] = "constexpr"
         elif name.endswith("_ptr"):
             signature[name] = "*bf16" if name in two_byte else "*fp32"
+        elif name == "table":  # aggregate.py's many kernels: the sources' addresses
+            signature[name] = "*i64"
         else:
             signature[name] = "fp32" if name == "eps" else "i32"
     attrs = {(i,): [["tt.divisibility", 16]] for i, (name, kind) in enumerate(signature.items())

@@ -1,7 +1,8 @@
 """The aggregation kernels against the torch reference (run by tests/test_aggregate.py).
 
 "interp": on the CPU, in Triton's interpreter, at small shapes; else on a GPU at the 124M, 345M and 1.5B widths,
-sources as in training (the embedding fp32, the sublayers' outputs bf16), and one padded shape."""
+sources as in training (the embedding fp32, the sublayers' outputs bf16), and one padded shape. Then the many kernels
+(past AGG_HOLD sources), up to 1.5B's last site (97 sources)."""
 import sys
 
 import torch
@@ -16,22 +17,47 @@ torch.manual_seed(0)
 # (tokens, width, sources); past AGG_HOLD sources the kernels read each again for the second pass
 SHAPES = ([(7, 20, 1), (9, 24, 3), (5, 64, 6), (3, 20, 10)] if interp
           else [(3001, 768, 1), (3001, 768, 5), (517, 1024, 4), (61, 1600, 3), (5, 20, 25)])
-worst = 0.0
-for M, D, n in SHAPES:
-    for low in (torch.float32, torch.bfloat16):
-        sources = [torch.randn(M, D, device=dev) * 2] + [torch.randn(M, D, device=dev).to(low) * 3
-                                                         for _ in range(n - 1)]
-        u = torch.randn(D, device=dev) * 0.5
-        dout = torch.randn(M, D, device=dev)
-        got = [AG._aggregate_op(sources, u, 1e-5)] + AG._aggregate_backward_op(sources, u, dout, 1e-5)
-        wide = [s.double() for s in sources]
-        want = [AG.aggregate_reference(wide, u.double(), 1e-5)] + AG.aggregate_backward_reference(
-            wide, u.double(), dout.double(), 1e-5)
-        names = ["out"] + [f"dv{k}" for k in range(n)] + ["du"]
-        for name, g, w, like in zip(names, got, want, [torch.float32] + [s.dtype for s in sources] + [torch.float32]):
-            assert g.dtype == like and g.shape == w.shape, (name, g.dtype, g.shape)
-            err = ((g.double() - w).abs().max() / (1 + w.abs().max())).item()
-            # a bf16 gradient is rounded once (2^-8 relative); the rest is fp32 arithmetic
-            assert err < (1e-2 if g.dtype == torch.bfloat16 else 1e-4), (name, M, D, n, low, err)
-            worst = max(worst, err if g.dtype != torch.bfloat16 else 0.0)
-print(f"ok: the aggregation kernels match torch; worst relative error (fp32 outputs) {worst:.2e}")
+MANY = ([(3, 20, 9), (4, 40, 17)] if interp
+        else [(3001, 768, 9), (3001, 768, 25), (517, 1024, 49), (61, 1600, 97), (5, 20, 25)])
+
+
+def held(sources, u, dout):
+    """The held kernels' output and gradients."""
+    return [AG._aggregate_op(sources, u, 1e-5)] + AG._aggregate_backward_op(sources, u, dout, 1e-5)
+
+
+def many(sources, u, dout):
+    """The many kernels' output, log-denominator and gradients (the backward given the forward's own)."""
+    assert AG._many(sources)
+    out, lse = AG._aggregate_many_op(sources, u, 1e-5)
+    return [out, lse] + AG._aggregate_many_backward_op(sources, u, out, lse, dout, 1e-5)
+
+
+def check(kernels, M, D, n, low) -> float:
+    """The worst relative error of the fp32 outputs; asserts every output within its bound."""
+    sources = [torch.randn(M, D, device=dev) * 2] + [torch.randn(M, D, device=dev).to(low) * 3 for _ in range(n - 1)]
+    u = torch.randn(D, device=dev) * 0.5
+    dout = torch.randn(M, D, device=dev)
+    wide = [s.double() for s in sources]
+    want = list(AG.aggregate_many_reference(wide, u.double(), 1e-5)) + AG.aggregate_backward_reference(
+        wide, u.double(), dout.double(), 1e-5)
+    names = ["out", "lse"] + [f"dv{k}" for k in range(n)] + ["du"]
+    likes = [torch.float32, torch.float32] + [s.dtype for s in sources] + [torch.float32]
+    if kernels == "held":  # no lse
+        got = held(sources, u, dout)
+        want, names, likes = ([x[0]] + x[2:] for x in (want, names, likes))
+    else:
+        got = many(sources, u, dout)
+    worst = 0.0
+    for name, g, w, like in zip(names, got, want, likes):
+        assert g.dtype == like and g.shape == w.shape, (kernels, name, g.dtype, g.shape)
+        err = ((g.double() - w).abs().max() / (1 + w.abs().max())).item()
+        # a bf16 gradient is rounded once (2^-8 relative); the rest is fp32 arithmetic
+        assert err < (1e-2 if g.dtype == torch.bfloat16 else 1e-4), (kernels, name, M, D, n, low, err)
+        worst = max(worst, err if g.dtype != torch.bfloat16 else 0.0)
+    return worst
+
+
+worst = max(check(kernels, M, D, n, low) for kernels, shapes in (("held", SHAPES), ("many", MANY))
+            for M, D, n in shapes for low in (torch.float32, torch.bfloat16))
+print(f"ok: the aggregation kernels (held and many) match torch; worst relative error (fp32 outputs) {worst:.2e}")

@@ -33,6 +33,41 @@ def test_hand_backward_matches_autograd_through_the_reference(K):
         assert torch.allclose(a, b, atol=1e-10), (a - b).abs().max()
 
 
+@pytest.mark.parametrize("K", [9, 12])
+def test_many_rule_matches_autograd_through_the_reference(K):
+    # past AGG_HOLD sources: p_k from the forward's log-denominator, Σ_j p_j dp_j from its output
+    sources = _sources(K)
+    assert AG._many(sources)
+    u = (0.5 * torch.randn(12, generator=torch.Generator().manual_seed(1), dtype=torch.float64)).requires_grad_()
+    dout = torch.randn(5, 12, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    want_out = AG.aggregate_reference(sources, u, 1e-5)
+    got_out, lse = torch.ops.gptablate.aggregate_many(sources, u, 1e-5)
+    assert torch.allclose(got_out, want_out, atol=1e-12) and not lse.requires_grad
+    V, r, s, _ = AG._stats(sources, u, 1e-5)
+    assert torch.allclose(lse.double(), torch.logsumexp(r * s, 0), atol=1e-6)
+    want = torch.autograd.grad(want_out, [*sources, u], dout)
+    got = torch.autograd.grad(got_out, [*sources, u], dout)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()  # lse is fp32
+
+
+def test_sites_past_the_held_count_take_the_many_operation(monkeypatch):
+    agg = _aggregator()
+    agg.fused = True
+    taken = []
+    for name in ("_aggregate_op", "_aggregate_many_op"):
+        op = getattr(AG, name)
+        monkeypatch.setattr(AG, name, lambda *args, op=op, name=name: taken.append(name) or op(*args))
+    for K in (AG.AGG_HOLD, AG.AGG_HOLD + 1):
+        out = agg([s.view(1, 5, 12) for s in _sources(K)])
+        assert out.shape == (1, 5, 12)
+    assert taken == ["_aggregate_op", "_aggregate_many_op"]
+    # the first source may have a dtype of its own (the embedding's fp32); a mix among the rest stays on the held one
+    mixed = _sources(AG.AGG_HOLD + 1)
+    mixed[2] = mixed[2].float()
+    assert not AG._many(mixed) and AG._many([mixed[2]] + mixed[:2] + mixed[3:])
+
+
 def _aggregator(D=12):
     torch.manual_seed(3)
     agg = _Aggregator(D, 1.0).double()
@@ -84,6 +119,7 @@ def _model(sets):
 
 
 @pytest.mark.parametrize("sets", [["arch.attnres.mode=block"], ["arch.attnres.mode=full"],
+                                  ["arch.attnres.mode=full", "model.n_layer=5"],  # up to 11 sources: both operations
                                   ["arch.attnres.blocks=3", "arch.block=parallel"]])
 def test_fused_and_torch_paths_give_the_same_model(sets):
     model = _model(sets)
@@ -94,10 +130,12 @@ def test_fused_and_torch_paths_give_the_same_model(sets):
 
 @pytest.mark.parametrize("mode", ["block", "full"])
 def test_fused_model_compiles_without_a_graph_break(mode):
-    model = _model([f"arch.attnres.mode={mode}"]).float()
+    model = _model([f"arch.attnres.mode={mode}", "model.n_layer=5"]).float()  # full: up to 11 sources
     model.fused_kernels = True
     graphs = compiled_graphs(model.hidden, torch.randint(0, 64, (2, 16)))
-    assert len(graphs) == 1 and any("aggregate" in str(node.target) for node in graphs[0].graph.nodes)
+    ops = {str(node.target) for node in graphs[0].graph.nodes}
+    assert len(graphs) == 1 and "gptablate.aggregate.default" in ops
+    assert ("gptablate.aggregate_many.default" in ops) == (mode == "full")
 
 
 _CHECK = Path(__file__).with_name("aggregate_kernel_check.py")

@@ -40,6 +40,13 @@ AGG_FWD, AGG_BWD = (8, 2), (8, 4)
 # at 12 layers has sites of 1 to 25 sources; with a kernel compiled for each count its first window took 205 s
 # (call AI), padded 154 s (call AJ).
 AGG_HOLD, AGG_PAD = 8, 8
+# Past AGG_HOLD sources (attnres full's later sites) the "many" kernels take them instead: a loop at run time over the
+# sources AGG_GROUP at a time, their addresses read from a table, so one kernel serves every count. The forward keeps a
+# running softmax (each source read once) and saves the log of its denominator; the backward takes it and the output
+# (Σ_k p_k dp_k = ḡ·h), so it reads each source once too. Programs per SM and warps, forward and backward, as AGG_FWD
+# and AGG_BWD.
+AGG_GROUP = 8
+AGG_MANY_FWD, AGG_MANY_BWD = (8, 2), (8, 4)
 
 
 def _wide(sources) -> torch.dtype:
@@ -76,6 +83,33 @@ def aggregate_backward_reference(sources: list[torch.Tensor], u: torch.Tensor, d
     dV = p[..., None] * dout + b[..., None] * u.to(V.dtype) - c[..., None] * V
     du = (b[..., None] * V).sum((0, 1))
     return [dv.to(v.dtype, copy=True) for dv, v in zip(dV, sources)] + [du.to(u.dtype)]  # no two alias
+
+
+def aggregate_many_reference(sources: list[torch.Tensor], u: torch.Tensor, eps: float
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(aggregate_reference's output, log Σ_k exp(score_k) a token): what the many kernels' forward computes."""
+    V, r, s, p = _stats(sources, u, eps)
+    return (p[..., None] * V).sum(0), torch.logsumexp(r * s, dim=0).float()
+
+
+def aggregate_many_backward_reference(sources: list[torch.Tensor], u: torch.Tensor, out: torch.Tensor,
+                                      lse: torch.Tensor, dout: torch.Tensor, eps: float) -> list[torch.Tensor]:
+    """aggregate_backward_reference's gradients by the many kernels' rule: p_k = exp(score_k − lse) from the forward's
+    lse, and Σ_j p_j dp_j = ḡ·h from its output h, so that each source is needed once."""
+    wide = _wide(sources)
+    dout, u, out = dout.to(wide), u.to(wide), out.to(wide)
+    total = (dout * out).sum(-1)  # Σ_j p_j dp_j
+    dsources, du = [], torch.zeros_like(u)
+    for v in sources:
+        x = v.to(wide)
+        r = torch.rsqrt(x.pow(2).mean(-1) + eps)
+        s = x @ u
+        p = torch.exp(r * s - lse.to(wide))
+        b = p * ((x * dout).sum(-1) - total) * r
+        c = b * s * r * r / x.shape[-1]
+        dsources.append((p[:, None] * dout + b[:, None] * u - c[:, None] * x).to(v.dtype))
+        du = du + (b[:, None] * x).sum(0)
+    return dsources + [du.to(u.dtype)]
 
 
 if triton is not None:
@@ -188,6 +222,98 @@ if triton is not None:
                     a += bk * v
         tl.store(part_ptr + tl.program_id(0) * D + d, a, mask=dmask)
 
+    # The many kernels: source 0 (the embedding, fp32 in training) from its own pointer, the others (the sublayers'
+    # outputs, one dtype) from a table of their offsets from the first of them (base), in elements, a group of G at a
+    # time as a (G, DC, DL) tile. Offsets rather than addresses: compiled for sm_90, rows at addresses read from memory
+    # were loaded 2 bytes at a time (the compiler cannot know their alignment; tl.multiple_of on an address did not
+    # carry through the cast to a pointer), at base + offset hinted a multiple of 8 elements 16 at a time.
+
+    @triton.jit
+    def _group(base, table, g, n, off, dmask, G: tl.constexpr, ALIGNED: tl.constexpr):
+        """Table entries g .. g+G-1 of n: their rows' addresses (G, DC, DL), the rows' mask, and which are sources."""
+        gi = g + tl.arange(0, G)
+        live = gi < n
+        at = tl.load(table + gi, mask=live, other=0)
+        if ALIGNED:  # every offset a multiple of 8 elements (the op checks)
+            at = tl.multiple_of(at, 8)
+        return base + at[:, None, None] + off[None, :, :], live[:, None, None] & dmask[None, :, :], live
+
+    @triton.jit
+    def _row_sums(x):
+        """(G, DC, DL) summed over each row's features: (G,)."""
+        return tl.sum(tl.sum(x, axis=2), axis=1)
+
+    @triton.jit
+    def _sum(x):
+        """A (DC, DL) row summed over its features."""
+        return tl.sum(tl.sum(x, axis=1), axis=0)
+
+    @triton.jit(do_not_specialize=["n_table", "M", "n_programs", "rows_per_program"])
+    def _agg_many_fwd_kernel(first_ptr, base_ptr, table, n_table, u_ptr, out_ptr, lse_ptr, M, D, eps, n_programs,
+                             rows_per_program, G: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
+                             ALIGNED: tl.constexpr):
+        d = tl.arange(0, DC)[:, None] * DL + tl.arange(0, DL)[None, :]
+        dmask = d < D
+        u = tl.load(u_ptr + d, mask=dmask, other=0.0)
+        for it in range(0, rows_per_program):
+            m = tl.program_id(0) + it * n_programs
+            if m < M:
+                off = m.to(tl.int64) * D + d
+                acc = tl.load(first_ptr + off, mask=dmask, other=0.0).to(tl.float32)
+                top = _sum(acc * u) / tl.sqrt(_sum(acc * acc) / D + eps)  # the largest score so far
+                total = tl.exp(top - top)  # Σ exp(score - top)
+                for g in range(0, n_table, G):
+                    ptrs, mask, live = _group(base_ptr, table, g, n_table, off, dmask, G, ALIGNED)
+                    V = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
+                    score = tl.where(live, _row_sums(V * u[None]) / tl.sqrt(_row_sums(V * V) / D + eps),
+                                     float("-inf"))
+                    new_top = tl.maximum(top, tl.max(score, axis=0))
+                    scale = tl.exp(top - new_top)
+                    e = tl.exp(score - new_top)  # 0 past the sources
+                    acc = acc * scale + tl.sum(e[:, None, None] * V, axis=0)
+                    total = total * scale + tl.sum(e, axis=0)
+                    top = new_top
+                tl.store(out_ptr + off, acc / total, mask=dmask)
+                tl.store(lse_ptr + m, top + tl.log(total))
+
+    @triton.jit(do_not_specialize=["n_table", "M", "n_programs", "rows_per_program"])
+    def _agg_many_bwd_kernel(first_ptr, dfirst_ptr, base_ptr, dbase_ptr, table, n_table, u_ptr, out_ptr, lse_ptr,
+                             dout_ptr, part_ptr, M, D, eps, n_programs, rows_per_program, G: tl.constexpr,
+                             DC: tl.constexpr, DL: tl.constexpr, ALIGNED: tl.constexpr):
+        d = tl.arange(0, DC)[:, None] * DL + tl.arange(0, DL)[None, :]
+        dmask = d < D
+        u = tl.load(u_ptr + d, mask=dmask, other=0.0)
+        a = tl.zeros([DC, DL], tl.float32)  # this program's share of u's gradient
+        for it in range(0, rows_per_program):
+            m = tl.program_id(0) + it * n_programs
+            if m < M:
+                off = m.to(tl.int64) * D + d
+                go = tl.load(dout_ptr + off, mask=dmask, other=0.0)
+                total = _sum(go * tl.load(out_ptr + off, mask=dmask, other=0.0))  # Σ_j p_j dp_j = ḡ·h
+                lse = tl.load(lse_ptr + m)
+                v = tl.load(first_ptr + off, mask=dmask, other=0.0).to(tl.float32)
+                s = _sum(v * u)
+                r = 1.0 / tl.sqrt(_sum(v * v) / D + eps)
+                p = tl.exp(r * s - lse)
+                b = p * (_sum(v * go) - total) * r  # dscore r: on u
+                c = b * s * r * r / D  # dscore s r³ / D: on v
+                tl.store(dfirst_ptr + off, (p * go + b * u - c * v).to(dfirst_ptr.dtype.element_ty), mask=dmask)
+                a += b * v
+                for g in range(0, n_table, G):
+                    ptrs, mask, live = _group(base_ptr, table, g, n_table, off, dmask, G, ALIGNED)
+                    V = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
+                    sg = _row_sums(V * u[None])  # each (G,): the group's s, r, p, b and c
+                    rg = 1.0 / tl.sqrt(_row_sums(V * V) / D + eps)
+                    pg = tl.where(live, tl.exp(rg * sg - lse), 0.0)
+                    bg = pg * (_row_sums(V * go[None]) - total) * rg
+                    cg = bg * sg * rg * rg / D
+                    dV = pg[:, None, None] * go[None] + bg[:, None, None] * u[None] - cg[:, None, None] * V
+                    # the gradients' rows: the table's second half, from dbase
+                    dptrs, _, _ = _group(dbase_ptr, table + n_table, g, n_table, off, dmask, G, ALIGNED)
+                    tl.store(dptrs, dV.to(dbase_ptr.dtype.element_ty), mask=mask)
+                    a += tl.sum(bg[:, None, None] * V, axis=0)
+        tl.store(part_ptr + tl.program_id(0) * D + d, a, mask=dmask)
+
 
 def _padded(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     """The kernels' tuple of sources (or of their gradients): past AGG_HOLD, padded to a multiple of AGG_PAD with
@@ -257,6 +383,88 @@ def _backward(ctx, dout):
 _aggregate_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+def _many(sources) -> bool:
+    """Whether a site's sources take the many kernels: more than AGG_HOLD, those after the first of one dtype."""
+    return len(sources) > AGG_HOLD and len({v.dtype for v in sources[1:]}) == 1
+
+
+def _table(like: torch.Tensor, *lists: list[torch.Tensor]) -> tuple[torch.Tensor, bool]:
+    """Each list's tensors' offsets from the list's first, in elements (a list has one dtype), one list after the other,
+    as int64 on like's device (on CUDA copied from pinned memory, without waiting for it); and whether all are
+    multiples of 8 elements (16 bytes or more)."""
+    gaps = [(t.data_ptr() - ts[0].data_ptr(), t.element_size()) for ts in lists for t in ts]
+    table = torch.tensor([gap // size for gap, size in gaps], dtype=torch.int64)
+    aligned = all(gap % (8 * size) == 0 for gap, size in gaps)
+    return (table.pin_memory().to(like.device, non_blocking=True) if like.is_cuda else table), aligned
+
+
+def _many_launch(M: int, D: int, t: torch.Tensor, tuning: tuple[int, int]) -> tuple[int, dict, int]:
+    """(programs, the many kernels' meta-parameters, tokens a program)."""
+    per_sm, warps = tuning
+    programs = min(M, per_sm * sm_count(t))
+    dc, dl = row_chunks(D)
+    return programs, dict(G=AGG_GROUP, DC=dc, DL=dl, num_warps=row_warps(warps, D)), triton.cdiv(M, programs)
+
+
+@torch.library.custom_op("gptablate::aggregate_many", mutates_args=())
+def _aggregate_many_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    if not all(takes(v) for v in sources):
+        return aggregate_many_reference(sources, u, eps)
+    M, D = sources[0].shape
+    out = torch.empty(M, D, dtype=torch.float32, device=u.device)
+    lse = torch.empty(M, dtype=torch.float32, device=u.device)
+    rest = sources[1:]
+    programs, meta, per_program = _many_launch(M, D, u, AGG_MANY_FWD)
+    table, aligned = _table(u, rest)
+    _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, M, D, eps, programs,
+                                      per_program, ALIGNED=aligned, **meta)
+    return out, lse
+
+
+@_aggregate_many_op.register_fake
+def _(sources, u, eps):
+    M = sources[0].shape[0]
+    return sources[0].new_empty(sources[0].shape, dtype=_wide(sources)), sources[0].new_empty(M, dtype=torch.float32)
+
+
+@torch.library.custom_op("gptablate::aggregate_many_backward", mutates_args=())
+def _aggregate_many_backward_op(sources: list[torch.Tensor], u: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
+                                dout: torch.Tensor, eps: float) -> list[torch.Tensor]:
+    if not all(takes(v) for v in sources):
+        return aggregate_many_backward_reference(sources, u, out, lse, dout, eps)
+    M, D = sources[0].shape
+    dsources = [torch.empty_like(v) for v in sources]
+    rest, drest = sources[1:], dsources[1:]
+    programs, meta, per_program = _many_launch(M, D, u, AGG_MANY_BWD)
+    part = torch.empty(programs, D, dtype=torch.float32, device=u.device)
+    table, aligned = _table(u, rest, drest)
+    _agg_many_bwd_kernel[(programs,)](sources[0], dsources[0], rest[0], drest[0], table, len(rest), u, out, lse,
+                                      dout, part, M, D, eps, programs, per_program, ALIGNED=aligned, **meta)
+    return dsources + [part.sum(0)]
+
+
+@_aggregate_many_backward_op.register_fake
+def _(sources, u, out, lse, dout, eps):
+    return [torch.empty_like(v) for v in sources] + [u.new_empty(u.shape)]
+
+
+def _many_setup_context(ctx, inputs, output):
+    sources, u, eps = inputs
+    ctx.save_for_backward(u, *output, *sources)
+    ctx.mark_non_differentiable(output[1])
+    ctx.eps = eps
+
+
+def _many_backward(ctx, dout, dlse):
+    u, out, lse, *sources = ctx.saved_tensors
+    *dsources, du = _aggregate_many_backward_op(sources, u, out, lse, dout.to(u.dtype).contiguous(), ctx.eps)
+    return dsources, du, None
+
+
+_aggregate_many_op.register_autograd(_many_backward, setup_context=_many_setup_context)
+
+
 def aggregate(sources: list[torch.Tensor], gain: torch.Tensor, query: torch.Tensor, eps: float) -> torch.Tensor:
     """Σ_k softmax_k(queryᵀ RMSNorm(v_k)) v_k, RMSNorm's gain `gain`, over sources (..., D) of one shape: fp32
     (or wider), autocast or not."""
@@ -264,5 +472,6 @@ def aggregate(sources: list[torch.Tensor], gain: torch.Tensor, query: torch.Tens
     D = shape[-1]
     with torch.autocast(sources[0].device.type, enabled=False):
         u = (gain * query).to(_wide(sources))
-        out = _aggregate_op([v.reshape(-1, D).contiguous() for v in sources], u, float(eps))
+        rows = [v.reshape(-1, D).contiguous() for v in sources]
+        out = _aggregate_many_op(rows, u, float(eps))[0] if _many(sources) else _aggregate_op(rows, u, float(eps))
     return out.view(shape)

@@ -3,11 +3,16 @@ five sources: the embedding in fp32, four sums of sublayer outputs in bf16) in s
 code for the module's torch path (forward and backward).
 
     python3 scripts/device/aggregate_bench.py [--write-best] [--shape TOKENS,WIDTH]
+    python3 scripts/device/aggregate_bench.py --many K [--write-best] [--shape TOKENS,WIDTH]
 
 Rows: programs per SM, warps (AGG_FWD's and AGG_BWD's, which the kernels scale to the row past 8 chunks:
 kernels.row_warps; the rows say with how many they launched); each checked against the torch reference. --write-best
 sets the fastest shapes in gptablate/model/aggregate.py (for the rest of a device call). --shape times other rows than
 the 124M step's (1.5B's micro-batch: 16384,1600).
+
+--many K: the many kernels (past AGG_HOLD sources) at K sources (attnres full's last site at 12 layers: 25): a sweep of
+AGG_GROUP and the programs and warps of AGG_MANY_FWD and AGG_MANY_BWD, then the fastest against the held kernels at
+9, 13 and 25 sources (and at 5, which the model gives the held ones).
 """
 import re
 import sys
@@ -42,8 +47,77 @@ def backward_matches(got, want) -> str:
                    lambda g: (2e-2, 2e-2 if g.dtype == torch.bfloat16 else 1e-3))
 
 
+def _sources(M, D, K):
+    """The embedding's fp32 row and K - 1 bf16 ones."""
+    return [torch.randn(M, D, device="cuda") * 2] + [(torch.randn(M, D, device="cuda") * 3).to(torch.bfloat16)
+                                                      for _ in range(K - 1)]
+
+
+def _many(sources, u, dout):
+    """The many kernels' forward and their backward (given the forward's output), as two calls."""
+    out, lse = AG._aggregate_many_op(sources, u, 1e-5)
+    return (lambda: AG._aggregate_many_op(sources, u, 1e-5),
+            lambda: AG._aggregate_many_backward_op(sources, u, out, lse, dout, 1e-5))
+
+
+def _bytes(M, D, K):
+    """What a forward and a backward move at least: the sources once (and their gradients), the output, ḡ."""
+    src = M * D * (4 + 2 * (K - 1))
+    return src + M * D * 4, 2 * src + 2 * M * D * 4  # the backward reads ḡ and the output h
+
+
+def many_main(M, D, K) -> None:
+    torch.manual_seed(0)
+    sources = _sources(M, D, K)
+    u = torch.randn(D, device="cuda") * 0.3
+    dout = torch.randn(M, D, device="cuda")
+    want = [AG.aggregate_reference(sources, u, 1e-5)] + AG.aggregate_backward_reference(sources, u, dout, 1e-5)
+    moved = dict(zip(("fwd", "bwd"), _bytes(M, D, K)))
+    best = {}
+    for group in (4, 8):
+        AG.AGG_GROUP = group
+        for per_sm in (4, 8, 16):
+            for warps in (2, 4, 8):
+                AG.AGG_MANY_FWD = AG.AGG_MANY_BWD = (per_sm, warps)
+                fwd, bwd = _many(sources, u, dout)
+                for which, run, ok in (("fwd", fwd, matches(["out"], [fwd()[0]], want[:1], lambda g: (1e-4, 1e-4))),
+                                       ("bwd", bwd, backward_matches(bwd(), want[1:]))):
+                    ms = timed(run)
+                    print(f"many {which} {K} sources, group {group}, programs/SM {per_sm}, warps {warps} (launched "
+                          f"with {row_warps(warps, D)}): {ms:.3f} ms, {moved[which] / ms / 1e9:.2f} TB/s, matches: "
+                          f"{ok}", flush=True)
+                    key = (which, group)
+                    if ok == "True" and (key not in best or ms < best[key][0]):
+                        best[key] = (ms, (per_sm, warps))
+    print(f"fastest: {best}")
+    # one group for both kernels: the one whose fastest forward and backward take the least together
+    AG.AGG_GROUP = min((4, 8), key=lambda g: best[("fwd", g)][0] + best[("bwd", g)][0])
+    AG.AGG_MANY_FWD, AG.AGG_MANY_BWD = best[("fwd", AG.AGG_GROUP)][1], best[("bwd", AG.AGG_GROUP)][1]
+    for k in (5, 9, 13, 25):
+        some = sources[:k] if k <= K else sources + [sources[-1].clone() for _ in range(k - K)]
+        fwd, bwd = _many(some, u, dout)
+        held = (timed(lambda: AG._aggregate_op(some, u, 1e-5)),
+                timed(lambda: AG._aggregate_backward_op(some, u, dout, 1e-5)))
+        many = timed(fwd), timed(bwd)
+        f, b = _bytes(M, D, k)
+        print(f"{k} sources: held forward {held[0]:.3f} ms, backward {held[1]:.3f} ms; many (group {AG.AGG_GROUP}) "
+              f"forward {many[0]:.3f} ms ({f / many[0] / 1e9:.2f} TB/s), backward {many[1]:.3f} ms "
+              f"({b / many[1] / 1e9:.2f} TB/s)", flush=True)
+    if "--write-best" in sys.argv:
+        path = AG.__file__
+        text = open(path).read()
+        text, n = re.subn(r"^AGG_MANY_FWD, AGG_MANY_BWD = .*$",
+                          f"AGG_MANY_FWD, AGG_MANY_BWD = {AG.AGG_MANY_FWD}, {AG.AGG_MANY_BWD}", text, flags=re.M)
+        text, m = re.subn(r"^AGG_GROUP = .*$", f"AGG_GROUP = {AG.AGG_GROUP}", text, flags=re.M)
+        assert n == m == 1
+        open(path, "w").write(text)
+        print("written to", path)
+
+
 def main() -> None:
     M, D = shape(sys.argv)
+    if "--many" in sys.argv:
+        return many_main(M, D, int(sys.argv[sys.argv.index("--many") + 1]))
     K = 5
     torch.manual_seed(0)
     sources = [torch.randn(M, D, device="cuda") * 2] + [
@@ -54,10 +128,10 @@ def main() -> None:
     src_bytes = M * D * (4 + 2 * (K - 1))
     moved = {"fwd": src_bytes + M * D * 4, "bwd": 2 * src_bytes + M * D * 4}  # read once; write out / the grads
     best = {}
-    shapes = [(per_sm, warps) for per_sm in (4, 8, 16) for warps in (1, 2, 4, 8)]
+    tunings = [(per_sm, warps) for per_sm in (4, 8, 16) for warps in (1, 2, 4, 8)]
     for which in ("fwd", "bwd"):
-        for shape in shapes:
-            setattr(AG, "AGG_FWD" if which == "fwd" else "AGG_BWD", shape)
+        for tuning in tunings:
+            setattr(AG, "AGG_FWD" if which == "fwd" else "AGG_BWD", tuning)
             if which == "fwd":
                 run = lambda: AG._aggregate_op(sources, u, 1e-5)
                 ok = matches(["out"], [run()], want[:1], lambda g: (1e-4, 1e-4))
@@ -65,10 +139,10 @@ def main() -> None:
                 run = lambda: AG._aggregate_backward_op(sources, u, dout, 1e-5)
                 ok = backward_matches(run(), want[1:])
             ms = timed(run)
-            print(f"{which} programs/SM {shape[0]} warps {shape[1]} (launched with {row_warps(shape[1], D)}): "
+            print(f"{which} programs/SM {tuning[0]} warps {tuning[1]} (launched with {row_warps(tuning[1], D)}): "
                   f"{ms:.3f} ms, {moved[which] / ms / 1e9:.2f} TB/s, matches: {ok}", flush=True)
             if ok == "True" and (which not in best or ms < best[which][0]):
-                best[which] = (ms, shape)
+                best[which] = (ms, tuning)
         setattr(AG, "AGG_FWD" if which == "fwd" else "AGG_BWD", best[which][1])
     print(f"fastest: {best}")
     for k in (8, 13, 25):  # attnres full's sources; past AGG_HOLD the second pass reads them again
