@@ -50,10 +50,12 @@ KERNELS = {
     "mhc_bwd": (lambda: mhcstep._mhc_bwd_kernel, dict(
         N=4, J=24, JP=32, BM=MHC[1][0], BK=MHC[1][1], HAS_WRITE=True, STAGES=MHC[1][3]),
         {"out_ptr", "dout_ptr", "dx_ptr"}, MHC[1][2], MHC[1][4], MHC[1][3]),
-    "agg_many_fwd": (lambda: aggregate._agg_many_fwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True),
-                     {"base_ptr"}, aggregate.AGG_MANY_FWD[1], None, 1),
-    "agg_many_bwd": (lambda: aggregate._agg_many_bwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True),
-                     {"base_ptr", "dbase_ptr"}, aggregate.AGG_MANY_BWD[1], None, 1),
+    "agg_many_fwd": (lambda: aggregate._agg_many_fwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True,
+                     STAGES=aggregate.AGG_MANY_FWD[2]), {"base_ptr"}, aggregate.AGG_MANY_FWD[1], None,
+                     aggregate.AGG_MANY_FWD[2]),
+    "agg_many_bwd": (lambda: aggregate._agg_many_bwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True,
+                     STAGES=aggregate.AGG_MANY_BWD[2]), {"base_ptr", "dbase_ptr"}, aggregate.AGG_MANY_BWD[1], None,
+                     aggregate.AGG_MANY_BWD[2]),
 }
 DIVISIBLE = {"M", "D", "n_programs", "tokens_per_program"}  # 61,440 tokens, 768 features, 3,840 programs, 16 tokens
 

@@ -43,10 +43,10 @@ AGG_HOLD, AGG_PAD = 8, 8
 # Past AGG_HOLD sources (attnres full's later sites) the "many" kernels take them instead: a loop at run time over the
 # sources AGG_GROUP at a time, their addresses read from a table, so one kernel serves every count. The forward keeps a
 # running softmax (each source read once) and saves the log of its denominator; the backward takes it and the output
-# (Σ_k p_k dp_k = ḡ·h), so it reads each source once too. Programs per SM and warps, forward and backward, as AGG_FWD
-# and AGG_BWD.
+# (Σ_k p_k dp_k = ḡ·h), so it reads each source once too. Programs per SM, warps and the group loop's software
+# pipelining stages (tl.range's num_stages), forward and backward.
 AGG_GROUP = 8
-AGG_MANY_FWD, AGG_MANY_BWD = (8, 2), (8, 4)
+AGG_MANY_FWD, AGG_MANY_BWD = (4, 2, 1), (4, 2, 1)
 
 
 def _wide(sources) -> torch.dtype:
@@ -251,7 +251,7 @@ if triton is not None:
     @triton.jit(do_not_specialize=["n_table", "M", "n_programs", "rows_per_program"])
     def _agg_many_fwd_kernel(first_ptr, base_ptr, table, n_table, u_ptr, out_ptr, lse_ptr, M, D, eps, n_programs,
                              rows_per_program, G: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
-                             ALIGNED: tl.constexpr):
+                             ALIGNED: tl.constexpr, STAGES: tl.constexpr):
         d = tl.arange(0, DC)[:, None] * DL + tl.arange(0, DL)[None, :]
         dmask = d < D
         u = tl.load(u_ptr + d, mask=dmask, other=0.0)
@@ -262,7 +262,7 @@ if triton is not None:
                 acc = tl.load(first_ptr + off, mask=dmask, other=0.0).to(tl.float32)
                 top = _sum(acc * u) / tl.sqrt(_sum(acc * acc) / D + eps)  # the largest score so far
                 total = tl.exp(top - top)  # Σ exp(score - top)
-                for g in range(0, n_table, G):
+                for g in tl.range(0, n_table, G, num_stages=STAGES):
                     ptrs, mask, live = _group(base_ptr, table, g, n_table, off, dmask, G, ALIGNED)
                     V = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
                     score = tl.where(live, _row_sums(V * u[None]) / tl.sqrt(_row_sums(V * V) / D + eps),
@@ -279,7 +279,7 @@ if triton is not None:
     @triton.jit(do_not_specialize=["n_table", "M", "n_programs", "rows_per_program"])
     def _agg_many_bwd_kernel(first_ptr, dfirst_ptr, base_ptr, dbase_ptr, table, n_table, u_ptr, out_ptr, lse_ptr,
                              dout_ptr, part_ptr, M, D, eps, n_programs, rows_per_program, G: tl.constexpr,
-                             DC: tl.constexpr, DL: tl.constexpr, ALIGNED: tl.constexpr):
+                             DC: tl.constexpr, DL: tl.constexpr, ALIGNED: tl.constexpr, STAGES: tl.constexpr):
         d = tl.arange(0, DC)[:, None] * DL + tl.arange(0, DL)[None, :]
         dmask = d < D
         u = tl.load(u_ptr + d, mask=dmask, other=0.0)
@@ -299,7 +299,7 @@ if triton is not None:
                 c = b * s * r * r / D  # dscore s r³ / D: on v
                 tl.store(dfirst_ptr + off, (p * go + b * u - c * v).to(dfirst_ptr.dtype.element_ty), mask=dmask)
                 a += b * v
-                for g in range(0, n_table, G):
+                for g in tl.range(0, n_table, G, num_stages=STAGES):
                     ptrs, mask, live = _group(base_ptr, table, g, n_table, off, dmask, G, ALIGNED)
                     V = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
                     sg = _row_sums(V * u[None])  # each (G,): the group's s, r, p, b and c
@@ -398,12 +398,13 @@ def _table(like: torch.Tensor, *lists: list[torch.Tensor]) -> tuple[torch.Tensor
     return (table.pin_memory().to(like.device, non_blocking=True) if like.is_cuda else table), aligned
 
 
-def _many_launch(M: int, D: int, t: torch.Tensor, tuning: tuple[int, int]) -> tuple[int, dict, int]:
+def _many_launch(M: int, D: int, t: torch.Tensor, tuning: tuple[int, int, int]) -> tuple[int, dict, int]:
     """(programs, the many kernels' meta-parameters, tokens a program)."""
-    per_sm, warps = tuning
+    per_sm, warps, stages = tuning
     programs = min(M, per_sm * sm_count(t))
     dc, dl = row_chunks(D)
-    return programs, dict(G=AGG_GROUP, DC=dc, DL=dl, num_warps=row_warps(warps, D)), triton.cdiv(M, programs)
+    meta = dict(G=AGG_GROUP, DC=dc, DL=dl, STAGES=stages, num_warps=row_warps(warps, D))
+    return programs, meta, triton.cdiv(M, programs)
 
 
 @torch.library.custom_op("gptablate::aggregate_many", mutates_args=())

@@ -11,7 +11,7 @@ sets the fastest shapes in gptablate/model/aggregate.py (for the rest of a devic
 the 124M step's (1.5B's micro-batch: 16384,1600).
 
 --many K: the many kernels (past AGG_HOLD sources) at K sources (attnres full's last site at 12 layers: 25): a sweep of
-AGG_GROUP and the programs and warps of AGG_MANY_FWD and AGG_MANY_BWD, then the fastest against the held kernels at
+AGG_GROUP and the programs, warps and stages of AGG_MANY_FWD and AGG_MANY_BWD, then the fastest against the held kernels at
 9, 13 and 25 sources (and at 5, which the model gives the held ones).
 """
 import re
@@ -74,24 +74,26 @@ def many_main(M, D, K) -> None:
     want = [AG.aggregate_reference(sources, u, 1e-5)] + AG.aggregate_backward_reference(sources, u, dout, 1e-5)
     moved = dict(zip(("fwd", "bwd"), _bytes(M, D, K)))
     best = {}
-    for group in (4, 8):
+    groups = (1, 2, 4, 8)
+    for group in groups:
         AG.AGG_GROUP = group
-        for per_sm in (4, 8, 16):
-            for warps in (2, 4, 8):
-                AG.AGG_MANY_FWD = AG.AGG_MANY_BWD = (per_sm, warps)
-                fwd, bwd = _many(sources, u, dout)
-                for which, run, ok in (("fwd", fwd, matches(["out"], [fwd()[0]], want[:1], lambda g: (1e-4, 1e-4))),
-                                       ("bwd", bwd, backward_matches(bwd(), want[1:]))):
-                    ms = timed(run)
-                    print(f"many {which} {K} sources, group {group}, programs/SM {per_sm}, warps {warps} (launched "
-                          f"with {row_warps(warps, D)}): {ms:.3f} ms, {moved[which] / ms / 1e9:.2f} TB/s, matches: "
-                          f"{ok}", flush=True)
-                    key = (which, group)
-                    if ok == "True" and (key not in best or ms < best[key][0]):
-                        best[key] = (ms, (per_sm, warps))
+        for per_sm, warps, stages in [(p, w, st) for p in (8, 16) for w in (1, 2) for st in (1, 3)] + [(4, 2, 1)]:
+            if group == 8 and warps == 1:
+                continue  # 256 values a thread: spills
+            AG.AGG_MANY_FWD = AG.AGG_MANY_BWD = tuning = (per_sm, warps, stages)
+            fwd, bwd = _many(sources, u, dout)
+            for which, run, ok in (("fwd", fwd, matches(["out"], [fwd()[0]], want[:1], lambda g: (1e-4, 1e-4))),
+                                   ("bwd", bwd, backward_matches(bwd(), want[1:]))):
+                ms = timed(run)
+                print(f"many {which} {K} sources, group {group}, programs/SM {per_sm}, warps {warps} (launched with "
+                      f"{row_warps(warps, D)}), stages {stages}: {ms:.3f} ms, {moved[which] / ms / 1e9:.2f} TB/s, "
+                      f"matches: {ok}", flush=True)
+                key = (which, group)
+                if ok == "True" and (key not in best or ms < best[key][0]):
+                    best[key] = (ms, tuning)
     print(f"fastest: {best}")
     # one group for both kernels: the one whose fastest forward and backward take the least together
-    AG.AGG_GROUP = min((4, 8), key=lambda g: best[("fwd", g)][0] + best[("bwd", g)][0])
+    AG.AGG_GROUP = min(groups, key=lambda g: best[("fwd", g)][0] + best[("bwd", g)][0])
     AG.AGG_MANY_FWD, AG.AGG_MANY_BWD = best[("fwd", AG.AGG_GROUP)][1], best[("bwd", AG.AGG_GROUP)][1]
     for k in (5, 9, 13, 25):
         some = sources[:k] if k <= K else sources + [sources[-1].clone() for _ in range(k - K)]
