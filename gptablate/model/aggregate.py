@@ -44,9 +44,13 @@ AGG_HOLD, AGG_PAD = 8, 8
 # sources AGG_GROUP at a time, their addresses read from a table, so one kernel serves every count. The forward keeps a
 # running softmax (each source read once) and saves the log of its denominator; the backward takes it and the output
 # (Σ_k p_k dp_k = ḡ·h), so it reads each source once too. Programs per SM, warps and the group loop's software
-# pipelining stages (tl.range's num_stages), forward and backward.
-AGG_GROUP = 8
-AGG_MANY_FWD, AGG_MANY_BWD = (4, 2, 1), (4, 2, 1)
+# pipelining stages (tl.range's num_stages), forward and backward: the fastest of scripts/device/aggregate_bench.py
+# --many 25 at attnres full's largest 124M site (61,440 tokens x 768, 25 sources) on an H100, call DR: a source at a
+# time on one warp, three loads in flight, forward 1.37 ms and backward 2.56 ms (2.0 TB/s) where the held kernels took
+# 2.66 and 3.74. Groups of 8 on two warps without stages took 3.1 and 5.4 ms (call DQ: each group's loads waited on
+# the last group's sums).
+AGG_GROUP = 1
+AGG_MANY_FWD, AGG_MANY_BWD = (16, 1, 3), (16, 1, 3)
 
 
 def _wide(sources) -> torch.dtype:
