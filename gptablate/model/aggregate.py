@@ -11,6 +11,13 @@ time, its row of every source read once and kept in registers between the scores
 no stacked copy). At 12 layers the step went from 1.55 to 1.22 times the baseline's with a first
 version of these kernels (call AH) and to 1.17 with these (call AI).
 
+Sites of more than AGG_HOLD sources (attnres full's: up to 25 at 12 layers, 97 at 48) take the "many" kernels
+instead: the sources past the first from a table of offsets, in a loop at run time (one compiled pair for every
+count; the held kernels unroll over the sources and compiled one pair per count, padded to multiples of 8), a running
+softmax forward that saves log Σ_k exp(score_k) a token, and a backward that takes it and the output h
+(Σ_k p_k dp_k = ḡ·h), so that each source is read once each way. attnres full's step went from 1.61 to 1.48 times
+the baseline's, and its first window from 154 to 60 s (call DS).
+
 With u = g ⊙ w (RMSNorm's gain, the site's query), r_k = rsqrt(mean(v_k²) + eps), s_k = v_k·u:
 score_k = r_k s_k. Backward, ḡ the output's gradient, dp_k = ḡ·v_k, dscore_k = p_k (dp_k −
 Σ_j p_j dp_j): dv_k = p_k ḡ + dscore_k r_k u − dscore_k s_k r_k³ / D · v_k, and u takes
@@ -20,8 +27,9 @@ torch path rounds RMSNorm(v) to a bf16 source's dtype first; the output is fp32 
 source's gradient is rounded once, to its source's dtype.
 
 `aggregate(sources, gain, query, eps)`: on CUDA with Triton, the kernels; elsewhere the same
-computation in torch (`aggregate_reference`, `aggregate_backward_reference`), which the tests hold
-to autograd and to the module's own torch code.
+computation in torch (`aggregate_reference`, `aggregate_backward_reference`, and the many kernels' rule
+`aggregate_many_reference`, `aggregate_many_backward_reference`), which the tests hold to autograd and to the
+module's own torch code.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ AGG_FWD, AGG_BWD = (8, 2), (8, 4)
 # (call AI), padded 154 s (call AJ).
 AGG_HOLD, AGG_PAD = 8, 8
 # Past AGG_HOLD sources (attnres full's later sites) the "many" kernels take them instead: a loop at run time over the
-# sources AGG_GROUP at a time, their addresses read from a table, so one kernel serves every count. The forward keeps a
+# sources AGG_GROUP at a time, their offsets read from a table, so one kernel serves every count. The forward keeps a
 # running softmax (each source read once) and saves the log of its denominator; the backward takes it and the output
 # (Σ_k p_k dp_k = ḡ·h), so it reads each source once too. Programs per SM, warps and the group loop's software
 # pipelining stages (tl.range's num_stages), forward and backward: the fastest of scripts/device/aggregate_bench.py
