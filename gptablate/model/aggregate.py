@@ -264,8 +264,7 @@ if triton is not None:
     def _agg_many_fwd_kernel(first_ptr, base_ptr, table, n_table, u_ptr, out_ptr, lse_ptr, M, D, eps, n_programs,
                              rows_per_program, G: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
                              ALIGNED: tl.constexpr, STAGES: tl.constexpr):
-        d = tl.arange(0, DC)[:, None] * DL + tl.arange(0, DL)[None, :]
-        dmask = d < D
+        d, dmask, _ = _tile(D, DC, DL, 1)
         u = tl.load(u_ptr + d, mask=dmask, other=0.0)
         for it in range(0, rows_per_program):
             m = tl.program_id(0) + it * n_programs
@@ -292,8 +291,7 @@ if triton is not None:
     def _agg_many_bwd_kernel(first_ptr, dfirst_ptr, base_ptr, dbase_ptr, table, n_table, u_ptr, out_ptr, lse_ptr,
                              dout_ptr, part_ptr, M, D, eps, n_programs, rows_per_program, G: tl.constexpr,
                              DC: tl.constexpr, DL: tl.constexpr, ALIGNED: tl.constexpr, STAGES: tl.constexpr):
-        d = tl.arange(0, DC)[:, None] * DL + tl.arange(0, DL)[None, :]
-        dmask = d < D
+        d, dmask, _ = _tile(D, DC, DL, 1)
         u = tl.load(u_ptr + d, mask=dmask, other=0.0)
         a = tl.zeros([DC, DL], tl.float32)  # this program's share of u's gradient
         for it in range(0, rows_per_program):
@@ -321,7 +319,7 @@ if triton is not None:
                     cg = bg * sg * rg * rg / D
                     dV = pg[:, None, None] * go[None] + bg[:, None, None] * u[None] - cg[:, None, None] * V
                     # the gradients' rows: the table's second half, from dbase
-                    dptrs, _, _ = _group(dbase_ptr, table + n_table, g, n_table, off, dmask, G, ALIGNED)
+                    dptrs = _group(dbase_ptr, table + n_table, g, n_table, off, dmask, G, ALIGNED)[0]
                     tl.store(dptrs, dV.to(dbase_ptr.dtype.element_ty), mask=mask)
                     a += tl.sum(bg[:, None, None] * V, axis=0)
         tl.store(part_ptr + tl.program_id(0) * D + d, a, mask=dmask)
