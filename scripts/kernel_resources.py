@@ -6,9 +6,10 @@
 KERNEL is one of hyper_fwd, hyper_bwd (model/hyperstep.py, the dynamic site with its LayerNorm folded in),
 static_fwd, static_bwd (model/hyperstatic.py, with the norm), mhc_fwd, mhc_bwd (model/mhcstep.py), each at the 124M
 step's shape (4 streams of 768 features), or agg_many_fwd, agg_many_bwd (model/aggregate.py's kernels past AGG_HOLD
-sources, the table's sources bf16, 768 features), at the committed tuning unless given. Triton compiles for sm_90 without a
-GPU (the CPU install of torch has no Triton: put the folder `scripts/install.sh --test` fills for the interpreter tests,
-~/.cache/gptablate/triton-interpreter, on PYTHONPATH; TRITON_DEFAULT_FP_FUSION=1 as Triton 3.9 defaults to); the
+sources, the table's sources bf16, 768 features), at the committed tuning unless given. Triton compiles for sm_90
+without a GPU (the CPU install of torch has no Triton: put the folder `scripts/install.sh --test` fills for the
+interpreter tests, ~/.cache/gptablate/triton-interpreter, on PYTHONPATH; TRITON_DEFAULT_FP_FUSION=1 as Triton 3.9
+defaults to); the
 launch's divisibility hints (pointers and the row counts and widths divisible by 16) are given as a launch on the
 124M shapes would, since without them the compiler picks other layouts. Then `cuobjdump` from Triton's wheel reads the
 cubin. Prints the registers and stack a thread, the barriers and SASS instructions (the kernel as written, not per
@@ -67,7 +68,7 @@ def compile_kernel(fn, constexprs: dict, two_byte: set, warps: int, maxnreg, sta
             signature[name] = "constexpr"
         elif name.endswith("_ptr"):
             signature[name] = "*bf16" if name in two_byte else "*fp32"
-        elif name == "table":  # aggregate.py's many kernels: the sources' addresses
+        elif name == "table":  # aggregate.py's many kernels: the sources' offsets
             signature[name] = "*i64"
         else:
             signature[name] = "fp32" if name == "eps" else "i32"

@@ -11,8 +11,8 @@ sets the fastest shapes in gptablate/model/aggregate.py (for the rest of a devic
 the 124M step's (1.5B's micro-batch: 16384,1600).
 
 --many K: the many kernels (past AGG_HOLD sources) at K sources (attnres full's last site at 12 layers: 25): a sweep of
-AGG_GROUP and the programs, warps and stages of AGG_MANY_FWD and AGG_MANY_BWD, then the fastest against the held kernels at
-9, 13 and 25 sources (and at 5, which the model gives the held ones).
+AGG_GROUP and the programs, warps and stages of AGG_MANY_FWD and AGG_MANY_BWD, then the fastest against the held
+kernels at 9, 13 and 25 sources (and at 5, which the model gives the held ones).
 """
 import re
 import sys
