@@ -68,6 +68,12 @@ def test_sites_past_the_held_count_take_the_many_operation(monkeypatch):
     assert not AG._many(mixed) and AG._many([mixed[2]] + mixed[:2] + mixed[3:])
 
 
+def test_wide_rows_take_the_wide_backward_tuning():
+    # 1.5B's 1,600 features are 16 chunks of 128 (call DV swept them); 124M's and 345M's 768 and 1,024 are 8
+    assert AG._many_bwd_tuning(768) == AG._many_bwd_tuning(1024) == AG.AGG_MANY_BWD
+    assert AG._many_bwd_tuning(1600) == AG.AGG_MANY_WIDE_BWD != AG.AGG_MANY_BWD
+
+
 def _aggregator(D=12):
     torch.manual_seed(3)
     agg = _Aggregator(D, 1.0).double()

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import row_chunks, row_warps, sm_count, takes, tl, triton
+from .kernels import TUNED_CHUNKS, row_chunks, row_warps, sm_count, takes, tl, triton
 
 # Programs per SM (each looping over its share of tokens) and warps, forward and backward: the fastest of
 # scripts/device/aggregate_bench.py's sweep at the 124M step's largest block-mode site (61,440 tokens x 768, five
@@ -59,6 +59,10 @@ AGG_HOLD, AGG_PAD = 8, 8
 # the last group's sums).
 AGG_GROUP = 1
 AGG_MANY_FWD, AGG_MANY_BWD = (16, 1, 3), (16, 1, 3)
+# The backward's for rows past kernels.TUNED_CHUNKS chunks (1.5B's 1,600 features): at 16,384 x 1,600 and 25 sources it
+# took 2.68 ms at AGG_MANY_BWD (with row_warps' 2 warps) and 1.89 ms at this (4 warps, no stages), the fastest of the
+# same sweep there (call DV); the forward's best there was within 10% of AGG_MANY_FWD's 1.15 ms and keeps it.
+AGG_MANY_WIDE_BWD = (16, 2, 1)
 
 
 def _wide(sources) -> torch.dtype:
@@ -408,6 +412,11 @@ def _table(like: torch.Tensor, *lists: list[torch.Tensor]) -> tuple[torch.Tensor
     return (table.pin_memory().to(like.device, non_blocking=True) if like.is_cuda else table), aligned
 
 
+def _many_bwd_tuning(D: int) -> tuple[int, int, int]:
+    """The many backward's tuning for rows of D features: AGG_MANY_WIDE_BWD past TUNED_CHUNKS chunks."""
+    return AGG_MANY_BWD if row_chunks(D)[0] <= TUNED_CHUNKS else AGG_MANY_WIDE_BWD
+
+
 def _many_launch(M: int, D: int, t: torch.Tensor, tuning: tuple[int, int, int]) -> tuple[int, dict, int]:
     """(programs, the many kernels' meta-parameters, tokens a program)."""
     per_sm, warps, stages = tuning
@@ -447,7 +456,7 @@ def _aggregate_many_backward_op(sources: list[torch.Tensor], u: torch.Tensor, ou
     M, D = sources[0].shape
     dsources = [torch.empty_like(v) for v in sources]
     rest, drest = sources[1:], dsources[1:]
-    programs, meta, per_program = _many_launch(M, D, u, AGG_MANY_BWD)
+    programs, meta, per_program = _many_launch(M, D, u, _many_bwd_tuning(D))
     part = torch.empty(programs, D, dtype=torch.float32, device=u.device)
     table, aligned = _table(u, rest, drest)
     _agg_many_bwd_kernel[(programs,)](sources[0], dsources[0], rest[0], drest[0], table, len(rest), u, out, lse,
