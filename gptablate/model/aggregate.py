@@ -46,7 +46,8 @@ AGG_FWD, AGG_BWD = (8, 2), (8, 4)
 # The most sources a kernel keeps in registers between its two passes. Past it the second pass reads them again
 # (from L2), and the kernels take the sources padded to a multiple of AGG_PAD (the padding masked off): attnres full
 # at 12 layers has sites of 1 to 25 sources; with a kernel compiled for each count its first window took 205 s
-# (call AI), padded 154 s (call AJ).
+# (call AI), padded 154 s (call AJ). Since the many kernels below, the held ones see more than AGG_HOLD sources only
+# where the sources after the first mix dtypes (no model site does).
 AGG_HOLD, AGG_PAD = 8, 8
 # Past AGG_HOLD sources (attnres full's later sites) the "many" kernels take them instead: a loop at run time over the
 # sources AGG_GROUP at a time, their offsets read from a table, so one kernel serves every count. The forward keeps a
