@@ -29,8 +29,10 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from gptablate.model import aggregate, hyperstatic, hyperstep, mhcstep
+from gptablate.model.kernels import by_width
 
 MHC = mhcstep.tuning(768)  # mhc_step's (forward, backward) shapes at the 124M width
+MANY = by_width(aggregate.AGG_MANY, 768)  # aggregate's many kernels' (forward, backward) tuning at the 124M width
 # (kernel, the constexprs, the 2-byte pointers, warps, register cap, stages) at the committed tuning
 KERNELS = {
     "hyper_fwd": (lambda: hyperstep._hyper_fwd_kernel, dict(
@@ -52,11 +54,9 @@ KERNELS = {
         N=4, J=24, JP=32, BM=MHC[1][0], BK=MHC[1][1], HAS_WRITE=True, STAGES=MHC[1][3]),
         {"out_ptr", "dout_ptr", "dx_ptr"}, MHC[1][2], MHC[1][4], MHC[1][3]),
     "agg_many_fwd": (lambda: aggregate._agg_many_fwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True,
-                     STAGES=aggregate.AGG_MANY_FWD[2]), {"base_ptr"}, aggregate.AGG_MANY_FWD[1], None,
-                     aggregate.AGG_MANY_FWD[2]),
+                     STAGES=MANY[0][2]), {"base_ptr"}, MANY[0][1], None, MANY[0][2]),
     "agg_many_bwd": (lambda: aggregate._agg_many_bwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True,
-                     STAGES=aggregate.AGG_MANY_BWD[2]), {"base_ptr", "dbase_ptr"}, aggregate.AGG_MANY_BWD[1], None,
-                     aggregate.AGG_MANY_BWD[2]),
+                     STAGES=MANY[1][2]), {"base_ptr", "dbase_ptr"}, MANY[1][1], None, MANY[1][2]),
 }
 DIVISIBLE = {"M", "D", "n_programs", "tokens_per_program"}  # 61,440 tokens, 768 features, 3,840 programs, 16 tokens
 

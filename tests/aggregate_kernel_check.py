@@ -17,7 +17,7 @@ torch.manual_seed(0)
 # (tokens, width, sources); past AGG_HOLD sources the kernels read each again for the second pass
 SHAPES = ([(7, 20, 1), (9, 24, 3), (5, 64, 6), (3, 20, 10)] if interp
           else [(3001, 768, 1), (3001, 768, 5), (517, 1024, 4), (61, 1600, 3), (5, 20, 25)])
-MANY = ([(3, 20, 9), (4, 40, 17), (2, 1100, 9)] if interp  # 1,100: past 8 chunks, the wide backward's launch
+MANY = ([(3, 20, 9), (4, 40, 17), (2, 1400, 9)] if interp  # 1,400: AGG_MANY's 1,600 entry
         else [(3001, 768, 9), (3001, 768, 25), (517, 1024, 49), (61, 1600, 97), (5, 20, 25)])
 
 

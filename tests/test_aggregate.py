@@ -10,6 +10,7 @@ from interpreter import kernel_tests
 
 from gptablate.model import aggregate as AG
 from gptablate.model.gpt import GPT, GPTConfig
+from gptablate.model.kernels import by_width
 from gptablate.model.residuals import _Aggregator
 from gptablate.recipe import load_recipe
 
@@ -69,9 +70,11 @@ def test_sites_past_the_held_count_take_the_many_operation(monkeypatch):
 
 
 def test_wide_rows_take_the_wide_backward_tuning():
-    # 1.5B's 1,600 features are 16 chunks of 128 (call DV swept them); 124M's and 345M's 768 and 1,024 are 8
-    assert AG._many_bwd_tuning(768) == AG._many_bwd_tuning(1024) == AG.AGG_MANY_BWD
-    assert AG._many_bwd_tuning(1600) == AG.AGG_MANY_WIDE_BWD != AG.AGG_MANY_BWD
+    # 1.5B's 1,600 features have their own backward tuning (call DV swept them); 124M's and 345M's 768 and 1,024 share
+    # the 768 one
+    backward = [by_width(AG.AGG_MANY, D)[1] for D in (768, 1024, 1600)]
+    assert backward[0] == backward[1] == AG.AGG_MANY[768][1]
+    assert backward[2] == AG.AGG_MANY[1600][1] != backward[0]
 
 
 def _aggregator(D=12):

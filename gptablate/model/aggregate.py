@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import TUNED_CHUNKS, row_chunks, row_warps, sm_count, takes, tl, triton
+from .kernels import by_width, row_chunks, row_warps, sm_count, takes, tl, triton
 
 # Programs per SM (each looping over its share of tokens) and warps, forward and backward: the fastest of
 # scripts/device/aggregate_bench.py's sweep at the 124M step's largest block-mode site (61,440 tokens x 768, five
@@ -52,18 +52,17 @@ AGG_HOLD, AGG_PAD = 8, 8
 # Past AGG_HOLD sources (attnres full's later sites) the "many" kernels take them instead: a loop at run time over the
 # sources AGG_GROUP at a time, their offsets read from a table, so one kernel serves every count. The forward keeps a
 # running softmax (each source read once) and saves the log of its denominator; the backward takes it and the output
-# (Σ_k p_k dp_k = ḡ·h), so it reads each source once too. Programs per SM, warps and the group loop's software
-# pipelining stages (tl.range's num_stages), forward and backward: the fastest of scripts/device/aggregate_bench.py
-# --many 25 at attnres full's largest 124M site (61,440 tokens x 768, 25 sources) on an H100, call DR: a source at a
-# time on one warp, three loads in flight, forward 1.37 ms and backward 2.56 ms (2.0 TB/s) where the held kernels took
-# 2.66 and 3.74. Groups of 8 on two warps without stages took 3.1 and 5.4 ms (call DQ: each group's loads waited on
-# the last group's sums).
+# (Σ_k p_k dp_k = ḡ·h), so it reads each source once too. AGG_MANY: by width (kernels.by_width, the nearest entry),
+# the forward's and the backward's programs per SM, warps (scaled to the row: kernels.row_warps) and the group loop's
+# software pipelining stages (tl.range's num_stages). 768: the fastest of scripts/device/aggregate_bench.py --many 25
+# at attnres full's largest 124M site (61,440 tokens x 768, 25 sources) on an H100, call DR: a source at a time on one
+# warp, three loads in flight, forward 1.37 ms and backward 2.56 ms (2.0 TB/s) where the held kernels took 2.66 and
+# 3.74. Groups of 8 on two warps without stages took 3.1 and 5.4 ms (call DQ: each group's loads waited on the last
+# group's sums). 1,600 (1.5B's rows, 16,384 x 1,600, 25 sources, call DV): the backward took 2.68 ms at 768's entry
+# (row_warps' 2 warps) and 1.89 ms at its own (4 warps, no stages); the forward's best there was within 10% of 768's
+# entry's 1.15 ms and keeps it.
 AGG_GROUP = 1
-AGG_MANY_FWD, AGG_MANY_BWD = (16, 1, 3), (16, 1, 3)
-# The backward's for rows past kernels.TUNED_CHUNKS chunks (1.5B's 1,600 features): at 16,384 x 1,600 and 25 sources it
-# took 2.68 ms at AGG_MANY_BWD (with row_warps' 2 warps) and 1.89 ms at this (4 warps, no stages), the fastest of the
-# same sweep there (call DV); the forward's best there was within 10% of AGG_MANY_FWD's 1.15 ms and keeps it.
-AGG_MANY_WIDE_BWD = (16, 2, 1)
+AGG_MANY = {768: ((16, 1, 3), (16, 1, 3)), 1600: ((16, 1, 3), (16, 2, 1))}
 
 
 def _wide(sources) -> torch.dtype:
@@ -413,11 +412,6 @@ def _table(like: torch.Tensor, *lists: list[torch.Tensor]) -> tuple[torch.Tensor
     return (table.pin_memory().to(like.device, non_blocking=True) if like.is_cuda else table), aligned
 
 
-def _many_bwd_tuning(D: int) -> tuple[int, int, int]:
-    """The many backward's tuning for rows of D features: AGG_MANY_WIDE_BWD past TUNED_CHUNKS chunks."""
-    return AGG_MANY_BWD if row_chunks(D)[0] <= TUNED_CHUNKS else AGG_MANY_WIDE_BWD
-
-
 def _many_launch(M: int, D: int, t: torch.Tensor, tuning: tuple[int, int, int]) -> tuple[int, dict, int]:
     """(programs, the many kernels' meta-parameters, tokens a program)."""
     per_sm, warps, stages = tuning
@@ -436,7 +430,7 @@ def _aggregate_many_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float
     out = torch.empty(M, D, dtype=torch.float32, device=u.device)
     lse = torch.empty(M, dtype=torch.float32, device=u.device)
     rest = sources[1:]
-    programs, meta, per_program = _many_launch(M, D, u, AGG_MANY_FWD)
+    programs, meta, per_program = _many_launch(M, D, u, by_width(AGG_MANY, D)[0])
     table, aligned = _table(u, rest)
     _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, M, D, eps, programs,
                                       per_program, ALIGNED=aligned, **meta)
@@ -457,7 +451,7 @@ def _aggregate_many_backward_op(sources: list[torch.Tensor], u: torch.Tensor, ou
     M, D = sources[0].shape
     dsources = [torch.empty_like(v) for v in sources]
     rest, drest = sources[1:], dsources[1:]
-    programs, meta, per_program = _many_launch(M, D, u, _many_bwd_tuning(D))
+    programs, meta, per_program = _many_launch(M, D, u, by_width(AGG_MANY, D)[1])
     part = torch.empty(programs, D, dtype=torch.float32, device=u.device)
     table, aligned = _table(u, rest, drest)
     _agg_many_bwd_kernel[(programs,)](sources[0], dsources[0], rest[0], drest[0], table, len(rest), u, out, lse,

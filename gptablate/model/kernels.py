@@ -103,6 +103,12 @@ def row_warps(warps: int, D: int) -> int:
     return min(32, warps * max(1, chunks // TUNED_CHUNKS))
 
 
+def by_width(table: dict, D: int):
+    """A tuning table's entry ({width: entry}, swept at a few widths) for rows of D features: the nearest width's
+    (mhcstep.py's TUNING, aggregate.py's AGG_MANY)."""
+    return table[min(table, key=lambda width: abs(width - D))]
+
+
 def use_kernel(t: torch.Tensor) -> bool:
     """Run the Triton kernel on this fp32 tensor (the kernels take fp32), rather than the torch rule."""
     return runs_on(t) and t.dtype == torch.float32

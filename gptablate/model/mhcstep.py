@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import narrow, tl, triton, use_kernel
+from .kernels import by_width, narrow, tl, triton, use_kernel
 
 # By the streams' width (the entry nearest D): (tokens per program BM, features per chunk BK, warps, stages, register
 # cap or None) of the forward kernel and of the backward. The walks over the features are loops pipelined at these
@@ -58,7 +58,7 @@ MAX_STREAMS = 4  # the kernels name the streams one by one
 
 def tuning(D: int) -> tuple:
     """(forward, backward) shapes for streams of D features: TUNING's entry of the nearest width."""
-    return TUNING[min(TUNING, key=lambda width: abs(width - D))]
+    return by_width(TUNING, D)
 
 
 def mhc_step_reference(Hk, out, Rk, qk, w, a_pre, b_pre, eps: float, has_write: bool):

@@ -11,8 +11,9 @@ sets the fastest shapes in gptablate/model/aggregate.py (for the rest of a devic
 the 124M step's (1.5B's micro-batch: 16384,1600).
 
 --many K: the many kernels (past AGG_HOLD sources) at K sources (attnres full's last site at 12 layers: 25): a sweep of
-AGG_GROUP and the programs, warps and stages of AGG_MANY_FWD and AGG_MANY_BWD, then the fastest against the held
-kernels at 9, 13 and 25 sources (and at 5, which the model gives the held ones).
+AGG_GROUP and the programs, warps and stages of the forward and the backward (AGG_MANY's entry for this width), then
+the fastest against the held kernels at 9, 13 and 25 sources (and at 5, which the model gives the held ones).
+--write-best writes AGG_GROUP and AGG_MANY[WIDTH].
 """
 import re
 import sys
@@ -21,6 +22,7 @@ import torch
 
 from addnorm_bench import timed
 from hyperstep_ab import shape
+from mhcstep_bench import write_tuning
 from gptablate.model import aggregate as AG
 from gptablate.model.kernels import row_warps
 from gptablate.model.residuals import _Aggregator
@@ -80,7 +82,8 @@ def many_main(M, D, K) -> None:
         for per_sm, warps, stages in [(p, w, st) for p in (8, 16) for w in (1, 2) for st in (1, 3)] + [(4, 2, 1)]:
             if group == 8 and warps == 1:
                 continue  # 256 values a thread: spills
-            AG.AGG_MANY_FWD = AG.AGG_MANY_BWD = tuning = (per_sm, warps, stages)
+            tuning = (per_sm, warps, stages)
+            AG.AGG_MANY = {D: (tuning, tuning)}
             fwd, bwd = _many(sources, u, dout)
             for which, run, ok in (("fwd", fwd, matches(["out"], [fwd()[0]], want[:1], lambda g: (1e-4, 1e-4))),
                                    ("bwd", bwd, backward_matches(bwd(), want[1:]))):
@@ -94,7 +97,7 @@ def many_main(M, D, K) -> None:
     print(f"fastest: {best}")
     # one group for both kernels: the one whose fastest forward and backward take the least together
     AG.AGG_GROUP = min(groups, key=lambda g: best[("fwd", g)][0] + best[("bwd", g)][0])
-    AG.AGG_MANY_FWD, AG.AGG_MANY_BWD = best[("fwd", AG.AGG_GROUP)][1], best[("bwd", AG.AGG_GROUP)][1]
+    AG.AGG_MANY = {D: (best[("fwd", AG.AGG_GROUP)][1], best[("bwd", AG.AGG_GROUP)][1])}
     for k in (5, 9, 13, 25):
         some = sources[:k] if k <= K else sources + [sources[-1].clone() for _ in range(k - K)]
         fwd, bwd = _many(some, u, dout)
@@ -107,13 +110,10 @@ def many_main(M, D, K) -> None:
               f"({b / many[1] / 1e9:.2f} TB/s)", flush=True)
     if "--write-best" in sys.argv:
         path = AG.__file__
-        text = open(path).read()
-        text, n = re.subn(r"^AGG_MANY_FWD, AGG_MANY_BWD = .*$",
-                          f"AGG_MANY_FWD, AGG_MANY_BWD = {AG.AGG_MANY_FWD}, {AG.AGG_MANY_BWD}", text, flags=re.M)
-        text, m = re.subn(r"^AGG_GROUP = .*$", f"AGG_GROUP = {AG.AGG_GROUP}", text, flags=re.M)
-        assert n == m == 1
+        text, n = re.subn(r"^AGG_GROUP = .*$", f"AGG_GROUP = {AG.AGG_GROUP}", open(path).read(), flags=re.M)
+        assert n == 1
         open(path, "w").write(text)
-        print("written to", path)
+        write_tuning(D, AG.AGG_MANY[D], AG, "AGG_MANY")
 
 
 def main() -> None:

@@ -72,16 +72,17 @@ def main(M=61440, n=4, D=768):
         write_tuning(D, best)
 
 
-def write_tuning(width: int, best) -> None:
-    """TUNING[width] = best in gptablate/model/mhcstep.py (the module this process imported; its other widths' entries
-    as the file has them), for --write-best here and in mhcstep_ab.py."""
-    path = Path(MS.__file__)
+def write_tuning(width: int, best, module=MS, name: str = "TUNING") -> None:
+    """module.name[width] = best in the module's file (a table by width, the module this process imported; its other
+    widths' entries as the file has them): mhcstep.py's TUNING for --write-best here and in mhcstep_ab.py, and
+    aggregate.py's AGG_MANY for aggregate_bench.py --many."""
+    path = Path(module.__file__)
     text = path.read_text()
-    line = re.search(r"^TUNING = (.*)$", text, flags=re.M)
+    line = re.search(rf"^{name} = (.*)$", text, flags=re.M)
     table = {**ast.literal_eval(line.group(1)), width: best}
     text = text[:line.start(1)] + repr(dict(sorted(table.items()))) + text[line.end(1):]
     path.write_text(text)
-    print(f"wrote to {path}: TUNING[{width}] = {best}", flush=True)
+    print(f"wrote to {path}: {name}[{width}] = {best}", flush=True)
 
 
 if __name__ == "__main__":
