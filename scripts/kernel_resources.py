@@ -56,7 +56,8 @@ KERNELS = {
     "agg_many_fwd": (lambda: aggregate._agg_many_fwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True,
                      STAGES=MANY[0][2]), {"base_ptr"}, MANY[0][1], None, MANY[0][2]),
     "agg_many_bwd": (lambda: aggregate._agg_many_bwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True,
-                     STAGES=MANY[1][2]), {"base_ptr", "dbase_ptr"}, MANY[1][1], None, MANY[1][2]),
+                     CARRIED=True, STAGES=MANY[1][2]), {"base_ptr", "dbase_ptr", "cbase_ptr"}, MANY[1][1], None,
+                     MANY[1][2]),
 }
 DIVISIBLE = {"M", "D", "n_programs", "tokens_per_program"}  # 61,440 tokens, 768 features, 3,840 programs, 16 tokens
 

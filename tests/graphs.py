@@ -28,3 +28,25 @@ class counting_backend:
     def backend(self, gm, example_inputs):
         self.graphs.append(gm)
         return gm.forward
+
+
+def backward_graph(fn, *args):
+    """The FX graph of the backward AOTAutograd hands inductor for fn(*args).sum() (torch.compile, fullgraph, the
+    backward not compiled further: it runs as traced)."""
+    from torch._dynamo.backends.common import aot_autograd
+    from torch._functorch.aot_autograd import make_boxed_func
+
+    graphs = []
+
+    def keep(gm, example_inputs):
+        graphs.append(gm)
+        return make_boxed_func(gm.forward)
+
+    torch._dynamo.reset()
+    try:
+        backend = aot_autograd(fw_compiler=lambda gm, _: make_boxed_func(gm.forward), bw_compiler=keep)
+        torch.compile(fn, backend=backend, fullgraph=True)(*args).sum().backward()
+    finally:
+        torch._dynamo.reset()
+    assert len(graphs) == 1
+    return graphs[0]

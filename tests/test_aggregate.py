@@ -1,11 +1,12 @@
 """attnres's aggregation as one operation (model/aggregate.py): its backward, the two paths, the kernels."""
 
+import operator
 from pathlib import Path
 
 import pytest
 import torch
 from fused import assert_fused_is_plain
-from graphs import compiled_graphs
+from graphs import backward_graph, compiled_graphs
 from interpreter import kernel_tests
 
 from gptablate.model import aggregate as AG
@@ -145,6 +146,66 @@ def test_fused_model_compiles_without_a_graph_break(mode):
     ops = {str(node.target) for node in graphs[0].graph.nodes}
     assert len(graphs) == 1 and "gptablate.aggregate.default" in ops
     assert ("gptablate.aggregate_many.default" in ops) == (mode == "full")
+
+
+def test_carried_sites_give_the_same_gradients():
+    # a chain of many sites as attnres full walks them, each reading the last one's carriers: the same output and
+    # gradients as each reading the sources themselves, the gradients summed by autograd
+    agg = _aggregator()
+    agg.fused = True
+    results = []
+    for carry in (False, True):
+        agg.zero_grad(set_to_none=True)
+        leaves = _sources(AG.AGG_HOLD + 1)
+        sources, outs = [s.view(1, 5, 12) for s in leaves], []
+        for _ in range(3):
+            h, passed = agg.carry(sources) if carry else (agg(sources), sources)
+            assert (passed is not sources) == carry and all(p.data_ptr() == s.data_ptr() for p, s in zip(passed, sources))
+            outs.append(h)
+            sources = passed + [torch.tanh(h)]
+        out = agg(sources)
+        (out * torch.linspace(-1, 1, 12, dtype=torch.float64)).square().sum().backward()
+        results.append([out.detach(), *[h.detach() for h in outs], agg.query.grad, agg.norm.weight.grad]
+                       + [s.grad for s in leaves])
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-12), (a - b).abs().max()
+
+
+def _op(node) -> str:
+    """The custom operation a backward graph's node calls, directly or (one that mutates) through
+    auto_functionalized; else its target's name."""
+    return str(node.args[0] if "auto_functionalized" in str(node.target) else node.target)
+
+
+def _contribution_adds(model) -> tuple[list, list]:
+    """In model.hidden's compiled backward: the calls of aggregate.py's backward operations, and the additions that take
+    a gradient a many site's backward returned (through views)."""
+    graph = backward_graph(model.hidden, torch.randint(0, 64, (2, 16))).graph
+    backward = [n for n in graph.nodes if "aggregate" in _op(n) and "backward" in _op(n)]
+    returned = {n for n in backward if "aggregate_many_backward" in _op(n)}
+    adds = []
+    for n in (n for n in graph.nodes if n.op == "call_function"):
+        if (n.target is operator.getitem or "view" in str(n.target)) and n.args[0] in returned:
+            returned.add(n)
+        elif "add" in str(n.target) and any(a in returned for a in n.args):
+            adds.append(n)
+    return backward, adds
+
+
+def test_attnres_full_sums_no_gradients_of_many_sites(monkeypatch):
+    # each many site adds its gradient for a source to the running one the site above passed it, in its kernel: in the
+    # compiled backward, the only additions of what many sites return are the first many site's (its sources'
+    # gradients from the held sites below it), however many many sites there are. Without the carriers autograd adds
+    # every site's gradient for every source, and inductor kept them all until the source's own backward.
+    model = _model(["arch.attnres.mode=full", "model.n_layer=5"]).float()  # sites of up to 11 sources: 3 many sites
+    model.fused_kernels = True
+    backward, adds = _contribution_adds(model)
+    assert sum("aggregate_many_backward" in _op(n) for n in backward) == 3 and 0 < len(adds) <= AG.AGG_HOLD
+    # held and many sites write their gradients into tensors of their own, returning nothing: inductor keeps an
+    # operation's list of outputs, and so each tensor in it, until the last (u's gradient) is taken from it
+    assert len(backward) == 11 and all("auto_functionalized" in str(n.target) for n in backward)
+    monkeypatch.setattr(_Aggregator, "carry", lambda self, sources: (self(sources), sources))
+    assert len(_contribution_adds(model)[1]) > AG.AGG_HOLD  # the same model without them: 19
 
 
 _CHECK = Path(__file__).with_name("aggregate_kernel_check.py")

@@ -109,21 +109,24 @@ def aggregate_many_reference(sources: list[torch.Tensor], u: torch.Tensor, eps: 
 
 
 def aggregate_many_backward_reference(sources: list[torch.Tensor], u: torch.Tensor, out: torch.Tensor,
-                                      lse: torch.Tensor, dout: torch.Tensor, eps: float) -> list[torch.Tensor]:
+                                      lse: torch.Tensor, dout: torch.Tensor, eps: float,
+                                      carried: list[torch.Tensor] = ()) -> list[torch.Tensor]:
     """aggregate_backward_reference's gradients by the many kernels' rule: p_k = exp(score_k − lse) from the forward's
-    lse, and Σ_j p_j dp_j = ḡ·h from its output h, so that each source is needed once."""
+    lse, and Σ_j p_j dp_j = ḡ·h from its output h, so that each source is needed once. With carried (one a source),
+    each source's gradient is carried's plus this site's, rounded once to the source's dtype."""
     wide = _wide(sources)
     dout, u, out = dout.to(wide), u.to(wide), out.to(wide)
     total = (dout * out).sum(-1)  # Σ_j p_j dp_j
     dsources, du = [], torch.zeros_like(u)
-    for v in sources:
+    for k, v in enumerate(sources):
         x = v.to(wide)
         r = torch.rsqrt(x.pow(2).mean(-1) + eps)
         s = x @ u
         p = torch.exp(r * s - lse.to(wide))
         b = p * ((x * dout).sum(-1) - total) * r
         c = b * s * r * r / x.shape[-1]
-        dsources.append((p[:, None] * dout + b[:, None] * u - c[:, None] * x).to(v.dtype))
+        dv = p[:, None] * dout + b[:, None] * u - c[:, None] * x
+        dsources.append((dv + carried[k].to(wide) if carried else dv).to(v.dtype))
         du = du + (b[:, None] * x).sum(0)
     return dsources + [du.to(u.dtype)]
 
@@ -292,9 +295,10 @@ if triton is not None:
                 tl.store(lse_ptr + m, top + tl.log(total))
 
     @triton.jit(do_not_specialize=["n_table", "M", "n_programs", "rows_per_program"])
-    def _agg_many_bwd_kernel(first_ptr, dfirst_ptr, base_ptr, dbase_ptr, table, n_table, u_ptr, out_ptr, lse_ptr,
-                             dout_ptr, part_ptr, M, D, eps, n_programs, rows_per_program, G: tl.constexpr,
-                             DC: tl.constexpr, DL: tl.constexpr, ALIGNED: tl.constexpr, STAGES: tl.constexpr):
+    def _agg_many_bwd_kernel(first_ptr, dfirst_ptr, cfirst_ptr, base_ptr, dbase_ptr, cbase_ptr, table, n_table, u_ptr,
+                             out_ptr, lse_ptr, dout_ptr, part_ptr, M, D, eps, n_programs, rows_per_program,
+                             G: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, ALIGNED: tl.constexpr,
+                             CARRIED: tl.constexpr, STAGES: tl.constexpr):
         d, dmask, _ = _tile(D, DC, DL, 1)
         u = tl.load(u_ptr + d, mask=dmask, other=0.0)
         a = tl.zeros([DC, DL], tl.float32)  # this program's share of u's gradient
@@ -311,7 +315,10 @@ if triton is not None:
                 p = tl.exp(r * s - lse)
                 b = p * (_sum(v * go) - total) * r  # dscore r: on u
                 c = b * s * r * r / D  # dscore s r³ / D: on v
-                tl.store(dfirst_ptr + off, (p * go + b * u - c * v).to(dfirst_ptr.dtype.element_ty), mask=dmask)
+                dv = p * go + b * u - c * v
+                if CARRIED:  # the gradient the sites above gave this source so far
+                    dv += tl.load(cfirst_ptr + off, mask=dmask, other=0.0).to(tl.float32)
+                tl.store(dfirst_ptr + off, dv.to(dfirst_ptr.dtype.element_ty), mask=dmask)
                 a += b * v
                 for g in tl.range(0, n_table, G, num_stages=STAGES):
                     ptrs, mask, live = _group(base_ptr, table, g, n_table, off, dmask, G, ALIGNED)
@@ -322,7 +329,10 @@ if triton is not None:
                     bg = pg * (_row_sums(V * go[None]) - total) * rg
                     cg = bg * sg * rg * rg / D
                     dV = pg[:, None, None] * go[None] + bg[:, None, None] * u[None] - cg[:, None, None] * V
-                    # the gradients' rows: the table's second half, from dbase
+                    if CARRIED:  # the carried gradients' rows: the table's third part, from cbase
+                        cptrs = _group(cbase_ptr, table + 2 * n_table, g, n_table, off, dmask, G, ALIGNED)[0]
+                        dV += tl.load(cptrs, mask=mask, other=0.0).to(tl.float32)
+                    # the gradients' rows: the table's second part, from dbase
                     dptrs = _group(dbase_ptr, table + n_table, g, n_table, off, dmask, G, ALIGNED)[0]
                     tl.store(dptrs, dV.to(dbase_ptr.dtype.element_ty), mask=mask)
                     a += tl.sum(bg[:, None, None] * V, axis=0)
@@ -362,24 +372,33 @@ def _(sources, u, eps):
     return sources[0].new_empty(sources[0].shape, dtype=_wide(sources))
 
 
-@torch.library.custom_op("gptablate::aggregate_backward", mutates_args=())
-def _aggregate_backward_op(sources: list[torch.Tensor], u: torch.Tensor, dout: torch.Tensor, eps: float
-                           ) -> list[torch.Tensor]:
+# The backward operations write into tensors they are given (mutates_args) and return nothing: inductor's code keeps
+# an operation's list of outputs, and so every tensor in it, until the last is taken out of it, and u's gradient is
+# taken out at the end of the backward, where the query's and the gain's gradients are formed. Returned as one list,
+# every site's gradients stayed in memory to the end of the backward (seen in the generated code, on the CPU; and a
+# custom operation that mutates an argument cannot return a list).
+@torch.library.custom_op("gptablate::aggregate_backward", mutates_args=("dsources", "du"))
+def _aggregate_backward_op(sources: list[torch.Tensor], u: torch.Tensor, dout: torch.Tensor,
+                           dsources: list[torch.Tensor], du: torch.Tensor, eps: float) -> None:
     if not all(takes(v) for v in sources):
-        return aggregate_backward_reference(sources, u, dout, eps)
+        for into, grad in zip([*dsources, du], aggregate_backward_reference(sources, u, dout, eps)):
+            into.copy_(grad)
+        return
     M, D = sources[0].shape
-    dsources = [torch.empty_like(v) for v in sources]
     srcs = _padded(sources)
     programs, meta, per_program = _launch(M, D, len(srcs), u, AGG_BWD)
     part = torch.empty(programs, D, dtype=torch.float32, device=u.device)
     _agg_bwd_kernel[(programs,)](srcs, _padded(dsources), len(sources), u, dout, part, M, D, eps, programs,
                                  per_program, **meta)
-    return dsources + [part.sum(0)]
+    torch.sum(part, 0, out=du)
 
 
-@_aggregate_backward_op.register_fake
-def _(sources, u, dout, eps):
-    return [torch.empty_like(v) for v in sources] + [u.new_empty(u.shape)]
+def held_backward(sources: list[torch.Tensor], u: torch.Tensor, dout: torch.Tensor, eps: float
+                  ) -> list[torch.Tensor]:
+    """The held kernels' backward: [dv_0, ..., dv_{K-1}, du]."""
+    grads = [torch.empty_like(v) for v in sources] + [torch.empty_like(u)]
+    _aggregate_backward_op(sources, u, dout, grads[:-1], grads[-1], eps)
+    return grads
 
 
 def _setup_context(ctx, inputs, output):
@@ -390,7 +409,7 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, dout):
     u, *sources = ctx.saved_tensors
-    *dsources, du = _aggregate_backward_op(sources, u, dout.to(u.dtype).contiguous(), ctx.eps)
+    *dsources, du = held_backward(sources, u, dout.to(u.dtype).contiguous(), ctx.eps)
     return dsources, du, None
 
 
@@ -443,25 +462,34 @@ def _(sources, u, eps):
     return sources[0].new_empty(sources[0].shape, dtype=_wide(sources)), sources[0].new_empty(M, dtype=torch.float32)
 
 
-@torch.library.custom_op("gptablate::aggregate_many_backward", mutates_args=())
+@torch.library.custom_op("gptablate::aggregate_many_backward", mutates_args=("dsources", "du"))
 def _aggregate_many_backward_op(sources: list[torch.Tensor], u: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
-                                dout: torch.Tensor, eps: float) -> list[torch.Tensor]:
+                                dout: torch.Tensor, carried: list[torch.Tensor], dsources: list[torch.Tensor],
+                                du: torch.Tensor, eps: float) -> None:
     if not all(takes(v) for v in sources):
-        return aggregate_many_backward_reference(sources, u, out, lse, dout, eps)
+        for into, grad in zip([*dsources, du],
+                              aggregate_many_backward_reference(sources, u, out, lse, dout, eps, carried)):
+            into.copy_(grad)
+        return
     M, D = sources[0].shape
-    dsources = [torch.empty_like(v) for v in sources]
     rest, drest = sources[1:], dsources[1:]
     programs, meta, per_program = _many_launch(M, D, u, by_width(AGG_MANY, D)[1])
     part = torch.empty(programs, D, dtype=torch.float32, device=u.device)
-    table, aligned = _table(u, rest, drest)
-    _agg_many_bwd_kernel[(programs,)](sources[0], dsources[0], rest[0], drest[0], table, len(rest), u, out, lse,
-                                      dout, part, M, D, eps, programs, per_program, ALIGNED=aligned, **meta)
-    return dsources + [part.sum(0)]
+    crest = carried[1:] if carried else []
+    table, aligned = _table(u, rest, drest, *([crest] if carried else []))
+    cfirst, cbase = (carried[0], crest[0]) if carried else (dsources[0], drest[0])  # not read without carried
+    _agg_many_bwd_kernel[(programs,)](sources[0], dsources[0], cfirst, rest[0], drest[0], cbase, table, len(rest), u,
+                                      out, lse, dout, part, M, D, eps, programs, per_program, ALIGNED=aligned,
+                                      CARRIED=bool(carried), **meta)
+    torch.sum(part, 0, out=du)
 
 
-@_aggregate_many_backward_op.register_fake
-def _(sources, u, out, lse, dout, eps):
-    return [torch.empty_like(v) for v in sources] + [u.new_empty(u.shape)]
+def many_backward(sources: list[torch.Tensor], u: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
+                  dout: torch.Tensor, eps: float, carried: list[torch.Tensor] = ()) -> list[torch.Tensor]:
+    """The many kernels' backward: [dv_0, ..., dv_{K-1}, du], each dv_k carried[k] plus this site's (where given)."""
+    grads = [torch.empty_like(v) for v in sources] + [torch.empty_like(u)]
+    _aggregate_many_backward_op(sources, u, out, lse, dout, list(carried), grads[:-1], grads[-1], eps)
+    return grads
 
 
 def _many_setup_context(ctx, inputs, output):
@@ -473,11 +501,46 @@ def _many_setup_context(ctx, inputs, output):
 
 def _many_backward(ctx, dout, dlse):
     u, out, lse, *sources = ctx.saved_tensors
-    *dsources, du = _aggregate_many_backward_op(sources, u, out, lse, dout.to(u.dtype).contiguous(), ctx.eps)
+    *dsources, du = many_backward(sources, u, out, lse, dout.to(u.dtype).contiguous(), ctx.eps)
     return dsources, du, None
 
 
 _aggregate_many_op.register_autograd(_many_backward, setup_context=_many_setup_context)
+
+
+class _Carried(torch.autograd.Function):
+    """A many site that passes its sources on (the same tensors, as views) for the next site to read, so that in the
+    backward each source's gradient arrives here once, as the running sum over the sites above, and leaves as that sum
+    plus this site's (many_backward's carried). Without it each site's gradient for each source below it was a tensor
+    of its own, and inductor added a source's up to 96 (1.5B's 48 layers) in one kernel where the source's own backward
+    needed them: midway through the backward every pair of a site above and a source below held one (about 2,400 of
+    26 MB at 1.5B's micro-batch of 8; call DU ran out of memory). The running sum is in the source's dtype: each
+    site's addition rounds it, as autograd's own accumulation does outside a compiled graph."""
+
+    @staticmethod
+    def forward(ctx, u, eps, *sources):
+        D = sources[0].shape[-1]
+        out, lse = _aggregate_many_op([v.view(-1, D) for v in sources], u, eps)
+        ctx.save_for_backward(u, out, lse, *sources)
+        ctx.eps = eps
+        ctx.set_materialize_grads(False)
+        return (out.view(sources[0].shape), *(v.view_as(v) for v in sources))
+
+    @staticmethod
+    def backward(ctx, dout, *dcarried):
+        u, out, lse, *sources = ctx.saved_tensors
+        D = sources[0].shape[-1]
+        rows = [v.view(-1, D) for v in sources]
+        carried = [] if all(g is None for g in dcarried) else [
+            (g.reshape(-1, D).contiguous() if g is not None else torch.zeros_like(r)) for g, r in zip(dcarried, rows)]
+        dout = torch.zeros_like(out) if dout is None else dout.reshape(-1, D).to(u.dtype).contiguous()
+        *dsources, du = many_backward(rows, u, out, lse, dout, ctx.eps, carried)
+        return (du, None, *(g.view(v.shape) for g, v in zip(dsources, sources)))
+
+
+def _query(sources, gain, query) -> torch.Tensor:
+    """u = gain ⊙ query, in the aggregation's dtype."""
+    return (gain * query).to(_wide(sources))
 
 
 def aggregate(sources: list[torch.Tensor], gain: torch.Tensor, query: torch.Tensor, eps: float) -> torch.Tensor:
@@ -486,7 +549,19 @@ def aggregate(sources: list[torch.Tensor], gain: torch.Tensor, query: torch.Tens
     shape = sources[0].shape
     D = shape[-1]
     with torch.autocast(sources[0].device.type, enabled=False):
-        u = (gain * query).to(_wide(sources))
+        u = _query(sources, gain, query)
         rows = [v.reshape(-1, D).contiguous() for v in sources]
         out = _aggregate_many_op(rows, u, float(eps))[0] if _many(sources) else _aggregate_op(rows, u, float(eps))
     return out.view(shape)
+
+
+def aggregate_carried(sources: list[torch.Tensor], gain: torch.Tensor, query: torch.Tensor, eps: float
+                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(aggregate's output, the sources for the next site to read in their place): at a many site (contiguous
+    sources), the sources passed on through _Carried, so that their gradients are summed site by site in the kernels;
+    elsewhere the sources themselves."""
+    if not (_many(sources) and all(v.is_contiguous() for v in sources)):
+        return aggregate(sources, gain, query, eps), list(sources)
+    with torch.autocast(sources[0].device.type, enabled=False):
+        out, *carriers = _Carried.apply(_query(sources, gain, query), float(eps), *sources)
+    return out, carriers

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-from .aggregate import aggregate
+from .aggregate import aggregate, aggregate_carried
 from .hyperstatic import static_step
 from .hyperstep import hyper_step
 from .kernels import chosen
@@ -543,6 +543,13 @@ class _Aggregator(nn.Module):
         weights = torch.softmax(scores.float(), dim=-1)
         return sum(weights[..., k:k + 1] * v for k, v in enumerate(sources))  # fp32, as the stack gave
 
+    def carry(self, sources: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(this site's input, the sources for the next site to read): fused, aggregate_carried's (the sources passed
+        on at sites of the many kernels, so that their gradients are summed site by site); else the sources."""
+        if self.fused:
+            return aggregate_carried(sources, self.norm.weight, self.query, 1e-5)
+        return self(sources), sources
+
 
 @RESIDUALS.register("attnres")
 class AttentionResiduals(Residual):
@@ -570,7 +577,8 @@ class AttentionResiduals(Residual):
             sources = [x]
             for block in blocks:
                 for site in block.sites():
-                    sources.append(site(self.aggregators[k](sources), ctx))
+                    h, sources = self.aggregators[k].carry(sources)
+                    sources = sources + [site(h, ctx)]
                     k += 1
             return self.aggregators[k](sources)
         done, partial = [x], None  # embedding + finished group sums; the current group's sum

@@ -3,7 +3,7 @@ five sources: the embedding in fp32, four sums of sublayer outputs in bf16) in s
 code for the module's torch path (forward and backward).
 
     python3 scripts/device/aggregate_bench.py [--write-best] [--shape TOKENS,WIDTH]
-    python3 scripts/device/aggregate_bench.py --many K [--write-best] [--shape TOKENS,WIDTH]
+    python3 scripts/device/aggregate_bench.py --many K [--write-best | --committed] [--shape TOKENS,WIDTH]
 
 Rows: programs per SM, warps (AGG_FWD's and AGG_BWD's, which the kernels scale to the row past 8 chunks:
 kernels.row_warps; the rows say with how many they launched); each checked against the torch reference. --write-best
@@ -12,8 +12,9 @@ the 124M step's (1.5B's micro-batch: 16384,1600).
 
 --many K: the many kernels (past AGG_HOLD sources) at K sources (attnres full's last site at 12 layers: 25): a sweep of
 AGG_GROUP and the programs, warps and stages of the forward and the backward (AGG_MANY's entry for this width), then
-the fastest against the held kernels at 9, 13 and 25 sources (and at 5, which the model gives the held ones).
---write-best writes AGG_GROUP and AGG_MANY[WIDTH].
+the fastest against the held kernels at 9, 13 and 25 sources (and at 5, which the model gives the held ones), and
+the many backward given carried gradients (attnres full's sites: aggregate.py's _Carried). --write-best writes
+AGG_GROUP and AGG_MANY[WIDTH]; --committed skips the sweep and compares at the committed tuning.
 """
 import re
 import sys
@@ -55,11 +56,12 @@ def _sources(M, D, K):
                                                       for _ in range(K - 1)]
 
 
-def _many(sources, u, dout):
-    """The many kernels' forward and their backward (given the forward's output), as two calls."""
+def _many(sources, u, dout, carried=()):
+    """The many kernels' forward and their backward (given the forward's output; and carried gradients), as two
+    calls."""
     out, lse = AG._aggregate_many_op(sources, u, 1e-5)
     return (lambda: AG._aggregate_many_op(sources, u, 1e-5),
-            lambda: AG._aggregate_many_backward_op(sources, u, out, lse, dout, 1e-5))
+            lambda: AG.many_backward(sources, u, out, lse, dout, 1e-5, carried))
 
 
 def _bytes(M, D, K):
@@ -76,7 +78,7 @@ def many_main(M, D, K) -> None:
     want = [AG.aggregate_reference(sources, u, 1e-5)] + AG.aggregate_backward_reference(sources, u, dout, 1e-5)
     moved = dict(zip(("fwd", "bwd"), _bytes(M, D, K)))
     best = {}
-    groups = (1, 2, 4, 8)
+    groups = () if "--committed" in sys.argv else (1, 2, 4, 8)
     for group in groups:
         AG.AGG_GROUP = group
         for per_sm, warps, stages in [(p, w, st) for p in (8, 16) for w in (1, 2) for st in (1, 3)] + [(4, 2, 1)]:
@@ -94,21 +96,26 @@ def many_main(M, D, K) -> None:
                 key = (which, group)
                 if ok == "True" and (key not in best or ms < best[key][0]):
                     best[key] = (ms, tuning)
-    print(f"fastest: {best}")
-    # one group for both kernels: the one whose fastest forward and backward take the least together
-    AG.AGG_GROUP = min(groups, key=lambda g: best[("fwd", g)][0] + best[("bwd", g)][0])
-    AG.AGG_MANY = {D: (best[("fwd", AG.AGG_GROUP)][1], best[("bwd", AG.AGG_GROUP)][1])}
+    if groups:
+        print(f"fastest: {best}")
+        # one group for both kernels: the one whose fastest forward and backward take the least together
+        AG.AGG_GROUP = min(groups, key=lambda g: best[("fwd", g)][0] + best[("bwd", g)][0])
+        AG.AGG_MANY = {D: (best[("fwd", AG.AGG_GROUP)][1], best[("bwd", AG.AGG_GROUP)][1])}
     for k in (5, 9, 13, 25):
         some = sources[:k] if k <= K else sources + [sources[-1].clone() for _ in range(k - K)]
         fwd, bwd = _many(some, u, dout)
         held = (timed(lambda: AG._aggregate_op(some, u, 1e-5)),
-                timed(lambda: AG._aggregate_backward_op(some, u, dout, 1e-5)))
+                timed(lambda: AG.held_backward(some, u, dout, 1e-5)))
         many = timed(fwd), timed(bwd)
+        # attnres full's sites pass their sources' running gradients on (aggregate.py's _Carried): one more read a
+        # source
+        carried = timed(_many(some, u, dout, [torch.randn_like(v) for v in some])[1])
         f, b = _bytes(M, D, k)
         print(f"{k} sources: held forward {held[0]:.3f} ms, backward {held[1]:.3f} ms; many (group {AG.AGG_GROUP}) "
               f"forward {many[0]:.3f} ms ({f / many[0] / 1e9:.2f} TB/s), backward {many[1]:.3f} ms "
-              f"({b / many[1] / 1e9:.2f} TB/s)", flush=True)
-    if "--write-best" in sys.argv:
+              f"({b / many[1] / 1e9:.2f} TB/s), with carried gradients {carried:.3f} ms "
+              f"({(b + M * D * (4 + 2 * (k - 1))) / carried / 1e9:.2f} TB/s)", flush=True)
+    if "--write-best" in sys.argv and groups:
         path = AG.__file__
         text, n = re.subn(r"^AGG_GROUP = .*$", f"AGG_GROUP = {AG.AGG_GROUP}", open(path).read(), flags=re.M)
         assert n == 1
@@ -138,7 +145,7 @@ def main() -> None:
                 run = lambda: AG._aggregate_op(sources, u, 1e-5)
                 ok = matches(["out"], [run()], want[:1], lambda g: (1e-4, 1e-4))
             else:
-                run = lambda: AG._aggregate_backward_op(sources, u, dout, 1e-5)
+                run = lambda: AG.held_backward(sources, u, dout, 1e-5)
                 ok = backward_matches(run(), want[1:])
             ms = timed(run)
             print(f"{which} programs/SM {tuning[0]} warps {tuning[1]} (launched with {row_warps(tuning[1], D)}): "
@@ -149,8 +156,7 @@ def main() -> None:
     print(f"fastest: {best}")
     for k in (8, 13, 25):  # attnres full's sources; past AGG_HOLD the second pass reads them again
         many = sources + [sources[-1].clone() for _ in range(k - K)] if k > K else sources[:k]
-        ms = timed(lambda: AG._aggregate_op(many, u, 1e-5)), timed(lambda: AG._aggregate_backward_op(many, u, dout,
-                                                                                                    1e-5))
+        ms = timed(lambda: AG._aggregate_op(many, u, 1e-5)), timed(lambda: AG.held_backward(many, u, dout, 1e-5))
         total = M * D * (4 + 2 * (k - 1))
         print(f"{k} sources: forward {ms[0]:.3f} ms ({(total + M * D * 4) / ms[0] / 1e9:.2f} TB/s), backward "
               f"{ms[1]:.3f} ms ({(2 * total + M * D * 4) / ms[1] / 1e9:.2f} TB/s)", flush=True)
@@ -168,7 +174,7 @@ def main() -> None:
         step = lambda: torch.autograd.backward(compiled(views), grad)  # the sources' grads accumulate, as in a step
         print(f"{'the op' if fused else 'inductor, the torch path'}: forward and backward "
               f"{timed(step):.3f} ms", flush=True)
-    if "--write-best" in sys.argv:
+    if "--write-best" in sys.argv and groups:
         path = AG.__file__
         text = open(path).read()
         text, n = re.subn(r"^AGG_FWD, AGG_BWD = .*$", f"AGG_FWD, AGG_BWD = {best['fwd'][1]}, {best['bwd'][1]}",
