@@ -160,7 +160,8 @@ def test_carried_sites_give_the_same_gradients():
         sources, outs = [s.view(1, 5, 12) for s in leaves], []
         for _ in range(3):
             h, passed = agg.carry(sources) if carry else (agg(sources), sources)
-            assert (passed is not sources) == carry and all(p.data_ptr() == s.data_ptr() for p, s in zip(passed, sources))
+            assert (passed is not sources) == carry
+            assert all(p.data_ptr() == s.data_ptr() for p, s in zip(passed, sources))  # the same tensors
             outs.append(h)
             sources = passed + [torch.tanh(h)]
         out = agg(sources)
