@@ -23,7 +23,7 @@ MANY = ([(3, 20, 9), (4, 40, 17), (2, 1400, 9)] if interp  # 1,400: AGG_MANY's 1
 
 def held(sources, u, dout):
     """The held kernels' output and gradients."""
-    return [AG._aggregate_op(sources, u, 1e-5)] + AG.held_backward(sources, u, dout, 1e-5)
+    return [AG._aggregate_op(sources, u, 1e-5)] + AG._aggregate_backward_op(sources, u, dout, 1e-5)
 
 
 def many(sources, u, dout, carried=()):

@@ -398,12 +398,6 @@ def _(sources, u, dout, eps):
     return [torch.empty_like(v) for v in sources] + [u.new_empty(u.shape)]
 
 
-def held_backward(sources: list[torch.Tensor], u: torch.Tensor, dout: torch.Tensor, eps: float
-                  ) -> list[torch.Tensor]:
-    """The held kernels' backward: [dv_0, ..., dv_{K-1}, du]."""
-    return _aggregate_backward_op(sources, u, dout, eps)
-
-
 def _setup_context(ctx, inputs, output):
     sources, u, eps = inputs
     ctx.save_for_backward(u, *sources)
@@ -412,7 +406,7 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, dout):
     u, *sources = ctx.saved_tensors
-    *dsources, du = held_backward(sources, u, dout.to(u.dtype).contiguous(), ctx.eps)
+    *dsources, du = _aggregate_backward_op(sources, u, dout.to(u.dtype).contiguous(), ctx.eps)
     return dsources, du, None
 
 

@@ -105,7 +105,7 @@ def many_main(M, D, K) -> None:
         some = sources[:k] if k <= K else sources + [sources[-1].clone() for _ in range(k - K)]
         fwd, bwd = _many(some, u, dout)
         held = (timed(lambda: AG._aggregate_op(some, u, 1e-5)),
-                timed(lambda: AG.held_backward(some, u, dout, 1e-5)))
+                timed(lambda: AG._aggregate_backward_op(some, u, dout, 1e-5)))
         many = timed(fwd), timed(bwd)
         # attnres full's sites pass their sources' running gradients on (aggregate.py's _Carried): one more read a
         # source
@@ -145,7 +145,7 @@ def main() -> None:
                 run = lambda: AG._aggregate_op(sources, u, 1e-5)
                 ok = matches(["out"], [run()], want[:1], lambda g: (1e-4, 1e-4))
             else:
-                run = lambda: AG.held_backward(sources, u, dout, 1e-5)
+                run = lambda: AG._aggregate_backward_op(sources, u, dout, 1e-5)
                 ok = backward_matches(run(), want[1:])
             ms = timed(run)
             print(f"{which} programs/SM {tuning[0]} warps {tuning[1]} (launched with {row_warps(tuning[1], D)}): "
@@ -156,7 +156,8 @@ def main() -> None:
     print(f"fastest: {best}")
     for k in (8, 13, 25):  # attnres full's sources; past AGG_HOLD the second pass reads them again
         many = sources + [sources[-1].clone() for _ in range(k - K)] if k > K else sources[:k]
-        ms = timed(lambda: AG._aggregate_op(many, u, 1e-5)), timed(lambda: AG.held_backward(many, u, dout, 1e-5))
+        ms = timed(lambda: AG._aggregate_op(many, u, 1e-5)), timed(lambda: AG._aggregate_backward_op(many, u, dout,
+                                                                                                    1e-5))
         total = M * D * (4 + 2 * (k - 1))
         print(f"{k} sources: forward {ms[0]:.3f} ms ({(total + M * D * 4) / ms[0] / 1e9:.2f} TB/s), backward "
               f"{ms[1]:.3f} ms ({(2 * total + M * D * 4) / ms[1] / 1e9:.2f} TB/s)", flush=True)
