@@ -33,6 +33,7 @@ from gptablate.model.kernels import by_width
 
 MHC = mhcstep.tuning(768)  # mhc_step's (forward, backward) shapes at the 124M width
 MANY = by_width(aggregate.AGG_MANY, 768)  # aggregate's many kernels' (forward, backward) tuning at the 124M width
+PULL = by_width(aggregate.AGG_PULL, 768)  # its pull kernel's
 # (kernel, the constexprs, the 2-byte pointers, warps, register cap, stages) at the committed tuning
 KERNELS = {
     "hyper_fwd": (lambda: hyperstep._hyper_fwd_kernel, dict(
@@ -58,6 +59,8 @@ KERNELS = {
     "agg_many_bwd": (lambda: aggregate._agg_many_bwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True,
                      CARRIED=True, STAGES=MANY[1][2]), {"base_ptr", "dbase_ptr", "cbase_ptr"}, MANY[1][1], None,
                      MANY[1][2]),
+    "agg_pull": (lambda: aggregate._agg_pull_kernel, dict(DC=8, DL=128, STAGES=PULL[2]),
+                 {"v_ptr", "dv_ptr", "g_ptr", "stack_ptr"}, PULL[1], None, PULL[2]),
 }
 DIVISIBLE = {"M", "D", "n_programs", "tokens_per_program"}  # 61,440 tokens, 768 features, 3,840 programs, 16 tokens
 
@@ -73,8 +76,9 @@ def compile_kernel(fn, constexprs: dict, two_byte: set, warps: int, maxnreg, sta
             signature[name] = "*i64"
         else:
             signature[name] = "fp32" if name == "eps" else "i32"
+    loose = {fn.arg_names[i] if isinstance(i, int) else i for i in getattr(fn, "do_not_specialize", ())}
     attrs = {(i,): [["tt.divisibility", 16]] for i, (name, kind) in enumerate(signature.items())
-             if kind.startswith("*") or (kind == "i32" and name in DIVISIBLE)}
+             if kind.startswith("*") or (kind == "i32" and name in DIVISIBLE and name not in loose)}
     options = dict(num_warps=warps, num_stages=stages, **({"maxnreg": maxnreg} if maxnreg else {}))
     source = ASTSource(fn=fn, signature=signature, constexprs={k: v for k, v in constexprs.items()
                                                                if k in signature}, attrs=attrs)

@@ -62,7 +62,38 @@ def check(kernels, M, D, n, low) -> float:
     return worst
 
 
+def check_pull(M, D, S, k, low, first) -> float:
+    """The pull kernel (site k of S; the source the embedding (fp32) where first, else a sublayer's output) against
+    aggregate_pull_reference in float64: dv, b and the stacks' row k; rows below k untouched."""
+    v = torch.randn(M, D, device=dev) * 2
+    v = v if first else v.to(low)
+    stack = (torch.randn(S, M, D, device=dev) * 0.1).to(low)
+    stats = torch.stack([torch.rand(S, M, device=dev) * 3 + 1, torch.randn(S, M, device=dev) * 0.1], 1)
+    U = torch.randn(S, D, device=dev) * 0.5
+    g, lse, c = stack[k].clone(), stats[k, 0].clone(), stats[k, 1].clone()
+    stack[k], stats[k] = 7, 7  # to be written
+    before = stack[:k].clone(), stats[:k].clone()
+    want_dv, want_b = AG.aggregate_pull_reference(v.double(), stack.double()[k:].index_copy(0, torch.tensor([0]).to(
+        dev), g.double()[None]), torch.cat([torch.stack([lse, c])[None], stats[k + 1:]]).double(), U.double()[k:], 1e-5)
+    dv, b = AG._aggregate_pull_op(v, g, lse, c, stack, stats, U, k, 1e-5)
+    assert dv.dtype == v.dtype and b.shape == (S - k, M) and b.dtype == torch.float32
+    assert torch.equal(stack[k], g) and torch.equal(stats[k], torch.stack([lse, c]))
+    assert torch.equal(stack[:k], before[0]) and torch.equal(stats[:k], before[1])
+    worst = 0.0
+    for name, x, w in (("dv", dv, want_dv), ("b", b, want_b)):
+        err = ((x.double() - w).abs().max() / (1 + w.abs().max())).item()
+        assert err < (1e-2 if x.dtype == torch.bfloat16 else 1e-4), ("pull", name, M, D, S, k, low, err)
+        worst = max(worst, err if x.dtype != torch.bfloat16 else 0.0)
+    return worst
+
+
+# (tokens, width, sites, site k)
+PULL = ([(3, 20, 4, 0), (5, 40, 6, 3), (2, 1400, 3, 2)] if interp
+        else [(3001, 768, 25, 0), (3001, 768, 25, 13), (517, 1024, 49, 1), (61, 1600, 97, 0), (61, 1600, 97, 96),
+              (5, 20, 25, 24)])
 worst = max(check(kernels, M, D, n, low) for kernels, shapes in (("held", SHAPES), ("many", MANY), ("carried", MANY))
             for M, D, n in shapes for low in (torch.float32, torch.bfloat16))
-print(f"ok: the aggregation kernels (held, many, many with carried gradients) match torch; worst relative error (fp32 "
-      f"outputs) {worst:.2e}")
+worst = max(worst, *(check_pull(M, D, S, k, low, first) for M, D, S, k in PULL for low in (torch.float32, torch.bfloat16)
+                     for first in (True, False)))
+print(f"ok: the aggregation kernels (held, many, many with carried gradients, pull) match torch; worst relative error "
+      f"(fp32 outputs) {worst:.2e}")

@@ -143,71 +143,64 @@ def test_fused_model_compiles_without_a_graph_break(mode):
     model = _model([f"arch.attnres.mode={mode}", "model.n_layer=5"]).float()  # full: up to 11 sources
     model.fused_kernels = True
     graphs = compiled_graphs(model.hidden, torch.randint(0, 64, (2, 16)))
-    ops = {str(node.target) for node in graphs[0].graph.nodes}
-    assert len(graphs) == 1 and "gptablate.aggregate.default" in ops
+    assert len(graphs) == 1
+    # full: each site an autograd function (_Pulled), its forward and backward traced as subgraphs
+    ops = {str(node.target) for gm in graphs[0].modules() for node in gm.graph.nodes}
+    assert ("gptablate.aggregate.default" in ops) == (mode == "block")
     assert ("gptablate.aggregate_many.default" in ops) == (mode == "full")
+    assert ("gptablate.aggregate_pull.default" in ops) == (mode == "full")
 
 
-def test_carried_sites_give_the_same_gradients():
-    # a chain of many sites as attnres full walks them, each reading the last one's carriers: the same output and
-    # gradients as each reading the sources themselves, the gradients summed by autograd
-    agg = _aggregator()
-    agg.fused = True
+def test_pulled_sites_give_autograds_gradients():
+    # attnres full's walk as _Pulled runs it (each site's output gradient stacked, each source's gradient formed once
+    # at its lowest site), against autograd through the torch reference, site by site: the outputs and every gradient
+    S, M, D = AG.AGG_HOLD + 3, 5, 12  # sites of 1 to 11 sources
     results = []
-    for carry in (False, True):
-        agg.zero_grad(set_to_none=True)
-        leaves = _sources(AG.AGG_HOLD + 1)
-        sources, outs = [s.view(1, 5, 12) for s in leaves], []
-        for _ in range(3):
-            h, passed = agg.carry(sources) if carry else (agg(sources), sources)
-            assert (passed is not sources) == carry
-            assert all(p.data_ptr() == s.data_ptr() for p, s in zip(passed, sources))  # the same tensors
+    for pulled in (False, True):
+        x = torch.randn(M, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64).requires_grad_()
+        U = (0.5 * torch.randn(S, D, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+             ).requires_grad_()
+        sources, tokens, outs = [x.view(1, M, D)], (), []
+        for k in range(S):
+            if pulled:
+                h, tokens = AG.aggregate_pulled(sources, U, k, tokens, 1e-5)
+                assert len(tokens) == (2 if k < S - 1 else 0)
+            else:
+                h = AG.aggregate_reference([v.view(M, D) for v in sources], U[k], 1e-5).view(1, M, D)
             outs.append(h)
-            sources = passed + [torch.tanh(h)]
-        out = agg(sources)
-        (out * torch.linspace(-1, 1, 12, dtype=torch.float64)).square().sum().backward()
-        results.append([out.detach(), *[h.detach() for h in outs], agg.query.grad, agg.norm.weight.grad]
-                       + [s.grad for s in leaves])
-    for a, b in zip(*results):
-        assert torch.allclose(a, b, atol=1e-12), (a - b).abs().max()
+            sources.append(torch.tanh(h) * (1 + k % 3))  # a sublayer
+        weights = torch.randn(S, M, D, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+        sum((h * w).sum() for h, w in zip(outs, weights)).backward()  # every site's output reaches the loss
+        results.append([h.detach() for h in outs] + [x.grad, U.grad])
+    for a, b in zip(*results):  # the forward's log-denominator is fp32 (the many kernels'): p to about 1e-7
+        assert (a - b).abs().max() <= 1e-6 * b.abs().max(), (a - b).abs().max()
+
+
+def test_attnres_full_forms_each_sources_gradient_once():
+    # in the compiled backward of a 5-layer full model: one pull a site, writing into stacks allocated once (in place:
+    # the mutating form), and no gradient of a source added to another (each is whole when its lowest site forms it)
+    model = _model(["arch.attnres.mode=full", "model.n_layer=5"]).float()  # 11 sites
+    model.fused_kernels = True
+    graph = backward_graph(model.hidden, torch.randint(0, 64, (2, 16))).graph
+    calls = [n for n in graph.nodes if "aggregate" in _op(n)]
+    assert len(calls) == 11 and all("aggregate_pull" in _op(n) and "auto_functionalized" in str(n.target)
+                                    for n in calls)
+    stacks = [n for n in graph.nodes if "empty" in str(n.target) and tuple(n.meta["val"].shape)[:1] == (11,)]
+    assert len(stacks) == 2  # the gradients' stack and the stats'
+    formed = set(calls)
+    adds = []
+    for n in (n for n in graph.nodes if n.op == "call_function"):
+        if (n.target is operator.getitem or "view" in str(n.target)) and n.args[0] in formed:
+            formed.add(n)
+        elif "add" in str(n.target) and any(a in formed for a in n.args):
+            adds.append(n)
+    assert not adds, adds
 
 
 def _op(node) -> str:
     """The custom operation a backward graph's node calls, directly or (one that mutates) through
     auto_functionalized; else its target's name."""
     return str(node.args[0] if "auto_functionalized" in str(node.target) else node.target)
-
-
-def _contribution_adds(model) -> tuple[list, list]:
-    """In model.hidden's compiled backward: the calls of aggregate.py's backward operations, and the additions that take
-    a gradient a many site's backward returned (through views)."""
-    graph = backward_graph(model.hidden, torch.randint(0, 64, (2, 16))).graph
-    backward = [n for n in graph.nodes if "aggregate" in _op(n) and "backward" in _op(n)]
-    returned = {n for n in backward if "aggregate_many_backward" in _op(n)}
-    adds = []
-    for n in (n for n in graph.nodes if n.op == "call_function"):
-        if (n.target is operator.getitem or "view" in str(n.target)) and n.args[0] in returned:
-            returned.add(n)
-        elif "add" in str(n.target) and any(a in returned for a in n.args):
-            adds.append(n)
-    return backward, adds
-
-
-def test_attnres_full_sums_no_gradients_of_many_sites(monkeypatch):
-    # each many site adds its gradient for a source to the running one the site above passed it, in its kernel: in the
-    # compiled backward, the only additions of what many sites return are the first many site's (its sources'
-    # gradients from the held sites below it), however many many sites there are. Without the carriers autograd adds
-    # every site's gradient for every source, and inductor kept them all until the source's own backward.
-    model = _model(["arch.attnres.mode=full", "model.n_layer=5"]).float()  # sites of up to 11 sources: 3 many sites
-    model.fused_kernels = True
-    backward, adds = _contribution_adds(model)
-    assert sum("aggregate_many_backward" in _op(n) for n in backward) == 3 and 0 < len(adds) <= AG.AGG_HOLD
-    # many sites write their gradients into tensors of their own, returning nothing: inductor keeps an operation's
-    # list of outputs, and so each tensor in it, until the last (u's gradient) is taken from it
-    assert len(backward) == 11 and all(("auto_functionalized" in str(n.target)) == ("many" in _op(n))
-                                       for n in backward)
-    monkeypatch.setattr(_Aggregator, "carry", lambda self, sources: (self(sources), sources))
-    assert len(_contribution_adds(model)[1]) > AG.AGG_HOLD  # the same model without them: 19
 
 
 _CHECK = Path(__file__).with_name("aggregate_kernel_check.py")

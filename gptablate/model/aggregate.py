@@ -68,6 +68,10 @@ AGG_HOLD, AGG_PAD = 8, 8
 # (row_warps' 2 warps) and 1.89 ms at its own (4 warps, no stages); the forward's best there was within 10% of 768's
 # entry's 1.15 ms and keeps it.
 AGG_GROUP = 1
+# The pull kernel's (attnres full's backward) programs per SM, warps and stages of its loop over the sites above.
+# 768: the fastest of scripts/device/aggregate_bench.py --pull 25 at 61,440 tokens (a bf16 source, 24 rows of the
+# stack), call EC: 1.470 ms (1.7 TB/s); 2 warps 1.65 ms, 2 stages 1.90 ms. 1,600: the same, not swept at that width.
+AGG_PULL = {768: (16, 1, 3), 1600: (16, 1, 3)}
 AGG_MANY = {768: ((16, 1, 3), (16, 1, 3)), 1600: ((16, 1, 3), (16, 2, 1))}
 
 
@@ -345,6 +349,50 @@ if triton is not None:
         tl.store(part_ptr + tl.program_id(0) * D + d, a, mask=dmask)
 
 
+    # The pull kernel (attnres full's backward; aggregate_pulled below): a token's row of the source v in registers, the
+    # sites j = k..S-1 above it in a loop at run time, each site's gradient row ḡ_j read once from the stack, its u_j
+    # (a row of U, the same for every token: from cache) and its log-denominator and ḡ_j·h_j from the stats.
+
+    @triton.jit
+    def _pull_term(x, r, gj, uj, lse, c, D):
+        """Site j's part of dv's two sums (p ḡ_j + b u_j, and b s for the term on v) and b = dscore r."""
+        s = _sum(x * uj)
+        p = tl.exp(r * s - lse)
+        b = p * (_sum(x * gj) - c) * r
+        return p * gj + b * uj, b * s, b
+
+    @triton.jit(do_not_specialize=["k", "S", "M", "n_programs", "rows_per_program"])
+    def _agg_pull_kernel(v_ptr, dv_ptr, g_ptr, lse_ptr, c_ptr, stack_ptr, stats_ptr, u_ptr, b_ptr, k, S, M, D, eps,
+                         n_programs, rows_per_program, DC: tl.constexpr, DL: tl.constexpr, STAGES: tl.constexpr):
+        d, dmask, _ = _tile(D, DC, DL, 1)
+        MD = M.to(tl.int64) * D
+        for it in range(0, rows_per_program):
+            m = tl.program_id(0) + it * n_programs
+            if m < M:
+                off = m.to(tl.int64) * D + d
+                x = tl.load(v_ptr + off, mask=dmask, other=0.0).to(tl.float32)
+                r = 1.0 / tl.sqrt(_sum(x * x) / D + eps)
+                # site k (this source's lowest): its row from g, stored into the stacks for the sites below
+                gk = tl.load(g_ptr + off, mask=dmask, other=0.0)
+                tl.store(stack_ptr + k * MD + off, gk, mask=dmask)
+                lse, c = tl.load(lse_ptr + m), tl.load(c_ptr + m)
+                tl.store(stats_ptr + (2 * k) * M + m, lse)
+                tl.store(stats_ptr + (2 * k + 1) * M + m, c)
+                acc, bs, b = _pull_term(x, r, gk.to(tl.float32), tl.load(u_ptr + k * D + d, mask=dmask, other=0.0),
+                                        lse, c, D)
+                tl.store(b_ptr + m, b)
+                for j in tl.range(k + 1, S, num_stages=STAGES):
+                    gj = tl.load(stack_ptr + j * MD + off, mask=dmask, other=0.0).to(tl.float32)
+                    uj = tl.load(u_ptr + j * D + d, mask=dmask, other=0.0)
+                    term, bsj, bj = _pull_term(x, r, gj, uj, tl.load(stats_ptr + (2 * j) * M + m),
+                                               tl.load(stats_ptr + (2 * j + 1) * M + m), D)
+                    acc += term
+                    bs += bsj
+                    tl.store(b_ptr + (j - k) * M + m, bj)
+                dv = acc - bs * r * r / D * x
+                tl.store(dv_ptr + off, dv.to(dv_ptr.dtype.element_ty), mask=dmask)
+
+
 def _padded(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     """The kernels' tuple of sources (or of their gradients): past AGG_HOLD, padded to a multiple of AGG_PAD with
     the last one (the kernels mask the padding off), so that counts in between share one compiled kernel."""
@@ -540,6 +588,108 @@ class _Carried(torch.autograd.Function):
         dout = torch.zeros_like(out) if dout is None else dout.reshape(-1, D).to(u.dtype).contiguous()
         *dsources, du = many_backward(rows, u, out, lse, dout, ctx.eps, carried)
         return (du, None, *(g.view(v.shape) for g, v in zip(dsources, sources)))
+
+
+def aggregate_pull_reference(v: torch.Tensor, stack: torch.Tensor, stats: torch.Tensor, U: torch.Tensor, eps: float
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A source's whole gradient from every site that reads it (what the pull kernel computes): v (M, D) the source;
+    stack (J, M, D) those sites' output gradients ḡ_j; stats (J, 2, M) their log Σ exp(score) and ḡ_j·h_j a token;
+    U (J, D) their u. Returns (dv in v's dtype, b (J, M): dscore r of each site, in the wide dtype) with
+    dv = Σ_j p_j ḡ_j + b_j u_j − b_j s_j r² / D · v, and u_j's gradient Σ_tokens b_j v."""
+    wide = _wide([v, stack, U])
+    x, G, U = v.to(wide), stack.to(wide), U.to(wide)
+    r = torch.rsqrt(x.pow(2).mean(-1) + eps)  # (M,)
+    s = U @ x.T  # (J, M)
+    p = torch.exp(r * s - stats[:, 0].to(wide))
+    b = p * ((G * x).sum(-1) - stats[:, 1].to(wide)) * r
+    c = (b * s).sum(0) * r * r / x.shape[-1]
+    dv = (p[..., None] * G).sum(0) + b.T @ U - c[:, None] * x
+    return dv.to(v.dtype), b
+
+
+# attnres full's backward, pulled (aggregate_pulled): site k of S reads sources v_0..v_k, and v_k's lowest site is k.
+# No site returns its gradient for a source below its newest. Each writes its output's gradient ḡ_k (in the sublayers'
+# dtype) into row k of a stack of S rows, and log Σ exp(score) and ḡ_k·h_k a token into row k of a second, and forms
+# its newest source's whole gradient from rows k..S-1 (aggregate_pull). Each (site, source) pair then costs one read of
+# the site's gradient; summing site by site (_Carried) costs three: the source, the running sum, and its new value.
+
+
+@torch.library.custom_op("gptablate::aggregate_pull", mutates_args=("stack", "stats"))
+def _aggregate_pull_op(v: torch.Tensor, g: torch.Tensor, lse: torch.Tensor, c: torch.Tensor, stack: torch.Tensor,
+                       stats: torch.Tensor, U: torch.Tensor, k: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Site k's row of the stacks set to (g, lse, c); then aggregate_pull_reference over rows k.. : (dv, b)."""
+    if takes(v):
+        M, D = v.shape
+        dv = torch.empty_like(v)
+        b = torch.empty(stack.shape[0] - k, M, dtype=stats.dtype, device=v.device)
+        programs, meta, per_program = _pull_launch(M, D, v)
+        _agg_pull_kernel[(programs,)](v, dv, g, lse, c, stack, stats, U, b, k, stack.shape[0], M, D, eps, programs,
+                                      per_program, **meta)
+        return dv, b
+    stack[k].copy_(g)
+    stats[k, 0].copy_(lse)
+    stats[k, 1].copy_(c)
+    return aggregate_pull_reference(v, stack[k:], stats[k:], U[k:], eps)
+
+
+def _pull_launch(M: int, D: int, t: torch.Tensor) -> tuple[int, dict, int]:
+    """(programs, the pull kernel's meta-parameters, tokens a program), at AGG_PULL's tuning for the width."""
+    per_sm, warps, stages = by_width(AGG_PULL, D)
+    programs = min(M, per_sm * sm_count(t))
+    dc, dl = row_chunks(D)
+    return programs, dict(DC=dc, DL=dl, STAGES=stages, num_warps=row_warps(warps, D)), triton.cdiv(M, programs)
+
+
+@_aggregate_pull_op.register_fake
+def _(v, g, lse, c, stack, stats, U, k, eps):
+    return torch.empty_like(v), stats.new_empty(stack.shape[0] - k, stack.shape[1])
+
+
+class _Pulled(torch.autograd.Function):
+    """attnres full's site k: its output, and (below the top site) two tokens that hold no memory (a zero expanded to
+    the stacks' shapes) whose gradients are the stacks, so that they reach the site below through autograd, which
+    orders the sites, and a compiled graph keeps each write in place. The top site allocates the stacks."""
+
+    @staticmethod
+    def forward(ctx, U, eps, k, stack_token, stats_token, *sources):
+        D = sources[0].shape[-1]
+        rows = [v.view(-1, D) for v in sources]
+        M = rows[0].shape[0]
+        if len(rows) == 1:
+            out, lse = aggregate_many_reference(rows, U[k], eps)
+        else:
+            out, lse = _aggregate_many_op(rows, U[k], eps)
+        ctx.save_for_backward(U, out, lse, rows[-1])
+        ctx.eps, ctx.k, ctx.below = eps, k, stack_token is not None
+        ctx.shape = sources[-1].shape
+        ctx.set_materialize_grads(False)
+        S = U.shape[0]
+        if k == S - 1:
+            return out.view(sources[0].shape)
+        return (out.view(sources[0].shape), torch.zeros((), dtype=sources[-1].dtype, device=U.device).expand(S, M, D),
+                torch.zeros((), dtype=out.dtype, device=U.device).expand(S, 2, M))
+
+    @staticmethod
+    def backward(ctx, dout, stack=None, stats=None):
+        U, out, lse, v = ctx.saved_tensors
+        k, (M, D), S = ctx.k, out.shape, U.shape[0]
+        if k == S - 1:
+            stack = torch.empty(S, M, D, dtype=v.dtype, device=v.device)
+            stats = torch.empty(S, 2, M, dtype=out.dtype, device=v.device)
+        g = (torch.zeros_like(out) if dout is None else dout.reshape(M, D)).to(v.dtype)
+        c = (g.to(out.dtype) * out).sum(-1)  # ḡ·h with ḡ as stacked (rounded), so that b sums to 0 over the sources
+        dv, b = _aggregate_pull_op(v, g, lse, c, stack, stats, U, k, ctx.eps)
+        dU = torch.cat([torch.zeros_like(U[:k]), (b.to(v.dtype) @ v).to(U.dtype)])
+        return (dU, None, None, *((stack, stats) if ctx.below else (None, None)), *([None] * k), dv.view(ctx.shape))
+
+
+def aggregate_pulled(sources: list[torch.Tensor], U: torch.Tensor, k: int, tokens: tuple, eps: float
+                     ) -> tuple[torch.Tensor, tuple]:
+    """attnres full's site k (sources v_0..v_k, U the (S, D) table of every site's u): (its input h, the tokens for
+    site k + 1; none at the top site). tokens: site k - 1's, or () at site 0."""
+    with torch.autocast(sources[0].device.type, enabled=False):
+        got = _Pulled.apply(U, float(eps), k, *(tokens or (None, None)), *sources)
+    return (got, ()) if k == U.shape[0] - 1 else (got[0], tuple(got[1:]))
 
 
 def _query(sources, gain, query) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-from .aggregate import aggregate, aggregate_carried
+from .aggregate import _query, aggregate, aggregate_carried, aggregate_pulled
 from .hyperstatic import static_step
 from .hyperstep import hyper_step
 from .kernels import chosen
@@ -573,12 +573,13 @@ class AttentionResiduals(Residual):
 
     def walk(self, x, blocks, ctx):
         k = 0
+        if self.mode == "full" and self.aggregators[0].fused:
+            return self._walk_pulled(x, blocks, ctx)
         if self.mode == "full":
             sources = [x]
             for block in blocks:
                 for site in block.sites():
-                    h, sources = self.aggregators[k].carry(sources)
-                    sources = sources + [site(h, ctx)]
+                    sources = sources + [site(self.aggregators[k](sources), ctx)]
                     k += 1
             return self.aggregators[k](sources)
         done, partial = [x], None  # embedding + finished group sums; the current group's sum
@@ -590,6 +591,18 @@ class AttentionResiduals(Residual):
             if layer % self.layers_per_group == 0:
                 done, partial = done + [partial], None
         return self.aggregators[k](done if partial is None else done + [partial])
+
+    def _walk_pulled(self, x, blocks, ctx):
+        """mode full on aggregate.py's operation: each site's gradient for its sources formed once a source, at the
+        source's lowest site (aggregate_pulled)."""
+        U = torch.stack([_query([x], a.norm.weight, a.query) for a in self.aggregators])
+        sources, tokens, k = [x], (), 0
+        for block in blocks:
+            for site in block.sites():
+                h, tokens = aggregate_pulled(sources, U, k, tokens, 1e-5)
+                sources.append(site(h, ctx))
+                k += 1
+        return aggregate_pulled(sources, U, k, tokens, 1e-5)[0]
 
 
 class _LaurelLowRank(nn.Module):

@@ -4,6 +4,7 @@ code for the module's torch path (forward and backward).
 
     python3 scripts/device/aggregate_bench.py [--write-best] [--shape TOKENS,WIDTH]
     python3 scripts/device/aggregate_bench.py --many K [--write-best | --committed] [--shape TOKENS,WIDTH]
+    python3 scripts/device/aggregate_bench.py --pull S [--write-best] [--shape TOKENS,WIDTH]
 
 Rows: programs per SM, warps (AGG_FWD's and AGG_BWD's, which the kernels scale to the row past 8 chunks:
 kernels.row_warps; the rows say with how many they launched); each checked against the torch reference. --write-best
@@ -15,6 +16,10 @@ AGG_GROUP and the programs, warps and stages of the forward and the backward (AG
 the fastest against the held kernels at 9, 13 and 25 sources (and at 5, which the model gives the held ones), and
 the many backward given carried gradients (attnres full's sites: aggregate.py's _Carried). --write-best writes
 AGG_GROUP and AGG_MANY[WIDTH]; --committed skips the sweep and compares at the committed tuning.
+
+--pull S: attnres full's pulled backward (aggregate.py's _aggregate_pull_op) at S sites (25 at 12 layers): a sweep
+of AGG_PULL's entry for this width at site 1, then each site's backward pulled against summed site by site (the
+carriers), and their totals for a step. --write-best writes AGG_PULL[WIDTH].
 """
 import re
 import sys
@@ -123,10 +128,63 @@ def many_main(M, D, K) -> None:
         write_tuning(D, AG.AGG_MANY[D], AG, "AGG_MANY")
 
 
+def _pull_inputs(M, D, S, k, sources):
+    """The pull kernel's inputs at site k of S, the source sources[k] (stack rows bf16, stats, U), and its call."""
+    g = torch.randn(S, M, D, device="cuda").to(torch.bfloat16)
+    stats = torch.stack([torch.rand(S, M, device="cuda") * 3 + 1, torch.randn(S, M, device="cuda") * 0.1], 1)
+    U = torch.randn(S, D, device="cuda") * 0.01  # scores below the log-denominators (1 to 4): p < 1, as in a model
+    stack = g.clone()
+    v, lse, c = sources[k], stats[k, 0].clone(), stats[k, 1].clone()
+    return (lambda: AG._aggregate_pull_op(v, g[k], lse, c, stack, stats, U, k, 1e-5)), (v, g, stats, U)
+
+
+def pull_main(M, D, S) -> None:
+    """attnres full's backward at S sites: the pull kernel swept at site 1 (a bf16 source, S - 1 rows), then every
+    site's aggregation backward timed both ways: pulled (each source's gradient from the stack rows above it) and as
+    the carriers did it (each site's backward adding its gradients into its sources' running ones: the held kernels to
+    AGG_HOLD sources, the many kernels given carried gradients past it)."""
+    torch.manual_seed(0)
+    sources = _sources(M, D, S)
+    run, (v, g, stats, U) = _pull_inputs(M, D, S, 1, sources)
+    want = AG.aggregate_pull_reference(v.float(), g[1:].float(), stats[1:], U[1:], 1e-5)
+    rows = lambda k: M * D * ((4 if k == 0 else 2) * 2 + 2 * 2 + 2 * (S - k - 1)) + 8 * M * (S - k)
+    best = None
+    for tuning in [(p, w, st) for p in (8, 16, 32) for w in (1, 2) for st in (2, 3, 4, 5)] + [(16, 4, 1)]:
+        AG.AGG_PULL = {D: tuning}
+        ok = matches(["dv", "b"], run(), want, lambda t: (2e-2, 2e-2) if t.dtype == torch.bfloat16 else (1e-3, 1e-3))
+        ms = timed(run)
+        print(f"pull at site 1 of {S}, programs/SM {tuning[0]}, warps {tuning[1]} (launched with "
+              f"{row_warps(tuning[1], D)}), stages {tuning[2]}: {ms:.3f} ms, {rows(1) / ms / 1e9:.2f} TB/s, matches: "
+              f"{ok}", flush=True)
+        if ok == "True" and (best is None or ms < best[0]):
+            best = (ms, tuning)
+    print(f"fastest: {best}")
+    AG.AGG_PULL = {D: best[1]}
+    pulled, carried = [], []
+    u = U[0]
+    for k in range(S):
+        pulled.append(timed(_pull_inputs(M, D, S, k, sources)[0]))
+        some, dout = sources[:k + 1], torch.randn(M, D, device="cuda")
+        if AG._many(some):
+            out, lse = AG._aggregate_many_op(some, u, 1e-5)
+            carried.append(timed(lambda: AG.many_backward(some, u, out, lse, dout, 1e-5,
+                                                          [torch.empty_like(x) for x in some])))
+        else:
+            carried.append(timed(lambda: AG._aggregate_backward_op(some, u, dout, 1e-5)))
+        print(f"site {k} ({k + 1} sources): pulled {pulled[-1]:.3f} ms ({rows(k) / pulled[-1] / 1e9:.2f} TB/s), "
+              f"summed site by site {carried[-1]:.3f} ms", flush=True)
+    print(f"a step's aggregation backward at {S} sites: pulled {sum(pulled):.2f} ms, summed site by site "
+          f"{sum(carried):.2f} ms (the held sites' gradients then also summed by autograd, not counted)", flush=True)
+    if "--write-best" in sys.argv:
+        write_tuning(D, best[1], AG, "AGG_PULL")
+
+
 def main() -> None:
     M, D = shape(sys.argv)
     if "--many" in sys.argv:
         return many_main(M, D, int(sys.argv[sys.argv.index("--many") + 1]))
+    if "--pull" in sys.argv:
+        return pull_main(M, D, int(sys.argv[sys.argv.index("--pull") + 1]))
     K = 5
     torch.manual_seed(0)
     sources = [torch.randn(M, D, device="cuda") * 2] + [
