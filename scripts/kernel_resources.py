@@ -6,7 +6,8 @@
 KERNEL is one of hyper_fwd, hyper_bwd (model/hyperstep.py, the dynamic site with its LayerNorm folded in),
 static_fwd, static_bwd (model/hyperstatic.py, with the norm), mhc_fwd, mhc_bwd (model/mhcstep.py), each at the 124M
 step's shape (4 streams of 768 features), or agg_many_fwd, agg_many_bwd (model/aggregate.py's kernels past AGG_HOLD
-sources, the table's sources bf16, 768 features), at the committed tuning unless given. Triton compiles for sm_90
+sources, the table's sources bf16, 768 features) and agg_pull (its pull kernel, attnres full's backward: a bf16
+source and stack), at the committed tuning unless given. Triton compiles for sm_90
 without a GPU (the CPU install of torch has no Triton: put the folder `scripts/install.sh --test` fills for the
 interpreter tests, ~/.cache/gptablate/triton-interpreter, on PYTHONPATH; TRITON_DEFAULT_FP_FUSION=1 as Triton 3.9
 defaults to); the
@@ -57,8 +58,7 @@ KERNELS = {
     "agg_many_fwd": (lambda: aggregate._agg_many_fwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True,
                      STAGES=MANY[0][2]), {"base_ptr"}, MANY[0][1], None, MANY[0][2]),
     "agg_many_bwd": (lambda: aggregate._agg_many_bwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True,
-                     CARRIED=True, STAGES=MANY[1][2]), {"base_ptr", "dbase_ptr", "cbase_ptr"}, MANY[1][1], None,
-                     MANY[1][2]),
+                     STAGES=MANY[1][2]), {"base_ptr", "dbase_ptr"}, MANY[1][1], None, MANY[1][2]),
     "agg_pull": (lambda: aggregate._agg_pull_kernel, dict(DC=8, DL=128, STAGES=PULL[2]),
                  {"v_ptr", "dv_ptr", "g_ptr", "stack_ptr"}, PULL[1], None, PULL[2]),
 }

@@ -26,32 +26,29 @@ def held(sources, u, dout):
     return [AG._aggregate_op(sources, u, 1e-5)] + AG._aggregate_backward_op(sources, u, dout, 1e-5)
 
 
-def many(sources, u, dout, carried=()):
-    """The many kernels' output, log-denominator and gradients (the backward given the forward's own, and carried)."""
+def many(sources, u, dout):
+    """The many kernels' output, log-denominator and gradients (the backward given the forward's own)."""
     assert AG._many(sources)
     out, lse = AG._aggregate_many_op(sources, u, 1e-5)
-    return [out, lse] + AG.many_backward(sources, u, out, lse, dout, 1e-5, carried)
+    return [out, lse] + AG.many_backward(sources, u, out, lse, dout, 1e-5)
 
 
 def check(kernels, M, D, n, low) -> float:
-    """The worst relative error of the fp32 outputs; asserts every output within its bound. kernels: "held", "many",
-    or "carried" (the many kernels given running gradients to add to)."""
+    """The worst relative error of the fp32 outputs; asserts every output within its bound. kernels: "held" or
+    "many"."""
     sources = [torch.randn(M, D, device=dev) * 2] + [torch.randn(M, D, device=dev).to(low) * 3 for _ in range(n - 1)]
     u = torch.randn(D, device=dev) * 0.5
     dout = torch.randn(M, D, device=dev)
-    carried = [torch.randn_like(v) for v in sources] if kernels == "carried" else []
     wide = [s.double() for s in sources]
     want = list(AG.aggregate_many_reference(wide, u.double(), 1e-5)) + AG.aggregate_backward_reference(
         wide, u.double(), dout.double(), 1e-5)
-    if carried:  # each source's gradient: the carried one plus this site's
-        want[2:-1] = [w + c.double() for w, c in zip(want[2:-1], carried)]
     names = ["out", "lse"] + [f"dv{k}" for k in range(n)] + ["du"]
     likes = [torch.float32, torch.float32] + [s.dtype for s in sources] + [torch.float32]
     if kernels == "held":  # no lse
         got = held(sources, u, dout)
         want, names, likes = ([x[0]] + x[2:] for x in (want, names, likes))
     else:
-        got = many(sources, u, dout, carried)
+        got = many(sources, u, dout)
     worst = 0.0
     for name, g, w, like in zip(names, got, want, likes):
         assert g.dtype == like and g.shape == w.shape, (kernels, name, g.dtype, g.shape)
@@ -91,9 +88,9 @@ def check_pull(M, D, S, k, low, first) -> float:
 PULL = ([(3, 20, 4, 0), (5, 40, 6, 3), (2, 1400, 3, 2)] if interp
         else [(3001, 768, 25, 0), (3001, 768, 25, 13), (517, 1024, 49, 1), (61, 1600, 97, 0), (61, 1600, 97, 96),
               (5, 20, 25, 24)])
-worst = max(check(kernels, M, D, n, low) for kernels, shapes in (("held", SHAPES), ("many", MANY), ("carried", MANY))
+worst = max(check(kernels, M, D, n, low) for kernels, shapes in (("held", SHAPES), ("many", MANY))
             for M, D, n in shapes for low in (torch.float32, torch.bfloat16))
-worst = max(worst, *(check_pull(M, D, S, k, low, first) for M, D, S, k in PULL for low in (torch.float32, torch.bfloat16)
-                     for first in (True, False)))
-print(f"ok: the aggregation kernels (held, many, many with carried gradients, pull) match torch; worst relative error "
+worst = max(worst, *(check_pull(M, D, S, k, low, first) for M, D, S, k in PULL
+                     for low in (torch.float32, torch.bfloat16) for first in (True, False)))
+print(f"ok: the aggregation kernels (held, many, pull) match torch; worst relative error "
       f"(fp32 outputs) {worst:.2e}")

@@ -16,11 +16,15 @@ instead: the sources past the first from a table of offsets, in a loop at run ti
 count; the held kernels unroll over the sources and compiled one pair per count, padded to multiples of 8), a running
 softmax forward that saves log Σ_k exp(score_k) a token, and a backward that takes it and the output h
 (Σ_k p_k dp_k = ḡ·h), so that each source is read once each way. attnres full's step went from 1.61 to 1.48 times
-the baseline's, and its first window from 154 to 60 s (call DS). attnres full's walk takes them through
-`aggregate_carried`: each many site passes its sources on to the next (_Carried), and its backward adds its gradient
-for each source to the running one it is handed, so that one gradient a source is alive in the backward, not one a
-(site, source) pair: 1.5B's 48 layers went from out of memory at a micro-batch of 8 on one H100 (call DU) to 1.15
-times the baseline's peak memory (DY).
+the baseline's, and its first window from 154 to 60 s (call DS).
+
+attnres full's walk (`aggregate_pulled`) takes the many forward at every site and pulls its backward (_Pulled): no
+site returns a gradient for its older sources; each writes its output's gradient into a stack, and each source's
+whole gradient is formed once, at its lowest site, from the stack's rows above it (the pull kernel). A (site, source)
+pair then costs one read of the site's gradient. Summing each source's gradient site by site in the kernels (the
+carriers, which had brought 1.5B's 48 layers from out of memory, call DU, to 1.15 times the baseline's peak memory,
+DY) read the source and the running sum and wrote the sum; autograd's own sums before them kept every pair's
+gradient alive. attnres full's step went from 1.456 to 1.33 times the baseline's (calls EA, EB, EC).
 
 With u = g ⊙ w (RMSNorm's gain, the site's query), r_k = rsqrt(mean(v_k²) + eps), s_k = v_k·u:
 score_k = r_k s_k. Backward, ḡ the output's gradient, dp_k = ḡ·v_k, dscore_k = p_k (dp_k −
@@ -28,14 +32,15 @@ score_k = r_k s_k. Backward, ḡ the output's gradient, dp_k = ḡ·v_k, dscore_
 Σ_tokens Σ_k dscore_k r_k v_k (per-program sums, added up in torch); torch's autograd carries
 it to g and w. Numerics: the scores are formed in fp32 from the sources as they are, where the
 torch path rounds RMSNorm(v) to a bf16 source's dtype first; the output is fp32 in both; each
-site's gradient for a source is rounded once, to the source's dtype; carried, the running sum is rounded to it at
-each many site, as autograd's own accumulation of a bf16 gradient rounds at each addition outside a compiled graph.
+site's gradient for a source is rounded once, to the source's dtype. Pulled, a site's output gradient is rounded
+once to the sublayers' dtype (bf16 in training) in the stack, its ḡ·h taken from the rounded one, and each source's
+gradient summed over its sites in fp32 and rounded once; u's gradient is a matmul of b (rounded to the source's
+dtype) and the source.
 
-`aggregate(sources, gain, query, eps)` (and `aggregate_carried`, the same output and the sources to pass on): on
-CUDA with Triton, the kernels; elsewhere the same
-computation in torch (`aggregate_reference`, `aggregate_backward_reference`, and the many kernels' rule
-`aggregate_many_reference`, `aggregate_many_backward_reference`), which the tests hold to autograd and to the
-module's own torch code.
+`aggregate(sources, gain, query, eps)` and `aggregate_pulled(sources, U, k, tokens, eps)`: on CUDA with Triton, the
+kernels; elsewhere the same computation in torch (`aggregate_reference`, `aggregate_backward_reference`, the many
+kernels' rule `aggregate_many_reference`, `aggregate_many_backward_reference`, and the pull's
+`aggregate_pull_reference`), which the tests hold to autograd and to the module's own torch code.
 """
 
 from __future__ import annotations
@@ -119,11 +124,9 @@ def aggregate_many_reference(sources: list[torch.Tensor], u: torch.Tensor, eps: 
 
 
 def aggregate_many_backward_reference(sources: list[torch.Tensor], u: torch.Tensor, out: torch.Tensor,
-                                      lse: torch.Tensor, dout: torch.Tensor, eps: float,
-                                      carried: list[torch.Tensor] = ()) -> list[torch.Tensor]:
+                                      lse: torch.Tensor, dout: torch.Tensor, eps: float) -> list[torch.Tensor]:
     """aggregate_backward_reference's gradients by the many kernels' rule: p_k = exp(score_k − lse) from the forward's
-    lse, and Σ_j p_j dp_j = ḡ·h from its output h, so that each source is needed once. With carried (one a source),
-    each source's gradient is carried's plus this site's, rounded once to the source's dtype."""
+    lse, and Σ_j p_j dp_j = ḡ·h from its output h, so that each source is needed once."""
     wide = _wide(sources)
     dout, u, out = dout.to(wide), u.to(wide), out.to(wide)
     total = (dout * out).sum(-1)  # Σ_j p_j dp_j
@@ -136,7 +139,7 @@ def aggregate_many_backward_reference(sources: list[torch.Tensor], u: torch.Tens
         b = p * ((x * dout).sum(-1) - total) * r
         c = b * s * r * r / x.shape[-1]
         dv = p[:, None] * dout + b[:, None] * u - c[:, None] * x
-        dsources.append((dv + carried[k].to(wide) if carried else dv).to(v.dtype))
+        dsources.append(dv.to(v.dtype))
         du = du + (b[:, None] * x).sum(0)
     return dsources + [du.to(u.dtype)]
 
@@ -305,10 +308,9 @@ if triton is not None:
                 tl.store(lse_ptr + m, top + tl.log(total))
 
     @triton.jit(do_not_specialize=["n_table", "M", "n_programs", "rows_per_program"])
-    def _agg_many_bwd_kernel(first_ptr, dfirst_ptr, cfirst_ptr, base_ptr, dbase_ptr, cbase_ptr, table, n_table, u_ptr,
-                             out_ptr, lse_ptr, dout_ptr, part_ptr, M, D, eps, n_programs, rows_per_program,
-                             G: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, ALIGNED: tl.constexpr,
-                             CARRIED: tl.constexpr, STAGES: tl.constexpr):
+    def _agg_many_bwd_kernel(first_ptr, dfirst_ptr, base_ptr, dbase_ptr, table, n_table, u_ptr, out_ptr, lse_ptr,
+                             dout_ptr, part_ptr, M, D, eps, n_programs, rows_per_program, G: tl.constexpr,
+                             DC: tl.constexpr, DL: tl.constexpr, ALIGNED: tl.constexpr, STAGES: tl.constexpr):
         d, dmask, _ = _tile(D, DC, DL, 1)
         u = tl.load(u_ptr + d, mask=dmask, other=0.0)
         a = tl.zeros([DC, DL], tl.float32)  # this program's share of u's gradient
@@ -326,8 +328,6 @@ if triton is not None:
                 b = p * (_sum(v * go) - total) * r  # dscore r: on u
                 c = b * s * r * r / D  # dscore s r³ / D: on v
                 dv = p * go + b * u - c * v
-                if CARRIED:  # the gradient the sites above gave this source so far
-                    dv += tl.load(cfirst_ptr + off, mask=dmask, other=0.0).to(tl.float32)
                 tl.store(dfirst_ptr + off, dv.to(dfirst_ptr.dtype.element_ty), mask=dmask)
                 a += b * v
                 for g in tl.range(0, n_table, G, num_stages=STAGES):
@@ -339,9 +339,6 @@ if triton is not None:
                     bg = pg * (_row_sums(V * go[None]) - total) * rg
                     cg = bg * sg * rg * rg / D
                     dV = pg[:, None, None] * go[None] + bg[:, None, None] * u[None] - cg[:, None, None] * V
-                    if CARRIED:  # the carried gradients' rows: the table's third part, from cbase
-                        cptrs = _group(cbase_ptr, table + 2 * n_table, g, n_table, off, dmask, G, ALIGNED)[0]
-                        dV += tl.load(cptrs, mask=mask, other=0.0).to(tl.float32)
                     # the gradients' rows: the table's second part, from dbase
                     dptrs = _group(dbase_ptr, table + n_table, g, n_table, off, dmask, G, ALIGNED)[0]
                     tl.store(dptrs, dV.to(dbase_ptr.dtype.element_ty), mask=mask)
@@ -509,38 +506,33 @@ def _(sources, u, eps):
 
 # The many backward writes into tensors it is given (mutates_args) and returns nothing, where the held one returns its
 # gradients. Inductor's code keeps an operation's list of outputs, and so every tensor in it, until the last is taken
-# out of it; in attnres full's backward u's gradient was taken out at the end, so that every site's list, with the
-# carriers (_Carried) every source's running gradient, would have stayed in memory to the end (seen in the generated
-# code, on the CPU). A custom operation that mutates an argument cannot return a list. The held backward keeps its
-# list: written the same way it made attnres (block) 6.8 ms slower at 124M (call DZ: 141.87 against 135.06 ms, the
-# same peak memory), and its sites are at most 8 of attnres full's.
+# out of it; in attnres full's backward (before it was pulled) u's gradient was taken out at the end, so that every
+# site's list would have stayed in memory to the end (seen in the generated code, on the CPU). A custom operation that
+# mutates an argument cannot return a list. The held backward keeps its list: written the same way it made attnres
+# (block) 6.8 ms slower at 124M (call DZ: 141.87 against 135.06 ms, the same peak memory). attnres full's sites now
+# take the pull (below); the many backward serves sites past AGG_HOLD sources elsewhere (mode block with many groups).
 @torch.library.custom_op("gptablate::aggregate_many_backward", mutates_args=("dsources", "du"))
 def _aggregate_many_backward_op(sources: list[torch.Tensor], u: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
-                                dout: torch.Tensor, carried: list[torch.Tensor], dsources: list[torch.Tensor],
-                                du: torch.Tensor, eps: float) -> None:
+                                dout: torch.Tensor, dsources: list[torch.Tensor], du: torch.Tensor, eps: float) -> None:
     if not all(takes(v) for v in sources):
-        for into, grad in zip([*dsources, du],
-                              aggregate_many_backward_reference(sources, u, out, lse, dout, eps, carried)):
+        for into, grad in zip([*dsources, du], aggregate_many_backward_reference(sources, u, out, lse, dout, eps)):
             into.copy_(grad)
         return
     M, D = sources[0].shape
     rest, drest = sources[1:], dsources[1:]
     programs, meta, per_program = _many_launch(M, D, u, by_width(AGG_MANY, D)[1])
     part = torch.empty(programs, D, dtype=torch.float32, device=u.device)
-    crest = carried[1:] if carried else []
-    table, aligned = _table(u, rest, drest, *([crest] if carried else []))
-    cfirst, cbase = (carried[0], crest[0]) if carried else (dsources[0], drest[0])  # not read without carried
-    _agg_many_bwd_kernel[(programs,)](sources[0], dsources[0], cfirst, rest[0], drest[0], cbase, table, len(rest), u,
-                                      out, lse, dout, part, M, D, eps, programs, per_program, ALIGNED=aligned,
-                                      CARRIED=bool(carried), **meta)
+    table, aligned = _table(u, rest, drest)
+    _agg_many_bwd_kernel[(programs,)](sources[0], dsources[0], rest[0], drest[0], table, len(rest), u, out, lse, dout,
+                                      part, M, D, eps, programs, per_program, ALIGNED=aligned, **meta)
     torch.sum(part, 0, out=du)
 
 
 def many_backward(sources: list[torch.Tensor], u: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
-                  dout: torch.Tensor, eps: float, carried: list[torch.Tensor] = ()) -> list[torch.Tensor]:
-    """The many kernels' backward: [dv_0, ..., dv_{K-1}, du], each dv_k carried[k] plus this site's (where given)."""
+                  dout: torch.Tensor, eps: float) -> list[torch.Tensor]:
+    """The many kernels' backward: [dv_0, ..., dv_{K-1}, du]."""
     grads = [torch.empty_like(v) for v in sources] + [torch.empty_like(u)]
-    _aggregate_many_backward_op(sources, u, out, lse, dout, list(carried), grads[:-1], grads[-1], eps)
+    _aggregate_many_backward_op(sources, u, out, lse, dout, grads[:-1], grads[-1], eps)
     return grads
 
 
@@ -560,34 +552,11 @@ def _many_backward(ctx, dout, dlse):
 _aggregate_many_op.register_autograd(_many_backward, setup_context=_many_setup_context)
 
 
-class _Carried(torch.autograd.Function):
-    """A many site that passes its sources on (the same tensors, as views) for the next site to read, so that in the
-    backward each source's gradient arrives here once, as the running sum over the sites above, and leaves as that sum
-    plus this site's (many_backward's carried). Without it each site's gradient for each source below it was a tensor
-    of its own, and inductor added a source's up to 96 (1.5B's 48 layers) in one kernel where the source's own backward
-    needed them: midway through the backward every pair of a site above and a source below held one (about 2,400 of
-    26 MB at 1.5B's micro-batch of 8; call DU ran out of memory). The running sum is in the source's dtype: each
-    site's addition rounds it, as autograd's own accumulation does outside a compiled graph."""
-
-    @staticmethod
-    def forward(ctx, u, eps, *sources):
-        D = sources[0].shape[-1]
-        out, lse = _aggregate_many_op([v.view(-1, D) for v in sources], u, eps)
-        ctx.save_for_backward(u, out, lse, *sources)
-        ctx.eps = eps
-        ctx.set_materialize_grads(False)
-        return (out.view(sources[0].shape), *(v.view_as(v) for v in sources))
-
-    @staticmethod
-    def backward(ctx, dout, *dcarried):
-        u, out, lse, *sources = ctx.saved_tensors
-        D = sources[0].shape[-1]
-        rows = [v.view(-1, D) for v in sources]
-        carried = [] if all(g is None for g in dcarried) else [
-            (g.reshape(-1, D).contiguous() if g is not None else torch.zeros_like(r)) for g, r in zip(dcarried, rows)]
-        dout = torch.zeros_like(out) if dout is None else dout.reshape(-1, D).to(u.dtype).contiguous()
-        *dsources, du = many_backward(rows, u, out, lse, dout, ctx.eps, carried)
-        return (du, None, *(g.view(v.shape) for g, v in zip(dsources, sources)))
+# attnres full's backward, pulled (aggregate_pulled): site k of S reads sources v_0..v_k, and v_k's lowest site is k.
+# No site returns its gradient for a source below its newest. Each writes its output's gradient ḡ_k (in the sublayers'
+# dtype) into row k of a stack of S rows, and log Σ exp(score) and ḡ_k·h_k a token into row k of a second, and forms
+# its newest source's whole gradient from rows k..S-1 (aggregate_pull). Each (site, source) pair then costs one read of
+# the site's gradient; summing site by site costs three: the source, the running sum, and its new value.
 
 
 def aggregate_pull_reference(v: torch.Tensor, stack: torch.Tensor, stats: torch.Tensor, U: torch.Tensor, eps: float
@@ -607,19 +576,13 @@ def aggregate_pull_reference(v: torch.Tensor, stack: torch.Tensor, stats: torch.
     return dv.to(v.dtype), b
 
 
-# attnres full's backward, pulled (aggregate_pulled): site k of S reads sources v_0..v_k, and v_k's lowest site is k.
-# No site returns its gradient for a source below its newest. Each writes its output's gradient ḡ_k (in the sublayers'
-# dtype) into row k of a stack of S rows, and log Σ exp(score) and ḡ_k·h_k a token into row k of a second, and forms
-# its newest source's whole gradient from rows k..S-1 (aggregate_pull). Each (site, source) pair then costs one read of
-# the site's gradient; summing site by site (_Carried) costs three: the source, the running sum, and its new value.
-
-
 @torch.library.custom_op("gptablate::aggregate_pull", mutates_args=("stack", "stats"))
 def _aggregate_pull_op(v: torch.Tensor, g: torch.Tensor, lse: torch.Tensor, c: torch.Tensor, stack: torch.Tensor,
                        stats: torch.Tensor, U: torch.Tensor, k: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Site k's row of the stacks set to (g, lse, c); then aggregate_pull_reference over rows k.. : (dv, b)."""
     if takes(v):
         M, D = v.shape
+        v, g = v.contiguous(), g.contiguous()
         dv = torch.empty_like(v)
         b = torch.empty(stack.shape[0] - k, M, dtype=stats.dtype, device=v.device)
         programs, meta, per_program = _pull_launch(M, D, v)
@@ -653,9 +616,9 @@ class _Pulled(torch.autograd.Function):
     @staticmethod
     def forward(ctx, U, eps, k, stack_token, stats_token, *sources):
         D = sources[0].shape[-1]
-        rows = [v.view(-1, D) for v in sources]
+        rows = [v.reshape(-1, D).contiguous() for v in sources]
         M = rows[0].shape[0]
-        if len(rows) == 1:
+        if len(rows) == 1 or len({v.dtype for v in rows[1:]}) > 1:  # the many kernels take one dtype past the first
             out, lse = aggregate_many_reference(rows, U[k], eps)
         else:
             out, lse = _aggregate_many_op(rows, U[k], eps)
@@ -677,7 +640,7 @@ class _Pulled(torch.autograd.Function):
             stack = torch.empty(S, M, D, dtype=v.dtype, device=v.device)
             stats = torch.empty(S, 2, M, dtype=out.dtype, device=v.device)
         g = (torch.zeros_like(out) if dout is None else dout.reshape(M, D)).to(v.dtype)
-        c = (g.to(out.dtype) * out).sum(-1)  # ḡ·h with ḡ as stacked (rounded), so that b sums to 0 over the sources
+        c = (g.to(out.dtype) * out).sum(-1)  # ḡ·h, ḡ as stacked (rounded): b then sums to 0 over the sources
         dv, b = _aggregate_pull_op(v, g, lse, c, stack, stats, U, k, ctx.eps)
         dU = torch.cat([torch.zeros_like(U[:k]), (b.to(v.dtype) @ v).to(U.dtype)])
         return (dU, None, None, *((stack, stats) if ctx.below else (None, None)), *([None] * k), dv.view(ctx.shape))
@@ -707,15 +670,3 @@ def aggregate(sources: list[torch.Tensor], gain: torch.Tensor, query: torch.Tens
         rows = [v.reshape(-1, D).contiguous() for v in sources]
         out = _aggregate_many_op(rows, u, float(eps))[0] if _many(sources) else _aggregate_op(rows, u, float(eps))
     return out.view(shape)
-
-
-def aggregate_carried(sources: list[torch.Tensor], gain: torch.Tensor, query: torch.Tensor, eps: float
-                      ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(aggregate's output, the sources for the next site to read in their place): at a many site (contiguous
-    sources), the sources passed on through _Carried, so that their gradients are summed site by site in the kernels;
-    elsewhere the sources themselves."""
-    if not (_many(sources) and all(v.is_contiguous() for v in sources)):
-        return aggregate(sources, gain, query, eps), list(sources)
-    with torch.autocast(sources[0].device.type, enabled=False):
-        out, *carriers = _Carried.apply(_query(sources, gain, query), float(eps), *sources)
-    return out, carriers

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-from .aggregate import _query, aggregate, aggregate_carried, aggregate_pulled
+from .aggregate import _query, aggregate, aggregate_pulled
 from .hyperstatic import static_step
 from .hyperstep import hyper_step
 from .kernels import chosen
@@ -542,13 +542,6 @@ class _Aggregator(nn.Module):
         scores = torch.stack([(self.norm(v) * self.query).sum(-1) for v in sources], dim=-1)  # (B, T, K)
         weights = torch.softmax(scores.float(), dim=-1)
         return sum(weights[..., k:k + 1] * v for k, v in enumerate(sources))  # fp32, as the stack gave
-
-    def carry(self, sources: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(this site's input, the sources for the next site to read): fused, aggregate_carried's (the sources passed
-        on at sites of the many kernels, so that their gradients are summed site by site); else the sources."""
-        if self.fused:
-            return aggregate_carried(sources, self.norm.weight, self.query, 1e-5)
-        return self(sources), sources
 
 
 @RESIDUALS.register("attnres")

@@ -13,13 +13,15 @@ the 124M step's (1.5B's micro-batch: 16384,1600).
 
 --many K: the many kernels (past AGG_HOLD sources) at K sources (attnres full's last site at 12 layers: 25): a sweep of
 AGG_GROUP and the programs, warps and stages of the forward and the backward (AGG_MANY's entry for this width), then
-the fastest against the held kernels at 9, 13 and 25 sources (and at 5, which the model gives the held ones), and
-the many backward given carried gradients (attnres full's sites: aggregate.py's _Carried). --write-best writes
+the fastest against the held kernels at 9, 13 and 25 sources (and at 5, which the model gives the held ones).
+(Calls DW to EA also timed the many backward given carried gradients: the carriers, since removed.) --write-best writes
 AGG_GROUP and AGG_MANY[WIDTH]; --committed skips the sweep and compares at the committed tuning.
 
 --pull S: attnres full's pulled backward (aggregate.py's _aggregate_pull_op) at S sites (25 at 12 layers): a sweep
-of AGG_PULL's entry for this width at site 1, then each site's backward pulled against summed site by site (the
-carriers), and their totals for a step. --write-best writes AGG_PULL[WIDTH].
+of AGG_PULL's entry for this width at site 1, then each site's backward pulled against each site's backward returning
+its gradients (the held and many kernels, autograd's sums of them not counted), and their totals for a step.
+--write-best writes AGG_PULL[WIDTH]. (Call EC's "summed site by site" column was the carriers' many backward, at
+commit b62b15b.)
 """
 import re
 import sys
@@ -61,12 +63,11 @@ def _sources(M, D, K):
                                                       for _ in range(K - 1)]
 
 
-def _many(sources, u, dout, carried=()):
-    """The many kernels' forward and their backward (given the forward's output; and carried gradients), as two
-    calls."""
+def _many(sources, u, dout):
+    """The many kernels' forward and their backward (given the forward's output), as two calls."""
     out, lse = AG._aggregate_many_op(sources, u, 1e-5)
     return (lambda: AG._aggregate_many_op(sources, u, 1e-5),
-            lambda: AG.many_backward(sources, u, out, lse, dout, 1e-5, carried))
+            lambda: AG.many_backward(sources, u, out, lse, dout, 1e-5))
 
 
 def _bytes(M, D, K):
@@ -112,14 +113,10 @@ def many_main(M, D, K) -> None:
         held = (timed(lambda: AG._aggregate_op(some, u, 1e-5)),
                 timed(lambda: AG._aggregate_backward_op(some, u, dout, 1e-5)))
         many = timed(fwd), timed(bwd)
-        # attnres full's sites pass their sources' running gradients on (aggregate.py's _Carried): one more read a
-        # source
-        carried = timed(_many(some, u, dout, [torch.randn_like(v) for v in some])[1])
         f, b = _bytes(M, D, k)
         print(f"{k} sources: held forward {held[0]:.3f} ms, backward {held[1]:.3f} ms; many (group {AG.AGG_GROUP}) "
               f"forward {many[0]:.3f} ms ({f / many[0] / 1e9:.2f} TB/s), backward {many[1]:.3f} ms "
-              f"({b / many[1] / 1e9:.2f} TB/s), with carried gradients {carried:.3f} ms "
-              f"({(b + M * D * (4 + 2 * (k - 1))) / carried / 1e9:.2f} TB/s)", flush=True)
+              f"({b / many[1] / 1e9:.2f} TB/s)", flush=True)
     if "--write-best" in sys.argv and groups:
         path = AG.__file__
         text, n = re.subn(r"^AGG_GROUP = .*$", f"AGG_GROUP = {AG.AGG_GROUP}", open(path).read(), flags=re.M)
@@ -140,9 +137,9 @@ def _pull_inputs(M, D, S, k, sources):
 
 def pull_main(M, D, S) -> None:
     """attnres full's backward at S sites: the pull kernel swept at site 1 (a bf16 source, S - 1 rows), then every
-    site's aggregation backward timed both ways: pulled (each source's gradient from the stack rows above it) and as
-    the carriers did it (each site's backward adding its gradients into its sources' running ones: the held kernels to
-    AGG_HOLD sources, the many kernels given carried gradients past it)."""
+    site's aggregation backward timed both ways: pulled (each source's gradient from the stack rows above it) and each
+    site's backward returning its gradients for all its sources (the held kernels to AGG_HOLD sources, the many ones
+    past it), which autograd then sums (not timed)."""
     torch.manual_seed(0)
     sources = _sources(M, D, S)
     run, (v, g, stats, U) = _pull_inputs(M, D, S, 1, sources)
@@ -160,21 +157,20 @@ def pull_main(M, D, S) -> None:
             best = (ms, tuning)
     print(f"fastest: {best}")
     AG.AGG_PULL = {D: best[1]}
-    pulled, carried = [], []
+    pulled, returned = [], []
     u = U[0]
     for k in range(S):
         pulled.append(timed(_pull_inputs(M, D, S, k, sources)[0]))
         some, dout = sources[:k + 1], torch.randn(M, D, device="cuda")
         if AG._many(some):
             out, lse = AG._aggregate_many_op(some, u, 1e-5)
-            carried.append(timed(lambda: AG.many_backward(some, u, out, lse, dout, 1e-5,
-                                                          [torch.empty_like(x) for x in some])))
+            returned.append(timed(lambda: AG.many_backward(some, u, out, lse, dout, 1e-5)))
         else:
-            carried.append(timed(lambda: AG._aggregate_backward_op(some, u, dout, 1e-5)))
+            returned.append(timed(lambda: AG._aggregate_backward_op(some, u, dout, 1e-5)))
         print(f"site {k} ({k + 1} sources): pulled {pulled[-1]:.3f} ms ({rows(k) / pulled[-1] / 1e9:.2f} TB/s), "
-              f"summed site by site {carried[-1]:.3f} ms", flush=True)
-    print(f"a step's aggregation backward at {S} sites: pulled {sum(pulled):.2f} ms, summed site by site "
-          f"{sum(carried):.2f} ms (the held sites' gradients then also summed by autograd, not counted)", flush=True)
+              f"returned site by site {returned[-1]:.3f} ms", flush=True)
+    print(f"a step's aggregation backward at {S} sites: pulled {sum(pulled):.2f} ms, returned site by site "
+          f"{sum(returned):.2f} ms (and autograd's sums of the returned gradients, not timed)", flush=True)
     if "--write-best" in sys.argv:
         write_tuning(D, best[1], AG, "AGG_PULL")
 
