@@ -348,7 +348,11 @@ if triton is not None:
 
     # The pull kernel (attnres full's backward; aggregate_pulled below): a token's row of the source v in registers, the
     # sites j = k..S-1 above it in a loop at run time, each site's gradient row ḡ_j read once from the stack, its u_j
-    # (a row of U, the same for every token: from cache) and its log-denominator and ḡ_j·h_j from the stats.
+    # (a row of U, the same for every token: from cache) and its log-denominator and ḡ_j·h_j from the stats. u_j's
+    # row (fp32, twice a ḡ_j row's bytes) costs about 30% of the kernel's time (call ED, scripts/device/pull_probes.py:
+    # 1.680 ms at site 1 of 25, 1.171 ms with u_j not loaded). Not kept: 2 tokens a step on one warp sharing each u_j
+    # row (its 2-byte rows narrowed to spill 72 bytes a thread, not 512): 1.55-1.63 ms against 1.57, the step 1.332x
+    # the baseline's (call EE). With more warps the compiler laid them along the features, not the tokens.
 
     @triton.jit
     def _pull_term(x, r, gj, uj, lse, c, D):

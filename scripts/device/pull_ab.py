@@ -1,8 +1,9 @@
 """Times copies of model/aggregate.py's pull kernel (attnres full's backward) side by side on the same inputs: the
 124M step's rows (61,440 tokens x 768; --shape TOKENS,WIDTH for others), a bf16 source and stack, at sites 0, 1, 12
-and 24 of 25 (--sites S), each copy at its own committed AGG_PULL tuning and at --tunings P,W,ST ... as well.
+and 24 of 25 (--sites S), each copy at its own committed AGG_PULL tuning and at those of --tunings whose length
+its entries have (programs per SM, warps, stages[, tokens a step]).
 
-    python3 scripts/device/pull_ab.py NAME=PATH [NAME=PATH ...] [--sites S] [--tunings 16,1,3 8,1,4 ...]
+    python3 scripts/device/pull_ab.py NAME=PATH [NAME=PATH ...] [--sites S] [--tunings 16,1,3,2 8,1,4,1 ...]
 
 Outputs are compared with the first copy's (a probe that leaves work out, to time it, differs by design)."""
 import sys
@@ -33,7 +34,7 @@ def main() -> None:
         first = None
         for name, module in copies:
             committed = module.AGG_PULL
-            for tuning in [None] + tunings:
+            for tuning in [None] + [t for t in tunings if len(t) == len(by_width(committed, D))]:
                 module.AGG_PULL = committed if tuning is None else {D: tuning}
                 stack, stats = stack0.clone(), stats0.clone()
                 run = lambda: module._aggregate_pull_op(v, stack0[k], stats0[k, 0], stats0[k, 1], stack, stats, U, k,
