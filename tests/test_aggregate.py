@@ -172,8 +172,25 @@ def test_pulled_sites_give_autograds_gradients():
         weights = torch.randn(S, M, D, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
         sum((h * w).sum() for h, w in zip(outs, weights)).backward()  # every site's output reaches the loss
         results.append([h.detach() for h in outs] + [x.grad, U.grad])
+        assert torch.equal(U.grad[0], torch.zeros(D, dtype=torch.float64))  # one source: a softmax's exact zero
     for a, b in zip(*results):  # the forward's log-denominator is fp32 (the many kernels'): p to about 1e-7
         assert (a - b).abs().max() <= 1e-6 * b.abs().max(), (a - b).abs().max()
+
+
+def test_attnres_full_first_sites_parameters_get_exactly_zero():
+    # site 0 reads one source (the embedding): its query and gain change nothing, and both paths give them exactly 0.
+    # Pulled and compiled (inductor sums ḡ·h in its own order) they got rounding's ~1e-6, which AdamW would turn into
+    # full-size steps; eagerly on the CPU the two sums cancel exactly either way
+    model = _model(["arch.attnres.mode=full"]).float()
+    for fused in (False, True):
+        model.fused_kernels = fused
+        model.zero_grad(set_to_none=True)
+        torch._dynamo.reset()
+        torch.compile(model.hidden)(torch.randint(0, 64, (2, 16))).square().sum().backward()
+        first = model.residual.aggregators[0]
+        assert not first.query.grad.any() and not first.norm.weight.grad.any()
+        assert model.residual.aggregators[1].query.grad.abs().max() > 0
+    torch._dynamo.reset()
 
 
 def test_attnres_full_forms_each_sources_gradient_once():

@@ -648,7 +648,11 @@ class _Pulled(torch.autograd.Function):
         g = (torch.zeros_like(out) if dout is None else dout.reshape(M, D)).to(v.dtype)
         c = (g.to(out.dtype) * out).sum(-1)  # ḡ·h, ḡ as stacked (rounded): b then sums to 0 over the sources
         dv, b = _aggregate_pull_op(v, g, lse, c, stack, stats, U, k, ctx.eps)
-        dU = torch.cat([torch.zeros_like(U[:k]), (b.to(v.dtype) @ v).to(U.dtype)])
+        # u's gradients of sites k.. from this source. Site 0 reads one source, so its u's gradient is exactly zero (a
+        # softmax over one score), as the torch path gives; computed, it would be rounding's ~1e-6, which AdamW would
+        # turn into full-size steps of a parameter that changes nothing
+        first = max(k, 1)
+        dU = torch.cat([torch.zeros_like(U[:first]), (b[first - k:].to(v.dtype) @ v).to(U.dtype)])
         return (dU, None, None, *((stack, stats) if ctx.below else (None, None)), *([None] * k), dv.view(ctx.shape))
 
 
