@@ -133,15 +133,14 @@ def aggregate_many_backward_reference(sources: list[torch.Tensor], u: torch.Tens
     dout, u, out = dout.to(wide), u.to(wide), out.to(wide)
     total = (dout * out).sum(-1)  # Σ_j p_j dp_j
     dsources, du = [], torch.zeros_like(u)
-    for k, v in enumerate(sources):
+    for v in sources:
         x = v.to(wide)
         r = torch.rsqrt(x.pow(2).mean(-1) + eps)
         s = x @ u
         p = torch.exp(r * s - lse.to(wide))
         b = p * ((x * dout).sum(-1) - total) * r
         c = b * s * r * r / x.shape[-1]
-        dv = p[:, None] * dout + b[:, None] * u - c[:, None] * x
-        dsources.append(dv.to(v.dtype))
+        dsources.append((p[:, None] * dout + b[:, None] * u - c[:, None] * x).to(v.dtype))
         du = du + (b[:, None] * x).sum(0)
     return dsources + [du.to(u.dtype)]
 
@@ -329,8 +328,7 @@ if triton is not None:
                 p = tl.exp(r * s - lse)
                 b = p * (_sum(v * go) - total) * r  # dscore r: on u
                 c = b * s * r * r / D  # dscore s r³ / D: on v
-                dv = p * go + b * u - c * v
-                tl.store(dfirst_ptr + off, dv.to(dfirst_ptr.dtype.element_ty), mask=dmask)
+                tl.store(dfirst_ptr + off, (p * go + b * u - c * v).to(dfirst_ptr.dtype.element_ty), mask=dmask)
                 a += b * v
                 for g in tl.range(0, n_table, G, num_stages=STAGES):
                     ptrs, mask, live = _group(base_ptr, table, g, n_table, off, dmask, G, ALIGNED)
@@ -341,7 +339,7 @@ if triton is not None:
                     bg = pg * (_row_sums(V * go[None]) - total) * rg
                     cg = bg * sg * rg * rg / D
                     dV = pg[:, None, None] * go[None] + bg[:, None, None] * u[None] - cg[:, None, None] * V
-                    # the gradients' rows: the table's second part, from dbase
+                    # the gradients' rows: the table's second half, from dbase
                     dptrs = _group(dbase_ptr, table + n_table, g, n_table, off, dmask, G, ALIGNED)[0]
                     tl.store(dptrs, dV.to(dbase_ptr.dtype.element_ty), mask=mask)
                     a += tl.sum(bg[:, None, None] * V, axis=0)

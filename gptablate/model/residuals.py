@@ -572,7 +572,7 @@ class AttentionResiduals(Residual):
             sources = [x]
             for block in blocks:
                 for site in block.sites():
-                    sources = sources + [site(self.aggregators[k](sources), ctx)]
+                    sources.append(site(self.aggregators[k](sources), ctx))
                     k += 1
             return self.aggregators[k](sources)
         done, partial = [x], None  # embedding + finished group sums; the current group's sum

@@ -125,11 +125,17 @@ def many_main(M, D, K) -> None:
         write_tuning(D, AG.AGG_MANY[D], AG, "AGG_MANY")
 
 
-def _pull_inputs(M, D, S, k, sources):
-    """The pull kernel's inputs at site k of S, the source sources[k] (stack rows bf16, stats, U), and its call."""
+def pull_tensors(M, D, S):
+    """S sites' stack rows (bf16), stats and U for the pull kernel, with scores below the log-denominators (1 to 4):
+    p < 1, as in a model (pull_ab.py takes them too)."""
     g = torch.randn(S, M, D, device="cuda").to(torch.bfloat16)
     stats = torch.stack([torch.rand(S, M, device="cuda") * 3 + 1, torch.randn(S, M, device="cuda") * 0.1], 1)
-    U = torch.randn(S, D, device="cuda") * 0.01  # scores below the log-denominators (1 to 4): p < 1, as in a model
+    return g, stats, torch.randn(S, D, device="cuda") * 0.01
+
+
+def _pull_inputs(M, D, S, k, sources):
+    """The pull kernel's inputs at site k of S, the source sources[k] (stack rows bf16, stats, U), and its call."""
+    g, stats, U = pull_tensors(M, D, S)
     stack = g.clone()
     v, lse, c = sources[k], stats[k, 0].clone(), stats[k, 1].clone()
     return (lambda: AG._aggregate_pull_op(v, g[k], lse, c, stack, stats, U, k, 1e-5)), (v, g, stats, U)

@@ -11,6 +11,7 @@ import sys
 import torch
 
 from addnorm_bench import timed
+from aggregate_bench import pull_tensors
 from hyperstep_ab import against, load, shape
 from gptablate.model.kernels import by_width
 
@@ -25,9 +26,7 @@ def main() -> None:
     copies = [(a.split("=", 1)[0], load(a.split("=", 1)[0], a.split("=", 1)[1])) for a in sys.argv[1:]
               if "=" in a and not a.startswith("--")]
     torch.manual_seed(0)
-    stack0 = torch.randn(S, M, D, device="cuda").to(torch.bfloat16)
-    stats0 = torch.stack([torch.rand(S, M, device="cuda") * 3 + 1, torch.randn(S, M, device="cuda") * 0.1], 1)
-    U = torch.randn(S, D, device="cuda") * 0.01
+    stack0, stats0, U = pull_tensors(M, D, S)
     v = (torch.randn(M, D, device="cuda") * 3).to(torch.bfloat16)
     for k in sorted({0, 1, S // 2, S - 1}):
         moved = M * D * (2 * 4 + 2 * (S - k - 1)) + 8 * M * (S - k)  # v, g, stack row k, dv; the rows above; stats, b
@@ -41,8 +40,9 @@ def main() -> None:
                                                         1e-5)
                 out = run()
                 ms = timed(run)
-                print(f"site {k} of {S} ({S - k} rows), {name} at {tuning or 'committed ' + str(by_width(committed, D))}: "
-                      f"{ms:.3f} ms, {moved / ms / 1e9:.2f} TB/s; {against(out, first)}", flush=True)
+                at = tuning or f"committed {by_width(committed, D)}"
+                print(f"site {k} of {S} ({S - k} rows), {name} at {at}: {ms:.3f} ms, {moved / ms / 1e9:.2f} TB/s; "
+                      f"{against(out, first)}", flush=True)
                 first = first or out
             module.AGG_PULL = committed
 
