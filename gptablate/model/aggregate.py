@@ -34,12 +34,12 @@ score_k = r_k s_k. Backward, ḡ the output's gradient, dp_k = ḡ·v_k, dscore_
 it to g and w. Numerics: the scores are formed in fp32 from the sources as they are, where the
 torch path rounds RMSNorm(v) to a bf16 source's dtype first; the output is fp32 in both; each
 site's gradient for a source is rounded once, to the source's dtype. Pulled, a site's output gradient is rounded
-once to the sublayers' dtype (bf16 in training) in the stack, its ḡ·h taken from the rounded one, and each source's
-gradient summed over its sites in fp32 and rounded once; u's gradient is a matmul of b (rounded to the source's
-dtype) and the source.
+once in the stack, to the autocast dtype (the sublayers' matmuls': bf16 in training; without autocast the
+embedding's), its ḡ·h taken from the rounded one, and each source's gradient summed over its sites in fp32 and
+rounded once; u's gradient is a matmul of b (rounded to the source's dtype) and the source.
 
-`aggregate(sources, gain, query, eps)` and `aggregate_pulled(sources, U, k, tokens, eps)`: on CUDA with Triton, the
-kernels; elsewhere the same computation in torch (`aggregate_reference`, `aggregate_backward_reference`, the many
+`aggregate(sources, gain, query, eps)` and `aggregate_pulled(sources, U, k, tokens, eps, dtype)`: on CUDA with Triton,
+the kernels; elsewhere the same computation in torch (`aggregate_reference`, `aggregate_backward_reference`, the many
 kernels' rule `aggregate_many_reference`, `aggregate_many_backward_reference`, and the pull's
 `aggregate_pull_reference`), which the tests hold to autograd and to the module's own torch code.
 """
@@ -618,7 +618,7 @@ class _Pulled(torch.autograd.Function):
     orders the sites, and a compiled graph keeps each write in place. The top site allocates the stacks."""
 
     @staticmethod
-    def forward(ctx, U, eps, k, stack_token, stats_token, *sources):
+    def forward(ctx, U, eps, k, dtype, stack_token, stats_token, *sources):
         D = sources[0].shape[-1]
         rows = [v.reshape(-1, D).contiguous() for v in sources]
         M = rows[0].shape[0]
@@ -627,13 +627,15 @@ class _Pulled(torch.autograd.Function):
         else:
             out, lse = _aggregate_many_op(rows, U[k], eps)
         ctx.save_for_backward(U, out, lse, rows[-1])
-        ctx.eps, ctx.k, ctx.below = eps, k, stack_token is not None
+        ctx.eps, ctx.k, ctx.dtype, ctx.below = eps, k, dtype, stack_token is not None
         ctx.shape = sources[-1].shape
         ctx.set_materialize_grads(False)
         S = U.shape[0]
         if k == S - 1:
             return out.view(sources[0].shape)
-        return (out.view(sources[0].shape), torch.zeros((), dtype=sources[-1].dtype, device=U.device).expand(S, M, D),
+        # the tokens in the stacks' dtypes: autograd casts an output's gradient to the output's dtype, and a token of
+        # site 0's source's (the embedding's fp32) had the whole stack copied to fp32 there (2.4 ms a step, call EJ)
+        return (out.view(sources[0].shape), torch.zeros((), dtype=dtype, device=U.device).expand(S, M, D),
                 torch.zeros((), dtype=out.dtype, device=U.device).expand(S, 2, M))
 
     @staticmethod
@@ -641,9 +643,9 @@ class _Pulled(torch.autograd.Function):
         U, out, lse, v = ctx.saved_tensors
         k, (M, D), S = ctx.k, out.shape, U.shape[0]
         if k == S - 1:
-            stack = torch.empty(S, M, D, dtype=v.dtype, device=v.device)
+            stack = torch.empty(S, M, D, dtype=ctx.dtype, device=v.device)
             stats = torch.empty(S, 2, M, dtype=out.dtype, device=v.device)
-        g = (torch.zeros_like(out) if dout is None else dout.reshape(M, D)).to(v.dtype)
+        g = (torch.zeros_like(out) if dout is None else dout.reshape(M, D)).to(ctx.dtype)
         c = (g.to(out.dtype) * out).sum(-1)  # ḡ·h, ḡ as stacked (rounded): b then sums to 0 over the sources
         dv, b = _aggregate_pull_op(v, g, lse, c, stack, stats, U, k, ctx.eps)
         # u's gradients of sites k.. from this source. Site 0 reads one source, so its u's gradient is exactly zero (a
@@ -651,15 +653,17 @@ class _Pulled(torch.autograd.Function):
         # turn into full-size steps of a parameter that changes nothing
         first = max(k, 1)
         dU = torch.cat([torch.zeros_like(U[:first]), (b[first - k:].to(v.dtype) @ v).to(U.dtype)])
-        return (dU, None, None, *((stack, stats) if ctx.below else (None, None)), *([None] * k), dv.view(ctx.shape))
+        return (dU, None, None, None, *((stack, stats) if ctx.below else (None, None)), *([None] * k),
+                dv.view(ctx.shape))
 
 
-def aggregate_pulled(sources: list[torch.Tensor], U: torch.Tensor, k: int, tokens: tuple, eps: float
-                     ) -> tuple[torch.Tensor, tuple]:
+def aggregate_pulled(sources: list[torch.Tensor], U: torch.Tensor, k: int, tokens: tuple, eps: float,
+                     dtype: torch.dtype) -> tuple[torch.Tensor, tuple]:
     """attnres full's site k (sources v_0..v_k, U the (S, D) table of every site's u): (its input h, the tokens for
-    site k + 1; none at the top site). tokens: site k - 1's, or () at site 0."""
+    site k + 1; none at the top site). tokens: site k - 1's, or () at site 0. dtype: the stack's (the sites' output
+    gradients rounded to it), the same at every site."""
     with torch.autocast(sources[0].device.type, enabled=False):
-        got = _Pulled.apply(U, float(eps), k, *(tokens or (None, None)), *sources)
+        got = _Pulled.apply(U, float(eps), k, dtype, *(tokens or (None, None)), *sources)
     return (got, ()) if k == U.shape[0] - 1 else (got[0], tuple(got[1:]))
 
 

@@ -23,7 +23,7 @@ from ..errors import UserError
 from .aggregate import _query, aggregate, aggregate_pulled
 from .hyperstatic import static_step
 from .hyperstep import hyper_step
-from .kernels import chosen
+from .kernels import autocast_dtype, chosen
 from .layers import make_norm
 from .mhcstep import mhc_step
 from .norms import RMSNorm
@@ -589,13 +589,14 @@ class AttentionResiduals(Residual):
         """mode full on aggregate.py's operation: each site's gradient for its sources formed once a source, at the
         source's lowest site (aggregate_pulled)."""
         U = torch.stack([_query([x], a.norm.weight, a.query) for a in self.aggregators])
+        dtype = autocast_dtype(x)  # the stack's: the sublayers' matmuls' (bf16 in training)
         sources, tokens, k = [x], (), 0
         for block in blocks:
             for site in block.sites():
-                h, tokens = aggregate_pulled(sources, U, k, tokens, 1e-5)
+                h, tokens = aggregate_pulled(sources, U, k, tokens, 1e-5, dtype)
                 sources.append(site(h, ctx))
                 k += 1
-        return aggregate_pulled(sources, U, k, tokens, 1e-5)[0]
+        return aggregate_pulled(sources, U, k, tokens, 1e-5, dtype)[0]
 
 
 class _LaurelLowRank(nn.Module):
