@@ -84,6 +84,63 @@ def check_pull(M, D, S, k, low, first) -> float:
     return worst
 
 
+def check_normed(M, D, n, low, center, bias, y_dtype) -> float:
+    """The many forward with a site's norm (attnres full's folded walk): h, lse and y = N(h) in y_dtype against
+    aggregate_many_reference and norm_reference in float64."""
+    sources = [torch.randn(M, D, device=dev) * 2] + [torch.randn(M, D, device=dev).to(low) * 3 for _ in range(n - 1)]
+    u = torch.randn(D, device=dev) * 0.5
+    w = 1 + 0.3 * torch.randn(D, device=dev)
+    b = 0.1 * torch.randn(D, device=dev) if bias else w.new_zeros(0)
+    out, lse, y = AG._aggregate_many_normed_op(sources, u, 1e-5, w, b, center, y_dtype)
+    want_out, want_lse = AG.aggregate_many_reference([s.double() for s in sources], u.double(), 1e-5)
+    want_y = AG.norm_reference(want_out, w.double(), b.double(), center)
+    assert y.dtype == y_dtype and out.dtype == lse.dtype == torch.float32
+    worst = 0.0
+    for name, x, want in (("out", out, want_out), ("lse", lse, want_lse), ("y", y, want_y)):
+        err = ((x.double() - want).abs().max() / (1 + want.abs().max())).item()
+        assert err < (1e-2 if x.dtype == torch.bfloat16 else 1e-4), ("normed", name, M, D, n, low, center, err)
+        worst = max(worst, err if x.dtype != torch.bfloat16 else 0.0)
+    return worst
+
+
+def check_norm_back(M, D, S, k, low, center) -> float:
+    """The norm's backward at site k (its rows of the stacks, the gain's and bias's gradients) against
+    norm_backward_reference in float64, then the pull taking row k from the stack (g empty) against
+    aggregate_pull_reference; every other row untouched by either."""
+    h = torch.randn(M, D, device=dev) * 2
+    dy = torch.randn(M, D, device=dev).to(low)
+    w = 1 + 0.3 * torch.randn(D, device=dev)
+    lse = torch.rand(M, device=dev) * 3 + 1
+    stack = (torch.randn(S, M, D, device=dev) * 0.1).to(low)
+    stats = torch.stack([torch.rand(S, M, device=dev) * 3 + 1, torch.randn(S, M, device=dev) * 0.1], 1)
+    others = [j for j in range(S) if j != k]
+    before = stack[others].clone(), stats[others].clone()
+    sums = AG._aggregate_norm_back_op(dy, h, w, lse, stack, stats, k, center)
+    want_g, want_dw, want_db = AG.norm_backward_reference(h.double(), w.double(), dy.double(), center)
+    assert torch.equal(stack[others], before[0]) and torch.equal(stats[others], before[1])
+    assert torch.equal(stats[k, 0], lse) and sums.shape == (2, D)
+    worst = 0.0
+    checks = (("g", stack[k], want_g), ("c", stats[k, 1], (stack[k].double() * h.double()).sum(-1)),
+              ("dw", sums[0], want_dw), ("db", sums[1], want_db))
+    for name, x, want in checks:
+        err = ((x.double() - want).abs().max() / (1 + want.abs().max())).item()
+        assert err < (1e-2 if x.dtype == torch.bfloat16 else 1e-4), ("norm back", name, M, D, S, k, low, err)
+        worst = max(worst, err if x.dtype != torch.bfloat16 else 0.0)
+    v = (torch.randn(M, D, device=dev) * 2).to(low)
+    U = torch.randn(S, D, device=dev) * 0.5
+    kept = stack.clone(), stats.clone()
+    want_dv, want_b = AG.aggregate_pull_reference(v.double(), stack[k:].double(), stats[k:].double(), U[k:].double(),
+                                                  1e-5)
+    empty = h.new_zeros(0)
+    dv, b = AG._aggregate_pull_op(v, empty, empty, empty, stack, stats, U, k, 1e-5)
+    assert torch.equal(stack, kept[0]) and torch.equal(stats, kept[1])
+    for name, x, want in (("dv", dv, want_dv), ("b", b, want_b)):
+        err = ((x.double() - want).abs().max() / (1 + want.abs().max())).item()
+        assert err < (1e-2 if x.dtype == torch.bfloat16 else 1e-4), ("pull, row set", name, M, D, S, k, low, err)
+        worst = max(worst, err if x.dtype != torch.bfloat16 else 0.0)
+    return worst
+
+
 # (tokens, width, sites, site k)
 PULL = ([(3, 20, 4, 0), (5, 40, 6, 3), (2, 1400, 3, 2)] if interp
         else [(3001, 768, 25, 0), (3001, 768, 25, 13), (517, 1024, 49, 1), (61, 1600, 97, 0), (61, 1600, 97, 96),
@@ -92,5 +149,12 @@ worst = max(check(kernels, M, D, n, low) for kernels, shapes in (("held", SHAPES
             for M, D, n in shapes for low in (torch.float32, torch.bfloat16))
 worst = max(worst, *(check_pull(M, D, S, k, low, first) for M, D, S, k in PULL
                      for low in (torch.float32, torch.bfloat16) for first in (True, False)))
-print(f"ok: the aggregation kernels (held, many, pull) match torch; worst relative error "
-      f"(fp32 outputs) {worst:.2e}")
+NORMED = [(5, 40, 3), (2, 1400, 9)] if interp else [(3001, 768, 2), (3001, 768, 25), (61, 1600, 97)]
+worst = max(worst, *(check_normed(M, D, n, low, center, bias, y_dtype) for M, D, n in NORMED
+                     for low in (torch.float32, torch.bfloat16) for center, bias in ((True, True), (True, False),
+                                                                                     (False, False))
+                     for y_dtype in (torch.float32, torch.bfloat16)))
+worst = max(worst, *(check_norm_back(M, D, S, k, low, center) for M, D, S, k in PULL
+                     for low in (torch.float32, torch.bfloat16) for center in (True, False)))
+print(f"ok: the aggregation kernels (held, many, pull, and attnres full's folded norms) match torch; worst relative "
+      f"error (fp32 outputs) {worst:.2e}")

@@ -130,7 +130,13 @@ def _model(sets):
 
 @pytest.mark.parametrize("sets", [["arch.attnres.mode=block"], ["arch.attnres.mode=full"],
                                   ["arch.attnres.mode=full", "model.n_layer=5"],  # up to 11 sources: both operations
-                                  ["arch.attnres.blocks=3", "arch.block=parallel"]])
+                                  ["arch.attnres.blocks=3", "arch.block=parallel"],
+                                  # full's folded norms: RMSNorm, LayerNorm without a bias, and other layouts
+                                  ["arch.attnres.mode=full", "arch.norm=rmsnorm"],
+                                  ["arch.attnres.mode=full", "model.bias=false"],
+                                  ["arch.attnres.mode=full", "arch.block=sandwich"],
+                                  ["arch.attnres.mode=full", "arch.block=parallel"],
+                                  ["arch.attnres.mode=full", "arch.norm=dyt"]])  # not folded: its own norms
 def test_fused_and_torch_paths_give_the_same_model(sets):
     model = _model(sets)
     assert all(hasattr(a, "fused") for a in model.residual.aggregators)  # so that fused_kernels sets them
@@ -147,8 +153,10 @@ def test_fused_model_compiles_without_a_graph_break(mode):
     # full: each site an autograd function (_Pulled), its forward and backward traced as subgraphs
     ops = {str(node.target) for gm in graphs[0].modules() for node in gm.graph.nodes}
     assert ("gptablate.aggregate.default" in ops) == (mode == "block")
-    assert ("gptablate.aggregate_many.default" in ops) == (mode == "full")
-    assert ("gptablate.aggregate_pull.default" in ops) == (mode == "full")
+    # full: every site's norm folded into its aggregation (LayerNorm, Pre-LN)
+    for op in ("aggregate_many_normed", "aggregate_norm_back", "aggregate_pull"):
+        assert (f"gptablate.{op}.default" in ops) == (mode == "full"), op
+    assert "gptablate.aggregate_many.default" not in ops
 
 
 def test_pulled_sites_give_autograds_gradients():
@@ -206,8 +214,10 @@ def test_attnres_full_forms_each_sources_gradient_once():
 
     graph = backward_graph(hidden, torch.randint(0, 64, (2, 16))).graph
     calls = [n for n in graph.nodes if "aggregate" in _op(n)]
-    assert len(calls) == 11 and all("aggregate_pull" in _op(n) and "auto_functionalized" in str(n.target)
-                                    for n in calls)
+    assert all("auto_functionalized" in str(n.target) for n in calls)
+    # each site's norm backward writes its rows of the stacks, then its pull reads them
+    assert [_op(n).split(".")[1] for n in calls] == ["aggregate_norm_back", "aggregate_pull"] * 11
+    calls = [n for n in calls if "aggregate_pull" in _op(n)]
     stacked = [n for n in graph.nodes if isinstance(n.meta.get("val"), torch.Tensor)
                and tuple(n.meta["val"].shape)[:1] == (11,) and n.meta["val"].dim() > 1]
     stacks = [n for n in stacked if "empty" in str(n.target)]

@@ -281,10 +281,18 @@ if triton is not None:
         """A (DC, DL) row summed over its features."""
         return tl.sum(tl.sum(x, axis=1), axis=0)
 
+    @triton.jit
+    def _norm_row(h, dmask, D, eps, CENTER: tl.constexpr):
+        """A row's (h − mean) for LayerNorm (CENTER; 0 off the row) or h for RMSNorm, and its 1/std."""
+        if CENTER:
+            h = tl.where(dmask, h - _sum(h) / D, 0.0)
+        return h, 1.0 / tl.sqrt(_sum(h * h) / D + eps)
+
     @triton.jit(do_not_specialize=["n_table", "M", "n_programs", "rows_per_program"])
-    def _agg_many_fwd_kernel(first_ptr, base_ptr, table, n_table, u_ptr, out_ptr, lse_ptr, M, D, eps, n_programs,
-                             rows_per_program, G: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
-                             ALIGNED: tl.constexpr, STAGES: tl.constexpr):
+    def _agg_many_fwd_kernel(first_ptr, base_ptr, table, n_table, u_ptr, out_ptr, lse_ptr, w_ptr, b_ptr, y_ptr, M, D,
+                             eps, norm_eps, n_programs, rows_per_program, G: tl.constexpr, DC: tl.constexpr,
+                             DL: tl.constexpr, ALIGNED: tl.constexpr, STAGES: tl.constexpr, NORM: tl.constexpr,
+                             CENTER: tl.constexpr, HAS_BIAS: tl.constexpr):
         d, dmask, _ = _tile(D, DC, DL, 1)
         u = tl.load(u_ptr + d, mask=dmask, other=0.0)
         for it in range(0, rows_per_program):
@@ -305,8 +313,15 @@ if triton is not None:
                     acc = acc * scale + tl.sum(e[:, None, None] * V, axis=0)
                     total = total * scale + tl.sum(e, axis=0)
                     top = new_top
-                tl.store(out_ptr + off, acc / total, mask=dmask)
+                h = acc / total
+                tl.store(out_ptr + off, h, mask=dmask)
                 tl.store(lse_ptr + m, top + tl.log(total))
+                if NORM:  # the site's norm on h (attnres full's folded walk): y = N(h) in y's dtype
+                    hc, rstd = _norm_row(h, dmask, D, norm_eps, CENTER)
+                    y = hc * rstd * tl.load(w_ptr + d, mask=dmask, other=0.0)
+                    if HAS_BIAS:
+                        y += tl.load(b_ptr + d, mask=dmask, other=0.0)
+                    tl.store(y_ptr + off, y.to(y_ptr.dtype.element_ty), mask=dmask)
 
     @triton.jit(do_not_specialize=["n_table", "M", "n_programs", "rows_per_program"])
     def _agg_many_bwd_kernel(first_ptr, dfirst_ptr, base_ptr, dbase_ptr, table, n_table, u_ptr, out_ptr, lse_ptr,
@@ -364,7 +379,8 @@ if triton is not None:
 
     @triton.jit(do_not_specialize=["k", "S", "M", "n_programs", "rows_per_program"])
     def _agg_pull_kernel(v_ptr, dv_ptr, g_ptr, lse_ptr, c_ptr, stack_ptr, stats_ptr, u_ptr, b_ptr, k, S, M, D, eps,
-                         n_programs, rows_per_program, DC: tl.constexpr, DL: tl.constexpr, STAGES: tl.constexpr):
+                         n_programs, rows_per_program, DC: tl.constexpr, DL: tl.constexpr, STAGES: tl.constexpr,
+                         ROW_SET: tl.constexpr):
         d, dmask, _ = _tile(D, DC, DL, 1)
         MD = M.to(tl.int64) * D
         for it in range(0, rows_per_program):
@@ -373,12 +389,15 @@ if triton is not None:
                 off = m.to(tl.int64) * D + d
                 x = tl.load(v_ptr + off, mask=dmask, other=0.0).to(tl.float32)
                 r = 1.0 / tl.sqrt(_sum(x * x) / D + eps)
-                # site k (this source's lowest): its row from g, stored into the stacks for the sites below
-                gk = tl.load(g_ptr + off, mask=dmask, other=0.0)
-                tl.store(stack_ptr + k * MD + off, gk, mask=dmask)
-                lse, c = tl.load(lse_ptr + m), tl.load(c_ptr + m)
-                tl.store(stats_ptr + (2 * k) * M + m, lse)
-                tl.store(stats_ptr + (2 * k + 1) * M + m, c)
+                if ROW_SET:  # site k's rows written already (the norm's backward, _agg_norm_bwd_kernel)
+                    gk = tl.load(stack_ptr + k * MD + off, mask=dmask, other=0.0)
+                    lse, c = tl.load(stats_ptr + (2 * k) * M + m), tl.load(stats_ptr + (2 * k + 1) * M + m)
+                else:  # site k (this source's lowest): its row from g, stored into the stacks for the sites below
+                    gk = tl.load(g_ptr + off, mask=dmask, other=0.0)
+                    tl.store(stack_ptr + k * MD + off, gk, mask=dmask)
+                    lse, c = tl.load(lse_ptr + m), tl.load(c_ptr + m)
+                    tl.store(stats_ptr + (2 * k) * M + m, lse)
+                    tl.store(stats_ptr + (2 * k + 1) * M + m, c)
                 acc, bs, b = _pull_term(x, r, gk.to(tl.float32), tl.load(u_ptr + k * D + d, mask=dmask, other=0.0),
                                         lse, c, D)
                 tl.store(b_ptr + m, b)
@@ -392,6 +411,43 @@ if triton is not None:
                     tl.store(b_ptr + (j - k) * M + m, bj)
                 dv = acc - bs * r * r / D * x
                 tl.store(dv_ptr + off, dv.to(dv_ptr.dtype.element_ty), mask=dmask)
+
+    # The site's norm folded into attnres full's walk (aggregate_pulled with a norm): the forward's epilogue above writes
+    # y = N(h) beside h, and this kernel is the norm's backward, writing what the pull reads at site k: ḡ_k (the
+    # gradient of h, rounded to the stack's dtype) into row k of the stack, and log Σ exp(score) and ḡ_k·h into row k of
+    # the stats, with per-program sums of the norm's gain and bias gradients (added up in torch). Compiled as written,
+    # inductor's norm backward took two passes over the norm's input and output gradient, wrote ḡ_k, and the pull then
+    # read it and wrote it into the stack (call EJ's generated code).
+
+    @triton.jit(do_not_specialize=["k", "M", "n_programs", "rows_per_program"])
+    def _agg_norm_bwd_kernel(dy_ptr, h_ptr, w_ptr, lse_ptr, stack_ptr, stats_ptr, part_ptr, k, M, D, norm_eps,
+                             n_programs, rows_per_program, DC: tl.constexpr, DL: tl.constexpr, CENTER: tl.constexpr):
+        d, dmask, _ = _tile(D, DC, DL, 1)
+        w = tl.load(w_ptr + d, mask=dmask, other=0.0)
+        MD = M.to(tl.int64) * D
+        dw = tl.zeros([DC, DL], tl.float32)
+        db = tl.zeros([DC, DL], tl.float32)
+        for it in range(0, rows_per_program):
+            m = tl.program_id(0) + it * n_programs
+            if m < M:
+                off = m.to(tl.int64) * D + d
+                h = tl.load(h_ptr + off, mask=dmask, other=0.0)
+                dy = tl.load(dy_ptr + off, mask=dmask, other=0.0).to(tl.float32)
+                hc, rstd = _norm_row(h, dmask, D, norm_eps, CENTER)
+                xhat = hc * rstd
+                gw = dy * w
+                g = gw - xhat * (_sum(gw * xhat) / D)
+                if CENTER:
+                    g -= _sum(gw) / D
+                g = (g * rstd).to(stack_ptr.dtype.element_ty)
+                tl.store(stack_ptr + k * MD + off, g, mask=dmask)
+                tl.store(stats_ptr + (2 * k) * M + m, tl.load(lse_ptr + m))
+                tl.store(stats_ptr + (2 * k + 1) * M + m, _sum(g.to(tl.float32) * h))
+                dw += dy * xhat
+                db += dy
+        part = part_ptr + tl.program_id(0) * 2 * D + d
+        tl.store(part, dw, mask=dmask)
+        tl.store(part + D, db, mask=dmask)
 
 
 def _padded(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -497,8 +553,9 @@ def _aggregate_many_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float
     rest = sources[1:]
     programs, meta, per_program = _many_launch(M, D, u, by_width(AGG_MANY, D)[0])
     table, aligned = _table(u, rest)
-    _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, M, D, eps, programs,
-                                      per_program, ALIGNED=aligned, **meta)
+    _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, u, u, out, M, D, eps, 0.0,
+                                      programs, per_program, ALIGNED=aligned, NORM=False, CENTER=False,
+                                      HAS_BIAS=False, **meta)
     return out, lse
 
 
@@ -583,19 +640,23 @@ def aggregate_pull_reference(v: torch.Tensor, stack: torch.Tensor, stats: torch.
 @torch.library.custom_op("gptablate::aggregate_pull", mutates_args=("stack", "stats"))
 def _aggregate_pull_op(v: torch.Tensor, g: torch.Tensor, lse: torch.Tensor, c: torch.Tensor, stack: torch.Tensor,
                        stats: torch.Tensor, U: torch.Tensor, k: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Site k's row of the stacks set to (g, lse, c); then aggregate_pull_reference over rows k.. : (dv, b)."""
+    """Site k's row of the stacks set to (g, lse, c) (g empty: set already, by the site's norm backward); then
+    aggregate_pull_reference over rows k.. : (dv, b)."""
+    row_set = g.numel() == 0
     if takes(v):
         M, D = v.shape
-        v, g = v.contiguous(), g.contiguous()
+        v = v.contiguous()
+        g, lse, c = (v, stats, stats) if row_set else (g.contiguous(), lse, c)
         dv = torch.empty_like(v)
         b = torch.empty(stack.shape[0] - k, M, dtype=stats.dtype, device=v.device)
         programs, meta, per_program = _pull_launch(M, D, v)
         _agg_pull_kernel[(programs,)](v, dv, g, lse, c, stack, stats, U, b, k, stack.shape[0], M, D, eps, programs,
-                                      per_program, **meta)
+                                      per_program, ROW_SET=row_set, **meta)
         return dv, b
-    stack[k].copy_(g)
-    stats[k, 0].copy_(lse)
-    stats[k, 1].copy_(c)
+    if not row_set:
+        stack[k].copy_(g)
+        stats[k, 0].copy_(lse)
+        stats[k, 1].copy_(c)
     return aggregate_pull_reference(v, stack[k:], stats[k:], U[k:], eps)
 
 
@@ -612,58 +673,164 @@ def _(v, g, lse, c, stack, stats, U, k, eps):
     return torch.empty_like(v), stats.new_empty(stack.shape[0] - k, stack.shape[1])
 
 
+# attnres full's folded walk (AttentionResiduals.walk_final): each site's norm (LayerNorm or RMSNorm, the sublayer's
+# own, or the final norm after the top site) applied by the site's aggregation, which returns y = N(h) in the stack's
+# dtype (what the sublayer's first matmul reads) and keeps h for its backward; the norm's backward writes site k's rows
+# of the stacks itself (_agg_norm_bwd_kernel), and the pull takes them from there.
+NORM_EPS = 1e-5  # norms.py's LayerNorm and RMSNorm
+# The norm backward's programs per SM and warps, by width (kernels.by_width; the warps scaled by kernels.row_warps).
+AGG_NORM = {768: (16, 1)}
+
+
+def norm_reference(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, center: bool) -> torch.Tensor:
+    """LayerNorm (center) or RMSNorm over h's rows, in h's dtype (bias empty: none): the many forward's epilogue."""
+    hc = h - h.mean(-1, keepdim=True) if center else h
+    y = hc * torch.rsqrt(hc.pow(2).mean(-1, keepdim=True) + NORM_EPS) * weight.to(h.dtype)
+    return y + bias.to(h.dtype) if bias.numel() else y
+
+
+def norm_backward_reference(h: torch.Tensor, weight: torch.Tensor, dy: torch.Tensor, center: bool
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(the gradient of h, of the gain, of the bias) by the rule _agg_norm_bwd_kernel follows, in h's dtype."""
+    hc = h - h.mean(-1, keepdim=True) if center else h
+    rstd = torch.rsqrt(hc.pow(2).mean(-1, keepdim=True) + NORM_EPS)
+    xhat, dy = hc * rstd, dy.to(h.dtype)
+    gw = dy * weight.to(h.dtype)
+    g = gw - xhat * (gw * xhat).mean(-1, keepdim=True)
+    if center:
+        g = g - gw.mean(-1, keepdim=True)
+    return g * rstd, (dy * xhat).sum(0), dy.sum(0)
+
+
+@torch.library.custom_op("gptablate::aggregate_many_normed", mutates_args=())
+def _aggregate_many_normed_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float, weight: torch.Tensor,
+                              bias: torch.Tensor, center: bool, dtype: torch.dtype
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The many forward with the site's norm: (h, lse, y = N(h) in dtype); bias empty: none."""
+    if not all(takes(v) for v in sources):
+        out, lse = aggregate_many_reference(sources, u, eps)
+        return out, lse, norm_reference(out, weight, bias, center).to(dtype)
+    M, D = sources[0].shape
+    out = torch.empty(M, D, dtype=torch.float32, device=u.device)
+    lse = torch.empty(M, dtype=torch.float32, device=u.device)
+    y = torch.empty(M, D, dtype=dtype, device=u.device)
+    rest = sources[1:]
+    programs, meta, per_program = _many_launch(M, D, u, by_width(AGG_MANY, D)[0])
+    table, aligned = _table(u, rest)
+    _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, weight,
+                                      bias if bias.numel() else weight, y, M, D, eps, NORM_EPS, programs, per_program,
+                                      ALIGNED=aligned, NORM=True, CENTER=center, HAS_BIAS=bias.numel() > 0, **meta)
+    return out, lse, y
+
+
+@_aggregate_many_normed_op.register_fake
+def _(sources, u, eps, weight, bias, center, dtype):
+    M = sources[0].shape[0]
+    return (sources[0].new_empty(sources[0].shape, dtype=_wide(sources)), sources[0].new_empty(M, dtype=torch.float32),
+            sources[0].new_empty(sources[0].shape, dtype=dtype))
+
+
+@torch.library.custom_op("gptablate::aggregate_norm_back", mutates_args=("stack", "stats"))
+def _aggregate_norm_back_op(dy: torch.Tensor, h: torch.Tensor, weight: torch.Tensor, lse: torch.Tensor,
+                            stack: torch.Tensor, stats: torch.Tensor, k: int, center: bool) -> torch.Tensor:
+    """The norm's backward at site k (h its input, dy its output's gradient): row k of the stacks set to (ḡ_k rounded to
+    the stack's dtype; lse, ḡ_k·h). Returns the gain's and the bias's gradients, (2, D) in h's dtype."""
+    if takes(h) and takes(dy):
+        M, D = h.shape
+        per_sm, warps = by_width(AGG_NORM, D)
+        programs = min(M, per_sm * sm_count(h))
+        dc, dl = row_chunks(D)
+        part = torch.empty(programs, 2, D, dtype=torch.float32, device=h.device)
+        _agg_norm_bwd_kernel[(programs,)](dy, h, weight, lse, stack, stats, part, k, M, D, NORM_EPS, programs,
+                                          triton.cdiv(M, programs), DC=dc, DL=dl, CENTER=center,
+                                          num_warps=row_warps(warps, D))
+        return part.sum(0)
+    g, dw, db = norm_backward_reference(h, weight, dy, center)
+    g = g.to(stack.dtype)
+    stack[k].copy_(g)
+    stats[k, 0].copy_(lse)
+    stats[k, 1].copy_((g.to(h.dtype) * h).sum(-1))
+    return torch.stack((dw, db))
+
+
+@_aggregate_norm_back_op.register_fake
+def _(dy, h, weight, lse, stack, stats, k, center):
+    return h.new_empty(2, h.shape[1])
+
+
 class _Pulled(torch.autograd.Function):
     """attnres full's site k: its output, and (below the top site) two tokens that hold no memory (a zero expanded to
     the stacks' shapes) whose gradients are the stacks, so that they reach the site below through autograd, which
-    orders the sites, and a compiled graph keeps each write in place. The top site allocates the stacks."""
+    orders the sites, and a compiled graph keeps each write in place. The top site allocates the stacks. With a norm
+    (weight not None), the output is y = N(h) in the stack's dtype, and the norm's backward writes site k's rows."""
 
     @staticmethod
-    def forward(ctx, U, eps, k, dtype, stack_token, stats_token, *sources):
+    def forward(ctx, U, eps, k, dtype, center, weight, bias, stack_token, stats_token, *sources):
         D = sources[0].shape[-1]
         rows = [v.reshape(-1, D).contiguous() for v in sources]
         M = rows[0].shape[0]
-        if len(rows) == 1 or len({v.dtype for v in rows[1:]}) > 1:  # the many kernels take one dtype past the first
-            out, lse = aggregate_many_reference(rows, U[k], eps)
+        y = None
+        reference = len(rows) == 1 or len({v.dtype for v in rows[1:]}) > 1  # the many kernels: one dtype past the first
+        if weight is None:
+            out, lse = (aggregate_many_reference if reference else _aggregate_many_op)(rows, U[k], eps)
         else:
-            out, lse = _aggregate_many_op(rows, U[k], eps)
-        ctx.save_for_backward(U, out, lse, rows[-1])
+            no_bias = weight.new_zeros(0)
+            if reference:
+                out, lse = aggregate_many_reference(rows, U[k], eps)
+                y = norm_reference(out, weight, no_bias if bias is None else bias, center).to(dtype)
+            else:
+                out, lse, y = _aggregate_many_normed_op(rows, U[k], eps, weight, no_bias if bias is None else bias,
+                                                        center, dtype)
+        ctx.save_for_backward(U, out, lse, rows[-1], weight)
         ctx.eps, ctx.k, ctx.dtype, ctx.below = eps, k, dtype, stack_token is not None
+        ctx.center, ctx.has_bias = center, bias is not None
         ctx.shape = sources[-1].shape
         ctx.set_materialize_grads(False)
         S = U.shape[0]
+        result = (out if y is None else y).view(sources[0].shape)
         if k == S - 1:
-            return out.view(sources[0].shape)
+            return result
         # the tokens in the stacks' dtypes: autograd casts an output's gradient to the output's dtype, and a token of
         # site 0's source's (the embedding's fp32) had the whole stack copied to fp32 there (2.4 ms a step, call EJ)
-        return (out.view(sources[0].shape), torch.zeros((), dtype=dtype, device=U.device).expand(S, M, D),
+        return (result, torch.zeros((), dtype=dtype, device=U.device).expand(S, M, D),
                 torch.zeros((), dtype=out.dtype, device=U.device).expand(S, 2, M))
 
     @staticmethod
     def backward(ctx, dout, stack=None, stats=None):
-        U, out, lse, v = ctx.saved_tensors
+        U, out, lse, v, weight = ctx.saved_tensors
         k, (M, D), S = ctx.k, out.shape, U.shape[0]
         if k == S - 1:
             stack = torch.empty(S, M, D, dtype=ctx.dtype, device=v.device)
             stats = torch.empty(S, 2, M, dtype=out.dtype, device=v.device)
-        g = (torch.zeros_like(out) if dout is None else dout.reshape(M, D)).to(ctx.dtype)
-        c = (g.to(out.dtype) * out).sum(-1)  # ḡ·h, ḡ as stacked (rounded): b then sums to 0 over the sources
-        dv, b = _aggregate_pull_op(v, g, lse, c, stack, stats, U, k, ctx.eps)
+        dweight = dbias = None
+        if weight is None:
+            g = (torch.zeros_like(out) if dout is None else dout.reshape(M, D)).to(ctx.dtype)
+            c = (g.to(out.dtype) * out).sum(-1)  # ḡ·h, ḡ as stacked (rounded): b then sums to 0 over the sources
+            dv, b = _aggregate_pull_op(v, g, lse, c, stack, stats, U, k, ctx.eps)
+        else:
+            dy = torch.zeros(M, D, dtype=ctx.dtype, device=v.device) if dout is None else dout.reshape(M, D)
+            sums = _aggregate_norm_back_op(dy.contiguous(), out, weight, lse, stack, stats, k, ctx.center)
+            dweight, dbias = sums[0].to(weight.dtype), (sums[1].to(weight.dtype) if ctx.has_bias else None)
+            empty = out.new_zeros(0)
+            dv, b = _aggregate_pull_op(v, empty, empty, empty, stack, stats, U, k, ctx.eps)
         # u's gradients of sites k.. from this source. Site 0 reads one source, so its u's gradient is exactly zero (a
         # softmax over one score), as the torch path gives; computed, it would be rounding's ~1e-6, which AdamW would
         # turn into full-size steps of a parameter that changes nothing
         first = max(k, 1)
         dU = torch.cat([torch.zeros_like(U[:first]), (b[first - k:].to(v.dtype) @ v).to(U.dtype)])
-        return (dU, None, None, None, *((stack, stats) if ctx.below else (None, None)), *([None] * k),
-                dv.view(ctx.shape))
+        return (dU, None, None, None, None, dweight, dbias, *((stack, stats) if ctx.below else (None, None)),
+                *([None] * k), dv.view(ctx.shape))
 
 
 def aggregate_pulled(sources: list[torch.Tensor], U: torch.Tensor, k: int, tokens: tuple, eps: float,
-                     dtype: torch.dtype) -> tuple[torch.Tensor, tuple]:
+                     dtype: torch.dtype, norm: tuple | None = None) -> tuple[torch.Tensor, tuple]:
     """attnres full's site k (sources v_0..v_k, U the (S, D) table of every site's u): (its input h, the tokens for
     site k + 1; none at the top site). tokens: site k - 1's, or () at site 0. dtype: the stack's (the sites' output
-    gradients rounded to it), the same at every site."""
+    gradients rounded to it), the same at every site. norm: None, or the site's norm as (weight, bias or None,
+    center: LayerNorm, else RMSNorm), and then the site's input is N(h) in dtype."""
+    weight, bias, center = norm if norm is not None else (None, None, False)
     with torch.autocast(sources[0].device.type, enabled=False):
-        got = _Pulled.apply(U, float(eps), k, dtype, *(tokens or (None, None)), *sources)
+        got = _Pulled.apply(U, float(eps), k, dtype, center, weight, bias, *(tokens or (None, None)), *sources)
     return (got, ()) if k == U.shape[0] - 1 else (got[0], tuple(got[1:]))
 
 

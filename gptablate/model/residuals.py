@@ -563,6 +563,7 @@ class AttentionResiduals(Residual):
             raise UserError(f"arch.attnres.blocks={self.groups} must divide model.n_layer={L}")
         self.layers_per_group = L // self.groups
         self.aggregators = nn.ModuleList(_Aggregator(cfg.n_embd, self.lr_mult) for _ in range(self.n_sites + 1))
+        self.norms_foldable, self.center = cfg.norm in ("layernorm", "rmsnorm"), cfg.norm == "layernorm"
 
     def walk(self, x, blocks, ctx):
         k = 0
@@ -585,18 +586,39 @@ class AttentionResiduals(Residual):
                 done, partial = done + [partial], None
         return self.aggregators[k](done if partial is None else done + [partial])
 
-    def _walk_pulled(self, x, blocks, ctx):
+    def walk_final(self, x, blocks, final_norm, ctx):
+        """mode full on aggregate.py's operation, LayerNorm or RMSNorm, layouts with one norm a site in front: each
+        site's aggregation also applies the site's norm (the top site's, the final norm), forward and backward, so that
+        no norm reads h again (_walk_pulled's folded form)."""
+        if self.mode == "full" and self.aggregators[0].fused and self.norms_foldable:
+            pairs = [block.normed_sites() for block in blocks]
+            if all(p is not None for p in pairs):
+                return self._walk_pulled(x, [p for block_pairs in pairs for p in block_pairs], ctx, final_norm)
+        return final_norm(self.walk(x, blocks, ctx))
+
+    def _walk_pulled(self, x, blocks, ctx, final_norm=None):
         """mode full on aggregate.py's operation: each site's gradient for its sources formed once a source, at the
-        source's lowest site (aggregate_pulled)."""
+        source's lowest site (aggregate_pulled). With final_norm, `blocks` are (norm, branch) pairs, one a site, and
+        each norm is applied by its site's aggregation; the walk then returns the final norm's output."""
         U = torch.stack([_query([x], a.norm.weight, a.query) for a in self.aggregators])
         dtype = autocast_dtype(x)  # the stack's: the sublayers' matmuls' (bf16 in training)
         sources, tokens, k = [x], (), 0
-        for block in blocks:
-            for site in block.sites():
-                h, tokens = aggregate_pulled(sources, U, k, tokens, 1e-5, dtype)
-                sources.append(site(h, ctx))
-                k += 1
-        return aggregate_pulled(sources, U, k, tokens, 1e-5, dtype)[0]
+        if final_norm is None:
+            for block in blocks:
+                for site in block.sites():
+                    h, tokens = aggregate_pulled(sources, U, k, tokens, 1e-5, dtype)
+                    sources.append(site(h, ctx))
+                    k += 1
+            return aggregate_pulled(sources, U, k, tokens, 1e-5, dtype)[0]
+        for norm, branch in blocks:
+            y, tokens = aggregate_pulled(sources, U, k, tokens, 1e-5, dtype, self._norm(norm))
+            sources.append(branch(y, ctx))
+            k += 1
+        return aggregate_pulled(sources, U, k, tokens, 1e-5, dtype, self._norm(final_norm))[0]
+
+    def _norm(self, norm: nn.Module) -> tuple:
+        """A site's LayerNorm or RMSNorm as aggregate_pulled takes it."""
+        return norm.weight, getattr(norm, "bias", None), self.center
 
 
 class _LaurelLowRank(nn.Module):

@@ -5,6 +5,7 @@ code for the module's torch path (forward and backward).
     python3 scripts/device/aggregate_bench.py [--write-best] [--shape TOKENS,WIDTH]
     python3 scripts/device/aggregate_bench.py --many K [--write-best | --committed] [--shape TOKENS,WIDTH]
     python3 scripts/device/aggregate_bench.py --pull S [--write-best] [--shape TOKENS,WIDTH]
+    python3 scripts/device/aggregate_bench.py --norm S [--write-best] [--shape TOKENS,WIDTH]
 
 Rows: programs per SM, warps (AGG_FWD's and AGG_BWD's, which the kernels scale to the row past 8 chunks:
 kernels.row_warps; the rows say with how many they launched); each checked against the torch reference. --write-best
@@ -22,6 +23,10 @@ of AGG_PULL's entry for this width at site 1, then each site's backward pulled a
 its gradients (the held and many kernels, autograd's sums of them not counted), and their totals for a step.
 --write-best writes AGG_PULL[WIDTH]. (Call EC's "summed site by site" column was the carriers' many backward, at
 commit b62b15b.)
+
+--norm S: attnres full's folded norms: a sweep of the norm backward's AGG_NORM entry, the pull taking site k's row from
+the stack against from its own g, the many forward with and without the norm in its epilogue, and inductor's compiled
+LayerNorm forward and backward for comparison. --write-best writes AGG_NORM[WIDTH].
 """
 import re
 import sys
@@ -181,8 +186,63 @@ def pull_main(M, D, S) -> None:
         write_tuning(D, best[1], AG, "AGG_PULL")
 
 
+def norm_main(M, D, S) -> None:
+    """attnres full's folded norms (LayerNorm): the norm's backward at a site (_aggregate_norm_back_op: ḡ into the
+    stack's row, the stats, the gain's and bias's gradients) swept over AGG_NORM's entry, then the pull at site 1 taking
+    its row from the stack; the many forward at S sources with the norm in its epilogue against without; and inductor's
+    compiled LayerNorm forward and backward on the same h (what the folded norms replace)."""
+    torch.manual_seed(0)
+    h = torch.randn(M, D, device="cuda") * 2
+    dy = torch.randn(M, D, device="cuda").to(torch.bfloat16)
+    w, b = 1 + 0.3 * torch.randn(D, device="cuda"), 0.1 * torch.randn(D, device="cuda")
+    lse = torch.rand(M, device="cuda") * 3 + 1
+    stack, stats, U = pull_tensors(M, D, S)
+    g_want, dw_want, db_want = AG.norm_backward_reference(h.double(), w.double(), dy.double(), True)
+    run = lambda: AG._aggregate_norm_back_op(dy, h, w, lse, stack, stats, 1, True)
+    moved = M * D * (4 + 2 + 2) + 12 * M  # h, dy, the stack's row; lse, the stats
+    best = None
+    for tuning in [(p, w_) for p in (4, 8, 16, 32) for w_ in (1, 2, 4)]:
+        AG.AGG_NORM = {D: tuning}
+        sums = run()
+        ok = matches(["g", "dw", "db"], [stack[1], sums[0], sums[1]], [g_want, dw_want, db_want],
+                     lambda t: (2e-2, 2e-2) if t.dtype == torch.bfloat16 else (1e-3, 1e-2))
+        ms = timed(run)
+        print(f"norm backward, programs/SM {tuning[0]}, warps {tuning[1]} (launched with {row_warps(tuning[1], D)}): "
+              f"{ms:.3f} ms, {moved / ms / 1e9:.2f} TB/s, matches: {ok}", flush=True)
+        if ok == "True" and (best is None or ms < best[0]):
+            best = (ms, tuning)
+    print(f"fastest: {best}")
+    AG.AGG_NORM = {D: best[1]}
+    sources = _sources(M, D, S)
+    empty = h.new_zeros(0)
+    for k in (1, S // 2):
+        g = stack[k].clone()
+        with_g = timed(lambda: AG._aggregate_pull_op(sources[k], g, lse, lse, stack, stats, U, k, 1e-5))
+        row_set = timed(lambda: AG._aggregate_pull_op(sources[k], empty, empty, empty, stack, stats, U, k, 1e-5))
+        print(f"pull at site {k} of {S}: its row from g {with_g:.3f} ms, from the stack {row_set:.3f} ms", flush=True)
+    u = U[0]
+    for K in (2, 9, S):
+        plain = timed(lambda: AG._aggregate_many_op(sources[:K], u, 1e-5))
+        normed = timed(lambda: AG._aggregate_many_normed_op(sources[:K], u, 1e-5, w, b, True, torch.bfloat16))
+        print(f"many forward at {K} sources: {plain:.3f} ms, with the norm {normed:.3f} ms", flush=True)
+    ln = torch.nn.LayerNorm(D).cuda()
+    hh = h.clone().requires_grad_()
+
+    def inductor_norm():
+        with torch.autocast("cuda", torch.bfloat16):
+            y = torch.nn.functional.linear(ln(hh), torch.eye(D, device="cuda"))  # the bf16 cast a matmul makes
+        y.backward(dy)
+    compiled = torch.compile(inductor_norm)
+    print(f"inductor's LayerNorm forward and backward (and an identity matmul, {M} x {D}): "
+          f"{timed(compiled):.3f} ms", flush=True)
+    if "--write-best" in sys.argv:
+        write_tuning(D, best[1], AG, "AGG_NORM")
+
+
 def main() -> None:
     M, D = shape(sys.argv)
+    if "--norm" in sys.argv:
+        return norm_main(M, D, int(sys.argv[sys.argv.index("--norm") + 1]))
     if "--many" in sys.argv:
         return many_main(M, D, int(sys.argv[sys.argv.index("--many") + 1]))
     if "--pull" in sys.argv:
