@@ -7,8 +7,8 @@ KERNEL is one of hyper_fwd, hyper_bwd (model/hyperstep.py, the dynamic site with
 static_fwd, static_bwd (model/hyperstatic.py, with the norm), mhc_fwd, mhc_bwd (model/mhcstep.py), each at the 124M
 step's shape (4 streams of 768 features), or agg_many_fwd, agg_many_bwd (model/aggregate.py's kernels past AGG_HOLD
 sources, the table's sources bf16, 768 features; the forward with a LayerNorm in its epilogue), agg_pull (its pull
-kernel, attnres full's backward: a bf16 source and stack, site k's row from the stack) and agg_norm_bwd (the folded
-norms' backward), at the committed tuning unless given. Triton compiles for sm_90
+kernel, attnres full's backward: a bf16 source and stack, site k's row from the stack), agg_pull_block (the same on
+blocks of 4 tokens, 2 warps) and agg_norm_bwd (the folded norms' backward), at the committed tuning unless given. Triton compiles for sm_90
 without a GPU (the CPU install of torch has no Triton: put the folder `scripts/install.sh --test` fills for the
 interpreter tests, ~/.cache/gptablate/triton-interpreter, on PYTHONPATH; TRITON_DEFAULT_FP_FUSION=1 as Triton 3.9
 defaults to); the
@@ -64,8 +64,10 @@ KERNELS = {
                      STAGES=MANY[1][2]), {"base_ptr", "dbase_ptr"}, MANY[1][1], None, MANY[1][2]),
     "agg_pull": (lambda: aggregate._agg_pull_kernel, dict(DC=8, DL=128, STAGES=PULL[2], ROW_SET=True),
                  {"v_ptr", "dv_ptr", "g_ptr", "stack_ptr"}, PULL[1], None, PULL[2]),
-    "agg_norm_bwd": (lambda: aggregate._agg_norm_bwd_kernel, dict(DC=8, DL=128, CENTER=True), {"dy_ptr", "stack_ptr"},
-                     NORM[1], None, 1),
+    "agg_pull_block": (lambda: aggregate._agg_pull_block_kernel, dict(BM=4, DC=8, DL=128, STAGES=3, ROW_SET=True),
+                       {"v_ptr", "dv_ptr", "g_ptr", "stack_ptr"}, 2, None, 3),
+    "agg_norm_bwd": (lambda: aggregate._agg_norm_bwd_kernel, dict(DC=8, DL=128, CENTER=True, STAGES=NORM[2]),
+                     {"dy_ptr", "stack_ptr"}, NORM[1], None, NORM[2]),
 }
 DIVISIBLE = {"M", "D", "n_programs", "tokens_per_program"}  # 61,440 tokens, 768 features, 3,840 programs, 16 tokens
 

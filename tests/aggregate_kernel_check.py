@@ -91,12 +91,14 @@ def check_normed(M, D, n, low, center, bias, y_dtype) -> float:
     u = torch.randn(D, device=dev) * 0.5
     w = 1 + 0.3 * torch.randn(D, device=dev)
     b = 0.1 * torch.randn(D, device=dev) if bias else w.new_zeros(0)
-    out, lse, y = AG._aggregate_many_normed_op(sources, u, 1e-5, w, b, center, y_dtype)
+    out, lse, y, nstat = AG._aggregate_many_normed_op(sources, u, 1e-5, w, b, center, y_dtype)
     want_out, want_lse = AG.aggregate_many_reference([s.double() for s in sources], u.double(), 1e-5)
-    want_y = AG.norm_reference(want_out, w.double(), b.double(), center)
-    assert y.dtype == y_dtype and out.dtype == lse.dtype == torch.float32
+    want_nstat = AG.norm_stats_reference(want_out, center)
+    want_y = AG.norm_reference(want_out, want_nstat, w.double(), b.double())
+    assert y.dtype == y_dtype and out.dtype == lse.dtype == nstat.dtype == torch.float32
     worst = 0.0
-    for name, x, want in (("out", out, want_out), ("lse", lse, want_lse), ("y", y, want_y)):
+    for name, x, want in (("out", out, want_out), ("lse", lse, want_lse), ("y", y, want_y),
+                          ("nstat", nstat, want_nstat)):
         err = ((x.double() - want).abs().max() / (1 + want.abs().max())).item()
         assert err < (1e-2 if x.dtype == torch.bfloat16 else 1e-4), ("normed", name, M, D, n, low, center, err)
         worst = max(worst, err if x.dtype != torch.bfloat16 else 0.0)
@@ -107,7 +109,8 @@ def check_norm_back(M, D, S, k, low, center) -> float:
     """The norm's backward at site k (its rows of the stacks, the gain's and bias's gradients) against
     norm_backward_reference in float64, then the pull taking row k from the stack (g empty) against
     aggregate_pull_reference; every other row untouched by either."""
-    h = torch.randn(M, D, device=dev) * 2
+    h = torch.randn(M, D, device=dev) * 2 + 0.5
+    nstat = AG.norm_stats_reference(h, center)
     dy = torch.randn(M, D, device=dev).to(low)
     w = 1 + 0.3 * torch.randn(D, device=dev)
     lse = torch.rand(M, device=dev) * 3 + 1
@@ -115,8 +118,8 @@ def check_norm_back(M, D, S, k, low, center) -> float:
     stats = torch.stack([torch.rand(S, M, device=dev) * 3 + 1, torch.randn(S, M, device=dev) * 0.1], 1)
     others = [j for j in range(S) if j != k]
     before = stack[others].clone(), stats[others].clone()
-    sums = AG._aggregate_norm_back_op(dy, h, w, lse, stack, stats, k, center)
-    want_g, want_dw, want_db = AG.norm_backward_reference(h.double(), w.double(), dy.double(), center)
+    sums = AG._aggregate_norm_back_op(dy, h, nstat, w, lse, stack, stats, k, center)
+    want_g, want_dw, want_db = AG.norm_backward_reference(h.double(), nstat.double(), w.double(), dy.double(), center)
     assert torch.equal(stack[others], before[0]) and torch.equal(stats[others], before[1])
     assert torch.equal(stats[k, 0], lse) and sums.shape == (2, D)
     worst = 0.0
@@ -147,14 +150,20 @@ PULL = ([(3, 20, 4, 0), (5, 40, 6, 3), (2, 1400, 3, 2)] if interp
               (5, 20, 25, 24)])
 worst = max(check(kernels, M, D, n, low) for kernels, shapes in (("held", SHAPES), ("many", MANY))
             for M, D, n in shapes for low in (torch.float32, torch.bfloat16))
-worst = max(worst, *(check_pull(M, D, S, k, low, first) for M, D, S, k in PULL
-                     for low in (torch.float32, torch.bfloat16) for first in (True, False)))
+# the pull one token at a time (the committed tuning) and in blocks of tokens (BM, a 4th entry: the block kernel)
+committed = AG.AGG_PULL
+for AG.AGG_PULL in (committed, {768: (4, 2, 3, 4)}, {768: (2, 4, 2, 8)}):
+    worst = max(worst, *(check_pull(M, D, S, k, low, first) for M, D, S, k in PULL
+                         for low in (torch.float32, torch.bfloat16) for first in (True, False)))
+AG.AGG_PULL = committed
 NORMED = [(5, 40, 3), (2, 1400, 9)] if interp else [(3001, 768, 2), (3001, 768, 25), (61, 1600, 97)]
 worst = max(worst, *(check_normed(M, D, n, low, center, bias, y_dtype) for M, D, n in NORMED
                      for low in (torch.float32, torch.bfloat16) for center, bias in ((True, True), (True, False),
                                                                                      (False, False))
                      for y_dtype in (torch.float32, torch.bfloat16)))
-worst = max(worst, *(check_norm_back(M, D, S, k, low, center) for M, D, S, k in PULL
-                     for low in (torch.float32, torch.bfloat16) for center in (True, False)))
+for AG.AGG_PULL in (committed, {768: (4, 2, 3, 4)}):
+    worst = max(worst, *(check_norm_back(M, D, S, k, low, center) for M, D, S, k in PULL
+                         for low in (torch.float32, torch.bfloat16) for center in (True, False)))
+AG.AGG_PULL = committed
 print(f"ok: the aggregation kernels (held, many, pull, and attnres full's folded norms) match torch; worst relative "
       f"error (fp32 outputs) {worst:.2e}")

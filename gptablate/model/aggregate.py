@@ -283,18 +283,23 @@ if triton is not None:
 
     @triton.jit
     def _norm_row(h, dmask, D, eps, CENTER: tl.constexpr):
-        """A row's (h − mean) for LayerNorm (CENTER; 0 off the row) or h for RMSNorm, and its 1/std."""
+        """A row's (h − mean) for LayerNorm (CENTER; 0 off the row) or h for RMSNorm (mean 0), its mean and 1/std."""
+        mean = _sum(h) / D if CENTER else 0.0
         if CENTER:
-            h = tl.where(dmask, h - _sum(h) / D, 0.0)
-        return h, 1.0 / tl.sqrt(_sum(h * h) / D + eps)
+            h = tl.where(dmask, h - mean, 0.0)
+        return h, mean, 1.0 / tl.sqrt(_sum(h * h) / D + eps)
 
     @triton.jit(do_not_specialize=["n_table", "M", "n_programs", "rows_per_program"])
-    def _agg_many_fwd_kernel(first_ptr, base_ptr, table, n_table, u_ptr, out_ptr, lse_ptr, w_ptr, b_ptr, y_ptr, M, D,
-                             eps, norm_eps, n_programs, rows_per_program, G: tl.constexpr, DC: tl.constexpr,
-                             DL: tl.constexpr, ALIGNED: tl.constexpr, STAGES: tl.constexpr, NORM: tl.constexpr,
-                             CENTER: tl.constexpr, HAS_BIAS: tl.constexpr):
+    def _agg_many_fwd_kernel(first_ptr, base_ptr, table, n_table, u_ptr, out_ptr, lse_ptr, w_ptr, b_ptr, y_ptr,
+                             nstat_ptr, M, D, eps, norm_eps, n_programs, rows_per_program, G: tl.constexpr,
+                             DC: tl.constexpr, DL: tl.constexpr, ALIGNED: tl.constexpr, STAGES: tl.constexpr,
+                             NORM: tl.constexpr, CENTER: tl.constexpr, HAS_BIAS: tl.constexpr):
         d, dmask, _ = _tile(D, DC, DL, 1)
         u = tl.load(u_ptr + d, mask=dmask, other=0.0)
+        w = tl.load(w_ptr + d, mask=dmask, other=0.0)  # the norm's gain and bias (unused, and dropped, without NORM)
+        bias = tl.zeros([DC, DL], tl.float32)
+        if HAS_BIAS:
+            bias = tl.load(b_ptr + d, mask=dmask, other=0.0)
         for it in range(0, rows_per_program):
             m = tl.program_id(0) + it * n_programs
             if m < M:
@@ -316,12 +321,11 @@ if triton is not None:
                 h = acc / total
                 tl.store(out_ptr + off, h, mask=dmask)
                 tl.store(lse_ptr + m, top + tl.log(total))
-                if NORM:  # the site's norm on h (attnres full's folded walk): y = N(h) in y's dtype
-                    hc, rstd = _norm_row(h, dmask, D, norm_eps, CENTER)
-                    y = hc * rstd * tl.load(w_ptr + d, mask=dmask, other=0.0)
-                    if HAS_BIAS:
-                        y += tl.load(b_ptr + d, mask=dmask, other=0.0)
-                    tl.store(y_ptr + off, y.to(y_ptr.dtype.element_ty), mask=dmask)
+                if NORM:  # the site's norm on h (attnres full's folded walk): y = N(h) in y's dtype, its mean and 1/std
+                    hc, mean, rstd = _norm_row(h, dmask, D, norm_eps, CENTER)
+                    tl.store(y_ptr + off, (hc * rstd * w + bias).to(y_ptr.dtype.element_ty), mask=dmask)
+                    tl.store(nstat_ptr + m, mean)
+                    tl.store(nstat_ptr + M + m, rstd)
 
     @triton.jit(do_not_specialize=["n_table", "M", "n_programs", "rows_per_program"])
     def _agg_many_bwd_kernel(first_ptr, dfirst_ptr, base_ptr, dbase_ptr, table, n_table, u_ptr, out_ptr, lse_ptr,
@@ -412,39 +416,97 @@ if triton is not None:
                 dv = acc - bs * r * r / D * x
                 tl.store(dv_ptr + off, dv.to(dv_ptr.dtype.element_ty), mask=dmask)
 
-    # The site's norm folded into attnres full's walk (aggregate_pulled with a norm): the forward's epilogue above writes
-    # y = N(h) beside h, and this kernel is the norm's backward, writing what the pull reads at site k: ḡ_k (the
-    # gradient of h, rounded to the stack's dtype) into row k of the stack, and log Σ exp(score) and ḡ_k·h into row k of
-    # the stats, with per-program sums of the norm's gain and bias gradients (added up in torch). Compiled as written,
-    # inductor's norm backward took two passes over the norm's input and output gradient, wrote ḡ_k, and the pull then
-    # read it and wrote it into the stack (call EJ's generated code).
+    # The pull on blocks of BM consecutive tokens, a (BM, DC, DL) tile: a site's rows are read as one piece of BM rows,
+    # u_j's row once for BM tokens, and the stats and b as BM consecutive numbers. With no arithmetic, the token
+    # kernel's reads of 24 rows ran at 2.9 TB/s; with u_j's rows, their sums and terms 1.4-1.6 TB/s one token at a
+    # time, 2.2 TB/s in blocks of 4 or 8 (call EK, scripts/device/stream_probe.py).
+
+    @triton.jit
+    def _pull_block_term(x, r, gj, uj, lse, c, D):
+        """_pull_term for a block of tokens: x, gj (BM, DC, DL), uj (1, DC, DL), r, lse, c (BM,)."""
+        s = _row_sums(x * uj)
+        p = tl.exp(r * s - lse)
+        b = p * (_row_sums(x * gj) - c) * r
+        return p[:, None, None] * gj + b[:, None, None] * uj, b * s, b
+
+    @triton.jit(do_not_specialize=["k", "S", "M", "n_programs", "blocks_per_program"])
+    def _agg_pull_block_kernel(v_ptr, dv_ptr, g_ptr, lse_ptr, c_ptr, stack_ptr, stats_ptr, u_ptr, b_ptr, k, S, M, D,
+                               eps, n_programs, blocks_per_program, BM: tl.constexpr, DC: tl.constexpr,
+                               DL: tl.constexpr, STAGES: tl.constexpr, ROW_SET: tl.constexpr):
+        d, dmask, _ = _tile(D, DC, DL, 1)
+        MD = M.to(tl.int64) * D
+        for it in range(0, blocks_per_program):
+            m = (tl.program_id(0) + it * n_programs) * BM + tl.arange(0, BM)
+            live = m < M
+            mask = live[:, None, None] & dmask[None]
+            off = m.to(tl.int64)[:, None, None] * D + d[None]
+            x = tl.load(v_ptr + off, mask=mask, other=0.0).to(tl.float32)
+            r = 1.0 / tl.sqrt(_row_sums(x * x) / D + eps)
+            if ROW_SET:
+                gk = tl.load(stack_ptr + k * MD + off, mask=mask, other=0.0)
+                lse = tl.load(stats_ptr + (2 * k) * M + m, mask=live, other=0.0)
+                c = tl.load(stats_ptr + (2 * k + 1) * M + m, mask=live, other=0.0)
+            else:
+                gk = tl.load(g_ptr + off, mask=mask, other=0.0)
+                tl.store(stack_ptr + k * MD + off, gk, mask=mask)
+                lse = tl.load(lse_ptr + m, mask=live, other=0.0)
+                c = tl.load(c_ptr + m, mask=live, other=0.0)
+                tl.store(stats_ptr + (2 * k) * M + m, lse, mask=live)
+                tl.store(stats_ptr + (2 * k + 1) * M + m, c, mask=live)
+            acc, bs, b = _pull_block_term(x, r, gk.to(tl.float32),
+                                          tl.load(u_ptr + k * D + d, mask=dmask, other=0.0)[None], lse, c, D)
+            tl.store(b_ptr + m, b, mask=live)
+            for j in tl.range(k + 1, S, num_stages=STAGES):
+                gj = tl.load(stack_ptr + j * MD + off, mask=mask, other=0.0).to(tl.float32)
+                uj = tl.load(u_ptr + j * D + d, mask=dmask, other=0.0)[None]
+                lse_j = tl.load(stats_ptr + (2 * j) * M + m, mask=live, other=0.0)
+                term, bsj, bj = _pull_block_term(x, r, gj, uj, lse_j,
+                                                 tl.load(stats_ptr + (2 * j + 1) * M + m, mask=live, other=0.0), D)
+                acc += term
+                bs += bsj
+                tl.store(b_ptr + (j - k) * M + m, bj, mask=live)
+            dv = acc - (bs * r * r / D)[:, None, None] * x
+            tl.store(dv_ptr + off, dv.to(dv_ptr.dtype.element_ty), mask=mask)
+
+    # The site's norm folded into attnres full's walk (aggregate_pulled with a norm): the forward's epilogue above
+    # writes y = N(h) beside h, and this kernel is the norm's backward, writing what the pull reads at site k: ḡ_k (the
+    # gradient of h, rounded to the stack's dtype) into row k of the stack, and log Σ exp(score) and ḡ_k·h into row k
+    # of the stats, with per-program sums of the norm's gain and bias gradients (added up in torch); it reads h, the
+    # means and 1/stds the forward saved, and y's gradient. Compiled as written, inductor's norm backward took two
+    # passes over the norm's input and output gradient, wrote ḡ_k, and the pull then read it and wrote it into the
+    # stack (call EJ's generated code).
 
     @triton.jit(do_not_specialize=["k", "M", "n_programs", "rows_per_program"])
-    def _agg_norm_bwd_kernel(dy_ptr, h_ptr, w_ptr, lse_ptr, stack_ptr, stats_ptr, part_ptr, k, M, D, norm_eps,
-                             n_programs, rows_per_program, DC: tl.constexpr, DL: tl.constexpr, CENTER: tl.constexpr):
+    def _agg_norm_bwd_kernel(dy_ptr, h_ptr, nstat_ptr, w_ptr, lse_ptr, stack_ptr, stats_ptr, part_ptr, k, M, D,
+                             n_programs, rows_per_program, DC: tl.constexpr, DL: tl.constexpr, CENTER: tl.constexpr,
+                             STAGES: tl.constexpr):
         d, dmask, _ = _tile(D, DC, DL, 1)
         w = tl.load(w_ptr + d, mask=dmask, other=0.0)
         MD = M.to(tl.int64) * D
         dw = tl.zeros([DC, DL], tl.float32)
         db = tl.zeros([DC, DL], tl.float32)
-        for it in range(0, rows_per_program):
-            m = tl.program_id(0) + it * n_programs
-            if m < M:
-                off = m.to(tl.int64) * D + d
-                h = tl.load(h_ptr + off, mask=dmask, other=0.0)
-                dy = tl.load(dy_ptr + off, mask=dmask, other=0.0).to(tl.float32)
-                hc, rstd = _norm_row(h, dmask, D, norm_eps, CENTER)
-                xhat = hc * rstd
-                gw = dy * w
-                g = gw - xhat * (_sum(gw * xhat) / D)
-                if CENTER:
-                    g -= _sum(gw) / D
-                g = (g * rstd).to(stack_ptr.dtype.element_ty)
-                tl.store(stack_ptr + k * MD + off, g, mask=dmask)
-                tl.store(stats_ptr + (2 * k) * M + m, tl.load(lse_ptr + m))
-                tl.store(stats_ptr + (2 * k + 1) * M + m, _sum(g.to(tl.float32) * h))
-                dw += dy * xhat
-                db += dy
+        # masked rather than skipped past the last token, so that the loop's loads can be pipelined (STAGES); the token
+        # as a (1, 1) tile: Triton's interpreter (3.9) types a scalar's `m < M` as int32, which no load takes as a mask
+        for it in tl.range(0, rows_per_program, num_stages=STAGES):
+            m = tl.program_id(0) + it * n_programs + tl.zeros([1, 1], tl.int32)
+            live = m < M
+            rmask = dmask & live
+            off = m.to(tl.int64) * D + d
+            h = tl.load(h_ptr + off, mask=rmask, other=0.0)
+            dy = tl.load(dy_ptr + off, mask=rmask, other=0.0).to(tl.float32)
+            rstd = tl.load(nstat_ptr + M + m, mask=live, other=0.0)
+            xhat = tl.where(rmask, (h - tl.load(nstat_ptr + m, mask=live, other=0.0)) * rstd, 0.0)
+            gw = dy * w
+            g = gw - xhat * (_sum(gw * xhat) / D)
+            if CENTER:
+                g -= _sum(gw) / D
+            g = (g * rstd).to(stack_ptr.dtype.element_ty)
+            tl.store(stack_ptr + k * MD + off, g, mask=rmask)
+            tl.store(stats_ptr + (2 * k) * M + m, tl.load(lse_ptr + m, mask=live, other=0.0), mask=live)
+            tl.store(stats_ptr + (2 * k + 1) * M + m, _sum(g.to(tl.float32) * h) + tl.zeros([1, 1], tl.float32),
+                     mask=live)
+            dw += dy * xhat
+            db += dy
         part = part_ptr + tl.program_id(0) * 2 * D + d
         tl.store(part, dw, mask=dmask)
         tl.store(part + D, db, mask=dmask)
@@ -553,8 +615,8 @@ def _aggregate_many_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float
     rest = sources[1:]
     programs, meta, per_program = _many_launch(M, D, u, by_width(AGG_MANY, D)[0])
     table, aligned = _table(u, rest)
-    _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, u, u, out, M, D, eps, 0.0,
-                                      programs, per_program, ALIGNED=aligned, NORM=False, CENTER=False,
+    _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, u, u, out, lse, M, D, eps,
+                                      0.0, programs, per_program, ALIGNED=aligned, NORM=False, CENTER=False,
                                       HAS_BIAS=False, **meta)
     return out, lse
 
@@ -650,8 +712,9 @@ def _aggregate_pull_op(v: torch.Tensor, g: torch.Tensor, lse: torch.Tensor, c: t
         dv = torch.empty_like(v)
         b = torch.empty(stack.shape[0] - k, M, dtype=stats.dtype, device=v.device)
         programs, meta, per_program = _pull_launch(M, D, v)
-        _agg_pull_kernel[(programs,)](v, dv, g, lse, c, stack, stats, U, b, k, stack.shape[0], M, D, eps, programs,
-                                      per_program, ROW_SET=row_set, **meta)
+        kernel = _agg_pull_block_kernel if "BM" in meta else _agg_pull_kernel
+        kernel[(programs,)](v, dv, g, lse, c, stack, stats, U, b, k, stack.shape[0], M, D, eps, programs, per_program,
+                            ROW_SET=row_set, **meta)
         return dv, b
     if not row_set:
         stack[k].copy_(g)
@@ -661,11 +724,17 @@ def _aggregate_pull_op(v: torch.Tensor, g: torch.Tensor, lse: torch.Tensor, c: t
 
 
 def _pull_launch(M: int, D: int, t: torch.Tensor) -> tuple[int, dict, int]:
-    """(programs, the pull kernel's meta-parameters, tokens a program), at AGG_PULL's tuning for the width."""
-    per_sm, warps, stages = by_width(AGG_PULL, D)
-    programs = min(M, per_sm * sm_count(t))
+    """(programs, the pull kernel's meta-parameters, tokens (or blocks of BM tokens) a program), at AGG_PULL's tuning
+    for the width: (programs per SM, warps, stages[, BM]); BM > 1 takes the block kernel."""
+    per_sm, warps, stages, *block = by_width(AGG_PULL, D)
+    bm = block[0] if block else 1
+    units = triton.cdiv(M, bm)
+    programs = min(units, per_sm * sm_count(t))
     dc, dl = row_chunks(D)
-    return programs, dict(DC=dc, DL=dl, STAGES=stages, num_warps=row_warps(warps, D)), triton.cdiv(M, programs)
+    meta = dict(DC=dc, DL=dl, STAGES=stages, num_warps=row_warps(warps, D))
+    if bm > 1:
+        meta["BM"] = bm
+    return programs, meta, triton.cdiv(units, programs)
 
 
 @_aggregate_pull_op.register_fake
@@ -678,23 +747,28 @@ def _(v, g, lse, c, stack, stats, U, k, eps):
 # dtype (what the sublayer's first matmul reads) and keeps h for its backward; the norm's backward writes site k's rows
 # of the stacks itself (_agg_norm_bwd_kernel), and the pull takes them from there.
 NORM_EPS = 1e-5  # norms.py's LayerNorm and RMSNorm
-# The norm backward's programs per SM and warps, by width (kernels.by_width; the warps scaled by kernels.row_warps).
-AGG_NORM = {768: (16, 1)}
+# The norm backward's programs per SM, warps (scaled by kernels.row_warps) and stages of its loop over tokens, by width
+# (kernels.by_width).
+AGG_NORM = {768: (8, 1, 1)}
 
 
-def norm_reference(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, center: bool) -> torch.Tensor:
-    """LayerNorm (center) or RMSNorm over h's rows, in h's dtype (bias empty: none): the many forward's epilogue."""
-    hc = h - h.mean(-1, keepdim=True) if center else h
-    y = hc * torch.rsqrt(hc.pow(2).mean(-1, keepdim=True) + NORM_EPS) * weight.to(h.dtype)
+def norm_stats_reference(h: torch.Tensor, center: bool) -> torch.Tensor:
+    """(2, M): each row's mean (LayerNorm; 0 for RMSNorm) and 1/std, in h's dtype."""
+    mean = h.mean(-1) if center else torch.zeros_like(h[:, 0])
+    return torch.stack([mean, torch.rsqrt((h - mean[:, None]).pow(2).mean(-1) + NORM_EPS)])
+
+
+def norm_reference(h: torch.Tensor, nstat: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The norm of h's rows (nstat: norm_stats_reference's) in h's dtype (bias empty: none): the forward's epilogue."""
+    y = (h - nstat[0, :, None]) * nstat[1, :, None] * weight.to(h.dtype)
     return y + bias.to(h.dtype) if bias.numel() else y
 
 
-def norm_backward_reference(h: torch.Tensor, weight: torch.Tensor, dy: torch.Tensor, center: bool
-                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def norm_backward_reference(h: torch.Tensor, nstat: torch.Tensor, weight: torch.Tensor, dy: torch.Tensor,
+                            center: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(the gradient of h, of the gain, of the bias) by the rule _agg_norm_bwd_kernel follows, in h's dtype."""
-    hc = h - h.mean(-1, keepdim=True) if center else h
-    rstd = torch.rsqrt(hc.pow(2).mean(-1, keepdim=True) + NORM_EPS)
-    xhat, dy = hc * rstd, dy.to(h.dtype)
+    rstd = nstat[1, :, None]
+    xhat, dy = (h - nstat[0, :, None]) * rstd, dy.to(h.dtype)
     gw = dy * weight.to(h.dtype)
     g = gw - xhat * (gw * xhat).mean(-1, keepdim=True)
     if center:
@@ -705,47 +779,53 @@ def norm_backward_reference(h: torch.Tensor, weight: torch.Tensor, dy: torch.Ten
 @torch.library.custom_op("gptablate::aggregate_many_normed", mutates_args=())
 def _aggregate_many_normed_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float, weight: torch.Tensor,
                               bias: torch.Tensor, center: bool, dtype: torch.dtype
-                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The many forward with the site's norm: (h, lse, y = N(h) in dtype); bias empty: none."""
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The many forward with the site's norm: (h, lse, y = N(h) in dtype, the norm's (2, M) means and 1/stds); bias
+    empty: none."""
     if not all(takes(v) for v in sources):
         out, lse = aggregate_many_reference(sources, u, eps)
-        return out, lse, norm_reference(out, weight, bias, center).to(dtype)
+        nstat = norm_stats_reference(out, center)
+        return out, lse, norm_reference(out, nstat, weight, bias).to(dtype), nstat
     M, D = sources[0].shape
     out = torch.empty(M, D, dtype=torch.float32, device=u.device)
     lse = torch.empty(M, dtype=torch.float32, device=u.device)
     y = torch.empty(M, D, dtype=dtype, device=u.device)
+    nstat = torch.empty(2, M, dtype=torch.float32, device=u.device)
     rest = sources[1:]
     programs, meta, per_program = _many_launch(M, D, u, by_width(AGG_MANY, D)[0])
     table, aligned = _table(u, rest)
     _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, weight,
-                                      bias if bias.numel() else weight, y, M, D, eps, NORM_EPS, programs, per_program,
-                                      ALIGNED=aligned, NORM=True, CENTER=center, HAS_BIAS=bias.numel() > 0, **meta)
-    return out, lse, y
+                                      bias if bias.numel() else weight, y, nstat, M, D, eps, NORM_EPS, programs,
+                                      per_program, ALIGNED=aligned, NORM=True, CENTER=center,
+                                      HAS_BIAS=bias.numel() > 0, **meta)
+    return out, lse, y, nstat
 
 
 @_aggregate_many_normed_op.register_fake
 def _(sources, u, eps, weight, bias, center, dtype):
     M = sources[0].shape[0]
     return (sources[0].new_empty(sources[0].shape, dtype=_wide(sources)), sources[0].new_empty(M, dtype=torch.float32),
-            sources[0].new_empty(sources[0].shape, dtype=dtype))
+            sources[0].new_empty(sources[0].shape, dtype=dtype), sources[0].new_empty(2, M, dtype=_wide(sources)))
 
 
 @torch.library.custom_op("gptablate::aggregate_norm_back", mutates_args=("stack", "stats"))
-def _aggregate_norm_back_op(dy: torch.Tensor, h: torch.Tensor, weight: torch.Tensor, lse: torch.Tensor,
-                            stack: torch.Tensor, stats: torch.Tensor, k: int, center: bool) -> torch.Tensor:
-    """The norm's backward at site k (h its input, dy its output's gradient): row k of the stacks set to (ḡ_k rounded to
-    the stack's dtype; lse, ḡ_k·h). Returns the gain's and the bias's gradients, (2, D) in h's dtype."""
+def _aggregate_norm_back_op(dy: torch.Tensor, h: torch.Tensor, nstat: torch.Tensor, weight: torch.Tensor,
+                            lse: torch.Tensor, stack: torch.Tensor, stats: torch.Tensor, k: int, center: bool
+                            ) -> torch.Tensor:
+    """The norm's backward at site k (h its input, nstat its means and 1/stds, dy its output's gradient): row k of the
+    stacks set to (ḡ_k rounded to the stack's dtype; lse, ḡ_k·h). Returns the gain's and the bias's gradients, (2, D)
+    in h's dtype."""
     if takes(h) and takes(dy):
         M, D = h.shape
-        per_sm, warps = by_width(AGG_NORM, D)
+        per_sm, warps, stages = by_width(AGG_NORM, D)
         programs = min(M, per_sm * sm_count(h))
         dc, dl = row_chunks(D)
         part = torch.empty(programs, 2, D, dtype=torch.float32, device=h.device)
-        _agg_norm_bwd_kernel[(programs,)](dy, h, weight, lse, stack, stats, part, k, M, D, NORM_EPS, programs,
-                                          triton.cdiv(M, programs), DC=dc, DL=dl, CENTER=center,
+        _agg_norm_bwd_kernel[(programs,)](dy, h, nstat, weight, lse, stack, stats, part, k, M, D, programs,
+                                          triton.cdiv(M, programs), DC=dc, DL=dl, CENTER=center, STAGES=stages,
                                           num_warps=row_warps(warps, D))
         return part.sum(0)
-    g, dw, db = norm_backward_reference(h, weight, dy, center)
+    g, dw, db = norm_backward_reference(h, nstat, weight, dy, center)
     g = g.to(stack.dtype)
     stack[k].copy_(g)
     stats[k, 0].copy_(lse)
@@ -754,7 +834,7 @@ def _aggregate_norm_back_op(dy: torch.Tensor, h: torch.Tensor, weight: torch.Ten
 
 
 @_aggregate_norm_back_op.register_fake
-def _(dy, h, weight, lse, stack, stats, k, center):
+def _(dy, h, nstat, weight, lse, stack, stats, k, center):
     return h.new_empty(2, h.shape[1])
 
 
@@ -777,11 +857,12 @@ class _Pulled(torch.autograd.Function):
             no_bias = weight.new_zeros(0)
             if reference:
                 out, lse = aggregate_many_reference(rows, U[k], eps)
-                y = norm_reference(out, weight, no_bias if bias is None else bias, center).to(dtype)
+                nstat = norm_stats_reference(out, center)
+                y = norm_reference(out, nstat, weight, no_bias if bias is None else bias).to(dtype)
             else:
-                out, lse, y = _aggregate_many_normed_op(rows, U[k], eps, weight, no_bias if bias is None else bias,
-                                                        center, dtype)
-        ctx.save_for_backward(U, out, lse, rows[-1], weight)
+                out, lse, y, nstat = _aggregate_many_normed_op(rows, U[k], eps, weight,
+                                                               no_bias if bias is None else bias, center, dtype)
+        ctx.save_for_backward(U, out, lse, rows[-1], weight, None if y is None else nstat)
         ctx.eps, ctx.k, ctx.dtype, ctx.below = eps, k, dtype, stack_token is not None
         ctx.center, ctx.has_bias = center, bias is not None
         ctx.shape = sources[-1].shape
@@ -797,7 +878,7 @@ class _Pulled(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout, stack=None, stats=None):
-        U, out, lse, v, weight = ctx.saved_tensors
+        U, out, lse, v, weight, nstat = ctx.saved_tensors
         k, (M, D), S = ctx.k, out.shape, U.shape[0]
         if k == S - 1:
             stack = torch.empty(S, M, D, dtype=ctx.dtype, device=v.device)
@@ -809,7 +890,7 @@ class _Pulled(torch.autograd.Function):
             dv, b = _aggregate_pull_op(v, g, lse, c, stack, stats, U, k, ctx.eps)
         else:
             dy = torch.zeros(M, D, dtype=ctx.dtype, device=v.device) if dout is None else dout.reshape(M, D)
-            sums = _aggregate_norm_back_op(dy.contiguous(), out, weight, lse, stack, stats, k, ctx.center)
+            sums = _aggregate_norm_back_op(dy.contiguous(), out, nstat, weight, lse, stack, stats, k, ctx.center)
             dweight, dbias = sums[0].to(weight.dtype), (sums[1].to(weight.dtype) if ctx.has_bias else None)
             empty = out.new_zeros(0)
             dv, b = _aggregate_pull_op(v, empty, empty, empty, stack, stats, U, k, ctx.eps)

@@ -157,13 +157,18 @@ def pull_main(M, D, S) -> None:
     want = AG.aggregate_pull_reference(v.float(), g[1:].float(), stats[1:], U[1:], 1e-5)
     rows = lambda k: M * D * ((4 if k == 0 else 2) * 2 + 2 * 2 + 2 * (S - k - 1)) + 8 * M * (S - k)
     best = None
-    for tuning in [(p, w, st) for p in (8, 16, 32) for w in (1, 2) for st in (2, 3, 4, 5)] + [(16, 4, 1)]:
+    # one token at a time (EC's sweep's best few), then blocks of BM tokens (the 4th entry; stream_probe.py's best few)
+    tokens = [(16, 1, 3), (8, 1, 4), (16, 1, 4), (32, 1, 2), (8, 2, 3)]
+    blocks = [(4, 2, 3, 4), (4, 2, 2, 4), (2, 2, 4, 4), (2, 4, 3, 4), (4, 4, 3, 4), (2, 4, 3, 8), (2, 8, 3, 8),
+              (2, 4, 4, 8), (4, 2, 3, 2), (8, 1, 3, 2), (1, 8, 3, 16), (2, 8, 4, 16)]
+    for tuning in tokens + blocks:
         AG.AGG_PULL = {D: tuning}
         ok = matches(["dv", "b"], run(), want, lambda t: (2e-2, 2e-2) if t.dtype == torch.bfloat16 else (1e-3, 1e-3))
         ms = timed(run)
+        block = f", blocks of {tuning[3]} tokens" if len(tuning) > 3 else ""
         print(f"pull at site 1 of {S}, programs/SM {tuning[0]}, warps {tuning[1]} (launched with "
-              f"{row_warps(tuning[1], D)}), stages {tuning[2]}: {ms:.3f} ms, {rows(1) / ms / 1e9:.2f} TB/s, matches: "
-              f"{ok}", flush=True)
+              f"{row_warps(tuning[1], D)}), stages {tuning[2]}{block}: {ms:.3f} ms, {rows(1) / ms / 1e9:.2f} TB/s, "
+              f"matches: {ok}", flush=True)
         if ok == "True" and (best is None or ms < best[0]):
             best = (ms, tuning)
     print(f"fastest: {best}")
@@ -197,18 +202,19 @@ def norm_main(M, D, S) -> None:
     w, b = 1 + 0.3 * torch.randn(D, device="cuda"), 0.1 * torch.randn(D, device="cuda")
     lse = torch.rand(M, device="cuda") * 3 + 1
     stack, stats, U = pull_tensors(M, D, S)
-    g_want, dw_want, db_want = AG.norm_backward_reference(h.double(), w.double(), dy.double(), True)
-    run = lambda: AG._aggregate_norm_back_op(dy, h, w, lse, stack, stats, 1, True)
+    nstat = AG.norm_stats_reference(h, True)
+    g_want, dw_want, db_want = AG.norm_backward_reference(h.double(), nstat.double(), w.double(), dy.double(), True)
+    run = lambda: AG._aggregate_norm_back_op(dy, h, nstat, w, lse, stack, stats, 1, True)
     moved = M * D * (4 + 2 + 2) + 12 * M  # h, dy, the stack's row; lse, the stats
     best = None
-    for tuning in [(p, w_) for p in (4, 8, 16, 32) for w_ in (1, 2, 4)]:
+    for tuning in [(p, w_, st) for p in (4, 8, 16, 32) for w_ in (1, 2, 4) for st in (1, 2, 3)]:
         AG.AGG_NORM = {D: tuning}
         sums = run()
         ok = matches(["g", "dw", "db"], [stack[1], sums[0], sums[1]], [g_want, dw_want, db_want],
                      lambda t: (2e-2, 2e-2) if t.dtype == torch.bfloat16 else (1e-3, 1e-2))
         ms = timed(run)
-        print(f"norm backward, programs/SM {tuning[0]}, warps {tuning[1]} (launched with {row_warps(tuning[1], D)}): "
-              f"{ms:.3f} ms, {moved / ms / 1e9:.2f} TB/s, matches: {ok}", flush=True)
+        print(f"norm backward, programs/SM {tuning[0]}, warps {tuning[1]} (launched with {row_warps(tuning[1], D)}), "
+              f"stages {tuning[2]}: {ms:.3f} ms, {moved / ms / 1e9:.2f} TB/s, matches: {ok}", flush=True)
         if ok == "True" and (best is None or ms < best[0]):
             best = (ms, tuning)
     print(f"fastest: {best}")
