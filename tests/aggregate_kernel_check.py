@@ -66,7 +66,7 @@ def check_pull(M, D, S, k, low, first) -> float:
     v = v if first else v.to(low)
     stack = (torch.randn(S, M, D, device=dev) * 0.1).to(low)
     stats = torch.stack([torch.rand(S, M, device=dev) * 3 + 1, torch.randn(S, M, device=dev) * 0.1], 1)
-    U = torch.randn(S, D, device=dev) * 0.5
+    U = torch.randn(S, D, device=dev) * 1.5 / D ** 0.5  # scores r s of about ±1.5: p = exp(r s - lse) stays finite
     g, lse, c = stack[k].clone(), stats[k, 0].clone(), stats[k, 1].clone()
     stack[k], stats[k] = 7, 7  # to be written
     before = stack[:k].clone(), stats[:k].clone()
@@ -130,7 +130,7 @@ def check_norm_back(M, D, S, k, low, center) -> float:
         assert err < (1e-2 if x.dtype == torch.bfloat16 else 1e-4), ("norm back", name, M, D, S, k, low, err)
         worst = max(worst, err if x.dtype != torch.bfloat16 else 0.0)
     v = (torch.randn(M, D, device=dev) * 2).to(low)
-    U = torch.randn(S, D, device=dev) * 0.5
+    U = torch.randn(S, D, device=dev) * 1.5 / D ** 0.5  # scores r s of about ±1.5: p = exp(r s - lse) stays finite
     kept = stack.clone(), stats.clone()
     want_dv, want_b = AG.aggregate_pull_reference(v.double(), stack[k:].double(), stats[k:].double(), U[k:].double(),
                                                   1e-5)
