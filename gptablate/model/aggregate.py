@@ -78,9 +78,10 @@ AGG_GROUP = 1
 # (a 4th entry) the tokens of a block (the block kernel). 768: the fastest of scripts/device/aggregate_bench.py --pull
 # 25 at 61,440 tokens (a bf16 source, 24 rows of the stack), call EL: blocks of 4 tokens on 2 warps, 1.409 ms (1.8
 # TB/s), where the token kernel's best took 1.541 ms in the same call (16 programs an SM, 1 warp, 3 stages; 1.470 ms
-# in call EC); blocks of 2, 8 and 16 took 1.52-2.07 ms. 1,600: one token at a time; swept at 1.5B's rows (16,384 x
-# 1,600, call EG) it took 0.915 ms, within 1% of the fastest (8 programs an SM, 2 warps: 0.910). Blocks not tried.
-AGG_PULL = {768: (4, 2, 3, 4), 1600: (16, 1, 3)}
+# in call EC); blocks of 2, 8 and 16 took 1.52-2.07 ms. 1,600: swept at 1.5B's rows (16,384 x 1,600, call EP), blocks
+# of 2 tokens on one warp (launched with 2), 0.950 ms, against 0.965 for the token kernel's (16 programs an SM, 1 warp,
+# 3 stages; 0.915 ms in call EG): within the spread, and blocks of 4 to 16 were slower (1.17-10.2 ms).
+AGG_PULL = {768: (4, 2, 3, 4), 1600: (8, 1, 3, 2)}
 AGG_MANY = {768: ((16, 1, 3), (16, 1, 3)), 1600: ((16, 1, 3), (16, 2, 1))}
 
 
@@ -751,8 +752,9 @@ def _(v, g, lse, c, stack, stats, U, k, eps):
 NORM_EPS = 1e-5  # norms.py's LayerNorm and RMSNorm
 # The norm backward's programs per SM, warps (scaled by kernels.row_warps) and stages of its loop over tokens, by width
 # (kernels.by_width). 768: the fastest of aggregate_bench.py --norm 25 (61,440 tokens) in call EL, 0.232 ms (1.6
-# TB/s); one warp, no stages and the mean and 1/std recomputed, 0.315 ms (call EK). 1,600: not swept.
-AGG_NORM = {768: (4, 2, 3)}
+# TB/s); one warp, no stages and the mean and 1/std recomputed, 0.315 ms (call EK). 1,600: at 1.5B's rows (16,384 x
+# 1,600, call EP), 0.161 ms, where 768's entry took 0.198.
+AGG_NORM = {768: (4, 2, 3), 1600: (8, 1, 3)}
 
 
 def norm_stats_reference(h: torch.Tensor, center: bool) -> torch.Tensor:
