@@ -27,6 +27,15 @@ DY) read the source and the running sum and wrote the sum; autograd's own sums b
 gradient alive. attnres full's step went from 1.456 to 1.33 times the baseline's (calls EA, EB, EC), and at 1.5B's 48
 layers from 2.39 to 1.75 times at 1.09 times its peak memory (DY, EF).
 
+Folded (AttentionResiduals.walk_final; LayerNorm or RMSNorm, layouts with one norm a site in front), each site's
+aggregation also applies the site's norm (the top site's: the final norm): the many forward writes y = N(h) in the
+stack's dtype, the row's mean and 1/std beside h, and the norm's backward (_agg_norm_bwd_kernel) writes ḡ_k and the
+stats into the stacks' row k itself, where inductor's norm had read h and its output's gradient twice and written ḡ_k
+for the pull to copy. The pull takes blocks of tokens (_agg_pull_block_kernel: a site's row of u read once for the
+block). With the stack's dtype fixed (site 0's tokens had made autograd copy the whole stack to fp32), attnres full's
+step went from 1.33 to 1.245-1.257 times the baseline's, and at 1.5B's width (12 layers) from 1.37 to 1.15 (calls EK,
+EL, EO, EP).
+
 With u = g ⊙ w (RMSNorm's gain, the site's query), r_k = rsqrt(mean(v_k²) + eps), s_k = v_k·u:
 score_k = r_k s_k. Backward, ḡ the output's gradient, dp_k = ḡ·v_k, dscore_k = p_k (dp_k −
 Σ_j p_j dp_j): dv_k = p_k ḡ + dscore_k r_k u − dscore_k s_k r_k³ / D · v_k, and u takes
