@@ -568,7 +568,7 @@ class AttentionResiduals(Residual):
     def walk(self, x, blocks, ctx):
         k = 0
         if self.mode == "full" and self.aggregators[0].fused:
-            return self._walk_pulled(x, blocks, ctx)
+            return self._walk_pulled(x, [(None, site) for block in blocks for site in block.sites()], ctx)
         if self.mode == "full":
             sources = [x]
             for block in blocks:
@@ -596,29 +596,22 @@ class AttentionResiduals(Residual):
                 return self._walk_pulled(x, [p for block_pairs in pairs for p in block_pairs], ctx, final_norm)
         return final_norm(self.walk(x, blocks, ctx))
 
-    def _walk_pulled(self, x, blocks, ctx, final_norm=None):
+    def _walk_pulled(self, x, sites, ctx, final_norm=None):
         """mode full on aggregate.py's operation: each site's gradient for its sources formed once a source, at the
-        source's lowest site (aggregate_pulled). With final_norm, `blocks` are (norm, branch) pairs, one a site, and
-        each norm is applied by its site's aggregation; the walk then returns the final norm's output."""
+        source's lowest site (aggregate_pulled). sites: each site as (its norm, applied by its aggregation, or None;
+        the rest of the site); final_norm, if not None, is applied by the top site's, and the walk returns its
+        output."""
         U = torch.stack([_query([x], a.norm.weight, a.query) for a in self.aggregators])
         dtype = autocast_dtype(x)  # the stack's: the sublayers' matmuls' (bf16 in training)
-        sources, tokens, k = [x], (), 0
-        if final_norm is None:
-            for block in blocks:
-                for site in block.sites():
-                    h, tokens = aggregate_pulled(sources, U, k, tokens, 1e-5, dtype)
-                    sources.append(site(h, ctx))
-                    k += 1
-            return aggregate_pulled(sources, U, k, tokens, 1e-5, dtype)[0]
-        for norm, branch in blocks:
-            y, tokens = aggregate_pulled(sources, U, k, tokens, 1e-5, dtype, self._norm(norm))
-            sources.append(branch(y, ctx))
-            k += 1
-        return aggregate_pulled(sources, U, k, tokens, 1e-5, dtype, self._norm(final_norm))[0]
+        sources, tokens = [x], ()
+        for k, (norm, rest) in enumerate(sites):
+            h, tokens = aggregate_pulled(sources, U, k, tokens, 1e-5, dtype, self._norm(norm))
+            sources.append(rest(h, ctx))
+        return aggregate_pulled(sources, U, len(sites), tokens, 1e-5, dtype, self._norm(final_norm))[0]
 
-    def _norm(self, norm: nn.Module) -> tuple:
-        """A site's LayerNorm or RMSNorm as aggregate_pulled takes it."""
-        return norm.weight, getattr(norm, "bias", None), self.center
+    def _norm(self, norm: nn.Module | None) -> tuple | None:
+        """A site's LayerNorm or RMSNorm as aggregate_pulled takes it (None: none folded)."""
+        return None if norm is None else (norm.weight, getattr(norm, "bias", None), self.center)
 
 
 class _LaurelLowRank(nn.Module):
