@@ -23,20 +23,14 @@ import triton.language as tl
 
 from addnorm_bench import timed
 from hyperstep_ab import shape
+from gptablate.model.aggregate import _row_sums, _sum, _tile
 from gptablate.model.kernels import row_chunks, sm_count
-
-
-@triton.jit
-def _rsum(x):
-    """(.., DC, DL) summed over the features of each row."""
-    return tl.sum(tl.sum(x, axis=-1), axis=-1)
 
 
 @triton.jit(do_not_specialize=["S", "M", "n_programs", "rows_per_program"])
 def _token_kernel(stack_ptr, x_ptr, u_ptr, out_ptr, S, M, D, n_programs, rows_per_program, DC: tl.constexpr,
                   DL: tl.constexpr, STAGES: tl.constexpr, WORK: tl.constexpr):
-    d = tl.arange(0, DC)[:, None] * DL + tl.arange(0, DL)[None, :]
-    dmask = d < D
+    d, dmask, _ = _tile(D, DC, DL, 1)
     MD = M.to(tl.int64) * D
     for it in range(0, rows_per_program):
         m = tl.program_id(0) + it * n_programs
@@ -49,19 +43,18 @@ def _token_kernel(stack_ptr, x_ptr, u_ptr, out_ptr, S, M, D, n_programs, rows_pe
                 if WORK == 0:
                     acc += g
                 else:
-                    p = tl.exp(tl.sum(tl.sum(x * g, axis=1), axis=0) * 1e-3)
+                    p = tl.exp(_sum(x * g) * 1e-3)
                     acc += p * g
                     if WORK == 2:
                         uj = tl.load(u_ptr + j * D + d, mask=dmask, other=0.0)
-                        acc += tl.sum(tl.sum(x * uj, axis=1), axis=0) * uj
+                        acc += _sum(x * uj) * uj
             tl.store(out_ptr + off, acc.to(out_ptr.dtype.element_ty), mask=dmask)
 
 
 @triton.jit(do_not_specialize=["S", "M", "n_programs", "blocks_per_program"])
 def _block_kernel(stack_ptr, x_ptr, u_ptr, out_ptr, S, M, D, n_programs, blocks_per_program, BM: tl.constexpr,
                   DC: tl.constexpr, DL: tl.constexpr, STAGES: tl.constexpr, WORK: tl.constexpr):
-    d = tl.arange(0, DC)[:, None] * DL + tl.arange(0, DL)[None, :]
-    dmask = d < D
+    d, dmask, _ = _tile(D, DC, DL, 1)
     MD = M.to(tl.int64) * D
     for it in range(0, blocks_per_program):
         m = (tl.program_id(0) + it * n_programs) * BM + tl.arange(0, BM)
@@ -74,11 +67,11 @@ def _block_kernel(stack_ptr, x_ptr, u_ptr, out_ptr, S, M, D, n_programs, blocks_
             if WORK == 0:
                 acc += g
             else:
-                p = tl.exp(_rsum(x * g) * 1e-3)
+                p = tl.exp(_row_sums(x * g) * 1e-3)
                 acc += p[:, None, None] * g
                 if WORK == 2:
                     uj = tl.load(u_ptr + j * D + d, mask=dmask, other=0.0)[None]
-                    acc += _rsum(x * uj)[:, None, None] * uj
+                    acc += _row_sums(x * uj)[:, None, None] * uj
         tl.store(out_ptr + off, acc.to(out_ptr.dtype.element_ty), mask=mask)
 
 
