@@ -150,9 +150,10 @@ PULL = ([(3, 20, 4, 0), (5, 40, 6, 3), (2, 1400, 3, 2)] if interp
               (5, 20, 25, 24)])
 worst = max(check(kernels, M, D, n, low) for kernels, shapes in (("held", SHAPES), ("many", MANY))
             for M, D, n in shapes for low in (torch.float32, torch.bfloat16))
-# the pull one token at a time (the committed tuning) and in blocks of tokens (BM, a 4th entry: the block kernel)
+# the pull at the committed tuning (blocks of tokens: BM, a 4th entry), one token at a time (no 4th entry: the token
+# kernel, which the sweeps still take) and in blocks of 8
 committed = AG.AGG_PULL
-for AG.AGG_PULL in (committed, {768: (4, 2, 3, 4)}, {768: (2, 4, 2, 8)}):
+for AG.AGG_PULL in (committed, {768: (16, 1, 3)}, {768: (2, 4, 2, 8)}):
     worst = max(worst, *(check_pull(M, D, S, k, low, first) for M, D, S, k in PULL
                          for low in (torch.float32, torch.bfloat16) for first in (True, False)))
 AG.AGG_PULL = committed
@@ -161,7 +162,7 @@ worst = max(worst, *(check_normed(M, D, n, low, center, bias, y_dtype) for M, D,
                      for low in (torch.float32, torch.bfloat16) for center, bias in ((True, True), (True, False),
                                                                                      (False, False))
                      for y_dtype in (torch.float32, torch.bfloat16)))
-for AG.AGG_PULL in (committed, {768: (4, 2, 3, 4)}):
+for AG.AGG_PULL in (committed, {768: (16, 1, 3)}):
     worst = max(worst, *(check_norm_back(M, D, S, k, low, center) for M, D, S, k in PULL
                          for low in (torch.float32, torch.bfloat16) for center in (True, False)))
 AG.AGG_PULL = committed
