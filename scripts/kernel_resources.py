@@ -6,9 +6,9 @@
 KERNEL is one of hyper_fwd, hyper_bwd (model/hyperstep.py, the dynamic site with its LayerNorm folded in),
 static_fwd, static_bwd (model/hyperstatic.py, with the norm), mhc_fwd, mhc_bwd (model/mhcstep.py), each at the 124M
 step's shape (4 streams of 768 features), or agg_many_fwd, agg_many_bwd (model/aggregate.py's kernels past AGG_HOLD
-sources, the table's sources bf16, 768 features; the forward with a LayerNorm in its epilogue), agg_pull (its pull
-kernel, attnres full's backward: a bf16 source and stack, site k's row from the stack), agg_pull_block (the same on
-blocks of 4 tokens, 2 warps) and agg_norm_bwd (the folded norms' backward), at the committed tuning unless given. Triton compiles for sm_90
+sources, the table's sources bf16, 768 features; the forward with a LayerNorm in its epilogue and the scores saved),
+agg_pull_block (its pull kernel, attnres full's backward: a bf16 source and stack, site k's row from the stack, blocks
+of tokens) and agg_norm_bwd (the folded norms' backward), at the committed tuning unless given. Triton compiles for sm_90
 without a GPU (the CPU install of torch has no Triton: put the folder `scripts/install.sh --test` fills for the
 interpreter tests, ~/.cache/gptablate/triton-interpreter, on PYTHONPATH; TRITON_DEFAULT_FP_FUSION=1 as Triton 3.9
 defaults to); the
@@ -58,14 +58,12 @@ KERNELS = {
         N=4, J=24, JP=32, BM=MHC[1][0], BK=MHC[1][1], HAS_WRITE=True, STAGES=MHC[1][3]),
         {"out_ptr", "dout_ptr", "dx_ptr"}, MHC[1][2], MHC[1][4], MHC[1][3]),
     "agg_many_fwd": (lambda: aggregate._agg_many_fwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True,
-                     STAGES=MANY[0][2], NORM=True, CENTER=True, HAS_BIAS=True), {"base_ptr", "y_ptr"}, MANY[0][1],
-                     None, MANY[0][2]),
+                     STAGES=MANY[0][2], NORM=True, CENTER=True, HAS_BIAS=True, SCORES=True), {"base_ptr", "y_ptr"},
+                     MANY[0][1], None, MANY[0][2]),
     "agg_many_bwd": (lambda: aggregate._agg_many_bwd_kernel, dict(G=aggregate.AGG_GROUP, DC=8, DL=128, ALIGNED=True,
                      STAGES=MANY[1][2]), {"base_ptr", "dbase_ptr"}, MANY[1][1], None, MANY[1][2]),
-    "agg_pull": (lambda: aggregate._agg_pull_kernel, dict(DC=8, DL=128, STAGES=PULL[2], ROW_SET=True),
-                 {"v_ptr", "dv_ptr", "g_ptr", "stack_ptr"}, PULL[1], None, PULL[2]),
-    "agg_pull_block": (lambda: aggregate._agg_pull_block_kernel, dict(BM=4, DC=8, DL=128, STAGES=3, ROW_SET=True),
-                       {"v_ptr", "dv_ptr", "g_ptr", "stack_ptr"}, 2, None, 3),
+    "agg_pull_block": (lambda: aggregate._agg_pull_block_kernel, dict(BM=PULL[3], DC=8, DL=128, STAGES=PULL[2],
+                       ROW_SET=True), {"v_ptr", "dv_ptr", "g_ptr", "stack_ptr"}, PULL[1], None, PULL[2]),
     "agg_norm_bwd": (lambda: aggregate._agg_norm_bwd_kernel, dict(DC=8, DL=128, CENTER=True, STAGES=NORM[2]),
                      {"dy_ptr", "stack_ptr"}, NORM[1], None, NORM[2]),
 }

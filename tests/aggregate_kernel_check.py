@@ -59,23 +59,33 @@ def check(kernels, M, D, n, low) -> float:
     return worst
 
 
+def pull_stats(S, M) -> torch.Tensor:
+    """The pull's stats (S, S + 2, M): each site's log-denominator (1 to 4), ḡ·h, and its sources' scores r s (about
+    ±1.5: p = exp(r s - lse) stays finite)."""
+    return torch.cat([torch.rand(S, 1, M, device=dev) * 3 + 1, torch.randn(S, 1, M, device=dev) * 0.1,
+                      torch.randn(S, S, M, device=dev) * 0.6], 1)
+
+
 def check_pull(M, D, S, k, low, first) -> float:
     """The pull kernel (site k of S; the source the embedding (fp32) where first, else a sublayer's output) against
-    aggregate_pull_reference in float64: dv, b and the stacks' row k; rows below k untouched."""
+    aggregate_pull_reference in float64: dv, b and the stacks' row k (its gradient, lse, ḡ·h and its k + 1 sources'
+    scores); rows below k, and row k past its sources, untouched."""
     v = torch.randn(M, D, device=dev) * 2
     v = v if first else v.to(low)
     stack = (torch.randn(S, M, D, device=dev) * 0.1).to(low)
-    stats = torch.stack([torch.rand(S, M, device=dev) * 3 + 1, torch.randn(S, M, device=dev) * 0.1], 1)
-    U = torch.randn(S, D, device=dev) * 1.5 / D ** 0.5  # scores r s of about ±1.5: p = exp(r s - lse) stays finite
-    g, lse, c = stack[k].clone(), stats[k, 0].clone(), stats[k, 1].clone()
-    stack[k], stats[k] = 7, 7  # to be written
-    before = stack[:k].clone(), stats[:k].clone()
-    want_dv, want_b = AG.aggregate_pull_reference(v.double(), stack.double()[k:].index_copy(0, torch.tensor([0]).to(
-        dev), g.double()[None]), torch.cat([torch.stack([lse, c])[None], stats[k + 1:]]).double(), U.double()[k:], 1e-5)
-    dv, b = AG._aggregate_pull_op(v, g, lse, c, stack, stats, U, k, 1e-5)
+    stats = pull_stats(S, M)
+    U = torch.randn(S, D, device=dev) * 0.5
+    g, lse, c, scores = stack[k].clone(), stats[k, 0].clone(), stats[k, 1].clone(), stats[k, 2:3 + k].clone()
+    want_stack, want_stats = stack[k:].double(), stats[k:].double()  # rows k.. as the op is to leave them
+    want_dv, want_b = AG.aggregate_pull_reference(v.double(), want_stack, want_stats[:, :2], want_stats[:, 2 + k],
+                                                  U.double()[k:], 1e-5)
+    stack[k], stats[k, :3 + k] = 7, 7  # to be written
+    before = stack[:k].clone(), stats[:k].clone(), stats[k, 3 + k:].clone()
+    dv, b = AG._aggregate_pull_op(v, g, lse, c, scores, stack, stats, U, k, 1e-5)
     assert dv.dtype == v.dtype and b.shape == (S - k, M) and b.dtype == torch.float32
-    assert torch.equal(stack[k], g) and torch.equal(stats[k], torch.stack([lse, c]))
+    assert torch.equal(stack[k].double(), want_stack[0]) and torch.equal(stats[k].double(), want_stats[0])
     assert torch.equal(stack[:k], before[0]) and torch.equal(stats[:k], before[1])
+    assert torch.equal(stats[k, 3 + k:], before[2])
     worst = 0.0
     for name, x, w in (("dv", dv, want_dv), ("b", b, want_b)):
         err = ((x.double() - w).abs().max() / (1 + w.abs().max())).item()
@@ -84,24 +94,24 @@ def check_pull(M, D, S, k, low, first) -> float:
     return worst
 
 
-def check_normed(M, D, n, low, center, bias, y_dtype) -> float:
-    """The many forward with a site's norm (attnres full's folded walk): h, lse and y = N(h) in y_dtype against
-    aggregate_many_reference and norm_reference in float64."""
+def check_site(M, D, n, low, center, bias, y_dtype, norm=True) -> float:
+    """attnres full's site forward (the many forward; with a norm, as its folded walk has): h, lse, the sources'
+    scores and y = N(h) in y_dtype against site_reference in float64 (without a norm, y and the means empty)."""
     sources = [torch.randn(M, D, device=dev) * 2] + [torch.randn(M, D, device=dev).to(low) * 3 for _ in range(n - 1)]
     u = torch.randn(D, device=dev) * 0.5
-    w = 1 + 0.3 * torch.randn(D, device=dev)
+    w = 1 + 0.3 * torch.randn(D, device=dev) if norm else torch.zeros(0, device=dev)
     b = 0.1 * torch.randn(D, device=dev) if bias else w.new_zeros(0)
-    out, lse, y, nstat = AG._aggregate_many_normed_op(sources, u, 1e-5, w, b, center, y_dtype)
-    want_out, want_lse = AG.aggregate_many_reference([s.double() for s in sources], u.double(), 1e-5)
-    want_nstat = AG.norm_stats_reference(want_out, center)
-    want_y = AG.norm_reference(want_out, want_nstat, w.double(), b.double())
-    assert y.dtype == y_dtype and out.dtype == lse.dtype == nstat.dtype == torch.float32
+    got = AG._aggregate_site_op(sources, u, 1e-5, w, b, center, y_dtype)
+    want = AG.site_reference([s.double() for s in sources], u.double(), 1e-5, w.double(), b.double(), center,
+                             torch.float64)
+    assert got[2].dtype == y_dtype and all(x.dtype == torch.float32 for i, x in enumerate(got) if i != 2)
+    assert [x.shape for x in got] == [x.shape for x in want] and got[4].shape == (n, M)
     worst = 0.0
-    for name, x, want in (("out", out, want_out), ("lse", lse, want_lse), ("y", y, want_y),
-                          ("nstat", nstat, want_nstat)):
-        err = ((x.double() - want).abs().max() / (1 + want.abs().max())).item()
-        assert err < (1e-2 if x.dtype == torch.bfloat16 else 1e-4), ("normed", name, M, D, n, low, center, err)
-        worst = max(worst, err if x.dtype != torch.bfloat16 else 0.0)
+    for name, x, ref in zip(("out", "lse", "y", "nstat", "scores"), got, want):
+        if x.numel():
+            err = ((x.double() - ref).abs().max() / (1 + ref.abs().max())).item()
+            assert err < (1e-2 if x.dtype == torch.bfloat16 else 1e-4), ("site", name, M, D, n, low, center, err)
+            worst = max(worst, err if x.dtype != torch.bfloat16 else 0.0)
     return worst
 
 
@@ -115,7 +125,7 @@ def check_norm_back(M, D, S, k, low, center) -> float:
     w = 1 + 0.3 * torch.randn(D, device=dev)
     lse = torch.rand(M, device=dev) * 3 + 1
     stack = (torch.randn(S, M, D, device=dev) * 0.1).to(low)
-    stats = torch.stack([torch.rand(S, M, device=dev) * 3 + 1, torch.randn(S, M, device=dev) * 0.1], 1)
+    stats = pull_stats(S, M)
     others = [j for j in range(S) if j != k]
     before = stack[others].clone(), stats[others].clone()
     sums = AG._aggregate_norm_back_op(dy, h, nstat, w, lse, stack, stats, k, center)
@@ -130,12 +140,12 @@ def check_norm_back(M, D, S, k, low, center) -> float:
         assert err < (1e-2 if x.dtype == torch.bfloat16 else 1e-4), ("norm back", name, M, D, S, k, low, err)
         worst = max(worst, err if x.dtype != torch.bfloat16 else 0.0)
     v = (torch.randn(M, D, device=dev) * 2).to(low)
-    U = torch.randn(S, D, device=dev) * 1.5 / D ** 0.5  # scores r s of about ±1.5: p = exp(r s - lse) stays finite
+    U = torch.randn(S, D, device=dev) * 0.5
     kept = stack.clone(), stats.clone()
-    want_dv, want_b = AG.aggregate_pull_reference(v.double(), stack[k:].double(), stats[k:].double(), U[k:].double(),
-                                                  1e-5)
+    want_dv, want_b = AG.aggregate_pull_reference(v.double(), stack[k:].double(), stats[k:, :2].double(),
+                                                  stats[k:, 2 + k].double(), U[k:].double(), 1e-5)
     empty = h.new_zeros(0)
-    dv, b = AG._aggregate_pull_op(v, empty, empty, empty, stack, stats, U, k, 1e-5)
+    dv, b = AG._aggregate_pull_op(v, empty, empty, empty, stats[k, 2:3 + k].clone(), stack, stats, U, k, 1e-5)
     assert torch.equal(stack, kept[0]) and torch.equal(stats, kept[1])
     for name, x, want in (("dv", dv, want_dv), ("b", b, want_b)):
         err = ((x.double() - want).abs().max() / (1 + want.abs().max())).item()
@@ -150,19 +160,19 @@ PULL = ([(3, 20, 4, 0), (5, 40, 6, 3), (2, 1400, 3, 2)] if interp
               (5, 20, 25, 24)])
 worst = max(check(kernels, M, D, n, low) for kernels, shapes in (("held", SHAPES), ("many", MANY))
             for M, D, n in shapes for low in (torch.float32, torch.bfloat16))
-# the pull at the committed tuning (blocks of tokens: BM, a 4th entry), one token at a time (no 4th entry: the token
-# kernel, which the sweeps still take) and in blocks of 8
+# the pull at the committed tuning, one token at a time (blocks of 1: the sweeps take them) and in blocks of 8
 committed = AG.AGG_PULL
-for AG.AGG_PULL in (committed, {768: (16, 1, 3)}, {768: (2, 4, 2, 8)}):
+for AG.AGG_PULL in (committed, {768: (16, 1, 3, 1)}, {768: (2, 4, 2, 8)}):
     worst = max(worst, *(check_pull(M, D, S, k, low, first) for M, D, S, k in PULL
                          for low in (torch.float32, torch.bfloat16) for first in (True, False)))
 AG.AGG_PULL = committed
 NORMED = [(5, 40, 3), (2, 1400, 9)] if interp else [(3001, 768, 2), (3001, 768, 25), (61, 1600, 97)]
-worst = max(worst, *(check_normed(M, D, n, low, center, bias, y_dtype) for M, D, n in NORMED
-                     for low in (torch.float32, torch.bfloat16) for center, bias in ((True, True), (True, False),
-                                                                                     (False, False))
+worst = max(worst, *(check_site(M, D, n, low, center, bias, y_dtype, norm) for M, D, n in NORMED
+                     for low in (torch.float32, torch.bfloat16)
+                     for center, bias, norm in ((True, True, True), (True, False, True), (False, False, True),
+                                                (False, False, False))
                      for y_dtype in (torch.float32, torch.bfloat16)))
-for AG.AGG_PULL in (committed, {768: (16, 1, 3)}):
+for AG.AGG_PULL in (committed, {768: (16, 1, 3, 1)}):
     worst = max(worst, *(check_norm_back(M, D, S, k, low, center) for M, D, S, k in PULL
                          for low in (torch.float32, torch.bfloat16) for center in (True, False)))
 AG.AGG_PULL = committed

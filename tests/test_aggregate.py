@@ -78,6 +78,28 @@ def test_wide_rows_take_the_wide_backward_tuning():
     assert backward[2] == AG.AGG_MANY[1600][1] != backward[0]
 
 
+def test_offset_tables_are_made_once_a_layout(monkeypatch):
+    slab = torch.zeros(64, dtype=torch.bfloat16)
+    rows = [slab[0:8], slab[16:24], slab[40:48]]
+    memo = {}
+    table, aligned = AG._table(slab, rows, memo=memo)
+    assert table.tolist() == [0, 16, 40] and aligned
+    again = AG._table(slab, [slab[0:8], slab[16:24], slab[40:48]], memo=memo)  # new views, the same offsets
+    assert again[0] is table and len(memo) == 1
+    # another layout: its own table; a gap of 4 elements (8 bytes) is not aligned
+    other, aligned = AG._table(slab, [slab[0:8], slab[24:32]], memo=memo)
+    assert other.tolist() == [0, 24] and aligned and len(memo) == 2
+    assert AG._table(slab, [slab[0:8], slab[4:12]], memo=memo)[0].tolist() == [0, 4]
+    assert not AG._table(slab, [slab[0:8], slab[4:12]], memo=memo)[1]
+    # two lists (the many backward's sources and their gradients): one after the other, each from its own first
+    both = AG._table(slab, rows, [slab[8:16], slab[32:40]], memo=memo)[0]
+    assert both.tolist() == [0, 16, 40, 0, 24]
+    assert AG._table(slab, rows, memo=None)[0] is not table  # no memo: made again
+    monkeypatch.setattr(AG, "_TABLES_MAX", len(memo))
+    AG._table(slab, [slab[0:8], slab[56:64]], memo=memo)  # full: emptied, then this one kept
+    assert len(memo) == 1
+
+
 def _aggregator(D=12):
     torch.manual_seed(3)
     agg = _Aggregator(D, 1.0).double()
@@ -154,7 +176,7 @@ def test_fused_model_compiles_without_a_graph_break(mode):
     ops = {str(node.target) for gm in graphs[0].modules() for node in gm.graph.nodes}
     assert ("gptablate.aggregate.default" in ops) == (mode == "block")
     # full: every site's norm folded into its aggregation (LayerNorm, Pre-LN)
-    for op in ("aggregate_many_normed", "aggregate_norm_back", "aggregate_pull"):
+    for op in ("aggregate_site", "aggregate_norm_back", "aggregate_pull"):
         assert (f"gptablate.{op}.default" in ops) == (mode == "full"), op
     assert "gptablate.aggregate_many.default" not in ops
 

@@ -83,14 +83,13 @@ AGG_HOLD, AGG_PAD = 8, 8
 # (row_warps' 2 warps) and 1.89 ms at its own (4 warps, no stages); the forward's best there was within 10% of 768's
 # entry's 1.15 ms and keeps it.
 AGG_GROUP = 1
-# The pull kernel's (attnres full's backward) programs per SM, warps and stages of its loop over the sites above, and
-# (a 4th entry) the tokens of a block (the block kernel). 768: the fastest of scripts/device/aggregate_bench.py --pull
-# 25 at 61,440 tokens (a bf16 source, 24 rows of the stack), call EL: blocks of 4 tokens on 2 warps, 1.409 ms (1.8
-# TB/s), where the token kernel's best took 1.541 ms in the same call (16 programs an SM, 1 warp, 3 stages; 1.470 ms
-# in call EC); blocks of 2, 8 and 16 took 1.52-2.07 ms. 1,600: swept at 1.5B's rows (16,384 x 1,600, call EP), blocks
-# of 2 tokens on one warp (launched with 2), 0.950 ms, against 0.965 for the token kernel's (16 programs an SM, 1 warp,
-# 3 stages; 0.915 ms in call EG): within the spread, and blocks of 4 to 16 were slower (1.17-10.2 ms).
-AGG_PULL = {768: (4, 2, 3, 4), 1600: (8, 1, 3, 2)}
+# The pull kernel's (attnres full's backward) programs per SM, warps, stages of its loop over the sites above, and the
+# tokens of a block. 768: the fastest of scripts/device/aggregate_bench.py --pull 25 at 61,440 tokens (a bf16 source,
+# 24 rows of the stack) since the pull reads each site's score, call ES: blocks of 2 tokens on one warp, 1.042 ms (2.5
+# TB/s); blocks of 4 on 2 warps (EL's, 1.409 ms with the sum x·u_j) 1.155, of 8 1.070, one token at a time 1.264 at
+# best. 1,600: swept at 1.5B's rows (16,384 x 1,600, call EP, with the sum), blocks of 2 tokens on one warp (launched
+# with 2), 0.950 ms, against 0.965 for one token at a time; blocks of 4 to 16 were slower (1.17-10.2 ms).
+AGG_PULL = {768: (8, 1, 3, 2), 1600: (8, 1, 3, 2)}
 AGG_MANY = {768: ((16, 1, 3), (16, 1, 3)), 1600: ((16, 1, 3), (16, 2, 1))}
 
 
@@ -303,9 +302,10 @@ if triton is not None:
 
     @triton.jit(do_not_specialize=["n_table", "M", "n_programs", "rows_per_program"])
     def _agg_many_fwd_kernel(first_ptr, base_ptr, table, n_table, u_ptr, out_ptr, lse_ptr, w_ptr, b_ptr, y_ptr,
-                             nstat_ptr, M, D, eps, norm_eps, n_programs, rows_per_program, G: tl.constexpr,
+                             nstat_ptr, sc_ptr, M, D, eps, norm_eps, n_programs, rows_per_program, G: tl.constexpr,
                              DC: tl.constexpr, DL: tl.constexpr, ALIGNED: tl.constexpr, STAGES: tl.constexpr,
-                             NORM: tl.constexpr, CENTER: tl.constexpr, HAS_BIAS: tl.constexpr):
+                             NORM: tl.constexpr, CENTER: tl.constexpr, HAS_BIAS: tl.constexpr,
+                             SCORES: tl.constexpr):
         d, dmask, _ = _tile(D, DC, DL, 1)
         u = tl.load(u_ptr + d, mask=dmask, other=0.0)
         w = tl.load(w_ptr + d, mask=dmask, other=0.0)  # the norm's gain and bias (unused, and dropped, without NORM)
@@ -319,11 +319,15 @@ if triton is not None:
                 acc = tl.load(first_ptr + off, mask=dmask, other=0.0).to(tl.float32)
                 top = _sum(acc * u) / tl.sqrt(_sum(acc * acc) / D + eps)  # the largest score so far
                 total = tl.exp(top - top)  # Σ exp(score - top)
+                if SCORES:  # each source's score r s a token, (sources, M) (attnres full's walk: for its pull)
+                    tl.store(sc_ptr + m, top)
                 for g in tl.range(0, n_table, G, num_stages=STAGES):
                     ptrs, mask, live = _group(base_ptr, table, g, n_table, off, dmask, G, ALIGNED)
                     V = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
                     score = tl.where(live, _row_sums(V * u[None]) / tl.sqrt(_row_sums(V * V) / D + eps),
                                      float("-inf"))
+                    if SCORES:
+                        tl.store(sc_ptr + (1 + g + tl.arange(0, G)).to(tl.int64) * M + m, score, mask=live)
                     new_top = tl.maximum(top, tl.max(score, axis=0))
                     scale = tl.exp(top - new_top)
                     e = tl.exp(score - new_top)  # 0 past the sources
@@ -377,69 +381,23 @@ if triton is not None:
         tl.store(part_ptr + tl.program_id(0) * D + d, a, mask=dmask)
 
 
-    # The pull kernel (attnres full's backward; aggregate_pulled below): a token's row of the source v in registers, the
-    # sites j = k..S-1 above it in a loop at run time, each site's gradient row ḡ_j read once from the stack, its u_j
-    # (a row of U, the same for every token: from cache) and its log-denominator and ḡ_j·h_j from the stats. u_j's
-    # row (fp32, twice a ḡ_j row's bytes) costs about 30% of the kernel's time (call ED, scripts/device/pull_probes.py:
-    # 1.680 ms at site 1 of 25, 1.171 ms with u_j not loaded). Not kept: 2 tokens a step on one warp sharing each u_j
-    # row (its 2-byte rows narrowed to spill 72 bytes a thread, not 512): 1.55-1.63 ms against 1.57, the step 1.332x
-    # the baseline's (call EE). With more warps the compiler laid them along the features, not the tokens.
+    # The pull kernel (attnres full's backward; aggregate_pulled below), on blocks of BM consecutive tokens, a (BM, DC,
+    # DL) tile: the block's rows of the source v in registers, the sites j = k..S-1 above it in a loop at run time,
+    # each site's gradient rows ḡ_j read once from the stack as one piece of BM rows, its u_j (a row of U, the same for
+    # every token: from cache) once for the block, and from the stats its log-denominator, ḡ_j·h_j and the score r s
+    # of v at site j, which site j's forward computed and saved (a load in place of the sum x·u_j). One token at a
+    # time, u_j's rows cost the kernel about 30% of its time (call ED: 1.680 ms at site 1 of 25, 1.171 ms with u_j not
+    # loaded), and reads of 24 rows with no arithmetic ran at 2.9 TB/s, with u_j's rows, their sums and terms 1.4-1.6
+    # TB/s, in blocks of 4 or 8 tokens 2.2 TB/s (call EK, scripts/device/stream_probe.py). In blocks, the sum x·u_j was
+    # the cost: the probe took 1.137 ms with it, 0.912 with the score loaded instead, 0.895 without u_j (call ER).
 
     @triton.jit
-    def _pull_term(x, r, gj, uj, lse, c, D):
-        """Site j's part of dv's two sums (p ḡ_j + b u_j, and b s for the term on v) and b = dscore r."""
-        s = _sum(x * uj)
-        p = tl.exp(r * s - lse)
-        b = p * (_sum(x * gj) - c) * r
-        return p * gj + b * uj, b * s, b
-
-    @triton.jit(do_not_specialize=["k", "S", "M", "n_programs", "rows_per_program"])
-    def _agg_pull_kernel(v_ptr, dv_ptr, g_ptr, lse_ptr, c_ptr, stack_ptr, stats_ptr, u_ptr, b_ptr, k, S, M, D, eps,
-                         n_programs, rows_per_program, DC: tl.constexpr, DL: tl.constexpr, STAGES: tl.constexpr,
-                         ROW_SET: tl.constexpr):
-        d, dmask, _ = _tile(D, DC, DL, 1)
-        MD = M.to(tl.int64) * D
-        for it in range(0, rows_per_program):
-            m = tl.program_id(0) + it * n_programs
-            if m < M:
-                off = m.to(tl.int64) * D + d
-                x = tl.load(v_ptr + off, mask=dmask, other=0.0).to(tl.float32)
-                r = 1.0 / tl.sqrt(_sum(x * x) / D + eps)
-                if ROW_SET:  # site k's rows written already (the norm's backward, _agg_norm_bwd_kernel)
-                    gk = tl.load(stack_ptr + k * MD + off, mask=dmask, other=0.0)
-                    lse, c = tl.load(stats_ptr + (2 * k) * M + m), tl.load(stats_ptr + (2 * k + 1) * M + m)
-                else:  # site k (this source's lowest): its row from g, stored into the stacks for the sites below
-                    gk = tl.load(g_ptr + off, mask=dmask, other=0.0)
-                    tl.store(stack_ptr + k * MD + off, gk, mask=dmask)
-                    lse, c = tl.load(lse_ptr + m), tl.load(c_ptr + m)
-                    tl.store(stats_ptr + (2 * k) * M + m, lse)
-                    tl.store(stats_ptr + (2 * k + 1) * M + m, c)
-                acc, bs, b = _pull_term(x, r, gk.to(tl.float32), tl.load(u_ptr + k * D + d, mask=dmask, other=0.0),
-                                        lse, c, D)
-                tl.store(b_ptr + m, b)
-                for j in tl.range(k + 1, S, num_stages=STAGES):
-                    gj = tl.load(stack_ptr + j * MD + off, mask=dmask, other=0.0).to(tl.float32)
-                    uj = tl.load(u_ptr + j * D + d, mask=dmask, other=0.0)
-                    term, bsj, bj = _pull_term(x, r, gj, uj, tl.load(stats_ptr + (2 * j) * M + m),
-                                               tl.load(stats_ptr + (2 * j + 1) * M + m), D)
-                    acc += term
-                    bs += bsj
-                    tl.store(b_ptr + (j - k) * M + m, bj)
-                dv = acc - bs * r * r / D * x
-                tl.store(dv_ptr + off, dv.to(dv_ptr.dtype.element_ty), mask=dmask)
-
-    # The pull on blocks of BM consecutive tokens, a (BM, DC, DL) tile: a site's rows are read as one piece of BM rows,
-    # u_j's row once for BM tokens, and the stats and b as BM consecutive numbers. With no arithmetic, the token
-    # kernel's reads of 24 rows ran at 2.9 TB/s; with u_j's rows, their sums and terms 1.4-1.6 TB/s one token at a
-    # time, 2.2 TB/s in blocks of 4 or 8 (call EK, scripts/device/stream_probe.py).
-
-    @triton.jit
-    def _pull_block_term(x, r, gj, uj, lse, c, D):
-        """_pull_term for a block of tokens: x, gj (BM, DC, DL), uj (1, DC, DL), r, lse, c (BM,)."""
-        s = _row_sums(x * uj)
-        p = tl.exp(r * s - lse)
+    def _pull_block_term(x, r, gj, uj, score, lse, c):
+        """Site j's part of dv's two sums (p ḡ_j + b u_j, and b r s for the term on v) and b = dscore r, for a block of
+        tokens: x, gj (BM, DC, DL), uj (1, DC, DL), r, score, lse, c (BM,)."""
+        p = tl.exp(score - lse)
         b = p * (_row_sums(x * gj) - c) * r
-        return p[:, None, None] * gj + b[:, None, None] * uj, b * s, b
+        return p[:, None, None] * gj + b[:, None, None] * uj, b * score, b
 
     @triton.jit(do_not_specialize=["k", "S", "M", "n_programs", "blocks_per_program"])
     def _agg_pull_block_kernel(v_ptr, dv_ptr, g_ptr, lse_ptr, c_ptr, stack_ptr, stats_ptr, u_ptr, b_ptr, k, S, M, D,
@@ -447,6 +405,7 @@ if triton is not None:
                                DL: tl.constexpr, STAGES: tl.constexpr, ROW_SET: tl.constexpr):
         d, dmask, _ = _tile(D, DC, DL, 1)
         MD = M.to(tl.int64) * D
+        SM = (S + 2) * M.to(tl.int64)  # a site's rows of the stats: lse, ḡ·h, and its sources' scores
         for it in range(0, blocks_per_program):
             m = (tl.program_id(0) + it * n_programs) * BM + tl.arange(0, BM)
             live = m < M
@@ -454,30 +413,33 @@ if triton is not None:
             off = m.to(tl.int64)[:, None, None] * D + d[None]
             x = tl.load(v_ptr + off, mask=mask, other=0.0).to(tl.float32)
             r = 1.0 / tl.sqrt(_row_sums(x * x) / D + eps)
-            if ROW_SET:
+            at = stats_ptr + k * SM + m  # site k's stats
+            if ROW_SET:  # site k's rows written already (the norm's backward, _agg_norm_bwd_kernel)
                 gk = tl.load(stack_ptr + k * MD + off, mask=mask, other=0.0)
-                lse = tl.load(stats_ptr + (2 * k) * M + m, mask=live, other=0.0)
-                c = tl.load(stats_ptr + (2 * k + 1) * M + m, mask=live, other=0.0)
-            else:
+                lse = tl.load(at, mask=live, other=0.0)
+                c = tl.load(at + M, mask=live, other=0.0)
+            else:  # site k (this source's lowest): its rows from g, stored into the stacks for the sites below
                 gk = tl.load(g_ptr + off, mask=mask, other=0.0)
                 tl.store(stack_ptr + k * MD + off, gk, mask=mask)
                 lse = tl.load(lse_ptr + m, mask=live, other=0.0)
                 c = tl.load(c_ptr + m, mask=live, other=0.0)
-                tl.store(stats_ptr + (2 * k) * M + m, lse, mask=live)
-                tl.store(stats_ptr + (2 * k + 1) * M + m, c, mask=live)
+                tl.store(at, lse, mask=live)
+                tl.store(at + M, c, mask=live)
             acc, bs, b = _pull_block_term(x, r, gk.to(tl.float32),
-                                          tl.load(u_ptr + k * D + d, mask=dmask, other=0.0)[None], lse, c, D)
+                                          tl.load(u_ptr + k * D + d, mask=dmask, other=0.0)[None],
+                                          tl.load(at + (2 + k) * M, mask=live, other=0.0), lse, c)
             tl.store(b_ptr + m, b, mask=live)
             for j in tl.range(k + 1, S, num_stages=STAGES):
+                at = stats_ptr + j * SM + m
                 gj = tl.load(stack_ptr + j * MD + off, mask=mask, other=0.0).to(tl.float32)
                 uj = tl.load(u_ptr + j * D + d, mask=dmask, other=0.0)[None]
-                lse_j = tl.load(stats_ptr + (2 * j) * M + m, mask=live, other=0.0)
-                term, bsj, bj = _pull_block_term(x, r, gj, uj, lse_j,
-                                                 tl.load(stats_ptr + (2 * j + 1) * M + m, mask=live, other=0.0), D)
+                term, bsj, bj = _pull_block_term(x, r, gj, uj, tl.load(at + (2 + k) * M, mask=live, other=0.0),
+                                                 tl.load(at, mask=live, other=0.0),
+                                                 tl.load(at + M, mask=live, other=0.0))
                 acc += term
                 bs += bsj
                 tl.store(b_ptr + (j - k) * M + m, bj, mask=live)
-            dv = acc - (bs * r * r / D)[:, None, None] * x
+            dv = acc - (bs * r / D)[:, None, None] * x
             tl.store(dv_ptr + off, dv.to(dv_ptr.dtype.element_ty), mask=mask)
 
     # The site's norm folded into attnres full's walk (aggregate_pulled with a norm): the forward's epilogue above
@@ -488,8 +450,8 @@ if triton is not None:
     # passes over the norm's input and output gradient, wrote ḡ_k, and the pull then read it and wrote it into the
     # stack (call EJ's generated code).
 
-    @triton.jit(do_not_specialize=["k", "M", "n_programs", "rows_per_program"])
-    def _agg_norm_bwd_kernel(dy_ptr, h_ptr, nstat_ptr, w_ptr, lse_ptr, stack_ptr, stats_ptr, part_ptr, k, M, D,
+    @triton.jit(do_not_specialize=["k", "S", "M", "n_programs", "rows_per_program"])
+    def _agg_norm_bwd_kernel(dy_ptr, h_ptr, nstat_ptr, w_ptr, lse_ptr, stack_ptr, stats_ptr, part_ptr, k, S, M, D,
                              n_programs, rows_per_program, DC: tl.constexpr, DL: tl.constexpr, CENTER: tl.constexpr,
                              STAGES: tl.constexpr):
         d, dmask, _ = _tile(D, DC, DL, 1)
@@ -514,8 +476,9 @@ if triton is not None:
                 g -= _sum(gw) / D
             g = (g * rstd).to(stack_ptr.dtype.element_ty)
             tl.store(stack_ptr + k * MD + off, g, mask=rmask)
-            tl.store(stats_ptr + (2 * k) * M + m, tl.load(lse_ptr + m, mask=live, other=0.0), mask=live)
-            tl.store(stats_ptr + (2 * k + 1) * M + m, _sum(g.to(tl.float32) * h) + tl.zeros([1, 1], tl.float32),
+            at = stats_ptr + k * ((S + 2) * M.to(tl.int64)) + m  # site k's stats (the pull kernel's layout)
+            tl.store(at, tl.load(lse_ptr + m, mask=live, other=0.0), mask=live)
+            tl.store(at + M, _sum(g.to(tl.float32) * h) + tl.zeros([1, 1], tl.float32),
                      mask=live)
             dw += dy * xhat
             db += dy
@@ -597,14 +560,29 @@ def _many(sources) -> bool:
     return len(sources) > AGG_HOLD and len({v.dtype for v in sources[1:]}) == 1
 
 
-def _table(like: torch.Tensor, *lists: list[torch.Tensor]) -> tuple[torch.Tensor, bool]:
+# Each site's table of offsets, by its offsets and device: in a training loop the allocator hands each site the same
+# addresses micro-batch after micro-batch, so that a table is made and copied once, not at every call (a site's
+# call then costs the host a lookup, and the stream no copy).
+_TABLES: dict[tuple, tuple[torch.Tensor, bool]] = {}
+_TABLES_MAX = 4096
+
+
+def _table(like: torch.Tensor, *lists: list[torch.Tensor], memo: dict | None = _TABLES) -> tuple[torch.Tensor, bool]:
     """Each list's tensors' offsets from the list's first, in elements (a list has one dtype), one list after the other,
-    as int64 on like's device (on CUDA copied from pinned memory, without waiting for it); and whether all are
-    multiples of 8 elements (16 bytes or more)."""
-    gaps = [(t.data_ptr() - ts[0].data_ptr(), t.element_size()) for ts in lists for t in ts]
+    as int64 on like's device (on CUDA copied from pinned memory, without waiting for it; kept in memo, None: not);
+    and whether all are multiples of 8 elements (16 bytes or more)."""
+    gaps = tuple((t.data_ptr() - ts[0].data_ptr(), t.element_size()) for ts in lists for t in ts)
+    key = (like.device, gaps)
+    if memo is not None and key in memo:
+        return memo[key]
     table = torch.tensor([gap // size for gap, size in gaps], dtype=torch.int64)
     aligned = all(gap % (8 * size) == 0 for gap, size in gaps)
-    return (table.pin_memory().to(like.device, non_blocking=True) if like.is_cuda else table), aligned
+    made = (table.pin_memory().to(like.device, non_blocking=True) if like.is_cuda else table), aligned
+    if memo is not None:
+        if len(memo) >= _TABLES_MAX:
+            memo.clear()
+        memo[key] = made
+    return made
 
 
 def _many_launch(M: int, D: int, t: torch.Tensor, tuning: tuple[int, int, int]) -> tuple[int, dict, int]:
@@ -627,9 +605,9 @@ def _aggregate_many_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float
     rest = sources[1:]
     programs, meta, per_program = _many_launch(M, D, u, by_width(AGG_MANY, D)[0])
     table, aligned = _table(u, rest)
-    _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, u, u, out, lse, M, D, eps,
-                                      0.0, programs, per_program, ALIGNED=aligned, NORM=False, CENTER=False,
-                                      HAS_BIAS=False, **meta)
+    _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, u, u, out, lse, lse, M, D,
+                                      eps, 0.0, programs, per_program, ALIGNED=aligned, NORM=False, CENTER=False,
+                                      HAS_BIAS=False, SCORES=False, **meta)
     return out, lse
 
 
@@ -689,34 +667,43 @@ _aggregate_many_op.register_autograd(_many_backward, setup_context=_many_setup_c
 
 # attnres full's backward, pulled (aggregate_pulled): site k of S reads sources v_0..v_k, and v_k's lowest site is k.
 # No site returns its gradient for a source below its newest. Each writes its output's gradient ḡ_k (in the sublayers'
-# dtype) into row k of a stack of S rows, and log Σ exp(score) and ḡ_k·h_k a token into row k of a second, and forms
-# its newest source's whole gradient from rows k..S-1 (aggregate_pull). Each (site, source) pair then costs one read of
-# the site's gradient; summing site by site costs three: the source, the running sum, and its new value.
+# dtype) into row k of a stack of S rows, and log Σ exp(score) and ḡ_k·h_k a token, and its sources' scores (which its
+# forward saved), into row k of a second, of S + 2 rows a site: (S, S + 2, M). Each forms its newest source's whole
+# gradient from rows k..S-1 (aggregate_pull). Each (site, source) pair then costs one read of the site's gradient;
+# summing site by site costs three: the source, the running sum, and its new value.
 
 
-def aggregate_pull_reference(v: torch.Tensor, stack: torch.Tensor, stats: torch.Tensor, U: torch.Tensor, eps: float
-                             ) -> tuple[torch.Tensor, torch.Tensor]:
+def scores_reference(sources: list[torch.Tensor], u: torch.Tensor, eps: float) -> torch.Tensor:
+    """Each source's score r_k s_k a token, (K, M) in the wide dtype: what the many forward saves for the pull."""
+    _, r, s, _ = _stats(sources, u, eps)
+    return r * s
+
+
+def aggregate_pull_reference(v: torch.Tensor, stack: torch.Tensor, stats: torch.Tensor, scores: torch.Tensor,
+                             U: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """A source's whole gradient from every site that reads it (what the pull kernel computes): v (M, D) the source;
     stack (J, M, D) those sites' output gradients ḡ_j; stats (J, 2, M) their log Σ exp(score) and ḡ_j·h_j a token;
-    U (J, D) their u. Returns (dv in v's dtype, b (J, M): dscore r of each site, in the wide dtype) with
-    dv = Σ_j p_j ḡ_j + b_j u_j − b_j s_j r² / D · v, and u_j's gradient Σ_tokens b_j v."""
+    scores (J, M) v's score r s at each (their forwards'); U (J, D) their u. Returns (dv in v's dtype, b (J, M):
+    dscore r of each site, in the wide dtype) with dv = Σ_j p_j ḡ_j + b_j u_j − b_j s_j r² / D · v, and u_j's gradient
+    Σ_tokens b_j v."""
     wide = _wide([v, stack, U])
-    x, G, U = v.to(wide), stack.to(wide), U.to(wide)
+    x, G, U, scores = v.to(wide), stack.to(wide), U.to(wide), scores.to(wide)
     r = torch.rsqrt(x.pow(2).mean(-1) + eps)  # (M,)
-    s = U @ x.T  # (J, M)
-    p = torch.exp(r * s - stats[:, 0].to(wide))
+    p = torch.exp(scores - stats[:, 0].to(wide))
     b = p * ((G * x).sum(-1) - stats[:, 1].to(wide)) * r
-    c = (b * s).sum(0) * r * r / x.shape[-1]
+    c = (b * scores).sum(0) * r / x.shape[-1]
     dv = (p[..., None] * G).sum(0) + b.T @ U - c[:, None] * x
     return dv.to(v.dtype), b
 
 
 @torch.library.custom_op("gptablate::aggregate_pull", mutates_args=("stack", "stats"))
-def _aggregate_pull_op(v: torch.Tensor, g: torch.Tensor, lse: torch.Tensor, c: torch.Tensor, stack: torch.Tensor,
-                       stats: torch.Tensor, U: torch.Tensor, k: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Site k's row of the stacks set to (g, lse, c) (g empty: set already, by the site's norm backward); then
-    aggregate_pull_reference over rows k.. : (dv, b)."""
+def _aggregate_pull_op(v: torch.Tensor, g: torch.Tensor, lse: torch.Tensor, c: torch.Tensor, scores: torch.Tensor,
+                       stack: torch.Tensor, stats: torch.Tensor, U: torch.Tensor, k: int, eps: float
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Site k's row of the stacks set to (g, lse, c) (g empty: set already, by the site's norm backward) and to its
+    sources' scores (k + 1, M); then aggregate_pull_reference over rows k.. : (dv, b)."""
     row_set = g.numel() == 0
+    stats[k, 2:3 + k].copy_(scores)
     if takes(v):
         M, D = v.shape
         v = v.contiguous()
@@ -724,33 +711,29 @@ def _aggregate_pull_op(v: torch.Tensor, g: torch.Tensor, lse: torch.Tensor, c: t
         dv = torch.empty_like(v)
         b = torch.empty(stack.shape[0] - k, M, dtype=stats.dtype, device=v.device)
         programs, meta, per_program = _pull_launch(M, D, v)
-        kernel = _agg_pull_block_kernel if "BM" in meta else _agg_pull_kernel
-        kernel[(programs,)](v, dv, g, lse, c, stack, stats, U, b, k, stack.shape[0], M, D, eps, programs, per_program,
-                            ROW_SET=row_set, **meta)
+        _agg_pull_block_kernel[(programs,)](v, dv, g, lse, c, stack, stats, U, b, k, stack.shape[0], M, D, eps,
+                                            programs, per_program, ROW_SET=row_set, **meta)
         return dv, b
     if not row_set:
         stack[k].copy_(g)
         stats[k, 0].copy_(lse)
         stats[k, 1].copy_(c)
-    return aggregate_pull_reference(v, stack[k:], stats[k:], U[k:], eps)
+    return aggregate_pull_reference(v, stack[k:], stats[k:, :2], stats[k:, 2 + k], U[k:], eps)
 
 
 def _pull_launch(M: int, D: int, t: torch.Tensor) -> tuple[int, dict, int]:
-    """(programs, the pull kernel's meta-parameters, tokens (or blocks of BM tokens) a program), at AGG_PULL's tuning
-    for the width: (programs per SM, warps, stages[, BM]); BM > 1 takes the block kernel."""
-    per_sm, warps, stages, *block = by_width(AGG_PULL, D)
-    bm = block[0] if block else 1
-    units = triton.cdiv(M, bm)
-    programs = min(units, per_sm * sm_count(t))
+    """(programs, the pull kernel's meta-parameters, blocks of BM tokens a program), at AGG_PULL's tuning for the
+    width: (programs per SM, warps, stages, BM)."""
+    per_sm, warps, stages, bm = by_width(AGG_PULL, D)
+    blocks = triton.cdiv(M, bm)
+    programs = min(blocks, per_sm * sm_count(t))
     dc, dl = row_chunks(D)
-    meta = dict(DC=dc, DL=dl, STAGES=stages, num_warps=row_warps(warps, D))
-    if bm > 1:
-        meta["BM"] = bm
-    return programs, meta, triton.cdiv(units, programs)
+    meta = dict(BM=bm, DC=dc, DL=dl, STAGES=stages, num_warps=row_warps(warps, D))
+    return programs, meta, triton.cdiv(blocks, programs)
 
 
 @_aggregate_pull_op.register_fake
-def _(v, g, lse, c, stack, stats, U, k, eps):
+def _(v, g, lse, c, scores, stack, stats, U, k, eps):
     return torch.empty_like(v), stats.new_empty(stack.shape[0] - k, stack.shape[1])
 
 
@@ -790,36 +773,51 @@ def norm_backward_reference(h: torch.Tensor, nstat: torch.Tensor, weight: torch.
     return g * rstd, (dy * xhat).sum(0), dy.sum(0)
 
 
-@torch.library.custom_op("gptablate::aggregate_many_normed", mutates_args=())
-def _aggregate_many_normed_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float, weight: torch.Tensor,
-                              bias: torch.Tensor, center: bool, dtype: torch.dtype
-                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The many forward with the site's norm: (h, lse, y = N(h) in dtype, the norm's (2, M) means and 1/stds); bias
-    empty: none."""
+def site_reference(sources: list[torch.Tensor], u: torch.Tensor, eps: float, weight: torch.Tensor, bias: torch.Tensor,
+                   center: bool, dtype: torch.dtype
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What _aggregate_site_op computes, in torch (and where the many kernels do not take the sources)."""
+    out, lse = aggregate_many_reference(sources, u, eps)
+    scores = scores_reference(sources, u, eps)
+    if weight.numel() == 0:  # y and the means empty, as separate tensors (no two outputs of an op may alias)
+        return out, lse, out.new_zeros(0, dtype=dtype), out.new_zeros(0), scores
+    nstat = norm_stats_reference(out, center)
+    return out, lse, norm_reference(out, nstat, weight, bias).to(dtype), nstat, scores
+
+
+@torch.library.custom_op("gptablate::aggregate_site", mutates_args=())
+def _aggregate_site_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float, weight: torch.Tensor,
+                       bias: torch.Tensor, center: bool, dtype: torch.dtype
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """attnres full's site forward (the many forward): (h, lse, y = N(h) in dtype, the norm's (2, M) means and 1/stds,
+    each source's score (K, M)). weight empty: no norm (y and the means empty); bias empty: none."""
     if not all(takes(v) for v in sources):
-        out, lse = aggregate_many_reference(sources, u, eps)
-        nstat = norm_stats_reference(out, center)
-        return out, lse, norm_reference(out, nstat, weight, bias).to(dtype), nstat
+        return site_reference(sources, u, eps, weight, bias, center, dtype)
+    norm = weight.numel() > 0
+    none = lambda dtype: sources[0].new_zeros(0, dtype=dtype)  # noqa: E731 - y and the means without a norm
     M, D = sources[0].shape
     out = torch.empty(M, D, dtype=torch.float32, device=u.device)
     lse = torch.empty(M, dtype=torch.float32, device=u.device)
-    y = torch.empty(M, D, dtype=dtype, device=u.device)
-    nstat = torch.empty(2, M, dtype=torch.float32, device=u.device)
+    y = torch.empty(M, D, dtype=dtype, device=u.device) if norm else none(dtype)
+    nstat = torch.empty(2, M, dtype=torch.float32, device=u.device) if norm else none(torch.float32)
+    scores = torch.empty(len(sources), M, dtype=torch.float32, device=u.device)
     rest = sources[1:]
     programs, meta, per_program = _many_launch(M, D, u, by_width(AGG_MANY, D)[0])
     table, aligned = _table(u, rest)
-    _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, weight,
-                                      bias if bias.numel() else weight, y, nstat, M, D, eps, NORM_EPS, programs,
-                                      per_program, ALIGNED=aligned, NORM=True, CENTER=center,
-                                      HAS_BIAS=bias.numel() > 0, **meta)
-    return out, lse, y, nstat
+    _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, weight if norm else u,
+                                      bias if bias.numel() else u, y if norm else out, nstat if norm else lse, scores,
+                                      M, D, eps, NORM_EPS, programs, per_program, ALIGNED=aligned, NORM=norm,
+                                      CENTER=center, HAS_BIAS=bias.numel() > 0, SCORES=True, **meta)
+    return out, lse, y, nstat, scores
 
 
-@_aggregate_many_normed_op.register_fake
+@_aggregate_site_op.register_fake
 def _(sources, u, eps, weight, bias, center, dtype):
-    M = sources[0].shape[0]
-    return (sources[0].new_empty(sources[0].shape, dtype=_wide(sources)), sources[0].new_empty(M, dtype=torch.float32),
-            sources[0].new_empty(sources[0].shape, dtype=dtype), sources[0].new_empty(2, M, dtype=_wide(sources)))
+    (M, D), wide, norm = sources[0].shape, _wide(sources), weight.numel() > 0
+    return (sources[0].new_empty((M, D), dtype=wide), sources[0].new_empty(M, dtype=torch.float32),
+            sources[0].new_empty((M, D) if norm else (0,), dtype=dtype),
+            sources[0].new_empty((2, M) if norm else (0,), dtype=wide),
+            sources[0].new_empty(len(sources), M, dtype=wide))
 
 
 @torch.library.custom_op("gptablate::aggregate_norm_back", mutates_args=("stack", "stats"))
@@ -835,9 +833,9 @@ def _aggregate_norm_back_op(dy: torch.Tensor, h: torch.Tensor, nstat: torch.Tens
         programs = min(M, per_sm * sm_count(h))
         dc, dl = row_chunks(D)
         part = torch.empty(programs, 2, D, dtype=torch.float32, device=h.device)
-        _agg_norm_bwd_kernel[(programs,)](dy, h, nstat, weight, lse, stack, stats, part, k, M, D, programs,
-                                          triton.cdiv(M, programs), DC=dc, DL=dl, CENTER=center, STAGES=stages,
-                                          num_warps=row_warps(warps, D))
+        _agg_norm_bwd_kernel[(programs,)](dy, h, nstat, weight, lse, stack, stats, part, k, stack.shape[0], M, D,
+                                          programs, triton.cdiv(M, programs), DC=dc, DL=dl, CENTER=center,
+                                          STAGES=stages, num_warps=row_warps(warps, D))
         return part.sum(0)
     g, dw, db = norm_backward_reference(h, nstat, weight, dy, center)
     g = g.to(stack.dtype)
@@ -863,51 +861,44 @@ class _Pulled(torch.autograd.Function):
         D = sources[0].shape[-1]
         rows = [v.reshape(-1, D).contiguous() for v in sources]
         M = rows[0].shape[0]
-        y = None
-        reference = len(rows) == 1 or len({v.dtype for v in rows[1:]}) > 1  # the many kernels: one dtype past the first
-        if weight is None:
-            out, lse = (aggregate_many_reference if reference else _aggregate_many_op)(rows, U[k], eps)
-        else:
-            no_bias = weight.new_zeros(0)
-            if reference:
-                out, lse = aggregate_many_reference(rows, U[k], eps)
-                nstat = norm_stats_reference(out, center)
-                y = norm_reference(out, nstat, weight, no_bias if bias is None else bias).to(dtype)
-            else:
-                out, lse, y, nstat = _aggregate_many_normed_op(rows, U[k], eps, weight,
-                                                               no_bias if bias is None else bias, center, dtype)
-        ctx.save_for_backward(U, out, lse, rows[-1], weight, None if y is None else nstat)
+        none = U.new_zeros(0)
+        # the many kernels: one dtype past the first (else the same in torch, as the op's own CPU path)
+        site = (site_reference if len(rows) == 1 or len({v.dtype for v in rows[1:]}) > 1
+                else _aggregate_site_op)
+        out, lse, y, nstat, scores = site(rows, U[k], eps, none if weight is None else weight,
+                                          none if bias is None else bias, center, dtype)
+        ctx.save_for_backward(U, out, lse, rows[-1], weight, None if weight is None else nstat, scores)
         ctx.eps, ctx.k, ctx.dtype, ctx.below = eps, k, dtype, stack_token is not None
         ctx.center, ctx.has_bias = center, bias is not None
         ctx.shape = sources[-1].shape
         ctx.set_materialize_grads(False)
         S = U.shape[0]
-        result = (out if y is None else y).view(sources[0].shape)
+        result = (out if weight is None else y).view(sources[0].shape)
         if k == S - 1:
             return result
         # the tokens in the stacks' dtypes: autograd casts an output's gradient to the output's dtype, and a token of
         # site 0's source's (the embedding's fp32) had the whole stack copied to fp32 there (2.4 ms a step, call EJ)
         return (result, torch.zeros((), dtype=dtype, device=U.device).expand(S, M, D),
-                torch.zeros((), dtype=out.dtype, device=U.device).expand(S, 2, M))
+                torch.zeros((), dtype=out.dtype, device=U.device).expand(S, S + 2, M))
 
     @staticmethod
     def backward(ctx, dout, stack=None, stats=None):
-        U, out, lse, v, weight, nstat = ctx.saved_tensors
+        U, out, lse, v, weight, nstat, scores = ctx.saved_tensors
         k, (M, D), S = ctx.k, out.shape, U.shape[0]
         if k == S - 1:
             stack = torch.empty(S, M, D, dtype=ctx.dtype, device=v.device)
-            stats = torch.empty(S, 2, M, dtype=out.dtype, device=v.device)
+            stats = torch.empty(S, S + 2, M, dtype=out.dtype, device=v.device)
         dweight = dbias = None
         if weight is None:
             g = (torch.zeros_like(out) if dout is None else dout.reshape(M, D)).to(ctx.dtype)
             c = (g.to(out.dtype) * out).sum(-1)  # ḡ·h, ḡ as stacked (rounded): b then sums to 0 over the sources
-            dv, b = _aggregate_pull_op(v, g, lse, c, stack, stats, U, k, ctx.eps)
+            dv, b = _aggregate_pull_op(v, g, lse, c, scores, stack, stats, U, k, ctx.eps)
         else:
             dy = torch.zeros(M, D, dtype=ctx.dtype, device=v.device) if dout is None else dout.reshape(M, D)
             sums = _aggregate_norm_back_op(dy.contiguous(), out, nstat, weight, lse, stack, stats, k, ctx.center)
             dweight, dbias = sums[0].to(weight.dtype), (sums[1].to(weight.dtype) if ctx.has_bias else None)
             empty = out.new_zeros(0)
-            dv, b = _aggregate_pull_op(v, empty, empty, empty, stack, stats, U, k, ctx.eps)
+            dv, b = _aggregate_pull_op(v, empty, empty, empty, scores, stack, stats, U, k, ctx.eps)
         # u's gradients of sites k.. from this source. Site 0 reads one source, so its u's gradient is exactly zero (a
         # softmax over one score), as the torch path gives; computed, it would be rounding's ~1e-6, which AdamW would
         # turn into full-size steps of a parameter that changes nothing

@@ -25,7 +25,8 @@ its gradients (the held and many kernels, autograd's sums of them not counted), 
 commit b62b15b.)
 
 --norm S: attnres full's folded norms: a sweep of the norm backward's AGG_NORM entry, the pull taking site k's row from
-the stack against from its own g, the many forward with and without the norm in its epilogue, and inductor's compiled
+the stack against from its own g, the many forward plain, saving the scores (attnres full's site) and with the norm in
+its epilogue too, and inductor's compiled
 LayerNorm forward and backward for comparison. --write-best writes AGG_NORM[WIDTH].
 """
 import re
@@ -131,10 +132,11 @@ def many_main(M, D, K) -> None:
 
 
 def pull_tensors(M, D, S):
-    """S sites' stack rows (bf16), stats and U for the pull kernel, with scores below the log-denominators (1 to 4):
-    p < 1, as in a model (pull_ab.py takes them too)."""
+    """S sites' stack rows (bf16), stats (S, S + 2, M) and U for the pull kernel, with scores below the
+    log-denominators (1 to 4): p < 1, as in a model (pull_ab.py takes them too)."""
     g = torch.randn(S, M, D, device="cuda").to(torch.bfloat16)
-    stats = torch.stack([torch.rand(S, M, device="cuda") * 3 + 1, torch.randn(S, M, device="cuda") * 0.1], 1)
+    stats = torch.cat([torch.rand(S, 1, M, device="cuda") * 3 + 1, torch.randn(S, 1, M, device="cuda") * 0.1,
+                       torch.randn(S, S, M, device="cuda") * 0.3], 1)
     return g, stats, torch.randn(S, D, device="cuda") * 0.01
 
 
@@ -142,8 +144,8 @@ def _pull_inputs(M, D, S, k, sources):
     """The pull kernel's inputs at site k of S, the source sources[k] (stack rows bf16, stats, U), and its call."""
     g, stats, U = pull_tensors(M, D, S)
     stack = g.clone()
-    v, lse, c = sources[k], stats[k, 0].clone(), stats[k, 1].clone()
-    return (lambda: AG._aggregate_pull_op(v, g[k], lse, c, stack, stats, U, k, 1e-5)), (v, g, stats, U)
+    v, lse, c, scores = sources[k], stats[k, 0].clone(), stats[k, 1].clone(), stats[k, 2:3 + k].clone()
+    return (lambda: AG._aggregate_pull_op(v, g[k], lse, c, scores, stack, stats, U, k, 1e-5)), (v, g, stats, U)
 
 
 def pull_main(M, D, S) -> None:
@@ -154,21 +156,22 @@ def pull_main(M, D, S) -> None:
     torch.manual_seed(0)
     sources = _sources(M, D, S)
     run, (v, g, stats, U) = _pull_inputs(M, D, S, 1, sources)
-    want = AG.aggregate_pull_reference(v.float(), g[1:].float(), stats[1:], U[1:], 1e-5)
-    rows = lambda k: M * D * ((4 if k == 0 else 2) * 2 + 2 * 2 + 2 * (S - k - 1)) + 8 * M * (S - k)
+    want = AG.aggregate_pull_reference(v.float(), g[1:].float(), stats[1:, :2], stats[1:, 3], U[1:], 1e-5)
+    # v, dv, g, its row of the stack, the rows above; lse, ḡ·h and the score of each site, and b (8 bytes for these
+    # before the scores, to call EP)
+    rows = lambda k: M * D * ((4 if k == 0 else 2) * 2 + 2 * 2 + 2 * (S - k - 1)) + 16 * M * (S - k)
     best = None
-    # one token at a time (EC's sweep's best few), then blocks of BM tokens (the 4th entry; stream_probe.py's best few)
-    tokens = [(16, 1, 3), (8, 1, 4), (16, 1, 4), (32, 1, 2), (8, 2, 3)]
+    # one token at a time (the token kernel's best few in EC's sweep), then blocks (stream_probe.py's best few)
+    tokens = [(16, 1, 3, 1), (8, 1, 4, 1), (16, 1, 4, 1), (32, 1, 2, 1), (8, 2, 3, 1)]
     blocks = [(4, 2, 3, 4), (4, 2, 2, 4), (2, 2, 4, 4), (2, 4, 3, 4), (4, 4, 3, 4), (2, 4, 3, 8), (2, 8, 3, 8),
               (2, 4, 4, 8), (4, 2, 3, 2), (8, 1, 3, 2), (1, 8, 3, 16), (2, 8, 4, 16)]
     for tuning in tokens + blocks:
         AG.AGG_PULL = {D: tuning}
         ok = matches(["dv", "b"], run(), want, lambda t: (2e-2, 2e-2) if t.dtype == torch.bfloat16 else (1e-3, 1e-3))
         ms = timed(run)
-        block = f", blocks of {tuning[3]} tokens" if len(tuning) > 3 else ""
         print(f"pull at site 1 of {S}, programs/SM {tuning[0]}, warps {tuning[1]} (launched with "
-              f"{row_warps(tuning[1], D)}), stages {tuning[2]}{block}: {ms:.3f} ms, {rows(1) / ms / 1e9:.2f} TB/s, "
-              f"matches: {ok}", flush=True)
+              f"{row_warps(tuning[1], D)}), stages {tuning[2]}, blocks of {tuning[3]} tokens: {ms:.3f} ms, "
+              f"{rows(1) / ms / 1e9:.2f} TB/s, matches: {ok}", flush=True)
         if ok == "True" and (best is None or ms < best[0]):
             best = (ms, tuning)
     print(f"fastest: {best}")
@@ -222,15 +225,18 @@ def norm_main(M, D, S) -> None:
     sources = _sources(M, D, S)
     empty = h.new_zeros(0)
     for k in (1, S // 2):
-        g = stack[k].clone()
-        with_g = timed(lambda: AG._aggregate_pull_op(sources[k], g, lse, lse, stack, stats, U, k, 1e-5))
-        row_set = timed(lambda: AG._aggregate_pull_op(sources[k], empty, empty, empty, stack, stats, U, k, 1e-5))
+        g, scores = stack[k].clone(), stats[k, 2:3 + k].clone()
+        with_g = timed(lambda: AG._aggregate_pull_op(sources[k], g, lse, lse, scores, stack, stats, U, k, 1e-5))
+        row_set = timed(lambda: AG._aggregate_pull_op(sources[k], empty, empty, empty, scores, stack, stats, U, k,
+                                                      1e-5))
         print(f"pull at site {k} of {S}: its row from g {with_g:.3f} ms, from the stack {row_set:.3f} ms", flush=True)
     u = U[0]
     for K in (2, 9, S):
         plain = timed(lambda: AG._aggregate_many_op(sources[:K], u, 1e-5))
-        normed = timed(lambda: AG._aggregate_many_normed_op(sources[:K], u, 1e-5, w, b, True, torch.bfloat16))
-        print(f"many forward at {K} sources: {plain:.3f} ms, with the norm {normed:.3f} ms", flush=True)
+        site = timed(lambda: AG._aggregate_site_op(sources[:K], u, 1e-5, empty, empty, True, torch.bfloat16))
+        normed = timed(lambda: AG._aggregate_site_op(sources[:K], u, 1e-5, w, b, True, torch.bfloat16))
+        print(f"many forward at {K} sources: {plain:.3f} ms; saving the scores {site:.3f} ms, and with the norm "
+              f"{normed:.3f} ms", flush=True)
     ln = torch.nn.LayerNorm(D).cuda()
     hh = h.clone().requires_grad_()
 

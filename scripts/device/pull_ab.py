@@ -1,7 +1,8 @@
 """Times copies of model/aggregate.py's pull kernel (attnres full's backward) side by side on the same inputs: the
 124M step's rows (61,440 tokens x 768; --shape TOKENS,WIDTH for others), a bf16 source and stack, at sites 0, 1, 12
 and 24 of 25 (--sites S), each copy at its own committed AGG_PULL tuning and at those of --tunings whose length
-its entries have (programs per SM, warps, stages[, tokens a step]).
+its entries have (programs per SM, warps, stages, tokens a block). Copies take the pull operation's arguments as
+they are since the forward saves the scores (site k's, before the stacks).
 
     python3 scripts/device/pull_ab.py NAME=PATH [NAME=PATH ...] [--sites S] [--tunings 16,1,3,2 8,1,4,1 ...]
 
@@ -29,15 +30,16 @@ def main() -> None:
     stack0, stats0, U = pull_tensors(M, D, S)
     v = (torch.randn(M, D, device="cuda") * 3).to(torch.bfloat16)
     for k in sorted({0, 1, S // 2, S - 1}):
-        moved = M * D * (2 * 4 + 2 * (S - k - 1)) + 8 * M * (S - k)  # v, g, stack row k, dv; the rows above; stats, b
+        # v, g, stack row k, dv; the rows above; lse, ḡ·h and the score of each site, and b
+        moved = M * D * (2 * 4 + 2 * (S - k - 1)) + 16 * M * (S - k)
         first = None
         for name, module in copies:
             committed = module.AGG_PULL
             for tuning in [None] + [t for t in tunings if len(t) == len(by_width(committed, D))]:
                 module.AGG_PULL = committed if tuning is None else {D: tuning}
                 stack, stats = stack0.clone(), stats0.clone()
-                run = lambda: module._aggregate_pull_op(v, stack0[k], stats0[k, 0], stats0[k, 1], stack, stats, U, k,
-                                                        1e-5)
+                run = lambda: module._aggregate_pull_op(v, stack0[k], stats0[k, 0], stats0[k, 1],
+                                                        stats0[k, 2:3 + k], stack, stats, U, k, 1e-5)
                 out = run()
                 ms = timed(run)
                 at = tuning or f"committed {by_width(committed, D)}"

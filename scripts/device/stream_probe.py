@@ -8,8 +8,9 @@ model/aggregate.py): S rows of a bf16 stack (S, M, D) summed into one row a toke
 
 Each at three levels of work a (token, row): 0, the sum alone; 1, with a sum over the features a row (x·ḡ_j) and a
 scale (the pull's part without u); 2, with u_j's fp32 row loaded, its sum x·u_j and a term b u_j (the pull's whole
-shape, less its stats and b stores). Against torch's own reduction (`torch.sum(stack, 0, dtype=float32)`) and a copy of
-the stack, for the machine's bandwidth on this shape.
+shape, less its stats and b stores); and, in blocks, 3: level 2 with x·u_j read from an fp32 (S, M) array of scores
+(the forward's, were it to save them) in place of the sum. Against torch's own reduction (`torch.sum(stack, 0,
+dtype=float32)`) and a copy of the stack, for the machine's bandwidth on this shape.
 
     python3 scripts/device/stream_probe.py [--shape TOKENS,WIDTH] [--rows S]
 
@@ -52,7 +53,7 @@ def _token_kernel(stack_ptr, x_ptr, u_ptr, out_ptr, S, M, D, n_programs, rows_pe
 
 
 @triton.jit(do_not_specialize=["S", "M", "n_programs", "blocks_per_program"])
-def _block_kernel(stack_ptr, x_ptr, u_ptr, out_ptr, S, M, D, n_programs, blocks_per_program, BM: tl.constexpr,
+def _block_kernel(stack_ptr, x_ptr, u_ptr, sc_ptr, out_ptr, S, M, D, n_programs, blocks_per_program, BM: tl.constexpr,
                   DC: tl.constexpr, DL: tl.constexpr, STAGES: tl.constexpr, WORK: tl.constexpr):
     d, dmask, _ = _tile(D, DC, DL, 1)
     MD = M.to(tl.int64) * D
@@ -69,9 +70,12 @@ def _block_kernel(stack_ptr, x_ptr, u_ptr, out_ptr, S, M, D, n_programs, blocks_
             else:
                 p = tl.exp(_row_sums(x * g) * 1e-3)
                 acc += p[:, None, None] * g
-                if WORK == 2:
+                if WORK >= 2:
                     uj = tl.load(u_ptr + j * D + d, mask=dmask, other=0.0)[None]
-                    acc += _row_sums(x * uj)[:, None, None] * uj
+                    if WORK == 2:
+                        acc += _row_sums(x * uj)[:, None, None] * uj
+                    else:
+                        acc += tl.load(sc_ptr + j * M + m, mask=m < M, other=0.0)[:, None, None] * uj
         tl.store(out_ptr + off, acc.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -83,12 +87,12 @@ def run_token(stack, x, U, out, per_sm, warps, stages, work):
                         STAGES=stages, WORK=work, num_warps=warps)
 
 
-def run_block(stack, x, U, out, per_sm, warps, stages, work, bm):
+def run_block(stack, x, U, sc, out, per_sm, warps, stages, work, bm):
     S, M, D = stack.shape
     blocks = triton.cdiv(M, bm)
     n = min(blocks, per_sm * sm_count(stack))
     DC, DL = row_chunks(D)
-    _block_kernel[(n,)](stack, x, U, out, S, M, D, n, triton.cdiv(blocks, n), BM=bm, DC=DC, DL=DL,
+    _block_kernel[(n,)](stack, x, U, sc, out, S, M, D, n, triton.cdiv(blocks, n), BM=bm, DC=DC, DL=DL,
                         STAGES=stages, WORK=work, num_warps=warps)
 
 
@@ -99,6 +103,7 @@ def main() -> None:
     stack = torch.randn(S, M, D, device="cuda").to(torch.bfloat16)
     x = torch.randn(M, D, device="cuda").to(torch.bfloat16)
     U = torch.randn(S, D, device="cuda") * 0.01
+    sc = torch.randn(S, M, device="cuda")
     out = torch.empty(M, D, device="cuda", dtype=torch.bfloat16)
     moved = (S + 2) * M * D * 2
     want = torch.sum(stack, 0, dtype=torch.float32)
@@ -121,9 +126,11 @@ def main() -> None:
             check = f"; largest difference from torch's {err:.1e}"
         print(f"{label}: {ms:.3f} ms, {moved / ms / 1e9:.2f} TB/s{check}", flush=True)
 
-    for work in (0, 1, 2):
+    for work in (0, 1, 2, 3):
         for per_sm, warps, stages in ((16, 1, 3), (8, 1, 3), (32, 1, 2), (16, 1, 2), (16, 1, 4), (8, 2, 3),
                                       (8, 1, 4), (4, 4, 3)):
+            if work == 3:
+                break
             report(f"token, work {work}, {per_sm} programs an SM, {warps} warps, {stages} stages",
                    lambda: run_token(stack, x, U, out, per_sm, warps, stages, work), work)
         for bm, warps in ((2, 2), (4, 4), (4, 2), (8, 4), (8, 8), (16, 8)):
@@ -131,7 +138,7 @@ def main() -> None:
                 if per_sm * warps > 32:
                     continue
                 report(f"block of {bm}, work {work}, {per_sm} programs an SM, {warps} warps, {stages} stages",
-                       lambda: run_block(stack, x, U, out, per_sm, warps, stages, work, bm), work)
+                       lambda: run_block(stack, x, U, sc, out, per_sm, warps, stages, work, bm), work)
 
 
 if __name__ == "__main__":
