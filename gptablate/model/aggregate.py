@@ -87,9 +87,9 @@ AGG_GROUP = 1
 # tokens of a block. 768: the fastest of scripts/device/aggregate_bench.py --pull 25 at 61,440 tokens (a bf16 source,
 # 24 rows of the stack) since the pull reads each site's score, call ES: blocks of 2 tokens on one warp, 1.042 ms (2.5
 # TB/s); blocks of 4 on 2 warps (EL's, 1.409 ms with the sum x·u_j) 1.155, of 8 1.070, one token at a time 1.264 at
-# best. 1,600: swept at 1.5B's rows (16,384 x 1,600, call EP, with the sum), blocks of 2 tokens on one warp (launched
-# with 2), 0.950 ms, against 0.965 for one token at a time; blocks of 4 to 16 were slower (1.17-10.2 ms).
-AGG_PULL = {768: (8, 1, 3, 2), 1600: (8, 1, 3, 2)}
+# best. 1,600: swept at 1.5B's rows (16,384 x 1,600, call ET), blocks of 2 tokens on 2 warps (launched with 4), 0.840
+# ms; with the sum (call EP) blocks of 2 on one warp took 0.950 ms, one token at a time 0.965.
+AGG_PULL = {768: (8, 1, 3, 2), 1600: (4, 2, 3, 2)}
 AGG_MANY = {768: ((16, 1, 3), (16, 1, 3)), 1600: ((16, 1, 3), (16, 2, 1))}
 
 
