@@ -50,7 +50,8 @@ torch path rounds RMSNorm(v) to a bf16 source's dtype first; the output is fp32 
 site's gradient for a source is rounded once, to the source's dtype. Pulled, a site's output gradient is rounded
 once in the stack, to the autocast dtype (the sublayers' matmuls': bf16 in training; without autocast the
 embedding's), its ḡ·h taken from the rounded one, p at each site from the score that site's forward computed, and
-each source's gradient summed over its sites in fp32 and rounded once; u's gradient is a matmul of b (rounded to the source's dtype) and the source.
+each source's gradient summed over its sites in fp32 and rounded once; u's gradient is a matmul of b (rounded to the
+source's dtype) and the source.
 
 `aggregate(sources, gain, query, eps)` and `aggregate_pulled(sources, U, k, tokens, eps, dtype)`: on CUDA with Triton,
 the kernels; elsewhere the same computation in torch (`aggregate_reference`, `aggregate_backward_reference`, the many
@@ -484,8 +485,7 @@ if triton is not None:
             tl.store(stack_ptr + k * MD + off, g, mask=rmask)
             at = stats_ptr + k * ((S + 2) * M.to(tl.int64)) + m  # site k's stats (the pull kernel's layout)
             tl.store(at, tl.load(lse_ptr + m, mask=live, other=0.0), mask=live)
-            tl.store(at + M, _sum(g.to(tl.float32) * h) + tl.zeros([1, 1], tl.float32),
-                     mask=live)
+            tl.store(at + M, _sum(g.to(tl.float32) * h) + tl.zeros([1, 1], tl.float32), mask=live)
             dw += dy * xhat
             db += dy
         part = part_ptr + tl.program_id(0) * 2 * D + d
