@@ -6,7 +6,7 @@ model/aggregate.py): S rows of a bf16 stack (S, M, D) summed into one row a toke
 - "block": BM tokens at a time, a (BM, DC, DL) tile, so that a row j's read is BM consecutive tokens (BM x D x 2
   bytes in one piece) and whatever is the same for every token (u_j's row) is read once for BM tokens.
 
-Each at three levels of work a (token, row): 0, the sum alone; 1, with a sum over the features a row (x·ḡ_j) and a
+Each at levels of work a (token, row): 0, the sum alone; 1, with a sum over the features a row (x·ḡ_j) and a
 scale (the pull's part without u); 2, with u_j's fp32 row loaded, its sum x·u_j and a term b u_j (the pull's whole
 shape, less its stats and b stores); and, in blocks, 3: level 2 with x·u_j read from an fp32 (S, M) array of scores
 (the forward's, were it to save them) in place of the sum. Against torch's own reduction (`torch.sum(stack, 0,
@@ -128,9 +128,7 @@ def main() -> None:
 
     for work in (0, 1, 2, 3):
         for per_sm, warps, stages in ((16, 1, 3), (8, 1, 3), (32, 1, 2), (16, 1, 2), (16, 1, 4), (8, 2, 3),
-                                      (8, 1, 4), (4, 4, 3)):
-            if work == 3:
-                break
+                                      (8, 1, 4), (4, 4, 3)) if work < 3 else ():  # level 3: blocks only
             report(f"token, work {work}, {per_sm} programs an SM, {warps} warps, {stages} stages",
                    lambda: run_token(stack, x, U, out, per_sm, warps, stages, work), work)
         for bm, warps in ((2, 2), (4, 4), (4, 2), (8, 4), (8, 8), (16, 8)):
