@@ -26,8 +26,8 @@ commit b62b15b.)
 
 --norm S: attnres full's folded norms: a sweep of the norm backward's AGG_NORM entry, the pull taking site k's row from
 the stack against from its own g, the many forward plain, saving the scores (attnres full's site) and with the norm in
-its epilogue too, and inductor's compiled
-LayerNorm forward and backward for comparison. --write-best writes AGG_NORM[WIDTH].
+its epilogue too, and inductor's compiled LayerNorm forward and backward for comparison. --write-best writes
+AGG_NORM[WIDTH].
 """
 import re
 import sys
@@ -161,7 +161,7 @@ def pull_main(M, D, S) -> None:
     # before the scores, to call EP)
     rows = lambda k: M * D * ((4 if k == 0 else 2) * 2 + 2 * 2 + 2 * (S - k - 1)) + 16 * M * (S - k)
     best = None
-    # one token at a time (the token kernel's best few in EC's sweep), then blocks (stream_probe.py's best few)
+    # blocks of one token (the retired token kernel's best few in EC's sweep), then larger (stream_probe.py's best few)
     tokens = [(16, 1, 3, 1), (8, 1, 4, 1), (16, 1, 4, 1), (32, 1, 2, 1), (8, 2, 3, 1)]
     blocks = [(4, 2, 3, 4), (4, 2, 2, 4), (2, 2, 4, 4), (2, 4, 3, 4), (4, 4, 3, 4), (2, 4, 3, 8), (2, 8, 3, 8),
               (2, 4, 4, 8), (4, 2, 3, 2), (8, 1, 3, 2), (1, 8, 3, 16), (2, 8, 4, 16)]
