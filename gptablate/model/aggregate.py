@@ -605,16 +605,33 @@ def _aggregate_many_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     if not all(takes(v) for v in sources):
         return aggregate_many_reference(sources, u, eps)
+    none = u.new_zeros(0)
+    return _many_forward(sources, u, eps, none, none, False, torch.float32, False)[:2]
+
+
+def _many_forward(sources: list[torch.Tensor], u: torch.Tensor, eps: float, weight: torch.Tensor, bias: torch.Tensor,
+                  center: bool, dtype: torch.dtype, scores: bool
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The many forward kernel's launch: (h, lse, y = N(h) in dtype, the norm's (2, M) means and 1/stds, each
+    source's score (K, M)). weight empty: no norm (y and the means empty); bias empty: none; scores False: none kept
+    (empty)."""
+    norm = weight.numel() > 0
+    none = lambda dtype: sources[0].new_zeros(0, dtype=dtype)  # noqa: E731 - outputs not asked for
     M, D = sources[0].shape
     out = torch.empty(M, D, dtype=torch.float32, device=u.device)
     lse = torch.empty(M, dtype=torch.float32, device=u.device)
+    y = torch.empty(M, D, dtype=dtype, device=u.device) if norm else none(dtype)
+    nstat = torch.empty(2, M, dtype=torch.float32, device=u.device) if norm else none(torch.float32)
+    sc = torch.empty(len(sources), M, dtype=torch.float32, device=u.device) if scores else none(torch.float32)
     rest = sources[1:]
     programs, meta, per_program = _many_launch(M, D, u, by_width(AGG_MANY, D)[0])
     table, aligned = _table(u, rest)
-    _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, u, u, out, lse, lse, M, D,
-                                      eps, 0.0, programs, per_program, ALIGNED=aligned, NORM=False, CENTER=False,
-                                      HAS_BIAS=False, SCORES=False, **meta)
-    return out, lse
+    _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, weight if norm else u,
+                                      bias if bias.numel() else u, y if norm else out, nstat if norm else lse,
+                                      sc if scores else lse, M, D, eps, NORM_EPS, programs, per_program,
+                                      ALIGNED=aligned, NORM=norm, CENTER=center, HAS_BIAS=bias.numel() > 0,
+                                      SCORES=scores, **meta)
+    return out, lse, y, nstat, sc
 
 
 @_aggregate_many_op.register_fake
@@ -795,26 +812,10 @@ def site_reference(sources: list[torch.Tensor], u: torch.Tensor, eps: float, wei
 def _aggregate_site_op(sources: list[torch.Tensor], u: torch.Tensor, eps: float, weight: torch.Tensor,
                        bias: torch.Tensor, center: bool, dtype: torch.dtype
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """attnres full's site forward (the many forward): (h, lse, y = N(h) in dtype, the norm's (2, M) means and 1/stds,
-    each source's score (K, M)). weight empty: no norm (y and the means empty); bias empty: none."""
+    """attnres full's site forward: _many_forward's outputs, the scores kept."""
     if not all(takes(v) for v in sources):
         return site_reference(sources, u, eps, weight, bias, center, dtype)
-    norm = weight.numel() > 0
-    none = lambda dtype: sources[0].new_zeros(0, dtype=dtype)  # noqa: E731 - y and the means without a norm
-    M, D = sources[0].shape
-    out = torch.empty(M, D, dtype=torch.float32, device=u.device)
-    lse = torch.empty(M, dtype=torch.float32, device=u.device)
-    y = torch.empty(M, D, dtype=dtype, device=u.device) if norm else none(dtype)
-    nstat = torch.empty(2, M, dtype=torch.float32, device=u.device) if norm else none(torch.float32)
-    scores = torch.empty(len(sources), M, dtype=torch.float32, device=u.device)
-    rest = sources[1:]
-    programs, meta, per_program = _many_launch(M, D, u, by_width(AGG_MANY, D)[0])
-    table, aligned = _table(u, rest)
-    _agg_many_fwd_kernel[(programs,)](sources[0], rest[0], table, len(rest), u, out, lse, weight if norm else u,
-                                      bias if bias.numel() else u, y if norm else out, nstat if norm else lse, scores,
-                                      M, D, eps, NORM_EPS, programs, per_program, ALIGNED=aligned, NORM=norm,
-                                      CENTER=center, HAS_BIAS=bias.numel() > 0, SCORES=True, **meta)
-    return out, lse, y, nstat, scores
+    return _many_forward(sources, u, eps, weight, bias, center, dtype, True)
 
 
 @_aggregate_site_op.register_fake
