@@ -399,6 +399,12 @@ if triton is not None:
     # the cost: the probe took 1.137 ms with it, 0.912 with the score loaded instead, 0.895 without u_j (call ER).
 
     @triton.jit
+    def _site_stats(stats_ptr, j, S, M, m):
+        """Site j's stats at tokens m, in the stats stack (S, S + 2, M): its lse there, ḡ_j·h_j M further, its sources'
+        scores from 2 M on."""
+        return stats_ptr + j * ((S + 2) * M.to(tl.int64)) + m
+
+    @triton.jit
     def _pull_block_term(x, r, gj, uj, score, lse, c):
         """Site j's part of dv's two sums (p ḡ_j + b u_j, and b r s for the term on v) and b = dscore r, for a block of
         tokens: x, gj (BM, DC, DL), uj (1, DC, DL), r, score, lse, c (BM,)."""
@@ -412,7 +418,6 @@ if triton is not None:
                                DL: tl.constexpr, STAGES: tl.constexpr, ROW_SET: tl.constexpr):
         d, dmask, _ = _tile(D, DC, DL, 1)
         MD = M.to(tl.int64) * D
-        SM = (S + 2) * M.to(tl.int64)  # a site's rows of the stats: lse, ḡ·h, and its sources' scores
         for it in range(0, blocks_per_program):
             m = (tl.program_id(0) + it * n_programs) * BM + tl.arange(0, BM)
             live = m < M
@@ -420,7 +425,7 @@ if triton is not None:
             off = m.to(tl.int64)[:, None, None] * D + d[None]
             x = tl.load(v_ptr + off, mask=mask, other=0.0).to(tl.float32)
             r = 1.0 / tl.sqrt(_row_sums(x * x) / D + eps)
-            at = stats_ptr + k * SM + m  # site k's stats
+            at = _site_stats(stats_ptr, k, S, M, m)
             if ROW_SET:  # site k's rows written already (the norm's backward, _agg_norm_bwd_kernel)
                 gk = tl.load(stack_ptr + k * MD + off, mask=mask, other=0.0)
                 lse = tl.load(at, mask=live, other=0.0)
@@ -437,7 +442,7 @@ if triton is not None:
                                           tl.load(at + (2 + k) * M, mask=live, other=0.0), lse, c)
             tl.store(b_ptr + m, b, mask=live)
             for j in tl.range(k + 1, S, num_stages=STAGES):
-                at = stats_ptr + j * SM + m
+                at = _site_stats(stats_ptr, j, S, M, m)
                 gj = tl.load(stack_ptr + j * MD + off, mask=mask, other=0.0).to(tl.float32)
                 uj = tl.load(u_ptr + j * D + d, mask=dmask, other=0.0)[None]
                 term, bsj, bj = _pull_block_term(x, r, gj, uj, tl.load(at + (2 + k) * M, mask=live, other=0.0),
@@ -483,7 +488,7 @@ if triton is not None:
                 g -= _sum(gw) / D
             g = (g * rstd).to(stack_ptr.dtype.element_ty)
             tl.store(stack_ptr + k * MD + off, g, mask=rmask)
-            at = stats_ptr + k * ((S + 2) * M.to(tl.int64)) + m  # site k's stats (the pull kernel's layout)
+            at = _site_stats(stats_ptr, k, S, M, m)
             tl.store(at, tl.load(lse_ptr + m, mask=live, other=0.0), mask=live)
             tl.store(at + M, _sum(g.to(tl.float32) * h) + tl.zeros([1, 1], tl.float32), mask=live)
             dw += dy * xhat
