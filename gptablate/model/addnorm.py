@@ -43,15 +43,21 @@ FWD_ROWS, FWD_WARPS = 2, 4
 BWD_PER_SM, BWD_ROWS, BWD_WARPS = 16, 1, 1
 
 
+def norm_stats(x: torch.Tensor, eps: float, center: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's mean (LayerNorm, center; else 0: RMSNorm) and 1/std about it, in x's dtype."""
+    mean = x.mean(-1) if center else torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+    xc = x - mean[..., None]
+    return mean, torch.rsqrt((xc * xc).mean(-1) + eps)
+
+
 def add_norm_reference(x, out, proj_bias, weight, bias, eps: float, has_add: bool, center: bool, h_dtype,
                        extra=None):
     """(x', h, mean, rstd) in torch; differentiable (the tests' oracle). x' is x itself without an add."""
     xn = x + out.to(x.dtype) + (proj_bias.to(x.dtype) if proj_bias.numel() else 0) if has_add else x
     if has_add and extra is not None and extra.numel():
         xn = xn + extra.to(x.dtype)
-    mean = xn.mean(-1) if center else torch.zeros(xn.shape[:-1], dtype=xn.dtype, device=xn.device)
+    mean, rstd = norm_stats(xn, eps, center)
     xc = xn - mean[..., None]
-    rstd = torch.rsqrt((xc * xc).mean(-1) + eps)
     h = xc * rstd[..., None] * weight.to(xn.dtype)
     if bias.numel():
         h = h + bias.to(xn.dtype)

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import torch
 
+from .addnorm import norm_stats
 from .kernels import by_width, row_chunks, row_warps, sm_count, takes, tl, triton
 
 # Programs per SM (each looping over its share of tokens) and warps, forward and backward: the fastest of
@@ -778,9 +779,8 @@ AGG_NORM = {768: (4, 2, 3), 1600: (8, 1, 3)}
 
 
 def norm_stats_reference(h: torch.Tensor, center: bool) -> torch.Tensor:
-    """(2, M): each row's mean (LayerNorm; 0 for RMSNorm) and 1/std, in h's dtype."""
-    mean = h.mean(-1) if center else torch.zeros_like(h[:, 0])
-    return torch.stack([mean, torch.rsqrt((h - mean[:, None]).pow(2).mean(-1) + NORM_EPS)])
+    """(2, M): each row's mean (LayerNorm; 0 for RMSNorm) and 1/std, in h's dtype (addnorm.norm_stats, stacked)."""
+    return torch.stack(norm_stats(h, NORM_EPS, center))
 
 
 def norm_reference(h: torch.Tensor, nstat: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import torch
 
-from .addnorm import add_norm_backward_reference, add_norm_reference
+from .addnorm import add_norm_backward_reference, add_norm_reference, norm_stats
 from .kernels import autocast_dtype, empties, narrow, row_chunks, row_warps, tanh, tl, triton, use_kernel
 
 # Tokens per program, and the warps and register cap (maxnreg, None: the compiler's choice) of the
@@ -68,13 +68,6 @@ TUNING = {
 STAGES = (1, 2)
 
 
-def _norm_stats(H: torch.Tensor, eps: float, center: bool):
-    mean = H.mean(-1) if center else torch.zeros(H.shape[:-1], dtype=H.dtype, device=H.device)
-    xc = H - mean[..., None]
-    rstd = torch.rsqrt((xc * xc).mean(-1) + eps)
-    return mean, rstd
-
-
 def hyper_step_reference(Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nb, eps: float, has_write: bool, dynamic: bool,
                          center: bool, h_dtype: torch.dtype):
     """(H1, y, C1, z, mean, rstd, nmean, nrstd) in torch, z the coefficients' pre-activations; differentiable, the
@@ -87,7 +80,7 @@ def hyper_step_reference(Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nb, eps: float, h
         H1 = Hk.clone()
     M = H1.shape[0]
     if dynamic:
-        mean, rstd = _norm_stats(H1, eps, center)
+        mean, rstd = norm_stats(H1, eps, center)
         xhat = (H1 - mean[..., None]) * rstd[..., None]
         z = xhat @ wt.t() + bw  # (M, n, n+2)
         t = torch.tanh(z)
