@@ -40,6 +40,10 @@ class Residual(nn.Module):
         self.lr_mult = getattr(settings, "lr_mult", 1.0)
         self.n_layer = cfg.n_layer
         self.n_sites = cfg.n_layer * layout.sites_per_layer
+        # whether the walks that fold the sites' norms into their own kernels (walk_final) can take this model's
+        # norm, and whether it centres (LayerNorm) or not (RMSNorm)
+        self.norms_foldable = cfg.norm in ("layernorm", "rmsnorm")
+        self.center = cfg.norm == "layernorm"
 
     # Whether the fused Pre-LN walk (addnorm.prenorm_walk; GPT.prenorm_fusable) computes this strategy: each
     # site x' = x + F(N(x)) (+ prenorm_addend(k, x)).
@@ -56,6 +60,13 @@ class Residual(nn.Module):
         """The final norm's output of the walk (GPT.hidden, for layouts whose exit is that norm): strategies that
         fuse the norms with their stream work override it."""
         return final_norm(self.walk(x, blocks, ctx))
+
+
+def _normed_sites(blocks) -> list | None:
+    """Every block's sites in order as (its norm, the rest of the site) (Layout.normed_sites), or None where a block's
+    sites are not of that form: what the walks that fold the norms take."""
+    pairs = [block.normed_sites() for block in blocks]
+    return None if any(p is None for p in pairs) else [p for block_pairs in pairs for p in block_pairs]
 
 
 @RESIDUALS.register("vanilla")
@@ -290,10 +301,8 @@ class HyperConnections(Residual):
         self.site_weights = nn.ModuleList(
             _HyperSite(cfg, settings.n, k, settings.dynamic, self.lr_mult) for k in range(self.n_sites))
         self.dynamic = settings.dynamic
-        self.center = cfg.norm == "layernorm"
         self.kernel = settings.kernel
-        self.fusable = not settings.dynamic or cfg.norm in ("layernorm", "rmsnorm")
-        self.norms_foldable = cfg.norm in ("layernorm", "rmsnorm")
+        self.fusable = not settings.dynamic or self.norms_foldable
         self.fused = False  # GPT.fused_kernels: the fused walks then fold the sites' norms into their steps
 
     def fused_for(self, x: torch.Tensor) -> bool:
@@ -316,10 +325,9 @@ class HyperConnections(Residual):
         each step also writes the next site's normalised input (hyperstep.py, hyperstatic.py), and the static walk's
         last step the final norm's output, so the sites' norms read no stream of their own."""
         foldable = self.fused and self.norms_foldable and self.fused_for(x)
-        pairs = [block.normed_sites() for block in blocks] if foldable else [None]
-        if any(p is None for p in pairs):
+        pairs = _normed_sites(blocks) if foldable else None
+        if pairs is None:
             return final_norm(self.walk(x, blocks, ctx))
-        pairs = [p for block_pairs in pairs for p in block_pairs]
         branches, norms = [branch for _, branch in pairs], [n for n, _ in pairs]
         if self.dynamic:
             return final_norm(self._walk_dynamic(x, branches, ctx, norms))
@@ -563,7 +571,6 @@ class AttentionResiduals(Residual):
             raise UserError(f"arch.attnres.blocks={self.groups} must divide model.n_layer={L}")
         self.layers_per_group = L // self.groups
         self.aggregators = nn.ModuleList(_Aggregator(cfg.n_embd, self.lr_mult) for _ in range(self.n_sites + 1))
-        self.norms_foldable, self.center = cfg.norm in ("layernorm", "rmsnorm"), cfg.norm == "layernorm"
 
     def walk(self, x, blocks, ctx):
         k = 0
@@ -590,11 +597,11 @@ class AttentionResiduals(Residual):
         """mode full on aggregate.py's operation, LayerNorm or RMSNorm, layouts with one norm a site in front: each
         site's aggregation also applies the site's norm (the top site's, the final norm), forward and backward, so that
         no norm reads h again (_walk_pulled's folded form)."""
-        if self.mode == "full" and self.aggregators[0].fused and self.norms_foldable:
-            pairs = [block.normed_sites() for block in blocks]
-            if all(p is not None for p in pairs):
-                return self._walk_pulled(x, [p for block_pairs in pairs for p in block_pairs], ctx, final_norm)
-        return final_norm(self.walk(x, blocks, ctx))
+        pairs = (_normed_sites(blocks) if self.mode == "full" and self.aggregators[0].fused and self.norms_foldable
+                 else None)
+        if pairs is None:
+            return final_norm(self.walk(x, blocks, ctx))
+        return self._walk_pulled(x, pairs, ctx, final_norm)
 
     def _walk_pulled(self, x, sites, ctx, final_norm=None):
         """mode full on aggregate.py's operation: each site's gradient for its sources formed once a source, at the
@@ -611,7 +618,7 @@ class AttentionResiduals(Residual):
 
     def _norm(self, norm: nn.Module | None) -> tuple | None:
         """A site's LayerNorm or RMSNorm as aggregate_pulled takes it (None: none folded)."""
-        return None if norm is None else (norm.weight, getattr(norm, "bias", None), self.center)
+        return None if norm is None else (*_gain_and_bias(norm), self.center)
 
 
 class _LaurelLowRank(nn.Module):
