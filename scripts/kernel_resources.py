@@ -40,10 +40,10 @@ NORM = by_width(aggregate.AGG_NORM, 768)  # its folded norms' backward's
 # (kernel, the constexprs, the 2-byte pointers, warps, register cap, stages) at the committed tuning
 KERNELS = {
     "hyper_fwd": (lambda: hyperstep._hyper_fwd_kernel, dict(
-        N=4, NP=4, J=6, DC=8, DL=128, SP=8, HAS_WRITE=True, DYNAMIC=True, CENTER=True, NORM=True, HAS_BIAS=True,
+        N=4, NP=4, J=6, DL=128, SP=8, HAS_WRITE=True, DYNAMIC=True, CENTER=True, NORM=True, HAS_BIAS=True,
         FWD_STAGES=hyperstep.STAGES[0]), {"out_ptr", "y_ptr"}, *hyperstep.TUNING["norm"][1], 1),
     "hyper_bwd": (lambda: hyperstep._hyper_bwd_kernel, dict(
-        N=4, NP=4, J=6, DC=8, DL=128, SP=8, HAS_WRITE=True, DYNAMIC=True, CENTER=True, NORM=True,
+        N=4, NP=4, J=6, DL=128, SP=8, HAS_WRITE=True, DYNAMIC=True, CENTER=True, NORM=True,
         BWD_STAGES=hyperstep.STAGES[1]), {"out_ptr", "dx_ptr", "dout_ptr"}, *hyperstep.TUNING["norm"][2], 1),
     "static_fwd": (lambda: hyperstatic._hyper_static_fwd_kernel, dict(
         S=4, N=4, NP=4, BM=hyperstatic.FWD_NORM[0], BD=1024, STORE_H=True, NORM=True, CENTER=True, HAS_BIAS=True),
@@ -110,6 +110,9 @@ def main():
     warps = args.warps or warps
     maxnreg = args.maxnreg or maxnreg
     stages = args.stages or stages
+    if args.kernel.startswith("hyper_"):  # hyper_step's row: a chunk of 128 features a warp, 768 in P parts
+        constexprs.setdefault("DC", warps)
+        constexprs.setdefault("P", -(-768 // (constexprs["DC"] * 128)))
     if "STAGES" in constexprs and args.stages:  # mhc_step's walks are pipelined at the kernel's stages
         constexprs["STAGES"] = stages
     kernel = compile_kernel(get(), constexprs, two_byte, warps, maxnreg, stages)

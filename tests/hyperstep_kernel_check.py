@@ -6,9 +6,9 @@ dev = "cpu" if interp else "cuda"
 torch.manual_seed(0)
 worst = 0.0
 # the interpreter: small shapes, every case; a GPU: the 124M model's rows (every case), one padded shape and 1.5B's rows
-# of 1,600 features, whose kernels launch with twice the warps (kernels.row_warps; the dynamic site with and without its
-# norm); each case is two kernels to compile, a second or two each; 17 or 300 tokens: a grid that runs past the last
-# token.
+# of 1,600 features, whose kernels launch with more warps (hyperstep.launch_warps: the forward 4, 4 parts; the backward
+# 8, 2 parts; the dynamic site with and without its norm); each case is two kernels to compile, a second or two each;
+# 17 or 300 tokens: a grid that runs past the last token.
 # The site's norm folded in (dynamic only, as the model takes it): None, or (center, with a bias): LayerNorm with and
 # without bias, RMSNorm (center: the streams' norms are of the same kind)
 NORMS = [None, (True, True), (True, False), (False, False)]
@@ -19,7 +19,15 @@ CASES = [(n, D, M, d, c, w, None) for n, D, M in ((4, 24, 5), (3, 20, 7), (2, 64
 FOLD_SHAPES = ((4, 24, 5), (3, 20, 7), (1, 24, 5), (4, 24, 17)) if interp else (
     (4, 768, 300), (3, 20, 7), (1, 24, 5), (4, 1600, 300))
 CASES += [(n, D, M, True, nm[0], w, nm) for n, D, M in FOLD_SHAPES for nm in NORMS[1:] for w in (True, False)]
-for n, D, M, dynamic, center, has_write, norm in CASES:
+CASES = [(*case, None) for case in CASES]
+# the kernels lay a row out in parts of one chunk of 128 features a warp: at other warps than TUNING's, 768 features
+# are other parts (1 warp: 6 parts, 2: 3, 4: 2 of which the second is half masked); on a GPU (each case two kernels to
+# compile) the warps TUNING does not have, LayerNorm with a bias
+CASES += [(4, 768, 3, True, nm[0], w, nm, warps) for nm in NORMS[1:3] for w in (True, False) for warps in (1, 2, 4)
+          ] if interp else [(4, 768, 300, True, True, w, NORMS[1], warps) for w in (True, False) for warps in (1, 4)]
+TUNING = dict(HS.TUNING)
+for n, D, M, dynamic, center, has_write, norm, warps in CASES:
+    HS.TUNING = {k: (v[0], (warps, None), (warps, None)) for k, v in TUNING.items()} if warps else TUNING
     f = dict(device=dev, dtype=torch.float32)
     Hk = torch.randn(M, n, D, **f) * 2 + 0.3
     out = torch.randn(M, D, device=dev, dtype=torch.bfloat16)
@@ -40,7 +48,7 @@ for n, D, M, dynamic, center, has_write, norm in CASES:
     got = torch.ops.gptablate.hyper_step(*args)
     wide = lambda a: a.double() if isinstance(a, torch.Tensor) and a.dtype == torch.float32 else a
     ref = HS.hyper_step_reference(*[wide(a) for a in args[:-1]], torch.float64)
-    case = (n, D, dynamic, center, has_write, norm)
+    case = (n, D, dynamic, center, has_write, norm, warps)
     for name, g, r in zip(("H1", "y", "C1", "z", "mean", "rstd", "nmean", "nrstd"), got, ref):
         assert g.shape == r.shape, (name, case)
         err = (g.double() - r).abs().max().item() if r.numel() else 0.0

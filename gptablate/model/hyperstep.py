@@ -16,7 +16,8 @@ users are this operation and the next one. The backward forms H' again from H an
 reads anyway, rather than reading it. The first site's read is the same operation without the
 write (`has_write=False`); the last site's write and the exit's sum over the streams stay in
 torch. Measured on an H100 at the 124M step (docs/performance.md): hyper 2.11× the baseline's step
-time before it, 1.80× with its first kernels, 1.48× with these; hyper static 1.33×.
+time before it, 1.80× with its first kernels, 1.48× with these, 1.37-1.39× since they hold a row in parts (below);
+hyper static 1.33×.
 The model takes it for the dynamic case only: the static one, whose A and B are the same for every
 token, takes hyperstatic.py's element-wise kernels (its backward 0.92 ms a site where these take 1.30).
 
@@ -42,13 +43,12 @@ from __future__ import annotations
 import torch
 
 from .addnorm import add_norm_backward_reference, add_norm_reference, norm_stats
-from .kernels import autocast_dtype, empties, narrow, row_chunks, row_warps, tanh, tl, triton, use_kernel
+from .kernels import autocast_dtype, empties, narrow, row_chunks, tanh, tl, triton, use_kernel
 
 # Tokens per program, and the warps and register cap (maxnreg, None: the compiler's choice) of the
 # forward and backward kernels, for a dynamic site and a static one: the fastest of
 # scripts/device/hyperstep_bench.py's sweep on the 124M step's streams (61,440 x 4 x 768, one H100). The warps are
-# those of rows of up to 8 chunks (768 and 1,024 features); wider rows launch more (kernels.row_warps: twice at 1.5B's
-# 1,600, call DK).
+# those of rows of up to TUNED_WIDTH features; wider rows launch more (launch_warps).
 # The grid is M / tokens programs, many waves of them, so that how many fit on an SM at once (which the
 # registers decide) leaves no half-empty last wave: with 4 programs an SM, each looping over its share,
 # the backward took 1.91 ms against 1.57 ms at 8 an SM (call P; 3 fit an SM by its registers, so our
@@ -56,16 +56,19 @@ from .kernels import autocast_dtype, empties, narrow, row_chunks, row_warps, tan
 # changes with the warps, and a bad one costs several times: the static backward took 5.4 ms at 4 warps
 # and 1.5 ms at 8 (call O). "norm": the dynamic site with its norm folded in (`--norm-only`, call CL: forward 0.924 ms,
 # backward 1.850 ms; since the coefficients are loaded as columns and the backward's 2-byte rows narrowed, forward
-# 0.909 and backward 1.424 ms at these caps and STAGES, the fastest of scripts/device/hyperstep_ab.py's sweep, call CW).
+# 0.909 and backward 1.424 ms, call CW; since the row is held in parts (768 features: 3 parts of 2 chunks on 2 warps),
+# forward 0.723 and backward 1.138 ms, the fastest of `hyperstep_ab.py --warps 1,2,4`, call EX). The dynamic case
+# without the norm takes the same shapes, not swept since the parts.
 TUNING = {
-    True: (16, (4, 128), (4, 168)),  # dynamic
+    True: (16, (2, 168), (2, None)),  # dynamic
     False: (4, (4, 128), (8, 128)),  # static
-    "norm": (16, (4, 128), (4, None)),  # dynamic, with the site's norm folded in
+    "norm": (16, (2, 168), (2, None)),  # dynamic, with the site's norm folded in
 }
 # Software pipelining of the token loops (tl.range's num_stages), forward and backward: 1, none. The norm case's
-# backward took 1.597 ms at 2 stages against 1.858 at 1 (2.27 at 3); the forward and the case without the norm were
-# fastest at 1 (`hyperstep_bench.py --stages-only`, call CQ). One setting for both cases: the model takes the norm case.
-STAGES = (1, 2)
+# backward took 1.597 ms at 2 stages against 1.858 at 1 (2.27 at 3; `hyperstep_bench.py --stages-only`, call CQ); in
+# parts on 2 warps (call EX) the forward 0.723 ms at 2 stages (cap 168) against 0.763 at 1, the backward 1.138 against
+# 1.569. One setting for both cases: the model takes the norm case.
+STAGES = (2, 2)
 
 
 def hyper_step_reference(Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nb, eps: float, has_write: bool, dynamic: bool,
@@ -131,12 +134,18 @@ def hyper_step_backward_reference(Hk, out, Ck, wt, s, H1, C1, t, mean, rstd, dH1
 
 
 if triton is not None:
-    # Layout of a token's streams in a program: a (NP, DC, DL) tile, stream x feature chunk x feature in
-    # the chunk (DL = 128: a warp's 32 lanes x 4). A reduction over the features is one within each warp
-    # (over DL) and one across warps (over DC); the across-warps step is a trip through shared memory and
-    # a barrier, so the kernels gather every feature sum a step needs into one (NP, DC, SP) tile of slots
-    # and reduce it once. The first version reduced each sum on its own: 78 barriers a token forward
-    # (compiled for sm_90), 210 registers a thread, 1.1 TB/s.
+    # Layout of a token's streams in a program: P parts of the row, each a (NP, DC, DL) tile, stream x feature
+    # chunk x feature in the chunk (DL = 128: a warp's 32 lanes x 4; DC = the warps, one chunk each), held as a tuple.
+    # A reduction over the features adds the parts element-wise in each thread, then reduces once within each warp
+    # (over DL) and once across warps (over DC); the across-warps step is a trip through shared memory and a barrier,
+    # so the kernels gather every feature sum a step needs into one (NP, DC, SP) tile of slots and reduce it once. The
+    # first version reduced each sum on its own: 78 barriers a token forward (compiled for sm_90), 210 registers a
+    # thread, 1.1 TB/s. Until call EX the row was one tile of a power of two of chunks: 768 features were 8 chunks on 4
+    # warps, 2 of them masked and paid for in full (a token cost the same at 768 and 1,024 features, call CU). In parts
+    # a row pays only for the chunks it has: 768 features are 3 parts on 2 warps. Compiled for sm_90
+    # (kernel_resources.py), each warp's code is 2,544 and 3,648 instructions (forward, backward; the token loop is
+    # nearly all of it) where the one tile on 4 warps was 2,288 and 3,088: a token issues about 2 x 2,544 warp
+    # instructions forward where it issued 4 x 2,288.
 
     @triton.jit
     def _slot(x, k, kk):
@@ -200,13 +209,30 @@ if triton is not None:
         return tl.where(hmask, h, 0.0)
 
     @triton.jit
+    def _part(d0, p, D, imask, DC: tl.constexpr, DL: tl.constexpr):
+        """Part p of a row (P parts of DC chunks of DL features, the first at d0): its features d (1, DC, DL) and its
+        masks, of the features and of the streams' tile."""
+        d = d0 + p * (DC * DL)
+        return d, d < D, imask & (d < D)
+
+    @triton.jit
+    def _total(parts, P: tl.constexpr):
+        """The element-wise sum of a row's P parts: what a sum over its features reduces, once."""
+        acc = parts[0]
+        for p in tl.static_range(1, P):
+            acc += parts[p]
+        return acc
+
+    @triton.jit
     def _hyper_fwd_kernel(hk_ptr, out_ptr, ck_ptr, wt_ptr, bw_ptr, s_ptr, as_ptr, bs_ptr, nw_ptr, nb_ptr,
                           h1_ptr, y_ptr, c1_ptr, z_ptr, mean_ptr, rstd_ptr, nmean_ptr, nrstd_ptr,
                           M, D, eps, n_programs, tokens_per_program,
                           N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
-                          SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr,
-                          NORM: tl.constexpr, HAS_BIAS: tl.constexpr, FWD_STAGES: tl.constexpr):
-        ic, d, kk, imask, dmask, hmask = _tile(D, N, NP, DC, DL, SP)
+                          P: tl.constexpr, SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr,
+                          CENTER: tl.constexpr, NORM: tl.constexpr, HAS_BIAS: tl.constexpr, FWD_STAGES: tl.constexpr):
+        # every name bound, none `_`: Triton 3.6 took a `_` rebound in the token loop (to masks of another shape) for a
+        # loop-carried variable whose type changed, and failed (call EX)
+        ic, d0, kk, imask, dmask0, hmask0 = _tile(D, N, NP, DC, DL, SP)
         jmask = imask & (kk < J)
         # the site's constants in C's layout (stream i, column j): A_s in columns 0..N, B_s in N+1
         const = tl.load(as_ptr + ic * (N + 1) + kk, mask=imask & (kk < N + 1), other=0.0)
@@ -214,51 +240,80 @@ if triton is not None:
         if DYNAMIC:
             scale, bw = _coefficient_scale(s_ptr, bw_ptr, kk, N, J)
         for it in tl.range(0, tokens_per_program, num_stages=FWD_STAGES):
-            m, _ = _nth_token(it, n_programs, M)
+            m, valid = _nth_token(it, n_programs, M)
             m64, row0, c0 = _token(m, D, N, J)
-            if HAS_WRITE:
-                h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, dmask, hmask, N, J, False)
-            else:
-                h = tl.load(hk_ptr + row0 + ic * D + d, mask=hmask, other=0.0)
-            tl.store(h1_ptr + row0 + ic * D + d, h, mask=hmask)
-            if DYNAMIC:
-                if CENTER:
-                    mean = _feature_sum(h) / D
-                    xc = tl.where(hmask, h - mean, 0.0)
+            hs = ()  # the token's streams H', part by part
+            for p in tl.static_range(P):
+                d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                if HAS_WRITE:
+                    h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, dmask, hmask, N, J, False)
                 else:
-                    mean = tl.zeros([NP, 1, 1], tl.float32)
-                    xc = h
+                    h = tl.load(hk_ptr + row0 + ic * D + d, mask=hmask, other=0.0)
+                tl.store(h1_ptr + row0 + ic * D + d, h, mask=hmask)
+                hs = hs + (h,)
+            shift = tl.zeros([NP, 1, 1], tl.float32)  # H' = hs + shift
+            if DYNAMIC:
+                if CENTER:  # from here on the parts are H' - mean, and H' itself their sum with the mean
+                    shift = _feature_sum(_total(hs, P)) / D
+                    centred = ()
+                    for p in tl.static_range(P):
+                        d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                        centred = centred + (tl.where(hmask, hs[p] - shift, 0.0),)
+                    hs = centred
                 # slots 0..J-1: Σ xc·w_j; slot J: Σ xc²; one reduction across warps for all
-                slots = _put(tl.zeros([NP, DC, SP], tl.float32), J, kk, xc * xc)
+                sq = hs[0] * hs[0]
+                for p in tl.static_range(1, P):
+                    sq += hs[p] * hs[p]
+                slots = _put(tl.zeros([NP, DC, SP], tl.float32), J, kk, sq)
                 for j in tl.static_range(J):
-                    slots = _put(slots, j, kk, xc * tl.load(wt_ptr + j * D + d, mask=dmask, other=0.0))
+                    acc = tl.zeros([NP, DC, DL], tl.float32)
+                    for p in tl.static_range(P):
+                        d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                        acc += hs[p] * tl.load(wt_ptr + j * D + d, mask=dmask, other=0.0)
+                    slots = _put(slots, j, kk, acc)
                 sums = tl.sum(slots, axis=1, keep_dims=True)  # (NP, 1, SP)
                 rstd = 1.0 / tl.sqrt(_slot(sums, J, kk) / D + eps)
                 z = sums * rstd + bw
                 c = const + scale * tanh(z)
                 tl.store(z_ptr + c0 + ic * J + kk, z, mask=jmask)
-                tl.store(mean_ptr + m64 * N + ic, mean, mask=imask)
+                tl.store(mean_ptr + m64 * N + ic, shift, mask=imask)
                 tl.store(rstd_ptr + m64 * N + ic, rstd, mask=imask)
             else:
                 c = const
             tl.store(c1_ptr + c0 + ic * J + kk, c, mask=jmask)
-            x = tl.sum(_slot(c, 0, kk) * h, axis=0, keep_dims=True)  # x_in' = Σ_i A'[i, 0] H'_i
+            a0 = _slot(c, 0, kk)
+            # x_in' = Σ_i A'[i, 0] H'_i, part by part, the shift's share Σ_i A'[i, 0] mean_i added once a token
+            x0 = tl.sum(a0 * shift, axis=0, keep_dims=True)
+            xs = ()
+            for p in tl.static_range(P):
+                d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                xs = xs + (tl.where(dmask, tl.sum(a0 * hs[p], axis=0, keep_dims=True) + x0, 0.0),)
             if NORM:  # the site's own norm of x_in' (its input h), over the row this program holds
                 if CENTER:
-                    xm = _feature_sum(x) / D
-                    xc = tl.where(dmask, x - xm, 0.0)
+                    xm = _feature_sum(_total(xs, P)) / D
+                    centred = ()
+                    for p in tl.static_range(P):
+                        d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                        centred = centred + (tl.where(dmask, xs[p] - xm, 0.0),)
+                    xs = centred
                 else:
                     xm = tl.zeros([1, 1, 1], tl.float32)
-                    xc = x
-                xr = 1.0 / tl.sqrt(_feature_sum(xc * xc) / D + eps)
-                hn = xc * xr * tl.load(nw_ptr + d, mask=dmask, other=0.0)
-                if HAS_BIAS:
-                    hn += tl.load(nb_ptr + d, mask=dmask, other=0.0)
-                tl.store(y_ptr + m64 * D + d, hn.to(y_ptr.dtype.element_ty), mask=dmask)
+                sq = xs[0] * xs[0]
+                for p in tl.static_range(1, P):
+                    sq += xs[p] * xs[p]
+                xr = 1.0 / tl.sqrt(_feature_sum(sq) / D + eps)
+                for p in tl.static_range(P):
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    hn = xs[p] * xr * tl.load(nw_ptr + d, mask=dmask, other=0.0)
+                    if HAS_BIAS:
+                        hn += tl.load(nb_ptr + d, mask=dmask, other=0.0)
+                    tl.store(y_ptr + m64 * D + d, hn.to(y_ptr.dtype.element_ty), mask=dmask)
                 tl.store(nmean_ptr + m64 + 0 * ic, xm + 0.0 * ic, mask=ic == 0)
                 tl.store(nrstd_ptr + m64 + 0 * ic, xr + 0.0 * ic, mask=ic == 0)
             else:
-                tl.store(y_ptr + m64 * D + d, x, mask=dmask)
+                for p in tl.static_range(P):
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    tl.store(y_ptr + m64 * D + d, xs[p], mask=dmask)
 
     @triton.jit
     def _hyper_bwd_kernel(hk_ptr, out_ptr, ck_ptr, wt_ptr, bw_ptr, wsum_ptr, s_ptr, h1_ptr, c1_ptr, z_ptr, mean_ptr,
@@ -266,95 +321,164 @@ if triton is not None:
                           dhk_ptr, dout_ptr, dck_ptr, dz_ptr, dct_ptr, wpart_ptr,
                           M, D, n_programs, tokens_per_program,
                           N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
-                          SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr, CENTER: tl.constexpr,
-                          NORM: tl.constexpr, BWD_STAGES: tl.constexpr):
-        ic, d, kk, imask, dmask, hmask = _tile(D, N, NP, DC, DL, SP)
+                          P: tl.constexpr, SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr,
+                          CENTER: tl.constexpr, NORM: tl.constexpr, BWD_STAGES: tl.constexpr):
+        ic, d0, kk, imask, dmask0, hmask0 = _tile(D, N, NP, DC, DL, SP)
         jmask = imask & (kk < J)
         if DYNAMIC:
             scale, bw = _coefficient_scale(s_ptr, bw_ptr, kk, N, J)
             wsum = tl.load(wsum_ptr + kk, mask=kk < J, other=0.0)  # Σ_d w_j
-        # with the site's norm: this program's share of its gain's and bias's gradients, Σ dh·x̂ and Σ dh
-        acc_dw = tl.zeros([1, DC, DL], tl.float32)
-        acc_db = tl.zeros([1, DC, DL], tl.float32)
+        # with the site's norm: this program's share of its gain's and bias's gradients, Σ dh·x̂ and Σ dh, by part
+        acc_dw = ()
+        acc_db = ()
+        for p in tl.static_range(P):
+            acc_dw = acc_dw + (tl.zeros([1, DC, DL], tl.float32),)
+            acc_db = acc_db + (tl.zeros([1, DC, DL], tl.float32),)
         for it in tl.range(0, tokens_per_program, num_stages=BWD_STAGES):
             m, valid = _nth_token(it, n_programs, M)  # valid: not a repeat, for the norm's per-program sums
             m64, row0, c0 = _token(m, D, N, J)
-            hoff = row0 + ic * D + d
             coff = c0 + ic * J + kk
-            if HAS_WRITE:  # H' again from H and out, which the backward reads anyway: one read of the streams less
-                h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, dmask, hmask, N, J, True)
-            else:
-                h = tl.load(h1_ptr + hoff, mask=hmask, other=0.0)
             a0 = tl.load(c1_ptr + c0 + ic * J, mask=imask, other=0.0)  # A'[i, 0]
-            dx = tl.load(dx_ptr + m64 * D + narrow(d), mask=dmask, other=0.0).to(tl.float32)  # with the norm: dh
+            hs = ()  # H', part by part
+            dxs = ()  # the gradient of x_in' (with the norm: of h)
+            for p in tl.static_range(P):
+                d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                if HAS_WRITE:  # H' again from H and out, which the backward reads anyway: one read of the streams less
+                    h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, dmask, hmask, N, J, True)
+                else:
+                    h = tl.load(h1_ptr + row0 + ic * D + d, mask=hmask, other=0.0)
+                hs = hs + (h,)
+                dxs = dxs + (tl.load(dx_ptr + m64 * D + narrow(d), mask=dmask, other=0.0).to(tl.float32),)
             if NORM:  # x_in' again from H' and C'; dx = rstd·(w·dh - x̂·Σ w·dh·x̂ / D - Σ w·dh / D)
-                xhat = tl.sum(a0 * h, axis=0, keep_dims=True)
-                xhat = tl.where(dmask, (xhat - tl.load(nmean_ptr + m64)) * tl.load(nrstd_ptr + m64), 0.0)
-                gw = dx * tl.load(nw_ptr + d, mask=dmask, other=0.0)
-                acc_dw += tl.where(valid, dx * xhat, 0.0)
-                acc_db += tl.where(valid, dx, 0.0)
-                sums = _put(_put(tl.zeros([1, DC, SP], tl.float32), 0, kk, gw * xhat), 1, kk, gw)
+                nmean = tl.load(nmean_ptr + m64)
+                nrstd = tl.load(nrstd_ptr + m64)
+                xhats = ()
+                gws = ()
+                dws = ()
+                dbs = ()
+                s_gx = tl.zeros([1, DC, DL], tl.float32)
+                s_g = tl.zeros([1, DC, DL], tl.float32)
+                for p in tl.static_range(P):
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    xhat = tl.where(dmask, (tl.sum(a0 * hs[p], axis=0, keep_dims=True) - nmean) * nrstd, 0.0)
+                    gw = dxs[p] * tl.load(nw_ptr + d, mask=dmask, other=0.0)
+                    dws = dws + (acc_dw[p] + tl.where(valid, dxs[p] * xhat, 0.0),)
+                    dbs = dbs + (acc_db[p] + tl.where(valid, dxs[p], 0.0),)
+                    s_gx += gw * xhat
+                    s_g += gw
+                    xhats = xhats + (xhat,)
+                    gws = gws + (gw,)
+                acc_dw = dws
+                acc_db = dbs
+                sums = _put(_put(tl.zeros([1, DC, SP], tl.float32), 0, kk, s_gx), 1, kk, s_g)
                 sums = tl.sum(sums, axis=1, keep_dims=True) / D  # (1, 1, SP)
-                dx = gw - xhat * _slot(sums, 0, kk)
-                if CENTER:
-                    dx -= _slot(sums, 1, kk)
-                dx = tl.where(dmask, dx * tl.load(nrstd_ptr + m64), 0.0)
-            dct = tl.load(dc1_ptr + coff, mask=jmask, other=0.0) + tl.where(kk == 0, _feature_sum(h * dx), 0.0)
+                dxs = ()
+                for p in tl.static_range(P):
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    dx = gws[p] - xhats[p] * _slot(sums, 0, kk)
+                    if CENTER:
+                        dx -= _slot(sums, 1, kk)
+                    dxs = dxs + (tl.where(dmask, dx * nrstd, 0.0),)
+            hdx = hs[0] * dxs[0]
+            for p in tl.static_range(1, P):
+                hdx += hs[p] * dxs[p]
+            dct = tl.load(dc1_ptr + coff, mask=jmask, other=0.0) + tl.where(kk == 0, _feature_sum(hdx), 0.0)
             tl.store(dct_ptr + coff, dct, mask=jmask)
-            dht = tl.load(dh1_ptr + hoff, mask=hmask, other=0.0) + a0 * dx
+            dhts = ()  # the gradient of H', part by part
+            for p in tl.static_range(P):
+                d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                dhts = dhts + (tl.load(dh1_ptr + row0 + ic * D + d, mask=hmask, other=0.0) + a0 * dxs[p],)
             if DYNAMIC:
                 z = tl.load(z_ptr + coff, mask=jmask, other=0.0)
                 t = tanh(z)
                 dz = tl.where(jmask, dct * scale * (1.0 - t * t), 0.0)
                 tl.store(dz_ptr + coff, dz, mask=jmask)
                 rstd = tl.load(rstd_ptr + m64 * N + ic, mask=imask, other=0.0)
-                xhat = tl.where(hmask, (h - tl.load(mean_ptr + m64 * N + ic, mask=imask, other=0.0)) * rstd, 0.0)
-                dxhat = tl.zeros([NP, DC, DL], tl.float32)
-                for j in tl.static_range(J):
-                    dxhat += _slot(dz, j, kk) * tl.load(wt_ptr + j * D + d, mask=dmask, other=0.0)
+                mean = tl.load(mean_ptr + m64 * N + ic, mask=imask, other=0.0)
                 # the norm's backward needs Σ dxhat·xhat = Σ_j dz_j (z_j - bw_j) and Σ dxhat = Σ_j dz_j Σ w_j:
                 # no feature sums
-                g = dxhat - xhat * (tl.sum(dz * (z - bw), axis=2, keep_dims=True) / D)
+                gx = tl.sum(dz * (z - bw), axis=2, keep_dims=True) / D
                 if CENTER:
-                    g = g - tl.sum(dz * wsum, axis=2, keep_dims=True) / D
-                dht += tl.where(hmask, g * rstd, 0.0)
+                    g0 = tl.sum(dz * wsum, axis=2, keep_dims=True) / D
+                else:
+                    g0 = tl.zeros([NP, 1, 1], tl.float32)
+                new = ()
+                for p in tl.static_range(P):
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    xhat = tl.where(hmask, (hs[p] - mean) * rstd, 0.0)
+                    dxhat = tl.zeros([NP, DC, DL], tl.float32)
+                    for j in tl.static_range(J):
+                        dxhat += _slot(dz, j, kk) * tl.load(wt_ptr + j * D + d, mask=dmask, other=0.0)
+                    new = new + (dhts[p] + tl.where(hmask, (dxhat - xhat * gx - g0) * rstd, 0.0),)
+                dhts = new
             if HAS_WRITE:
                 b = tl.load(ck_ptr + c0 + ic * J + (N + 1), mask=imask, other=0.0)  # B_j
-                d_out = tl.sum(b * dht, axis=0, keep_dims=True)
-                tl.store(dout_ptr + m64 * D + narrow(d), d_out.to(dout_ptr.dtype.element_ty), mask=dmask)
-                o = tl.load(out_ptr + m64 * D + narrow(d), mask=dmask, other=0.0).to(tl.float32)
                 # slots[j, :, i+1]: <H_i, dht_j> (dA[i, j+1]); slots[j, :, N+1]: <dht_j, out> (dB_j)
-                slots = _put(tl.zeros([NP, DC, SP], tl.float32), N + 1, kk, dht * o)
+                acc = tl.zeros([NP, DC, DL], tl.float32)
+                for p in tl.static_range(P):
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    d_out = tl.sum(b * dhts[p], axis=0, keep_dims=True)
+                    tl.store(dout_ptr + m64 * D + narrow(d), d_out.to(dout_ptr.dtype.element_ty), mask=dmask)
+                    acc += dhts[p] * tl.load(out_ptr + m64 * D + narrow(d), mask=dmask, other=0.0).to(tl.float32)
+                slots = _put(tl.zeros([NP, DC, SP], tl.float32), N + 1, kk, acc)
                 for i in tl.static_range(N):
-                    row = tl.load(hk_ptr + row0 + i * D + d, mask=dmask, other=0.0)
-                    slots = _put(slots, i + 1, kk, dht * row)
-                    dhk = tl.sum(_column(ck_ptr, c0, ic, i, N, J) * dht, axis=0, keep_dims=True)  # Σ_j A[i, j+1] dht_j
-                    tl.store(dhk_ptr + row0 + i * D + d, dhk, mask=dmask)
+                    col = _column(ck_ptr, c0, ic, i, N, J)
+                    acc = tl.zeros([NP, DC, DL], tl.float32)
+                    for p in tl.static_range(P):
+                        d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                        acc += dhts[p] * tl.load(hk_ptr + row0 + i * D + d, mask=dmask, other=0.0)
+                        dhk = tl.sum(col * dhts[p], axis=0, keep_dims=True)  # Σ_j A[i, j+1] dht_j
+                        tl.store(dhk_ptr + row0 + i * D + d, dhk, mask=dmask)
+                    slots = _put(slots, i + 1, kk, acc)
                 sums = tl.sum(slots, axis=1, keep_dims=True)  # (NP, 1, SP)
                 # dCk[i, j+1] = sums[j, i+1] (stored transposed), dCk[j, N+1] = sums[j, N+1], dCk[j, 0] = 0
                 own = (kk == 0) | (kk == N + 1)
                 dck_off = tl.where(own, coff, c0 + (kk - 1) * J + 1 + ic)
                 tl.store(dck_ptr + dck_off, tl.where(kk == 0, 0.0, sums), mask=imask & (kk < N + 2))
             else:
-                tl.store(dhk_ptr + hoff, dht, mask=hmask)
+                for p in tl.static_range(P):
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    tl.store(dhk_ptr + row0 + ic * D + d, dhts[p], mask=hmask)
         if NORM:  # (programs, 2, D)
-            tl.store(wpart_ptr + tl.program_id(0) * 2 * D + d, acc_dw, mask=dmask)
-            tl.store(wpart_ptr + tl.program_id(0) * 2 * D + D + d, acc_db, mask=dmask)
+            for p in tl.static_range(P):
+                d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                tl.store(wpart_ptr + tl.program_id(0) * 2 * D + d, acc_dw[p], mask=dmask)
+                tl.store(wpart_ptr + tl.program_id(0) * 2 * D + D + d, acc_db[p], mask=dmask)
 
 
 def _launch_shape(Hk: torch.Tensor, dynamic: bool, norm: bool = False) -> dict:
     M, n, D = Hk.shape
     tokens, fwd, bwd = TUNING["norm" if norm and dynamic else dynamic]
     programs = triton.cdiv(M, tokens)
-    dc, dl = row_chunks(D)
+    dl = row_chunks(D)[1]
     return dict(grid=(programs,), programs=programs, per_program=triton.cdiv(M, programs),
-                N=n, NP=triton.next_power_of_2(n), J=n + 2, DC=dc, DL=dl,
-                SP=triton.next_power_of_2(n + 3), fwd=_tuning(*fwd, D), bwd=_tuning(*bwd, D))
+                N=n, NP=triton.next_power_of_2(n), J=n + 2, DL=dl, SP=triton.next_power_of_2(n + 3),
+                fwd=_tuning(*fwd, D, dl, PARTS[0]), bwd=_tuning(*bwd, D, dl, PARTS[1]))
 
 
-def _tuning(warps: int, maxnreg: int | None, D: int) -> dict:
-    """A kernel's launch options from TUNING's (warps, register cap), the warps scaled to the row (row_warps)."""
-    return dict(num_warps=row_warps(warps, D), **({"maxnreg": maxnreg} if maxnreg else {}))
+def _tuning(warps: int, maxnreg: int | None, D: int, dl: int, parts: int) -> dict:
+    """A kernel's launch options and row layout from TUNING's (warps, register cap): a chunk of DL features a warp
+    (DC, the warps) and the row in P parts of DC chunks (launch_warps, at most `parts` past the tuned width)."""
+    w = launch_warps(warps, D, dl, parts)
+    return dict(num_warps=w, DC=w, P=triton.cdiv(D, w * dl), **({"maxnreg": maxnreg} if maxnreg else {}))
+
+
+# The width TUNING's warps were swept at (the 124M step's streams), and past it the most parts of a row a thread of the
+# forward and of the backward kernel holds (launch_warps). At 1.5B's 1,600 features (calls EZ, FA, one H100, 16,384
+# tokens): the forward 0.517 ms at 4 warps (4 parts), 0.714-0.760 at 8 (2 parts); the backward 0.821 ms at 8, 0.950
+# at 4; the code before this layout, one tile of 16 chunks at 8 warps, 0.531 and 0.881 ms.
+TUNED_WIDTH = 768
+PARTS = (4, 2)
+
+
+def launch_warps(warps: int, D: int, dl: int = 128, parts: int = 2) -> int:
+    """The warps for rows of D features in chunks of dl: TUNING's up to the tuned width; past it doubled until the row
+    is at most `parts` parts (a part's tile is a thread's 4 streams x 4 features whatever the warps). At 2 warps,
+    1,024 features are 4 parts or 2 at 4 warps, 1,600 features 4 parts at 4 warps or 2 at 8 (448 of them masked)."""
+    w = warps
+    while D > TUNED_WIDTH and w < 32 and -(-D // (w * dl)) > parts:
+        w *= 2
+    return w
 
 
 @torch.library.custom_op("gptablate::hyper_step", mutates_args=())
@@ -372,7 +496,7 @@ def _hyper_step_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tensor, wt: to
 
 
 def _constexprs(k: dict, has_write: bool, dynamic: bool, center: bool, norm: bool) -> dict:
-    return dict(N=k["N"], NP=k["NP"], J=k["J"], DC=k["DC"], DL=k["DL"], SP=k["SP"], HAS_WRITE=has_write,
+    return dict(N=k["N"], NP=k["NP"], J=k["J"], DL=k["DL"], SP=k["SP"], HAS_WRITE=has_write,
                 DYNAMIC=dynamic, CENTER=center, NORM=norm)
 
 

@@ -11,8 +11,8 @@ on the 124M step's streams (61,440 x 4 x 768), each copy's forward and backward 
 then with the token loops at 1 and 2 pipeline stages and at the compiler's register count and caps of 128 and 168
 (three programs of 4 warps an SM; with --eight-warps also at 8 warps, uncapped and capped at 96 and 128; --warps lists
 the warps, each with its caps in CAPS), and its outputs are compared with the first copy's. The warps are TUNING's:
-a copy that scales them to the row (kernels.row_warps) launches more past 8 chunks a row, and the lines say with how
-many. --write-best NAME writes that copy's fastest forward and backward (stages, warps and cap each) into
+a copy that scales them to the row (kernels.row_warps; hyperstep.launch_warps since the row is held in parts) launches
+more on wider rows, and the lines say with how many. --write-best NAME writes that copy's fastest forward and backward (stages, warps and cap each) into
 gptablate/model/hyperstep.py's STAGES and TUNING["norm"]. --shape times other streams than the 124M step's (1.5B's
 micro-batch: 16384,1600). --static does the same for copies of hyperstatic.py: the static site's forward with the next
 site's LayerNorm (what the model takes) at FWD_NORM's tokens and warps and three shapes around them, and its backward
@@ -52,7 +52,7 @@ def against(results, first):
 
 
 # The register caps tried at each count of warps (None: the compiler's choice).
-CAPS = {2: (None, 168), 4: (None, 128, 168), 8: (None, 96, 128), 16: (None, 64)}
+CAPS = {1: (None,), 2: (None, 168), 4: (None, 128, 168), 8: (None, 96, 128), 16: (None, 64)}
 
 
 def shape(argv) -> tuple[int, int]:
