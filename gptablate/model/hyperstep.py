@@ -224,6 +224,17 @@ if triton is not None:
         return acc
 
     @triton.jit
+    def _centred(parts, rows, d0, D, P: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr):
+        """A row's parts less their mean over the features (for each row of the tile), the lanes past D and outside
+        `rows` 0: (the parts, the mean)."""
+        mean = _feature_sum(_total(parts, P)) / D
+        centred = ()
+        for p in tl.static_range(P):
+            d = d0 + p * (DC * DL)
+            centred = centred + (tl.where(rows & (d < D), parts[p] - mean, 0.0),)
+        return centred, mean
+
+    @triton.jit
     def _hyper_fwd_kernel(hk_ptr, out_ptr, ck_ptr, wt_ptr, bw_ptr, s_ptr, as_ptr, bs_ptr, nw_ptr, nb_ptr,
                           h1_ptr, y_ptr, c1_ptr, z_ptr, mean_ptr, rstd_ptr, nmean_ptr, nrstd_ptr,
                           M, D, eps, n_programs, tokens_per_program,
@@ -254,12 +265,7 @@ if triton is not None:
             shift = tl.zeros([NP, 1, 1], tl.float32)  # H' = hs + shift
             if DYNAMIC:
                 if CENTER:  # from here on the parts are H' - mean, and H' itself their sum with the mean
-                    shift = _feature_sum(_total(hs, P)) / D
-                    centred = ()
-                    for p in tl.static_range(P):
-                        d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
-                        centred = centred + (tl.where(hmask, hs[p] - shift, 0.0),)
-                    hs = centred
+                    hs, shift = _centred(hs, imask, d0, D, P, DC, DL)
                 # slots 0..J-1: Σ xc·w_j; slot J: Σ xc²; one reduction across warps for all
                 sq = hs[0] * hs[0]
                 for p in tl.static_range(1, P):
@@ -290,12 +296,7 @@ if triton is not None:
                 xs = xs + (tl.where(dmask, tl.sum(a0 * hs[p], axis=0, keep_dims=True) + x0, 0.0),)
             if NORM:  # the site's own norm of x_in' (its input h), over the row this program holds
                 if CENTER:
-                    xm = _feature_sum(_total(xs, P)) / D
-                    centred = ()
-                    for p in tl.static_range(P):
-                        d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
-                        centred = centred + (tl.where(dmask, xs[p] - xm, 0.0),)
-                    xs = centred
+                    xs, xm = _centred(xs, tl.full([1, 1, 1], 1, tl.int1), d0, D, P, DC, DL)
                 else:
                     xm = tl.zeros([1, 1, 1], tl.float32)
                 sq = xs[0] * xs[0]
