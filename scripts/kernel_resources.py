@@ -113,6 +113,7 @@ def main():
     if args.kernel.startswith("hyper_"):  # hyper_step's row: a chunk of 128 features a warp, 768 in P parts
         constexprs.setdefault("DC", warps)
         constexprs.setdefault("P", -(-768 // (constexprs["DC"] * 128)))
+        constexprs.setdefault("EVEN", 768 % (constexprs["DC"] * 128) == 0)
     if "STAGES" in constexprs and args.stages:  # mhc_step's walks are pipelined at the kernel's stages
         constexprs["STAGES"] = stages
     kernel = compile_kernel(get(), constexprs, two_byte, warps, maxnreg, stages)

@@ -169,12 +169,21 @@ if triton is not None:
         return tl.sum(tl.sum(x, axis=2, keep_dims=True), axis=1, keep_dims=True)
 
     @triton.jit
-    def _tile(D, N: tl.constexpr, NP: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, SP: tl.constexpr):
-        """Streams ic (NP, 1, 1), features d (1, DC, DL), slots kk (1, 1, SP), and the masks of a row."""
+    def _tile(D, N: tl.constexpr, NP: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, SP: tl.constexpr,
+              EVEN: tl.constexpr):
+        """Streams ic (NP, 1, 1), features d (1, DC, DL), slots kk (1, 1, SP), and the masks of a row. EVEN: the
+        streams fill the tile and the row its parts (124M's 4 x 768), so that the masks are constants the compiler
+        drops, with the selects and predicates they cost."""
         ic = tl.arange(0, NP)[:, None, None]
         d = tl.arange(0, DC)[None, :, None] * DL + tl.arange(0, DL)[None, None, :]
         kk = tl.arange(0, SP)[None, None, :]
-        return ic, d, kk, ic < N, d < D, (ic < N) & (d < D)
+        if EVEN:
+            imask = tl.full([NP, 1, 1], 1, tl.int1)
+            dmask = tl.full([1, DC, DL], 1, tl.int1)
+        else:
+            imask = ic < N
+            dmask = d < D
+        return ic, d, kk, imask, dmask, imask & dmask
 
     @triton.jit
     def _coefficient_scale(s_ptr, bw_ptr, kk, N: tl.constexpr, J: tl.constexpr):
@@ -209,11 +218,15 @@ if triton is not None:
         return tl.where(hmask, h, 0.0)
 
     @triton.jit
-    def _part(d0, p, D, imask, DC: tl.constexpr, DL: tl.constexpr):
+    def _part(d0, p, D, imask, DC: tl.constexpr, DL: tl.constexpr, EVEN: tl.constexpr):
         """Part p of a row (P parts of DC chunks of DL features, the first at d0): its features d (1, DC, DL) and its
-        masks, of the features and of the streams' tile."""
+        masks, of the features and of the streams' tile (constants if EVEN, see _tile)."""
         d = d0 + p * (DC * DL)
-        return d, d < D, imask & (d < D)
+        if EVEN:
+            dmask = tl.full([1, DC, DL], 1, tl.int1)
+        else:
+            dmask = d < D
+        return d, dmask, imask & dmask
 
     @triton.jit
     def _total(parts, P: tl.constexpr):
@@ -224,14 +237,14 @@ if triton is not None:
         return acc
 
     @triton.jit
-    def _centred(parts, rows, d0, D, P: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr):
+    def _centred(parts, rows, d0, D, P: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, EVEN: tl.constexpr):
         """A row's parts less their mean over the features (for each row of the tile), the lanes past D and outside
         `rows` 0: (the parts, the mean)."""
         mean = _feature_sum(_total(parts, P)) / D
         centred = ()
         for p in tl.static_range(P):
-            d = d0 + p * (DC * DL)
-            centred = centred + (tl.where(rows & (d < D), parts[p] - mean, 0.0),)
+            d, dmask, keep = _part(d0, p, D, rows, DC, DL, EVEN)
+            centred = centred + (tl.where(keep, parts[p] - mean, 0.0),)
         return centred, mean
 
     @triton.jit
@@ -240,10 +253,11 @@ if triton is not None:
                           M, D, eps, n_programs, tokens_per_program,
                           N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
                           P: tl.constexpr, SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr,
-                          CENTER: tl.constexpr, NORM: tl.constexpr, HAS_BIAS: tl.constexpr, FWD_STAGES: tl.constexpr):
+                          CENTER: tl.constexpr, NORM: tl.constexpr, HAS_BIAS: tl.constexpr, FWD_STAGES: tl.constexpr,
+                          EVEN: tl.constexpr):
         # every name bound, none `_`: Triton 3.6 took a `_` rebound in the token loop (to masks of another shape) for a
         # loop-carried variable whose type changed, and failed (call EX)
-        ic, d0, kk, imask, dmask0, hmask0 = _tile(D, N, NP, DC, DL, SP)
+        ic, d0, kk, imask, dmask0, hmask0 = _tile(D, N, NP, DC, DL, SP, EVEN)
         jmask = imask & (kk < J)
         # the site's constants in C's layout (stream i, column j): A_s in columns 0..N, B_s in N+1
         const = tl.load(as_ptr + ic * (N + 1) + kk, mask=imask & (kk < N + 1), other=0.0)
@@ -255,7 +269,7 @@ if triton is not None:
             m64, row0, c0 = _token(m, D, N, J)
             hs = ()  # the token's streams H', part by part
             for p in tl.static_range(P):
-                d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                 if HAS_WRITE:
                     h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, dmask, hmask, N, J, False)
                 else:
@@ -265,7 +279,7 @@ if triton is not None:
             shift = tl.zeros([NP, 1, 1], tl.float32)  # H' = hs + shift
             if DYNAMIC:
                 if CENTER:  # from here on the parts are H' - mean, and H' itself their sum with the mean
-                    hs, shift = _centred(hs, imask, d0, D, P, DC, DL)
+                    hs, shift = _centred(hs, imask, d0, D, P, DC, DL, EVEN)
                 # slots 0..J-1: Σ xc·w_j; slot J: Σ xc²; one reduction across warps for all
                 sq = hs[0] * hs[0]
                 for p in tl.static_range(1, P):
@@ -274,7 +288,7 @@ if triton is not None:
                 for j in tl.static_range(J):
                     acc = tl.zeros([NP, DC, DL], tl.float32)
                     for p in tl.static_range(P):
-                        d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                        d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                         acc += hs[p] * tl.load(wt_ptr + j * D + d, mask=dmask, other=0.0)
                     slots = _put(slots, j, kk, acc)
                 sums = tl.sum(slots, axis=1, keep_dims=True)  # (NP, 1, SP)
@@ -292,11 +306,11 @@ if triton is not None:
             x0 = tl.sum(a0 * shift, axis=0, keep_dims=True)
             xs = ()
             for p in tl.static_range(P):
-                d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                 xs = xs + (tl.where(dmask, tl.sum(a0 * hs[p], axis=0, keep_dims=True) + x0, 0.0),)
             if NORM:  # the site's own norm of x_in' (its input h), over the row this program holds
                 if CENTER:
-                    xs, xm = _centred(xs, tl.full([1, 1, 1], 1, tl.int1), d0, D, P, DC, DL)
+                    xs, xm = _centred(xs, tl.full([1, 1, 1], 1, tl.int1), d0, D, P, DC, DL, EVEN)
                 else:
                     xm = tl.zeros([1, 1, 1], tl.float32)
                 sq = xs[0] * xs[0]
@@ -304,7 +318,7 @@ if triton is not None:
                     sq += xs[p] * xs[p]
                 xr = 1.0 / tl.sqrt(_feature_sum(sq) / D + eps)
                 for p in tl.static_range(P):
-                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                     hn = xs[p] * xr * tl.load(nw_ptr + d, mask=dmask, other=0.0)
                     if HAS_BIAS:
                         hn += tl.load(nb_ptr + d, mask=dmask, other=0.0)
@@ -313,7 +327,7 @@ if triton is not None:
                 tl.store(nrstd_ptr + m64 + 0 * ic, xr + 0.0 * ic, mask=ic == 0)
             else:
                 for p in tl.static_range(P):
-                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                     tl.store(y_ptr + m64 * D + d, xs[p], mask=dmask)
 
     @triton.jit
@@ -323,8 +337,8 @@ if triton is not None:
                           M, D, n_programs, tokens_per_program,
                           N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
                           P: tl.constexpr, SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr,
-                          CENTER: tl.constexpr, NORM: tl.constexpr, BWD_STAGES: tl.constexpr):
-        ic, d0, kk, imask, dmask0, hmask0 = _tile(D, N, NP, DC, DL, SP)
+                          CENTER: tl.constexpr, NORM: tl.constexpr, BWD_STAGES: tl.constexpr, EVEN: tl.constexpr):
+        ic, d0, kk, imask, dmask0, hmask0 = _tile(D, N, NP, DC, DL, SP, EVEN)
         jmask = imask & (kk < J)
         if DYNAMIC:
             scale, bw = _coefficient_scale(s_ptr, bw_ptr, kk, N, J)
@@ -343,7 +357,7 @@ if triton is not None:
             hs = ()  # H', part by part
             dxs = ()  # the gradient of x_in' (with the norm: of h)
             for p in tl.static_range(P):
-                d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                 if HAS_WRITE:  # H' again from H and out, which the backward reads anyway: one read of the streams less
                     h = _write(hk_ptr, out_ptr, ck_ptr, m64, row0, c0, D, ic, d, dmask, hmask, N, J, True)
                 else:
@@ -360,7 +374,7 @@ if triton is not None:
                 s_gx = tl.zeros([1, DC, DL], tl.float32)
                 s_g = tl.zeros([1, DC, DL], tl.float32)
                 for p in tl.static_range(P):
-                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                     xhat = tl.where(dmask, (tl.sum(a0 * hs[p], axis=0, keep_dims=True) - nmean) * nrstd, 0.0)
                     gw = dxs[p] * tl.load(nw_ptr + d, mask=dmask, other=0.0)
                     dws = dws + (acc_dw[p] + tl.where(valid, dxs[p] * xhat, 0.0),)
@@ -375,7 +389,7 @@ if triton is not None:
                 sums = tl.sum(sums, axis=1, keep_dims=True) / D  # (1, 1, SP)
                 dxs = ()
                 for p in tl.static_range(P):
-                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                     dx = gws[p] - xhats[p] * _slot(sums, 0, kk)
                     if CENTER:
                         dx -= _slot(sums, 1, kk)
@@ -387,7 +401,7 @@ if triton is not None:
             tl.store(dct_ptr + coff, dct, mask=jmask)
             dhts = ()  # the gradient of H', part by part
             for p in tl.static_range(P):
-                d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                 dhts = dhts + (tl.load(dh1_ptr + row0 + ic * D + d, mask=hmask, other=0.0) + a0 * dxs[p],)
             if DYNAMIC:
                 z = tl.load(z_ptr + coff, mask=jmask, other=0.0)
@@ -405,7 +419,7 @@ if triton is not None:
                     g0 = tl.zeros([NP, 1, 1], tl.float32)
                 new = ()
                 for p in tl.static_range(P):
-                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                     xhat = tl.where(hmask, (hs[p] - mean) * rstd, 0.0)
                     dxhat = tl.zeros([NP, DC, DL], tl.float32)
                     for j in tl.static_range(J):
@@ -417,7 +431,7 @@ if triton is not None:
                 # slots[j, :, i+1]: <H_i, dht_j> (dA[i, j+1]); slots[j, :, N+1]: <dht_j, out> (dB_j)
                 acc = tl.zeros([NP, DC, DL], tl.float32)
                 for p in tl.static_range(P):
-                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                     d_out = tl.sum(b * dhts[p], axis=0, keep_dims=True)
                     tl.store(dout_ptr + m64 * D + narrow(d), d_out.to(dout_ptr.dtype.element_ty), mask=dmask)
                     acc += dhts[p] * tl.load(out_ptr + m64 * D + narrow(d), mask=dmask, other=0.0).to(tl.float32)
@@ -426,7 +440,7 @@ if triton is not None:
                     col = _column(ck_ptr, c0, ic, i, N, J)
                     acc = tl.zeros([NP, DC, DL], tl.float32)
                     for p in tl.static_range(P):
-                        d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                        d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                         acc += dhts[p] * tl.load(hk_ptr + row0 + i * D + d, mask=dmask, other=0.0)
                         dhk = tl.sum(col * dhts[p], axis=0, keep_dims=True)  # Σ_j A[i, j+1] dht_j
                         tl.store(dhk_ptr + row0 + i * D + d, dhk, mask=dmask)
@@ -438,11 +452,11 @@ if triton is not None:
                 tl.store(dck_ptr + dck_off, tl.where(kk == 0, 0.0, sums), mask=imask & (kk < N + 2))
             else:
                 for p in tl.static_range(P):
-                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                     tl.store(dhk_ptr + row0 + ic * D + d, dhts[p], mask=hmask)
         if NORM:  # (programs, 2, D)
             for p in tl.static_range(P):
-                d, dmask, hmask = _part(d0, p, D, imask, DC, DL)
+                d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                 tl.store(wpart_ptr + tl.program_id(0) * 2 * D + d, acc_dw[p], mask=dmask)
                 tl.store(wpart_ptr + tl.program_id(0) * 2 * D + D + d, acc_db[p], mask=dmask)
 
@@ -454,14 +468,16 @@ def _launch_shape(Hk: torch.Tensor, dynamic: bool, norm: bool = False) -> dict:
     dl = row_chunks(D)[1]
     return dict(grid=(programs,), programs=programs, per_program=triton.cdiv(M, programs),
                 N=n, NP=triton.next_power_of_2(n), J=n + 2, DL=dl, SP=triton.next_power_of_2(n + 3),
-                fwd=_tuning(*fwd, D, dl, PARTS[0]), bwd=_tuning(*bwd, D, dl, PARTS[1]))
+                fwd=_tuning(*fwd, n, D, dl, PARTS[0]), bwd=_tuning(*bwd, n, D, dl, PARTS[1]))
 
 
-def _tuning(warps: int, maxnreg: int | None, D: int, dl: int, parts: int) -> dict:
+def _tuning(warps: int, maxnreg: int | None, n: int, D: int, dl: int, parts: int) -> dict:
     """A kernel's launch options and row layout from TUNING's (warps, register cap): a chunk of DL features a warp
-    (DC, the warps) and the row in P parts of DC chunks (launch_warps, at most `parts` past the tuned width)."""
+    (DC, the warps) and the row in P parts of DC chunks (launch_warps, at most `parts` past the tuned width); EVEN
+    where the n streams and the row fill their tiles, no lane masked."""
     w = launch_warps(warps, D, dl, parts)
-    return dict(num_warps=w, DC=w, P=triton.cdiv(D, w * dl), **({"maxnreg": maxnreg} if maxnreg else {}))
+    return dict(num_warps=w, DC=w, P=triton.cdiv(D, w * dl), EVEN=n == triton.next_power_of_2(n) and D % (w * dl) == 0,
+                **({"maxnreg": maxnreg} if maxnreg else {}))
 
 
 # The width TUNING's warps were swept at (the 124M step's streams), and past it the most parts of a row a thread of the
