@@ -3,21 +3,20 @@
     PYTHONPATH=<a Triton install> python3 scripts/kernel_resources.py KERNEL [--warps N] [--maxnreg N] [--stages N]
         [--set NAME=VALUE ...] [--sass FILE] [--ttgir FILE]
 
-KERNEL is one of hyper_fwd, hyper_bwd (model/hyperstep.py, the dynamic site with its LayerNorm folded in),
-static_fwd, static_bwd (model/hyperstatic.py, with the norm), mhc_fwd, mhc_bwd (model/mhcstep.py), each at the 124M
-step's shape (4 streams of 768 features), or agg_many_fwd, agg_many_bwd (model/aggregate.py's kernels past AGG_HOLD
-sources, the table's sources bf16, 768 features; the forward with a LayerNorm in its epilogue and the scores saved),
-agg_pull_block (its pull kernel, attnres full's backward: a bf16 source and stack, site k's row from the stack, blocks
-of tokens) and agg_norm_bwd (the folded norms' backward), at the committed tuning unless given. Triton compiles for sm_90
-without a GPU (the CPU install of torch has no Triton: put the folder `scripts/install.sh --test` fills for the
-interpreter tests, ~/.cache/gptablate/triton-interpreter, on PYTHONPATH; TRITON_DEFAULT_FP_FUSION=1 as Triton 3.9
-defaults to); the
-launch's divisibility hints (pointers and the row counts and widths divisible by 16) are given as a launch on the
-124M shapes would, since without them the compiler picks other layouts. Then `cuobjdump` from Triton's wheel reads the
-cubin. Prints the registers and stack a thread, the barriers and SASS instructions (the kernel as written, not per
-token), the most frequent opcodes, and each layout conversion of the Triton GPU IR (a tile moved between threads;
-a large one goes through shared memory). docs/performance.md, "Hyper-Connections: what the kernels spend a token
-on", used it.
+KERNEL is one of hyper_fwd, hyper_bwd (model/hyperstep.py, the dynamic site with its LayerNorm folded in), hyper_wgrad
+(its projection's weight gradient), static_fwd, static_bwd (model/hyperstatic.py, with the norm), mhc_fwd, mhc_bwd
+(model/mhcstep.py), each at the 124M step's shape (4 streams of 768 features), or agg_many_fwd, agg_many_bwd
+(model/aggregate.py's kernels past AGG_HOLD sources, the table's sources bf16, 768 features; the forward with a
+LayerNorm in its epilogue and the scores saved), agg_pull_block (its pull kernel, attnres full's backward: a bf16 source
+and stack, site k's row from the stack, blocks of tokens) and agg_norm_bwd (the folded norms' backward), at the
+committed tuning unless given. Triton compiles for sm_90 without a GPU (the CPU install of torch has no Triton: put the
+folder `scripts/install.sh --test` fills for the interpreter tests, ~/.cache/gptablate/triton-interpreter, on
+PYTHONPATH; TRITON_DEFAULT_FP_FUSION=1 as Triton 3.9 defaults to); the launch's divisibility hints (pointers and the row
+counts and widths divisible by 16) are given as a launch on the 124M shapes would, since without them the compiler picks
+other layouts. Then `cuobjdump` from Triton's wheel reads the cubin. Prints the registers and stack a thread, the
+barriers and SASS instructions (the kernel as written, not per token), the most frequent opcodes, and each layout
+conversion of the Triton GPU IR (a tile moved between threads; a large one goes through shared memory).
+docs/performance.md, "Hyper-Connections: what the kernels spend a token on", used it.
 """
 import argparse
 import collections
@@ -45,6 +44,9 @@ KERNELS = {
     "hyper_bwd": (lambda: hyperstep._hyper_bwd_kernel, dict(
         N=4, NP=4, J=6, DL=128, SP=8, HAS_WRITE=True, DYNAMIC=True, CENTER=True, NORM=True,
         BWD_STAGES=hyperstep.STAGES[1]), {"out_ptr", "dx_ptr", "dout_ptr"}, *hyperstep.TUNING["norm"][2], 1),
+    "hyper_wgrad": (lambda: hyperstep._hyper_wgrad_kernel, dict(
+        J=6, JP=8, BR=hyperstep.WGRAD[1], BD=hyperstep.WGRAD[2], STAGES=hyperstep.WGRAD[4]), set(),
+        hyperstep.WGRAD[3], None, hyperstep.WGRAD[4]),
     "static_fwd": (lambda: hyperstatic._hyper_static_fwd_kernel, dict(
         S=4, N=4, NP=4, BM=hyperstatic.FWD_NORM[0], BD=1024, STORE_H=True, NORM=True, CENTER=True, HAS_BIAS=True),
         {"out_ptr", "hn_ptr"}, hyperstatic.FWD_NORM[1], None, 1),
@@ -110,7 +112,7 @@ def main():
     warps = args.warps or warps
     maxnreg = args.maxnreg or maxnreg
     stages = args.stages or stages
-    if args.kernel.startswith("hyper_"):  # hyper_step's row: a chunk of 128 features a warp, 768 in P parts
+    if args.kernel in ("hyper_fwd", "hyper_bwd"):  # hyper_step's row: a chunk of 128 features a warp, 768 in P parts
         constexprs.setdefault("DC", warps)
         constexprs.setdefault("P", -(-768 // (constexprs["DC"] * 128)))
         constexprs.setdefault("EVEN", 768 % (constexprs["DC"] * 128) == 0)

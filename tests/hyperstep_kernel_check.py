@@ -26,6 +26,8 @@ CASES = [(*case, None) for case in CASES]
 CASES += [(4, 768, 3, True, nm[0], w, nm, warps) for nm in NORMS[1:3] for w in (True, False) for warps in (1, 2, 4)
           ] if interp else [(4, 768, 300, True, True, w, NORMS[1], warps) for w in (True, False) for warps in (1, 4)]
 TUNING = dict(HS.TUNING)
+if interp:  # the weight gradient's kernel at a few rows a program (the interpreter steps through each)
+    HS.WGRAD = (2, 4, 32, 1, 2)
 for n, D, M, dynamic, center, has_write, norm, warps in CASES:
     HS.TUNING = {k: (v[0], (warps, None), (warps, None)) for k, v in TUNING.items()} if warps else TUNING
     f = dict(device=dev, dtype=torch.float32)
@@ -74,4 +76,15 @@ for n, D, M, dynamic, center, has_write, norm, warps in CASES:
         err = ((g.double() - r.double()).abs().max() / (1 + r.double().abs().max())).item()
         worst = max(worst, err)
         assert err < (2e-2 if name == "d_out" else 1e-4), (name, case, err)
+    if dynamic:  # the projection's weight gradient from the dz just taken: at WGRAD's shape, and at 12 programs an SM
+        # (4 rows a program in the interpreter, whose "SMs" are 4), several blocks of features and a last block of
+        # rows past the end
+        dz = bgot[3]
+        wr = HS.hyper_weight_grad_reference(*[wide(a) for a in (H1, dz, mean, rstd)])
+        for shape in (None, (12, 4, 16, 1, 2)):
+            wg = torch.ops.gptablate.hyper_weight_grad(H1, dz, mean, rstd) if shape is None else (
+                HS.weight_grad_kernel(H1, dz, mean, rstd, shape))
+            err = ((wg.double() - wr).abs().max() / (1 + wr.abs().max())).item()
+            worst = max(worst, err)
+            assert wg.shape == wr.shape and err < 1e-5, ("dwt", shape, case, err)
 print("ok", worst)

@@ -25,8 +25,8 @@ Layout: H (M, n, D) with M = B·T tokens, fp32; C (M, n, n+2) the per-token coef
 columns 0..n and B in column n+1. Norms: LayerNorm (`center`) or RMSNorm, their gain and bias
 folded into the projection (wt = (g ⊙ W)ᵀ, bw = b W). The forward saves the coefficients'
 pre-activations z (not tanh z): the norm's backward needs Σ_d dx̂·x̂ = Σ_j dz_j (z_j − bw_j), which
-then costs no sum over the features. What the backward leaves to torch is small: the projection's
-weight gradient (one fp32 matmul over H', autocast off) and sums over tokens.
+then costs no sum over the features. The projection's weight gradient is one more pass over H'
+(`_hyper_wgrad_kernel`, fp32 FMAs); what the backward leaves to torch is small: sums over tokens.
 
 With the site's own norm (the block's ln_1 or ln_2, LayerNorm or RMSNorm as the streams' norms; `norm` in
 hyper_step) the forward writes h = N(x_in') in the autocast dtype and the token's mean and 1/std in place of x_in'
@@ -43,7 +43,8 @@ from __future__ import annotations
 import torch
 
 from .addnorm import add_norm_backward_reference, add_norm_reference, norm_stats
-from .kernels import autocast_dtype, empties, narrow, row_chunks, tanh, tl, triton, use_kernel
+from .kernels import (autocast_dtype, empties, kernel_op, narrow, row_chunks, sm_count, tanh, tl, triton,
+                      use_kernel)
 
 # Tokens per program, and the warps and register cap (maxnreg, None: the compiler's choice) of the
 # forward and backward kernels, for a dynamic site and a static one: the fastest of
@@ -460,6 +461,32 @@ if triton is not None:
                 tl.store(wpart_ptr + tl.program_id(0) * 2 * D + d, acc_dw[p], mask=dmask)
                 tl.store(wpart_ptr + tl.program_id(0) * 2 * D + D + d, acc_db[p], mask=dmask)
 
+    @triton.jit
+    def _hyper_wgrad_kernel(h1_ptr, dz_ptr, mean_ptr, rstd_ptr, part_ptr, R, D, rows_per_program,
+                            J: tl.constexpr, JP: tl.constexpr, BR: tl.constexpr, BD: tl.constexpr,
+                            STAGES: tl.constexpr):
+        """This program's share of the projection's weight gradient, Σ_r dz[r, j]·x̂[r, d] over its rows r (a token's
+        stream each) for features d in its block: x̂ = (H' - mean)·rstd formed from H' and the stats, in fp32 FMAs
+        into a (BR, JP, BD) tile summed over its rows at the end; (J, BD) into part[program]. Each step loads BR rows
+        of dz as one (BR, JP) tile (column by column, as first written, each column was a pipelined copy of its own;
+        no faster or slower that the sweeps could tell, calls FF and FG)."""
+        rr = tl.arange(0, BR)[:, None, None]
+        jj = tl.arange(0, JP)[None, :, None]
+        d = tl.program_id(1) * BD + tl.arange(0, BD)[None, None, :]
+        dmask = d < D
+        acc = tl.zeros([BR, JP, BD], tl.float32)
+        first = tl.program_id(0) * rows_per_program
+        for it in tl.range(0, rows_per_program, BR, num_stages=STAGES):
+            r = first + it + rr
+            live = r < R
+            r64 = r.to(tl.int64)
+            h = tl.load(h1_ptr + r64 * D + d, mask=live & dmask, other=0.0)
+            xhat = (h - tl.load(mean_ptr + r64, mask=live, other=0.0)) * tl.load(rstd_ptr + r64, mask=live, other=0.0)
+            acc += tl.load(dz_ptr + r64 * J + jj, mask=live & (jj < J), other=0.0) * xhat
+        jo = tl.arange(0, JP)[:, None]
+        do = tl.program_id(1) * BD + tl.arange(0, BD)[None, :]
+        tl.store(part_ptr + (tl.program_id(0) * J + jo) * D + do, tl.sum(acc, axis=0), mask=(jo < J) & (do < D))
+
 
 def _launch_shape(Hk: torch.Tensor, dynamic: bool, norm: bool = False) -> dict:
     M, n, D = Hk.shape
@@ -609,6 +636,41 @@ def _(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dy, dC1, nw, nmean, nr
             H1.new_empty(M, n, n + 2), H1.new_empty(2, D) if nw.numel() else H1.new_empty(0))
 
 
+# The weight-gradient kernel's shape: programs an SM (one wave of them, each a share of the rows: a grid of fixed rows a
+# program left a last wave part full), rows a step (BR), features a program (BD), warps, pipeline stages.
+WGRAD = (4, 2, 512, 4, 3)
+
+
+def hyper_weight_grad_reference(H1, dz, mean, rstd):
+    """The projection's weight gradient (J, D), Σ over tokens and streams of dz ⊗ x̂, in torch."""
+    M, n, D = H1.shape
+    xhat = (H1 - mean[..., None]) * rstd[..., None]
+    return dz.reshape(M * n, -1).t() @ xhat.reshape(M * n, D)
+
+
+@kernel_op("gptablate::hyper_weight_grad")
+def _hyper_weight_grad_op(H1: torch.Tensor, dz: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor
+                          ) -> torch.Tensor:
+    if not use_kernel(H1):
+        return hyper_weight_grad_reference(H1, dz, mean, rstd)
+    return weight_grad_kernel(H1, dz, mean, rstd)
+
+
+def weight_grad_kernel(H1, dz, mean, rstd, shape=None):
+    """The weight gradient by _hyper_wgrad_kernel, at WGRAD's shape or `shape`: per-program sums, then their sum."""
+    M, n, D = H1.shape
+    J = dz.shape[-1]
+    per_sm, br, bd, warps, stages = shape or WGRAD
+    blocks = triton.cdiv(D, bd)
+    rows = triton.cdiv(triton.cdiv(M * n, max(1, per_sm * sm_count(H1) // blocks)), br) * br
+    programs = triton.cdiv(M * n, rows)
+    part = torch.empty(programs, J, D, dtype=torch.float32, device=H1.device)
+    torch.library.wrap_triton(_hyper_wgrad_kernel)[(programs, blocks)](
+        H1, dz, mean, rstd, part, M * n, D, rows, J=J, JP=triton.next_power_of_2(J), BR=br, BD=bd, STAGES=stages,
+        num_warps=warps)
+    return part.sum(0)
+
+
 def _setup_context(ctx, inputs, output):
     Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nb, eps, has_write, dynamic, center, h_dtype = inputs
     H1, _, C1, z, mean, rstd, nmean, nrstd = output
@@ -630,15 +692,12 @@ def _backward(ctx, dH1, dy, dC1, _dz, _dmean, _drstd, _dnmean, _dnrstd):
                                                               dynamic, center)
     dwt = dbw = ds = None
     if dynamic:
-        # the projection's weight: Σ x̂ᵀ dz over tokens and streams = dzᵀ(rstd·H') − (dz·rstd·μ) summed, in the
-        # streams' dtype (TF32 where allowed). Compiled under autocast this backward is traced with autocast on, and
-        # the matmul cast H' to bf16 first: a stream-sized copy a site (0.35 ms in call CM's profile), then a bf16
-        # matmul
-        sz = (dz * rstd[..., None]).reshape(M * n, n + 2)
+        # the projection's weight: Σ dz ⊗ x̂ over tokens and streams, one pass over H' (_hyper_wgrad_kernel): 0.31-0.33
+        # ms a site at the 124M step, 4e-7 of its largest entry from float64 (calls FF, FG). Until then an fp32 matmul
+        # dzᵀ(rstd·H') less Σ dz·rstd·μ: 0.36 ms, 3e-4 from float64 (TF32, which the engine allows). Either is kept out
+        # of autocast, under which the matmul had cast H' to bf16 first (0.35 ms a site in call CM's profile)
         with torch.autocast(H1.device.type, enabled=False):
-            dwt = sz.t() @ H1.reshape(M * n, D)
-        if center:
-            dwt = dwt - (sz * mean.reshape(M * n, 1)).sum(0)[:, None]
+            dwt = _hyper_weight_grad_op(H1, dz, mean, rstd)
         dbw = dz.sum((0, 1))
         t = torch.tanh(z)
         ds = torch.stack(((dCt[..., :n + 1] * t[..., :n + 1]).sum(), (dCt[..., n + 1] * t[..., n + 1]).sum()))
