@@ -16,7 +16,7 @@ users are this operation and the next one. The backward forms H' again from H an
 reads anyway, rather than reading it. The first site's read is the same operation without the
 write (`has_write=False`); the last site's write and the exit's sum over the streams stay in
 torch. Measured on an H100 at the 124M step (docs/performance.md): hyper 2.11× the baseline's step
-time before it, 1.80× with its first kernels, 1.48× with these, 1.37-1.39× since they hold a row in parts (below);
+time before it, 1.80× with its first kernels, 1.48× with these, 1.36-1.39× since they hold a row in parts (below);
 hyper static 1.33×.
 The model takes it for the dynamic case only: the static one, whose A and B are the same for every
 token, takes hyperstatic.py's element-wise kernels (its backward 0.92 ms a site where these take 1.30).
