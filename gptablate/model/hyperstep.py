@@ -170,21 +170,19 @@ if triton is not None:
         return tl.sum(tl.sum(x, axis=2, keep_dims=True), axis=1, keep_dims=True)
 
     @triton.jit
-    def _tile(D, N: tl.constexpr, NP: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, SP: tl.constexpr,
+    def _tile(N: tl.constexpr, NP: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, SP: tl.constexpr,
               EVEN: tl.constexpr):
-        """Streams ic (NP, 1, 1), features d (1, DC, DL), slots kk (1, 1, SP), and the masks of a row. EVEN: the
-        streams fill the tile and the row its parts (124M's 4 x 768), so that the masks are constants the compiler
-        drops, with the selects and predicates they cost."""
+        """Streams ic (NP, 1, 1), the first part's features d (1, DC, DL), slots kk (1, 1, SP), and the streams' mask
+        (each part's feature masks: _part). EVEN: the streams fill the tile and the row its parts (124M's 4 x 768), so
+        that the masks are constants the compiler drops, with the selects and predicates they cost."""
         ic = tl.arange(0, NP)[:, None, None]
         d = tl.arange(0, DC)[None, :, None] * DL + tl.arange(0, DL)[None, None, :]
         kk = tl.arange(0, SP)[None, None, :]
         if EVEN:
             imask = tl.full([NP, 1, 1], 1, tl.int1)
-            dmask = tl.full([1, DC, DL], 1, tl.int1)
         else:
             imask = ic < N
-            dmask = d < D
-        return ic, d, kk, imask, dmask, imask & dmask
+        return ic, d, kk, imask
 
     @triton.jit
     def _coefficient_scale(s_ptr, bw_ptr, kk, N: tl.constexpr, J: tl.constexpr):
@@ -238,6 +236,15 @@ if triton is not None:
         return acc
 
     @triton.jit
+    def _products(a, b, P: tl.constexpr):
+        """The element-wise sum of the products of two rows' P parts, a[p]·b[p]: what Σ over the features of a·b
+        reduces, once."""
+        acc = a[0] * b[0]
+        for p in tl.static_range(1, P):
+            acc += a[p] * b[p]
+        return acc
+
+    @triton.jit
     def _centred(parts, rows, d0, D, P: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr, EVEN: tl.constexpr):
         """A row's parts less their mean over the features (for each row of the tile), the lanes past D and outside
         `rows` 0: (the parts, the mean)."""
@@ -258,7 +265,7 @@ if triton is not None:
                           EVEN: tl.constexpr):
         # every name bound, none `_`: Triton 3.6 took a `_` rebound in the token loop (to masks of another shape) for a
         # loop-carried variable whose type changed, and failed (call EX)
-        ic, d0, kk, imask, dmask0, hmask0 = _tile(D, N, NP, DC, DL, SP, EVEN)
+        ic, d0, kk, imask = _tile(N, NP, DC, DL, SP, EVEN)
         jmask = imask & (kk < J)
         # the site's constants in C's layout (stream i, column j): A_s in columns 0..N, B_s in N+1
         const = tl.load(as_ptr + ic * (N + 1) + kk, mask=imask & (kk < N + 1), other=0.0)
@@ -282,10 +289,7 @@ if triton is not None:
                 if CENTER:  # from here on the parts are H' - mean, and H' itself their sum with the mean
                     hs, shift = _centred(hs, imask, d0, D, P, DC, DL, EVEN)
                 # slots 0..J-1: Σ xc·w_j; slot J: Σ xc²; one reduction across warps for all
-                sq = hs[0] * hs[0]
-                for p in tl.static_range(1, P):
-                    sq += hs[p] * hs[p]
-                slots = _put(tl.zeros([NP, DC, SP], tl.float32), J, kk, sq)
+                slots = _put(tl.zeros([NP, DC, SP], tl.float32), J, kk, _products(hs, hs, P))
                 for j in tl.static_range(J):
                     acc = tl.zeros([NP, DC, DL], tl.float32)
                     for p in tl.static_range(P):
@@ -314,10 +318,7 @@ if triton is not None:
                     xs, xm = _centred(xs, tl.full([1, 1, 1], 1, tl.int1), d0, D, P, DC, DL, EVEN)
                 else:
                     xm = tl.zeros([1, 1, 1], tl.float32)
-                sq = xs[0] * xs[0]
-                for p in tl.static_range(1, P):
-                    sq += xs[p] * xs[p]
-                xr = 1.0 / tl.sqrt(_feature_sum(sq) / D + eps)
+                xr = 1.0 / tl.sqrt(_feature_sum(_products(xs, xs, P)) / D + eps)
                 for p in tl.static_range(P):
                     d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                     hn = xs[p] * xr * tl.load(nw_ptr + d, mask=dmask, other=0.0)
@@ -339,7 +340,7 @@ if triton is not None:
                           N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
                           P: tl.constexpr, SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr,
                           CENTER: tl.constexpr, NORM: tl.constexpr, BWD_STAGES: tl.constexpr, EVEN: tl.constexpr):
-        ic, d0, kk, imask, dmask0, hmask0 = _tile(D, N, NP, DC, DL, SP, EVEN)
+        ic, d0, kk, imask = _tile(N, NP, DC, DL, SP, EVEN)
         jmask = imask & (kk < J)
         if DYNAMIC:
             scale, bw = _coefficient_scale(s_ptr, bw_ptr, kk, N, J)
@@ -395,10 +396,8 @@ if triton is not None:
                     if CENTER:
                         dx -= _slot(sums, 1, kk)
                     dxs = dxs + (tl.where(dmask, dx * nrstd, 0.0),)
-            hdx = hs[0] * dxs[0]
-            for p in tl.static_range(1, P):
-                hdx += hs[p] * dxs[p]
-            dct = tl.load(dc1_ptr + coff, mask=jmask, other=0.0) + tl.where(kk == 0, _feature_sum(hdx), 0.0)
+            hdx = _feature_sum(_products(hs, dxs, P))  # Σ_d H'_i·dx: dA'[i, 0]
+            dct = tl.load(dc1_ptr + coff, mask=jmask, other=0.0) + tl.where(kk == 0, hdx, 0.0)
             tl.store(dct_ptr + coff, dct, mask=jmask)
             dhts = ()  # the gradient of H', part by part
             for p in tl.static_range(P):
