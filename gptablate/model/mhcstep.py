@@ -15,12 +15,14 @@ per-stream coefficients (hyperstep.py, a token at a time), z needs every feature
 a (tokens × nD) by (nD × 2n + n²) product: so a program takes a block of BM tokens and walks the
 features in chunks of BK, forming each stream's (BM, BK) tile of H' in registers, storing it and adding
 its product with W's rows to z on the tensor cores (TF32; torch's per-site code runs this product in
-bf16 under autocast). p is known only after the last chunk, so x_in' is a second walk over the
-chunks, which forms H' again from H and out rather than reading back what the program stored. The
+bf16 under autocast). p is known only after the last chunk, so x_in' = Σ_i p_i H'_i is a kernel of
+its own that reads H' back (_mhc_read_kernel; until call FL a second walk of this program, forming H'
+again from H and out: the forward 1.16 against 1.06 ms a site at the 124M step's streams). The
 kernels take up to MAX_STREAMS streams; more run the torch rule. Measured on an H100 at the 124M step
 (docs/performance.md): mhc 2.02× the baseline's step time with inductor's code for the per-site path,
 1.88× with these as first written (forward 1.26 ms a site, backward 2.24 ms), 1.72-1.74× since their walks are
-pipelined (forward 1.17 ms, backward 1.95-2.01 ms; calls DD, DE).
+pipelined (forward 1.17 ms, backward 1.95-2.01 ms; calls DD, DE), 1.70-1.73× since the read is a kernel of its own
+(calls FK, FL).
 
 The backward, one kernel, takes the gradients of H', x_in' and z and returns those of H, out, R
 and q, and the projection's pre-activation gradient (dzraw, for W's gradient: one fp32 matmul
@@ -52,8 +54,14 @@ from .kernels import by_width, narrow, tl, triton, use_kernel
 # one H100): forward 1.26 -> 1.17 ms, backward 2.33 -> 2.01 ms (DD; 1.95 at 4 stages, 1.98 at 3 in DE); also faster at
 # 345M's 1,024 features (2.46 -> 2.29 ms a site, DG). 1600: 1.5B's width (16,384 x 4 x 1,600), where the 768 entry's
 # shapes were no faster than before (2.00 -> 2.03 ms a site, DG) and these were (2.12 -> 1.93 and 1.97 -> 1.75, DH).
-TUNING = {768: ((32, 32, 4, 3, None), (16, 32, 4, 4, None)), 1600: ((16, 32, 2, 3, None), (16, 32, 4, 3, None))}
+# Since the forward's read is a kernel of its own (READ), its walk is fastest at 2 warps on the 124M step's streams too
+# (FK, FL: 1.07-1.10 ms with the read against 1.08-1.20 at (32, 32, 4, 3)).
+TUNING = {768: ((16, 32, 2, 3, None), (16, 32, 4, 4, None)), 1600: ((16, 32, 2, 3, None), (16, 32, 4, 3, None))}
 MAX_STREAMS = 4  # the kernels name the streams one by one
+# The read x_in' = Σ_i p_i H'_i, a kernel of its own (_mhc_read_kernel): (tokens a program, features a program, warps).
+# Call FK swept 9 shapes from 1 to 16 tokens and 128 to 512 features: all 0.34-0.37 ms on the 124M step's streams,
+# 2.5-2.75 TB/s where a copy of the streams ran at 2.89.
+READ = (4, 256, 4)
 
 
 def tuning(D: int) -> tuple:
@@ -194,7 +202,7 @@ if triton is not None:
 
     @triton.jit
     def _mhc_fwd_kernel(hk_ptr, out_ptr, r_ptr, q_ptr, w_ptr, a_ptr, b_ptr,
-                        h1_ptr, x_ptr, z_ptr, p_ptr, rstd_ptr, M, D, eps,
+                        h1_ptr, z_ptr, p_ptr, rstd_ptr, M, D, eps,
                         N: tl.constexpr, J: tl.constexpr, JP: tl.constexpr,
                         BM: tl.constexpr, BK: tl.constexpr, HAS_WRITE: tl.constexpr, STAGES: tl.constexpr):
         t, ok, k, jj, R0, R1, R2, R3, Q = _block(r_ptr, q_ptr, M, BM, BK, JP, N, HAS_WRITE)
@@ -218,10 +226,19 @@ if triton is not None:
         p0, p1, p2, p3 = (_read_weight(z, jj, 0, a, B, ok, N), _read_weight(z, jj, 1, a, B, ok, N),
                           _read_weight(z, jj, 2, a, B, ok, N), _read_weight(z, jj, 3, a, B, ok, N))
         _store4(p_ptr, t * N, 1, ok, p0, p1, p2, p3, N)
-        for c0 in tl.range(0, D, BK, num_stages=STAGES):  # x_in' = Σ_i p_i H'_i, H' formed again
-            mk2, srow, orow = _at(t, ok, k, c0, D, N, True)
-            u0, u1, u2, u3 = _chunk(hk_ptr, out_ptr, srow, orow, D, mk2, R0, R1, R2, R3, Q, N, HAS_WRITE)
-            tl.store(x_ptr + orow, p0 * u0 + p1 * u1 + p2 * u2 + p3 * u3, mask=mk2)
+
+    @triton.jit
+    def _mhc_read_kernel(h1_ptr, p_ptr, x_ptr, M, D, N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr,
+                         BD: tl.constexpr):
+        """x_in' = Σ_i p_i H'_i for BT tokens and BD features, a (BT, NP, BD) tile of H'."""
+        tok = tl.program_id(0) * BT + tl.arange(0, BT)[:, None, None]
+        t = tok.to(tl.int64)
+        i = tl.arange(0, NP)[None, :, None]
+        d = tl.program_id(1) * BD + tl.arange(0, BD)[None, None, :]
+        live = (tok < M) & (i < N)
+        p = tl.load(p_ptr + t * N + i, mask=live, other=0.0)
+        x = tl.sum(p * tl.load(h1_ptr + (t * N + i) * D + d, mask=live & (d < D), other=0.0), axis=1, keep_dims=True)
+        tl.store(x_ptr + t * D + d, x, mask=(t < M) & (d < D))
 
     @triton.jit
     def _dots4(g, h0, h1, h2, h3):
@@ -308,6 +325,13 @@ def _launch(kernel, tuning, M: int, n: int, *args, has_write: bool) -> None:
                                   **({"maxnreg": maxnreg} if maxnreg else {}))
 
 
+def _launch_read(H1, p, x_in) -> None:
+    """x_in' from H' and p, at READ's shape."""
+    (M, n, D), (bt, bd, warps) = H1.shape, READ
+    _mhc_read_kernel[(triton.cdiv(M, bt), triton.cdiv(D, bd))](H1, p, x_in, M, D, N=n, NP=triton.next_power_of_2(n),
+                                                                 BT=bt, BD=bd, num_warps=warps)
+
+
 @torch.library.custom_op("gptablate::mhc_step", mutates_args=())
 def _mhc_step_op(Hk: torch.Tensor, out: torch.Tensor, Rk: torch.Tensor, qk: torch.Tensor, w: torch.Tensor,
                  a_pre: torch.Tensor, b_pre: torch.Tensor, eps: float, has_write: bool
@@ -318,8 +342,9 @@ def _mhc_step_op(Hk: torch.Tensor, out: torch.Tensor, Rk: torch.Tensor, qk: torc
     f32 = dict(dtype=torch.float32, device=Hk.device)
     H1, x_in, z = torch.empty(M, n, D, **f32), torch.empty(M, D, **f32), torch.empty(M, w.shape[1], **f32)
     p, rstd = torch.empty(M, n, **f32), torch.empty(M, **f32)
-    _launch(_mhc_fwd_kernel, tuning(D)[0], M, n, Hk, out, Rk, qk, w, a_pre, b_pre, H1, x_in, z, p, rstd, M, D, eps,
+    _launch(_mhc_fwd_kernel, tuning(D)[0], M, n, Hk, out, Rk, qk, w, a_pre, b_pre, H1, z, p, rstd, M, D, eps,
             has_write=has_write)
+    _launch_read(H1, p, x_in)
     return H1, x_in, z, p, rstd
 
 
