@@ -22,7 +22,8 @@ kernels take up to MAX_STREAMS streams; more run the torch rule. Measured on an 
 (docs/performance.md): mhc 2.02× the baseline's step time with inductor's code for the per-site path,
 1.88× with these as first written (forward 1.26 ms a site, backward 2.24 ms), 1.72-1.74× since their walks are
 pipelined (forward 1.17 ms, backward 1.95-2.01 ms; calls DD, DE), 1.70-1.73× since the read is a kernel of its own
-(calls FK, FL).
+(forward 1.06 ms; calls FK, FL), 1.61× since the backward reduces its dot products once a walk, not every chunk
+(backward 1.44 ms; call FM).
 
 The backward, one kernel, takes the gradients of H', x_in' and z and returns those of H, out, R
 and q, and the projection's pre-activation gradient (dzraw, for W's gradient: one fp32 matmul
@@ -55,7 +56,9 @@ from .kernels import by_width, narrow, tl, triton, use_kernel
 # 345M's 1,024 features (2.46 -> 2.29 ms a site, DG). 1600: 1.5B's width (16,384 x 4 x 1,600), where the 768 entry's
 # shapes were no faster than before (2.00 -> 2.03 ms a site, DG) and these were (2.12 -> 1.93 and 1.97 -> 1.75, DH).
 # Since the forward's read is a kernel of its own (READ), its walk is fastest at 2 warps on the 124M step's streams too
-# (FK, FL: 1.07-1.10 ms with the read against 1.08-1.20 at (32, 32, 4, 3)).
+# (FK, FL: 1.07-1.10 ms with the read against 1.08-1.20 at (32, 32, 4, 3)). Since the backward reduces its dot products
+# once a walk (_prods4), the sweep's fastest backward is the same shape at both widths (FM: 1.53 ms at 768, 0.90 at
+# 1,600; the others 1.60-35 ms, those of 32 tokens or 16-feature chunks several times slower).
 TUNING = {768: ((16, 32, 2, 3, None), (16, 32, 4, 4, None)), 1600: ((16, 32, 2, 3, None), (16, 32, 4, 3, None))}
 MAX_STREAMS = 4  # the kernels name the streams one by one
 # The read x_in' = Σ_i p_i H'_i, a kernel of its own (_mhc_read_kernel): (tokens a program, features a program, warps).
@@ -241,10 +244,18 @@ if triton is not None:
         tl.store(x_ptr + t * D + d, x, mask=(t < M) & (d < D))
 
     @triton.jit
-    def _dots4(g, h0, h1, h2, h3):
-        """(<g, h_0>, .., <g, h_3>) over the chunk's features, (BM, 1) each."""
-        return (tl.sum(g * h0, axis=1, keep_dims=True), tl.sum(g * h1, axis=1, keep_dims=True),
-                tl.sum(g * h2, axis=1, keep_dims=True), tl.sum(g * h3, axis=1, keep_dims=True))
+    def _prods4(g, h0, h1, h2, h3):
+        """(g·h_0, .., g·h_3) element-wise, (BM, BK) each: a walk adds these up over its chunks and reduces the sums over
+        the features once, after it (_reduce4). Reduced every chunk (as until call FM), the backward's second walk
+        compiled to 109 shuffles and 58 barriers a chunk (the sums cross the warps through shared memory), against
+        none and 18: 1.93 -> 1.44 ms at the 124M step's streams (FM)."""
+        return g * h0, g * h1, g * h2, g * h3
+
+    @triton.jit
+    def _reduce4(a):
+        """Σ over the features of four (BM, BK) tiles: (BM, 1) each."""
+        return (tl.sum(a[0], axis=1, keep_dims=True), tl.sum(a[1], axis=1, keep_dims=True),
+                tl.sum(a[2], axis=1, keep_dims=True), tl.sum(a[3], axis=1, keep_dims=True))
 
     @triton.jit
     def _add4(a, b):
@@ -257,13 +268,14 @@ if triton is not None:
                         BM: tl.constexpr, BK: tl.constexpr, HAS_WRITE: tl.constexpr, STAGES: tl.constexpr):
         t, ok, k, jj, R0, R1, R2, R3, Q = _block(r_ptr, q_ptr, M, BM, BK, JP, N, HAS_WRITE)
         # first walk: dp_i = <H'_i, dx>
-        zero = tl.zeros([BM, 1], tl.float32)
-        dp = (zero, zero, zero, zero)
+        ztile = tl.zeros([BM, BK], tl.float32)
+        dp = (ztile, ztile, ztile, ztile)
         for c0 in tl.range(0, D, BK, num_stages=STAGES):
             mk2, srow, orow = _at(t, ok, k, c0, D, N, False)
             u0, u1, u2, u3 = _chunk(hk_ptr, out_ptr, srow, orow, D, mk2, R0, R1, R2, R3, Q, N, HAS_WRITE)
             dx = tl.load(dx_ptr + orow, mask=mk2, other=0.0).to(tl.float32)
-            dp = _add4(dp, _dots4(dx, u0, u1, u2, u3))
+            dp = _add4(dp, _prods4(dx, u0, u1, u2, u3))
+        dp = _reduce4(dp)
         P = _coef4(p_ptr, t * N, ok, N)
         dps0, dps1, dps2, dps3 = (dp[0] * P[0] * (1.0 - P[0]), dp[1] * P[1] * (1.0 - P[1]),
                                   dp[2] * P[2] * (1.0 - P[2]), dp[3] * P[3] * (1.0 - P[3]))
@@ -278,7 +290,7 @@ if triton is not None:
         dzraw = dzt * rstd
         tl.store(dzraw_ptr + t * J + jj[None, :], dzraw, mask=zmask)
         cc = -tl.sum(dzt * z, axis=1, keep_dims=True) * rstd * rstd / (N * D)
-        four = (zero, zero, zero, zero)
+        four = (ztile, ztile, ztile, ztile)
         dr0, dr1, dr2, dr3, dq = four, four, four, four, four  # dR[i, j] = Σ <dH̃'_i, H_j>, dq_i = Σ <dH̃'_i, out>
         # second walk: dH̃' and what it gives
         for c0 in tl.range(0, D, BK, num_stages=STAGES):
@@ -303,14 +315,15 @@ if triton is not None:
                         R0[2] * g0 + R1[2] * g1 + R2[2] * g2 + R3[2] * g3,
                         R0[3] * g0 + R1[3] * g1 + R2[3] * g2 + R3[3] * g3, N)
                 tl.store(dout_ptr + orow, _combine(Q, g0, g1, g2, g3).to(dout_ptr.dtype.element_ty), mask=mk2)
-                dq = _add4(dq, _dots4(o, g0, g1, g2, g3))
-                dr0 = _add4(dr0, _dots4(g0, h0, h1, h2, h3))
-                dr1 = _add4(dr1, _dots4(g1, h0, h1, h2, h3))
-                dr2 = _add4(dr2, _dots4(g2, h0, h1, h2, h3))
-                dr3 = _add4(dr3, _dots4(g3, h0, h1, h2, h3))
+                dq = _add4(dq, _prods4(o, g0, g1, g2, g3))
+                dr0 = _add4(dr0, _prods4(g0, h0, h1, h2, h3))
+                dr1 = _add4(dr1, _prods4(g1, h0, h1, h2, h3))
+                dr2 = _add4(dr2, _prods4(g2, h0, h1, h2, h3))
+                dr3 = _add4(dr3, _prods4(g3, h0, h1, h2, h3))
             else:
                 _store4(dhk_ptr, srow, D, mk2, g0, g1, g2, g3, N)
         if HAS_WRITE:
+            dq, dr0, dr1, dr2, dr3 = _reduce4(dq), _reduce4(dr0), _reduce4(dr1), _reduce4(dr2), _reduce4(dr3)
             _store4(dq_ptr, t * N, 1, ok, dq[0], dq[1], dq[2], dq[3], N)
             _store4(dr_ptr, t * (N * N), 1, ok, dr0[0], dr0[1], dr0[2], dr0[3], N)
             _store4(dr_ptr, t * (N * N) + N, 1, ok & (N > 1), dr1[0], dr1[1], dr1[2], dr1[3], N)
