@@ -1,7 +1,7 @@
 """hyper_step's kernels from several copies of gptablate/model/hyperstep.py, timed side by side on the same inputs.
 
     python3 scripts/device/hyperstep_ab.py NAME=PATH [NAME=PATH ...] [--eight-warps | --warps W,W...]
-        [--write-best NAME] [--shape TOKENS,WIDTH]
+        [--write-best NAME] [--shape TOKENS,WIDTH] [--tokens T,T...] [--rounds K]
     python3 scripts/device/hyperstep_ab.py --static NAME=PATH [NAME=PATH ...] [--shape TOKENS,WIDTH]
 
 Each PATH is a copy of hyperstep.py (the committed one, an experiment, the code before a change), loaded as a module of
@@ -14,7 +14,9 @@ the warps, each with its caps in CAPS), and its outputs are compared with the fi
 a copy that scales them to the row (kernels.row_warps; hyperstep.launch_warps since the row is held in parts) launches
 more on wider rows, and the lines say with how many. --write-best NAME writes that copy's fastest forward and backward (stages, warps and cap each) into
 gptablate/model/hyperstep.py's STAGES and TUNING["norm"]. --shape times other streams than the 124M step's (1.5B's
-micro-batch: 16384,1600). --static does the same for copies of hyperstatic.py: the static site's forward with the next
+micro-batch: 16384,1600; the 124M recipe's micro-batch of 12 sequences: 12288,768). --tokens times each copy at its own
+warps, caps and stages with these tokens a program too (the forward's and backward's alike). --rounds K: at the end,
+each copy's forward and backward at its own tuning timed again in turn, K rounds, and the median of the rounds printed. --static does the same for copies of hyperstatic.py: the static site's forward with the next
 site's LayerNorm (what the model takes) at FWD_NORM's tokens and warps and three shapes around them, and its backward
 at BWD_NORM.
 """
@@ -53,6 +55,10 @@ def against(results, first):
 
 # The register caps tried at each count of warps (None: the compiler's choice).
 CAPS = {1: (None,), 2: (None, 168), 4: (None, 128, 168), 8: (None, 96, 128), 16: (None, 64)}
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def shape(argv) -> tuple[int, int]:
@@ -111,23 +117,27 @@ def main():
     warps_tried = [4, 8] if "--eight-warps" in argv else [4]
     if "--warps" in argv:
         warps_tried = [int(w) for w in argv[argv.index("--warps") + 1].split(",")]
+    rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 0
+    own = {}  # name: (forward, backward), for --rounds
     for spec in specs:
         name, path = spec.split("=", 1)
         mod = load(name, path)
 
-        def launched():
+        def launched(mod=mod):
             k = mod._launch_shape(Hk, True, True)
             return k["fwd"]["num_warps"], k["bwd"]["num_warps"]
 
-        def forward():
+        def forward(mod=mod):
             return mod.forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, True, True, center, nw, nb, h_dtype)
 
         fw_out = forward()
         H1, y, C1, z, mean, rstd, nmean, nrstd = fw_out
 
-        def backward():
+        def backward(mod=mod, H1=H1, C1=C1, z=z, mean=mean, rstd=rstd, nmean=nmean, nrstd=nrstd):
             return mod.backward_kernel(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dy, dC1, True, True, center,
                                        nw, nmean, nrstd)
+
+        own[name] = (forward, backward)
 
         results = [t for t in (*fw_out, *backward()) if t is not None]
         print(f"{name} ({path}): {against(results, first)}", flush=True)
@@ -137,6 +147,14 @@ def main():
         fw, bw_ms = timed(forward), timed(backward)
         print(f"  own TUNING {tuning['norm']}, STAGES {stages0} (launched with {launched()} warps): "
               f"forward {fw:.3f} ms, backward {bw_ms:.3f} ms", flush=True)
+        if "--tokens" in argv:
+            for t in map(int, argv[argv.index("--tokens") + 1].split(",")):
+                # a copy from before the forward's and backward's tokens were a pair takes one number
+                pair = isinstance(tuning["norm"][0], tuple)
+                mod.TUNING = {**tuning, "norm": ((t, t) if pair else t, *tuning["norm"][1:])}
+                print(f"  {t} tokens a program ({triton_cdiv(M, t)} programs): forward {timed(forward):.3f} ms, "
+                      f"backward {timed(backward):.3f} ms", flush=True)
+            mod.TUNING = tuning
         times = {}
         configs = [(st, w, cap) for w in warps_tried for st in (1, 2) for cap in CAPS[w]]
         for stages, warps, cap in configs:
@@ -157,6 +175,15 @@ def main():
               f"{times[fs, fw_, fc][0] + times[bs, bw_, bc][1]:.3f} ms a site", flush=True)
         if name == write:
             write_tuning(stages=(fs, bs), rows={"norm": (tokens, (fw_, fc), (bw_, bc))})
+    laps = {name: ([], []) for name in own}
+    for _ in range(rounds):
+        for name, (forward, backward) in own.items():
+            laps[name][0].append(timed(forward))
+            laps[name][1].append(timed(backward))
+    for name, (f, b) in laps.items():
+        if f:
+            f, b = sorted(f)[len(f) // 2], sorted(b)[len(b) // 2]
+            print(f"{name} in {rounds} rounds: forward {f:.3f} ms, backward {b:.3f} ms, {f + b:.3f} a site", flush=True)
 
 
 if __name__ == "__main__":
