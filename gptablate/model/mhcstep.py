@@ -22,8 +22,8 @@ kernels take up to MAX_STREAMS streams; more run the torch rule. Measured on an 
 (docs/performance.md): mhc 2.02× the baseline's step time with inductor's code for the per-site path,
 1.88× with these as first written (forward 1.26 ms a site, backward 2.24 ms), 1.72-1.74× since their walks are
 pipelined (forward 1.17 ms, backward 1.95-2.01 ms; calls DD, DE), 1.70-1.73× since the read is a kernel of its own
-(forward 1.06 ms; calls FK, FL), 1.61× since the backward reduces its dot products once a walk, not every chunk
-(backward 1.44 ms; call FM).
+(forward 1.06 ms; calls FK, FL), 1.60-1.61× since the backward reduces its dot products once a walk, not every chunk
+(backward 1.44 ms; calls FM, FR), 1.58× since the Sinkhorn backward walks stored rounds back (sinkhorn.py; call FS).
 
 The backward, one kernel, takes the gradients of H', x_in' and z and returns those of H, out, R
 and q, and the projection's pre-activation gradient (dzraw, for W's gradient: one fp32 matmul
