@@ -50,7 +50,7 @@ import torch, gptablate.model.sinkhorn as S, gptablate.model.kernels as K
 K.INTERPRET = {interpret}
 dev = "cuda" if not K.INTERPRET else "cpu"
 torch.manual_seed(0)
-for n, tokens in ((4, 150), (3, 70), (2, 64)):  # a partial last block; n = 3 pads to 4
+for n, tokens in ((4, 150), (3, 70), (2, 64), (4, 1)):  # a partial last block; n = 3 pads to 4; a single token
     logits = torch.randn(tokens, n, n, device=dev) * 3
     grad = torch.randn(tokens, n, n, device=dev)
     out = torch.ops.gptablate.sinkhorn(logits, 20)

@@ -99,7 +99,7 @@ if triton is not None:
             m = r / _col_sums(r)
         tl.store(out_ptr + offs, m, mask=mask)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["n_tokens"])  # a runtime integer even at 1 token (its .to below)
     def _sinkhorn_bwd_kernel(logits_ptr, grad_ptr, rounds_ptr, out_ptr, n_tokens, iters, N: tl.constexpr,
                              NP: tl.constexpr, BLOCK: tl.constexpr):
         offs, mask = _load_tile(logits_ptr, n_tokens, N, NP, BLOCK)
