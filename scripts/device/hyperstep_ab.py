@@ -8,17 +8,18 @@ Each PATH is a copy of hyperstep.py (the committed one, an experiment, the code 
 its own inside gptablate.model (its custom ops renamed so that the copies do not collide) and called through its
 forward_kernel and backward_kernel. For the dynamic LayerNorm site with the site's norm folded in (what the model takes)
 on the 124M step's streams (61,440 x 4 x 768), each copy's forward and backward are timed at its own TUNING and STAGES,
-then with the token loops at 1 and 2 pipeline stages and at the compiler's register count and caps of 128 and 168
-(three programs of 4 warps an SM; with --eight-warps also at 8 warps, uncapped and capped at 96 and 128; --warps lists
-the warps, each with its caps in CAPS), and its outputs are compared with the first copy's. The warps are TUNING's:
-a copy that scales them to the row (kernels.row_warps; hyperstep.launch_warps since the row is held in parts) launches
-more on wider rows, and the lines say with how many. --write-best NAME writes that copy's fastest forward and backward (stages, warps and cap each) into
-gptablate/model/hyperstep.py's STAGES and TUNING["norm"]. --shape times other streams than the 124M step's (1.5B's
-micro-batch: 16384,1600; the 124M recipe's micro-batch of 12 sequences: 12288,768). --tokens times each copy at its own
-warps, caps and stages with these tokens a program too (the forward's and backward's alike). --rounds K: at the end,
-each copy's forward and backward at its own tuning timed again in turn, K rounds, and the median of the rounds printed. --static does the same for copies of hyperstatic.py: the static site's forward with the next
-site's LayerNorm (what the model takes) at FWD_NORM's tokens and warps and three shapes around them, and its backward
-at BWD_NORM.
+then with the token loops at 1 and 2 pipeline stages and at the compiler's register count and caps of 128 and 168 (three
+programs of 4 warps an SM; with --eight-warps also at 8 warps, uncapped and capped at 96 and 128; --warps lists the
+warps, each with its caps in CAPS), and its outputs are compared with the first copy's. The warps are TUNING's: a copy
+that scales them to the row (kernels.row_warps; hyperstep.launch_warps since the row is held in parts) launches more on
+wider rows, and the lines say with how many. --write-best NAME writes that copy's fastest forward and backward (stages,
+warps and cap each) into gptablate/model/hyperstep.py's STAGES and TUNING["norm"]. --shape times other streams than the
+124M step's (1.5B's micro-batch: 16384,1600; the 124M recipe's micro-batch of 12 sequences: 12288,768). --tokens times
+each copy at its own warps, caps and stages with these tokens a program too (the forward's and backward's alike).
+--rounds K: at the end, each copy's forward and backward at its own tuning timed again in turn, K rounds, and the median
+of the rounds printed. --static does the same for copies of hyperstatic.py: the static site's forward with the next
+site's LayerNorm (what the model takes) at FWD_NORM's tokens and warps and three shapes around them, and its backward at
+BWD_NORM.
 """
 import importlib.util
 import sys
@@ -57,7 +58,7 @@ def against(results, first):
 CAPS = {1: (None,), 2: (None, 168), 4: (None, 128, 168), 8: (None, 96, 128), 16: (None, 64)}
 
 
-def triton_cdiv(a: int, b: int) -> int:
+def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
@@ -149,10 +150,8 @@ def main():
               f"forward {fw:.3f} ms, backward {bw_ms:.3f} ms", flush=True)
         if "--tokens" in argv:
             for t in map(int, argv[argv.index("--tokens") + 1].split(",")):
-                # a copy from before the forward's and backward's tokens were a pair takes one number
-                pair = isinstance(tuning["norm"][0], tuple)
-                mod.TUNING = {**tuning, "norm": ((t, t) if pair else t, *tuning["norm"][1:])}
-                print(f"  {t} tokens a program ({triton_cdiv(M, t)} programs): forward {timed(forward):.3f} ms, "
+                mod.TUNING = {**tuning, "norm": (t, *tuning["norm"][1:])}
+                print(f"  {t} tokens a program ({cdiv(M, t)} programs): forward {timed(forward):.3f} ms, "
                       f"backward {timed(backward):.3f} ms", flush=True)
             mod.TUNING = tuning
         times = {}

@@ -6,8 +6,8 @@ register cap.
 Prints each kernel's time and the bandwidth its bytes imply, by tokens per program (BM), features per chunk (BK),
 warps, pipeline stages and register cap (maxnreg); then the backward's weight-gradient matmul (torch, TF32).
 Bytes counted: forward reads H and out and writes H', then reads H' back for x_in (its read kernel, since call FL;
-before, a second read of H and out) and writes x_in; backward reads H, out and dx twice (its two walks), dH' once, and writes dH and d_out. Second
-reads count in full, as if from memory.
+before, a second read of H and out) and writes x_in; backward reads H, out and dx twice (its two walks), dH' once, and
+writes dH and d_out. Second reads count in full, as if from memory.
 --write-best writes the fastest forward and backward into TUNING[768] in gptablate/model/mhcstep.py.
 """
 import ast
