@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import torch
+import triton
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hyperstep_bench import inputs, timed, write_tuning  # noqa: E402
@@ -58,8 +59,15 @@ def against(results, first):
 CAPS = {1: (None,), 2: (None, 168), 4: (None, 128, 168), 8: (None, 96, 128), 16: (None, 64)}
 
 
-def cdiv(a: int, b: int) -> int:
-    return -(-a // b)
+def in_turn(calls: dict, rounds: int, timer) -> dict:
+    """{name: (forward, backward)} timed in turn, `rounds` times (timer(fn) -> ms): {name: (the forward's median, the
+    backward's)}; --rounds in this script, mhcstep_ab.py and sinkhorn_bench.py."""
+    laps = {name: ([], []) for name in calls}
+    for _ in range(rounds):
+        for name, (forward, backward) in calls.items():
+            laps[name][0].append(timer(forward))
+            laps[name][1].append(timer(backward))
+    return {name: (sorted(f)[len(f) // 2], sorted(b)[len(b) // 2]) for name, (f, b) in laps.items() if f}
 
 
 def shape(argv) -> tuple[int, int]:
@@ -151,7 +159,7 @@ def main():
         if "--tokens" in argv:
             for t in map(int, argv[argv.index("--tokens") + 1].split(",")):
                 mod.TUNING = {**tuning, "norm": (t, *tuning["norm"][1:])}
-                print(f"  {t} tokens a program ({cdiv(M, t)} programs): forward {timed(forward):.3f} ms, "
+                print(f"  {t} tokens a program ({triton.cdiv(M, t)} programs): forward {timed(forward):.3f} ms, "
                       f"backward {timed(backward):.3f} ms", flush=True)
             mod.TUNING = tuning
         times = {}
@@ -174,15 +182,8 @@ def main():
               f"{times[fs, fw_, fc][0] + times[bs, bw_, bc][1]:.3f} ms a site", flush=True)
         if name == write:
             write_tuning(stages=(fs, bs), rows={"norm": (tokens, (fw_, fc), (bw_, bc))})
-    laps = {name: ([], []) for name in own}
-    for _ in range(rounds):
-        for name, (forward, backward) in own.items():
-            laps[name][0].append(timed(forward))
-            laps[name][1].append(timed(backward))
-    for name, (f, b) in laps.items():
-        if f:
-            f, b = sorted(f)[len(f) // 2], sorted(b)[len(b) // 2]
-            print(f"{name} in {rounds} rounds: forward {f:.3f} ms, backward {b:.3f} ms, {f + b:.3f} a site", flush=True)
+    for name, (f, b) in in_turn(own, rounds, timed).items():
+        print(f"{name} in {rounds} rounds: forward {f:.3f} ms, backward {b:.3f} ms, {f + b:.3f} a site", flush=True)
 
 
 if __name__ == "__main__":

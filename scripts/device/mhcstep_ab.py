@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hyperstep_ab import against, load, shape  # noqa: E402
+from hyperstep_ab import against, in_turn, load, shape  # noqa: E402
 from mhcstep_bench import inputs, write_tuning  # noqa: E402
 from addnorm_bench import timed  # noqa: E402
 
@@ -104,15 +104,8 @@ def main():
         if name == write:
             write_tuning(D, best)
         timings[name] = (forward, backward)
-    laps = {name: ([], []) for name in timings}
-    for _ in range(rounds):
-        for name, (forward, backward) in timings.items():
-            laps[name][0].append(timed(forward, reps))
-            laps[name][1].append(timed(backward, reps))
-    for name, (f, b) in laps.items():
-        if f:
-            f, b = sorted(f)[len(f) // 2], sorted(b)[len(b) // 2]
-            print(f"{name} in {rounds} rounds: forward {f:.3f} ms, backward {b:.3f} ms, {f + b:.3f} a site", flush=True)
+    for name, (f, b) in in_turn(timings, rounds, lambda fn: timed(fn, reps)).items():
+        print(f"{name} in {rounds} rounds: forward {f:.3f} ms, backward {b:.3f} ms, {f + b:.3f} a site", flush=True)
 
 
 if __name__ == "__main__":

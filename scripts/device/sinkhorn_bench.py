@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hyperstep_ab import load  # noqa: E402
+from hyperstep_ab import in_turn, load  # noqa: E402
 from hyperstep_bench import timed  # noqa: E402
 
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
@@ -32,7 +32,7 @@ def gpu_us(fn, reps=20):
             fn()
         torch.cuda.synchronize()
     events = [e for e in prof.key_averages() if "sinkhorn" in e.key]
-    return sum(getattr(e, "self_device_time_total", 0) or e.self_cuda_time_total for e in events) / reps
+    return sum(e.self_device_time_total for e in events) / reps
 
 
 def main():
@@ -57,13 +57,7 @@ def main():
             print(f"{M} tokens, {name}: backward {far:.1e} from float64 (of its largest entry){same}", flush=True)
             first = back if first is None else first
             calls[name] = (fwd, bwd)
-        laps = {name: ([], []) for name in calls}
-        for _ in range(rounds):
-            for name, (fwd, bwd) in calls.items():
-                laps[name][0].append(timed(fwd, 50))
-                laps[name][1].append(timed(bwd, 50))
-        for name, (f, b) in laps.items():
-            f, b = sorted(f)[len(f) // 2], sorted(b)[len(b) // 2]
+        for name, (f, b) in in_turn(calls, rounds, lambda fn: timed(fn, 50)).items():
             fwd, bwd = calls[name]
             print(f"{M} tokens, {name} in {rounds} rounds: forward {f * 1e3:.1f} us, backward {b * 1e3:.1f} us a call; "
                   f"the kernels' GPU time {gpu_us(fwd):.1f} and {gpu_us(bwd):.1f} us", flush=True)
