@@ -10,13 +10,12 @@ Bytes counted: forward reads H and out and writes H' and x; backward reads dH', 
 once more for the row sums. --write-best writes the fastest shapes into FWD, BWD, FWD_NORM, ROW_SUMS and BWD_NORM in
 gptablate/model/hyperstatic.py (with --norm-only, only the last three).
 """
-import re
 import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from addnorm_bench import timed
+from hyperstep_bench import write_constants
 
 from gptablate.model import hyperstatic as HSt
 
@@ -105,13 +104,7 @@ def main():
           f"{t_plain + t_ln:.3f} ms; with the norm folded in {t_fold:.3f} ms", flush=True)
 
     if "--write-best" in sys.argv:
-        path = Path(HSt.__file__)
-        text = path.read_text()
-        for name, (shape, _) in best.items():
-            text, k = re.subn(rf"^{name} = \(.*\)$", f"{name} = {shape}", text, flags=re.M)
-            assert k == 1, name
-        path.write_text(text)
-        print(f"wrote to {path}: " + ", ".join(f"{name} = {shape}" for name, (shape, _) in best.items()))
+        write_constants(HSt, {name: shape for name, (shape, _) in best.items()})
 
 
 if __name__ == "__main__":

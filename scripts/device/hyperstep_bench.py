@@ -151,6 +151,18 @@ def widths(n=4):
                   f"{bw_ms:.3f} ms ({bwd_bytes / bw_ms / 1e6:.0f} GB/s)", flush=True)
 
 
+def write_constants(module, values: dict) -> None:
+    """Module-level constants written into the module's file: each line `NAME = (...)` becomes `NAME = value`
+    (wgrad_bench.py's WGRAD, hyperstatic_bench.py's shapes)."""
+    path = Path(module.__file__)
+    text = path.read_text()
+    for name, value in values.items():
+        text, done = re.subn(rf"^{name} = \(.*\)$", f"{name} = {value}", text, flags=re.M)
+        assert done == 1, f"no line {name} = (...) in {path}"
+    path.write_text(text)
+    print(f"wrote to {path}: " + ", ".join(f"{name} = {value}" for name, value in values.items()), flush=True)
+
+
 def write_tuning(stages=None, rows=None):
     """STAGES and TUNING's rows ({key: row}) written into gptablate/model/hyperstep.py (this script's and
     hyperstep_ab.py's --write-best)."""

@@ -8,14 +8,13 @@ hyperstep.WGRAD and a sweep of (programs an SM, rows a step, features a program,
 from the float64 result relative to that result's largest entry. --write-best writes the fastest shape into
 gptablate/model/hyperstep.py's WGRAD.
 """
-import re
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hyperstep_bench import timed  # noqa: E402
+from hyperstep_bench import timed, write_constants  # noqa: E402
 
 from gptablate.model import hyperstep as HS  # noqa: E402
 
@@ -64,11 +63,7 @@ def main():
     print(f"WGRAD {HS.WGRAD}: {timed(lambda: HS.weight_grad_kernel(H1, dz, mean, rstd)):.3f} ms; best {best}: "
           f"{times[best]:.3f} ms", flush=True)
     if "--write-best" in argv:
-        path = Path(HS.__file__)
-        text, count = re.subn(r"^WGRAD = \(.*\)$", f"WGRAD = {best}", path.read_text(), flags=re.M)
-        assert count == 1, "no WGRAD line to write"
-        path.write_text(text)
-        print(f"wrote WGRAD = {best} to {path}")
+        write_constants(HS, {"WGRAD": best})
 
 
 if __name__ == "__main__":
