@@ -112,10 +112,10 @@ def main():
     warps = args.warps or warps
     maxnreg = args.maxnreg or maxnreg
     stages = args.stages or stages
-    if args.kernel in ("hyper_fwd", "hyper_bwd"):  # hyper_step's row: a chunk of 128 features a warp, 768 in P parts
-        constexprs.setdefault("DC", warps)
-        constexprs.setdefault("P", -(-768 // (constexprs["DC"] * 128)))
-        constexprs.setdefault("EVEN", 768 % (constexprs["DC"] * 128) == 0)
+    if args.kernel in ("hyper_fwd", "hyper_bwd"):  # hyper_step's row (DC, P, EVEN) as it lays out 4 x 768 on DC warps
+        row = hyperstep._tuning(constexprs.get("DC", warps), None, 4, 768, 128, 2)
+        for name in ("DC", "P", "EVEN"):
+            constexprs.setdefault(name, row[name])
     if "STAGES" in constexprs and args.stages:  # mhc_step's walks are pipelined at the kernel's stages
         constexprs["STAGES"] = stages
     kernel = compile_kernel(get(), constexprs, two_byte, warps, maxnreg, stages)
