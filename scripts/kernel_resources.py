@@ -1,10 +1,11 @@
 """What the compiler makes of a Triton kernel, without a GPU: registers, stack, barriers, instructions, layout changes.
 
     PYTHONPATH=<a Triton install> python3 scripts/kernel_resources.py KERNEL [--warps N] [--maxnreg N] [--stages N]
-        [--set NAME=VALUE ...] [--sass FILE] [--ttgir FILE]
+        [--set NAME=VALUE ...] [--streams fp32|bf16] [--sass FILE] [--ttgir FILE]
 
 KERNEL is one of hyper_fwd, hyper_bwd (model/hyperstep.py, the dynamic site with its LayerNorm folded in), hyper_wgrad
-(its projection's weight gradient), static_fwd, static_bwd (model/hyperstatic.py, with the norm), mhc_fwd, mhc_bwd
+(its projection's weight gradient), hyper_wgrad_dot (the same for bf16 streams,
+on the tensor cores), static_fwd, static_bwd (model/hyperstatic.py, with the norm), mhc_fwd, mhc_bwd
 (model/mhcstep.py), each at the 124M step's shape (4 streams of 768 features), or agg_many_fwd, agg_many_bwd
 (model/aggregate.py's kernels past AGG_HOLD sources, the table's sources bf16, 768 features; the forward with a
 LayerNorm in its epilogue and the scores saved), agg_pull_block (its pull kernel, attnres full's backward: a bf16 source
@@ -40,13 +41,16 @@ NORM = by_width(aggregate.AGG_NORM, 768)  # its folded norms' backward's
 KERNELS = {
     "hyper_fwd": (lambda: hyperstep._hyper_fwd_kernel, dict(
         N=4, NP=4, J=6, DL=128, SP=8, HAS_WRITE=True, DYNAMIC=True, CENTER=True, NORM=True, HAS_BIAS=True,
-        FWD_STAGES=hyperstep.STAGES[0]), {"out_ptr", "y_ptr"}, *hyperstep.TUNING["norm"][1], 1),
+        FWD_STAGES=hyperstep.STAGES[0], ONE_PASS=False), {"out_ptr", "y_ptr"}, *hyperstep.TUNING["norm"][1], 1),
     "hyper_bwd": (lambda: hyperstep._hyper_bwd_kernel, dict(
         N=4, NP=4, J=6, DL=128, SP=8, HAS_WRITE=True, DYNAMIC=True, CENTER=True, NORM=True,
         BWD_STAGES=hyperstep.STAGES[1]), {"out_ptr", "dx_ptr", "dout_ptr"}, *hyperstep.TUNING["norm"][2], 1),
     "hyper_wgrad": (lambda: hyperstep._hyper_wgrad_kernel, dict(
         J=6, JP=8, BR=hyperstep.WGRAD[1], BD=hyperstep.WGRAD[2], STAGES=hyperstep.WGRAD[4]), set(),
         hyperstep.WGRAD[3], None, hyperstep.WGRAD[4]),
+    "hyper_wgrad_dot": (lambda: hyperstep._hyper_wgrad_dot_kernel, dict(
+        K=16, BR=hyperstep.WGRAD_DOT[1], BD=hyperstep.WGRAD_DOT[2], STAGES=hyperstep.WGRAD_DOT[4]),
+        {"h1_ptr", "a_ptr"}, hyperstep.WGRAD_DOT[3], None, hyperstep.WGRAD_DOT[4]),
     "static_fwd": (lambda: hyperstatic._hyper_static_fwd_kernel, dict(
         S=4, N=4, NP=4, BM=hyperstatic.FWD_NORM[0], BD=1024, STORE_H=True, NORM=True, CENTER=True, HAS_BIAS=True),
         {"out_ptr", "hn_ptr"}, hyperstatic.FWD_NORM[1], None, 1),
@@ -100,6 +104,9 @@ def main():
     parser.add_argument("--stages", type=int)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a constexpr (an int, or true/false)")
+    parser.add_argument("--streams", choices=("fp32", "bf16"), default="fp32",
+                        help="hyper_fwd, hyper_bwd: the streams' dtype (bf16: arch.hyper.stream_dtype, and the "
+                        "forward's one-pass statistics)")
     parser.add_argument("--sass", type=Path, help="write the SASS here")
     parser.add_argument("--ttgir", type=Path, help="write the Triton GPU IR here")
     args = parser.parse_args()
@@ -112,6 +119,14 @@ def main():
     warps = args.warps or warps
     maxnreg = args.maxnreg or maxnreg
     stages = args.stages or stages
+    if args.kernel in ("hyper_fwd", "hyper_bwd") and args.streams == "bf16":
+        two_byte = two_byte | {"hk_ptr", "h1_ptr", "dh1_ptr", "dhk_ptr"}
+        given = {item.split("=", 1)[0] for item in args.set}
+        for i, name in enumerate(("FWD_STAGES", "BWD_STAGES")):
+            if name in constexprs and name not in given:
+                constexprs[name] = hyperstep.STAGES_BF16[i]
+        if args.kernel == "hyper_fwd" and "ONE_PASS" not in given:
+            constexprs["ONE_PASS"] = True
     if args.kernel in ("hyper_fwd", "hyper_bwd"):  # hyper_step's row (DC, P, EVEN) as it lays out 4 x 768 on DC warps
         row = hyperstep._tuning(constexprs.get("DC", warps), None, 4, 768, 128, 2)
         for name in ("DC", "P", "EVEN"):

@@ -2,6 +2,9 @@
 import sys, torch, gptablate.model.hyperstep as HS, gptablate.model.kernels as K
 interp = len(sys.argv) > 1 and sys.argv[1] == "interp"
 K.INTERPRET = interp
+if interp:  # the weight gradient of bf16 streams takes a bf16 tl.dot, which the interpreter gets wrong unmended
+    from interpreter import mend_interpreter_dot
+    mend_interpreter_dot()
 dev = "cpu" if interp else "cuda"
 torch.manual_seed(0)
 worst = 0.0
@@ -34,8 +37,9 @@ CASES += [(n, D, M, True, nm is None or nm[0], w, nm, None, torch.bfloat16) for 
           for nm in (None, NORMS[1], NORMS[3]) for w in (True, False)]
 CASES += [] if interp else [(4, 1600, 300, True, True, True, NORMS[1], None, torch.bfloat16)]
 TUNING = dict(HS.TUNING)
-if interp:  # the weight gradient's kernel at a few rows a program (the interpreter steps through each)
+if interp:  # the weight gradient's kernels at a few rows a program (the interpreter steps through each)
     HS.WGRAD = (2, 4, 32, 1, 2)
+    HS.WGRAD_DOT = (2, 16, 32, 1, 2)
 for n, D, M, dynamic, center, has_write, norm, warps, sd in CASES:
     HS.TUNING = {k: (v[0], (warps, None), (warps, None)) for k, v in TUNING.items()} if warps else TUNING
     f = dict(device=dev, dtype=torch.float32)
@@ -94,15 +98,18 @@ for n, D, M, dynamic, center, has_write, norm, warps, sd in CASES:
             continue
         worst = max(worst, err)
         assert err < (2e-2 if name == "d_out" else 1e-4), (name, case, err)
-    if dynamic:  # the projection's weight gradient from the dz just taken: at WGRAD's shape, and at 12 programs an SM
-        # (4 rows a program in the interpreter, whose "SMs" are 4), several blocks of features and a last block of
-        # rows past the end
+    if dynamic:  # the projection's weight gradient from the dz just taken: at WGRAD's (WGRAD_DOT's) shape, and at 12
+        # programs an SM (4 rows a program in the interpreter, whose "SMs" are 4; 16 for the dot), several blocks of
+        # features and a last block of rows past the end. bf16 streams take the tensor cores' kernel (weight_grad),
+        # whose a = dz·rstd is two bf16 terms: within 2^-17 of a term on a GPU, 2^-15 in the interpreter, which
+        # truncates
         dz = bgot[3]
         wr = HS.hyper_weight_grad_reference(*[wide(a) for a in (H1, dz, mean, rstd)])
-        for shape in (None, (12, 4, 16, 1, 2)):
-            wg = torch.ops.gptablate.hyper_weight_grad(H1, dz, mean, rstd) if shape is None else (
+        dot = sd == torch.bfloat16
+        for shape in (None, (12, 16 if dot else 4, 16, 1, 2)):
+            wg = HS.weight_grad(H1, dz, mean, rstd, shape) if dot or shape is None else (
                 HS.weight_grad_kernel(H1, dz, mean, rstd, shape))
             err = ((wg.double() - wr).abs().max() / (1 + wr.abs().max())).item()
             worst = max(worst, err)
-            assert wg.shape == wr.shape and err < 1e-5, ("dwt", shape, case, err)
+            assert wg.shape == wr.shape and err < (5e-5 if dot else 1e-5), ("dwt", shape, case, err)
 print("ok", worst)

@@ -25,6 +25,26 @@ needs_interpreter = pytest.mark.skipif(
     reason=f"needs Triton and numpy < 2.3 for its interpreter, here or in {APART} (scripts/install.sh --test)")
 
 
+def mend_interpreter_dot() -> None:
+    """Triton's interpreter (3.9) keeps bf16 tiles as their uint16 bit patterns and its tl.dot multiplies those as
+    integers; a check whose kernels take a bf16 tl.dot calls this first, in its own process, so that bf16 operands
+    are widened to fp32 (exactly) before the interpreter's matmul."""
+    import triton.language as tl
+    from triton.runtime import interpreter as ti
+
+    plain = ti.InterpreterBuilder.create_dot
+
+    def create_dot(self, a, b, d, input_precision, max_num_imprecise_acc):
+        def wide(x):
+            if x.dtype.scalar != tl.bfloat16:
+                return x
+            return ti.TensorHandle(ti._convert_float(x.data, tl.bfloat16, tl.float32, None).view(np.float32),
+                                   tl.float32)
+        return plain(self, wide(a), wide(b), d, input_precision, max_num_imprecise_acc)
+
+    ti.InterpreterBuilder.create_dot = create_dot
+
+
 def run_check(args: list[str], env: dict | None = None, timeout: int = 600) -> None:
     """Run a check script, `python args...`; it must exit 0 and print ok."""
     done = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=timeout)

@@ -105,6 +105,20 @@ def test_bf16_streams_are_stored_in_bf16_and_follow_the_fp32_model(norm, monkeyp
                                     "hyper_step", perturb, monkeypatch)
 
 
+@pytest.mark.skipif(not (torch.cuda.is_available() and HS.triton is not None), reason="needs CUDA and Triton")
+@pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])
+def test_bf16_streams_follow_the_fp32_model_on_gpu(norm, monkeypatch):
+    """The same on a GPU, where the fused step takes the kernels: with bf16 streams the forward's one-pass statistics
+    (LayerNorm) and the projection's weight gradient on the tensor cores (hyperstep.weight_grad)."""
+    def perturb(name, p, e):
+        if name.startswith("residual."):
+            p.add_(0.3 * e)
+
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    assert_bf16_streams_follow_fp32(lambda more: _model([f"arch.norm={norm}"] + more, torch.float32).cuda(), "hyper",
+                                    "hyper_step", perturb, monkeypatch)
+
+
 def test_bf16_streams_step_rounds_only_the_streams():
     """hyper_step on bf16 streams: H' and the streams' gradient in bf16, the rest in fp32, each exactly what fp32
     streams holding the same (bf16) values give, rounded: the arithmetic is the same. The projection's weight gradient

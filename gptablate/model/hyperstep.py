@@ -74,6 +74,9 @@ TUNING = {
 # parts on 2 warps (call EX) the forward 0.723 ms at 2 stages (cap 168) against 0.763 at 1, the backward 1.138 against
 # 1.569. One setting for both cases: the model takes the norm case.
 STAGES = (2, 2)
+# The same with bf16 streams: the forward with its one-pass statistics took 1.206 ms at 2 stages and 0.527 at 1 (cap
+# 168; the code before, two passes, 0.576 and 0.552; `hyperstep_ab.py --streams bf16 --warps 2`, call GE).
+STAGES_BF16 = (1, 2)
 
 
 def _written(Hk, out, Ck):
@@ -270,7 +273,9 @@ if triton is not None:
                           N: tl.constexpr, NP: tl.constexpr, J: tl.constexpr, DC: tl.constexpr, DL: tl.constexpr,
                           P: tl.constexpr, SP: tl.constexpr, HAS_WRITE: tl.constexpr, DYNAMIC: tl.constexpr,
                           CENTER: tl.constexpr, NORM: tl.constexpr, HAS_BIAS: tl.constexpr, FWD_STAGES: tl.constexpr,
-                          EVEN: tl.constexpr):
+                          EVEN: tl.constexpr, ONE_PASS: tl.constexpr):
+        # ONE_PASS (bf16 streams, a LayerNorm's streams): the streams' mean, Σ h² and Σ h·w_j in one reduction across
+        # warps, the variance as E[h²] - mean² (see forward_kernel)
         # every name bound, none `_`: Triton 3.6 took a `_` rebound in the token loop (to masks of another shape) for a
         # loop-carried variable whose type changed, and failed (call EX)
         ic, d0, kk, imask = _tile(N, NP, DC, DL, SP, EVEN)
@@ -280,6 +285,15 @@ if triton is not None:
         const = tl.where(kk == N + 1, tl.load(bs_ptr + ic + 0 * kk, mask=imask, other=0.0), const)
         if DYNAMIC:
             scale, bw = _coefficient_scale(s_ptr, bw_ptr, kk, N, J)
+        if ONE_PASS:  # Σ_d w_j over the slots, once a program: the projection of H' - mean is Σ h·w_j - mean·Σ w_j
+            wslots = tl.zeros([1, DC, SP], tl.float32)
+            for j in tl.static_range(J):
+                wacc = tl.zeros([1, DC, DL], tl.float32)
+                for p in tl.static_range(P):
+                    d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
+                    wacc += tl.load(wt_ptr + j * D + d, mask=dmask, other=0.0)
+                wslots = _put(wslots, j, kk, wacc)
+            wsum = tl.sum(wslots, axis=1, keep_dims=True)
         for it in tl.range(0, tokens_per_program, num_stages=FWD_STAGES):
             m, valid = _nth_token(it, n_programs, M)
             m64, row0, c0 = _token(m, D, N, J)
@@ -293,11 +307,15 @@ if triton is not None:
                 tl.store(h1_ptr + row0 + ic * D + d, h, mask=hmask)  # rounded to the streams' dtype
                 hs = hs + (h,)
             shift = tl.zeros([NP, 1, 1], tl.float32)  # H' = hs + shift
+            mean = shift  # the streams' means, where a LayerNorm's: H' less them is hs less (mean - shift)
             if DYNAMIC:
-                if CENTER:  # from here on the parts are H' - mean, and H' itself their sum with the mean
+                if CENTER and not ONE_PASS:  # from here on the parts are H' - mean, and H' itself their sum with it
                     hs, shift = _centred(hs, imask, d0, D, P, DC, DL, EVEN)
-                # slots 0..J-1: Σ xc·w_j; slot J: Σ xc²; one reduction across warps for all
+                    mean = shift
+                # slots 0..J-1: Σ xc·w_j; slot J: Σ xc²; (ONE_PASS) slot J+1: Σ h; one reduction across warps for all
                 slots = _put(tl.zeros([NP, DC, SP], tl.float32), J, kk, _products(hs, hs, P))
+                if CENTER and ONE_PASS:
+                    slots = _put(slots, J + 1, kk, _total(hs, P))
                 for j in tl.static_range(J):
                     acc = tl.zeros([NP, DC, DL], tl.float32)
                     for p in tl.static_range(P):
@@ -305,24 +323,37 @@ if triton is not None:
                         acc += hs[p] * tl.load(wt_ptr + j * D + d, mask=dmask, other=0.0)
                     slots = _put(slots, j, kk, acc)
                 sums = tl.sum(slots, axis=1, keep_dims=True)  # (NP, 1, SP)
-                rstd = 1.0 / tl.sqrt(_slot(sums, J, kk) / D + eps)
-                z = sums * rstd + bw
+                if CENTER and ONE_PASS:
+                    mean = _slot(sums, J + 1, kk) / D
+                    rstd = 1.0 / tl.sqrt(tl.maximum(_slot(sums, J, kk) / D - mean * mean, 0.0) + eps)
+                    z = (sums - mean * wsum) * rstd + bw
+                else:
+                    rstd = 1.0 / tl.sqrt(_slot(sums, J, kk) / D + eps)
+                    z = sums * rstd + bw
                 c = const + scale * tanh(z)
                 tl.store(z_ptr + c0 + ic * J + kk, z, mask=jmask)
-                tl.store(mean_ptr + m64 * N + ic, shift, mask=imask)
+                tl.store(mean_ptr + m64 * N + ic, mean, mask=imask)
                 tl.store(rstd_ptr + m64 * N + ic, rstd, mask=imask)
             else:
                 c = const
             tl.store(c1_ptr + c0 + ic * J + kk, c, mask=jmask)
             a0 = _slot(c, 0, kk)
-            # x_in' = Σ_i A'[i, 0] H'_i, part by part, the shift's share Σ_i A'[i, 0] mean_i added once a token
+            # x_in' = Σ_i A'[i, 0] H'_i, part by part, the shift's share Σ_i A'[i, 0] shift_i added once a token. With
+            # the site's LayerNorm and the streams' means at hand (dynamic), x_in' less its mean is Σ_i A'[i, 0]
+            # (H'_i - mean_i): no sum over the features for it
+            centre: tl.constexpr = NORM and CENTER and DYNAMIC
             x0 = tl.sum(a0 * shift, axis=0, keep_dims=True)
+            xm = tl.sum(a0 * mean, axis=0, keep_dims=True)  # x_in's mean, where `centre`
+            if centre:
+                x0 = x0 - xm
             xs = ()
             for p in tl.static_range(P):
                 d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                 xs = xs + (tl.where(dmask, tl.sum(a0 * hs[p], axis=0, keep_dims=True) + x0, 0.0),)
             if NORM:  # the site's own norm of x_in' (its input h), over the row this program holds
-                if CENTER:
+                if centre:
+                    pass  # xs is x_in' - xm already
+                elif CENTER:
                     xs, xm = _centred(xs, tl.full([1, 1, 1], 1, tl.int1), d0, D, P, DC, DL, EVEN)
                 else:
                     xm = tl.zeros([1, 1, 1], tl.float32)
@@ -495,6 +526,28 @@ if triton is not None:
         do = tl.program_id(1) * BD + tl.arange(0, BD)[None, :]
         tl.store(part_ptr + (tl.program_id(0) * J + jo) * D + do, tl.sum(acc, axis=0), mask=(jo < J) & (do < D))
 
+    @triton.jit
+    def _hyper_wgrad_dot_kernel(h1_ptr, a_ptr, part_ptr, R, D, rows_per_program, K: tl.constexpr, BR: tl.constexpr,
+                                BD: tl.constexpr, STAGES: tl.constexpr):
+        """bf16 streams: this program's share of Aᵀ H' on the tensor cores (tl.dot, fp32 sums), A (R, K) bf16 and H'
+        (R, D) bf16 as stored, over its rows, for features d in its block: (K, BD) into part[program]. weight_grad
+        says what A is."""
+        kk = tl.arange(0, K)[None, :]
+        rr = tl.arange(0, BR)[:, None]
+        d = tl.program_id(1) * BD + tl.arange(0, BD)[None, :]
+        dmask = d < D
+        acc = tl.zeros([K, BD], tl.float32)
+        first = tl.program_id(0) * rows_per_program
+        for it in tl.range(0, rows_per_program, BR, num_stages=STAGES):
+            row = first + it + rr
+            live = row < R
+            r64 = row.to(tl.int64)
+            a = tl.load(a_ptr + r64 * K + kk, mask=live, other=0.0)
+            h = tl.load(h1_ptr + r64 * D + d, mask=live & dmask, other=0.0)
+            acc = tl.dot(tl.trans(a), h, acc)
+        ko = tl.arange(0, K)[:, None]
+        tl.store(part_ptr + (tl.program_id(0) * K + ko) * D + d, acc, mask=dmask)
+
 
 def _launch_shape(Hk: torch.Tensor, dynamic: bool, norm: bool = False) -> dict:
     M, n, D = Hk.shape
@@ -549,6 +602,11 @@ def _hyper_step_op(Hk: torch.Tensor, out: torch.Tensor, Ck: torch.Tensor, wt: to
     return forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps, has_write, dynamic, center, nw, nb, h_dtype)
 
 
+def stages(H: torch.Tensor) -> tuple[int, int]:
+    """The token loops' pipeline stages (forward, backward) for streams of H's dtype."""
+    return STAGES_BF16 if H.dtype == torch.bfloat16 else STAGES
+
+
 def _constexprs(k: dict, has_write: bool, dynamic: bool, center: bool, norm: bool) -> dict:
     return dict(N=k["N"], NP=k["NP"], J=k["J"], DL=k["DL"], SP=k["SP"], HAS_WRITE=has_write,
                 DYNAMIC=dynamic, CENTER=center, NORM=norm)
@@ -569,10 +627,15 @@ def forward_kernel(Hk, out, Ck, wt, bw, s, a_s, b_s, eps: float, has_write: bool
     nw = nw if norm else Hk.new_zeros(0)
     nb = nb if norm and nb is not None and nb.numel() else None
     k = _launch_shape(Hk, dynamic, norm)
+    # bf16 streams under a LayerNorm: the streams' statistics in one pass, Σ h and Σ h² in the reduction that takes
+    # Σ h·w_j, the variance as E[h²] - mean² (one reduction across warps a token fewer). In fp32 that loses precision as
+    # a stream's mean grows against its spread (by our arithmetic, about 1e-4 of rstd at mean/std = 15 and 768
+    # features), so fp32 streams keep the two passes; bf16 streams are rounded by 2^-9 of themselves at every site
+    one_pass = dynamic and center and Hk.dtype == torch.bfloat16
+    consts = {**_constexprs(k, has_write, dynamic, center, norm), "SP": triton.next_power_of_2(n + 3 + one_pass)}
     _hyper_fwd_kernel[k["grid"]](Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nw if nb is None else nb, H1, y, C1, z, mean,
-                                 rstd, nmean, nrstd, M, D, eps, k["programs"], k["per_program"],
-                                 **_constexprs(k, has_write, dynamic, center, norm), HAS_BIAS=nb is not None,
-                                 FWD_STAGES=STAGES[0], **k["fwd"])
+                                 rstd, nmean, nrstd, M, D, eps, k["programs"], k["per_program"], **consts,
+                                 HAS_BIAS=nb is not None, FWD_STAGES=stages(Hk)[0], ONE_PASS=one_pass, **k["fwd"])
     return H1, y, C1, z, mean, rstd, nmean, nrstd
 
 
@@ -641,7 +704,7 @@ def backward_kernel(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dx, dC1,
                                  dHk, d_out if has_write else dummy, dCk if has_write else dummy,
                                  dz if dynamic else dummy, dCt, wpart if norm else dummy, M, D, k["programs"],
                                  k["per_program"], **_constexprs(k, has_write, dynamic, center, norm),
-                                 BWD_STAGES=STAGES[1], **k["bwd"])
+                                 BWD_STAGES=stages(H1)[1], **k["bwd"])
     return dHk, d_out, dCk, dz, dCt, wpart.sum(0) if norm else None
 
 
@@ -659,6 +722,8 @@ def _(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dy, dC1, nw, nmean, nr
 # The weight-gradient kernel's shape: programs an SM (one wave of them, each a share of the rows: a grid of fixed rows a
 # program left a last wave part full), rows a step (BR), features a program (BD), warps, pipeline stages.
 WGRAD = (4, 2, 512, 4, 3)
+# The same for bf16 streams, _hyper_wgrad_dot_kernel (its BR at least 16, tl.dot's least).
+WGRAD_DOT = (2, 64, 256, 4, 4)
 
 
 def hyper_weight_grad_reference(H1, dz, mean, rstd):
@@ -691,6 +756,49 @@ def weight_grad_kernel(H1, dz, mean, rstd, shape=None):
     return part.sum(0)
 
 
+@kernel_op("gptablate::hyper_weight_grad_dot")
+def _hyper_weight_grad_dot_op(H1: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    return weight_grad_dot_kernel(H1, A)
+
+
+def weight_grad_dot_kernel(H1, A, shape=None):
+    """Aᵀ H' (K, D) fp32 by _hyper_wgrad_dot_kernel at WGRAD_DOT's shape or `shape`: per-program sums, then their
+    sum. H1 (M, n, D) bf16, A (M·n, K) bf16."""
+    M, n, D = H1.shape
+    K = A.shape[1]
+    per_sm, br, bd, warps, stages = shape or WGRAD_DOT
+    blocks = triton.cdiv(D, bd)
+    rows = triton.cdiv(triton.cdiv(M * n, max(1, per_sm * sm_count(H1) // blocks)), br) * br
+    programs = triton.cdiv(M * n, rows)
+    part = torch.empty(programs, K, D, dtype=torch.float32, device=H1.device)
+    torch.library.wrap_triton(_hyper_wgrad_dot_kernel)[(programs, blocks)](
+        H1, A, part, M * n, D, rows, K=K, BR=br, BD=bd, STAGES=stages, num_warps=warps)
+    return part.sum(0)
+
+
+def weight_grad(H1, dz, mean, rstd, shape=None):
+    """The projection's weight gradient (J, D), Σ over tokens and streams of dz ⊗ x̂, as the backward takes it: fp32
+    streams (or no kernels), _hyper_weight_grad_op; bf16 streams on the kernels' device, on the tensor cores.
+
+    There, Σ_r a_r (H'_r - mean_r) with a = dz·rstd is formed as Aᵀ H' less Σ_r a_r mean_r: H' as stored (bf16, no x̂
+    formed) and A = [hi | lo | 0] (M·n, K) bf16, hi = a rounded, lo = a - hi rounded, so that hi + lo is a within
+    2^-17 of itself and each product with H' exact in fp32; the two halves of Aᵀ H' added, and the mean's term taken
+    with the same hi + lo, so that the two terms cancel as H' - mean does. A and the mean's term are element-wise work
+    that inductor fuses where the backward is compiled. `shape`: the dot kernel's (weight_grad_dot_kernel)."""
+    if H1.dtype != torch.bfloat16 or not use_stream_kernel(H1):
+        return _hyper_weight_grad_op(H1, dz, mean, rstd)
+    M, n, D = H1.shape
+    J = dz.shape[-1]
+    a = (dz * rstd[..., None]).reshape(M * n, J)
+    hi = a.to(torch.bfloat16)
+    lo = (a - hi.float()).to(torch.bfloat16)
+    K = max(16, triton.next_power_of_2(2 * J))
+    A = torch.cat((hi, lo, hi.new_zeros(M * n, K - 2 * J)), dim=1)
+    shift = ((hi.float() + lo.float()) * mean.reshape(M * n, 1)).sum(0)
+    P = _hyper_weight_grad_dot_op(H1, A) if shape is None else weight_grad_dot_kernel(H1, A, shape)
+    return P[:J] + P[J:2 * J] - shift[:, None]
+
+
 def _setup_context(ctx, inputs, output):
     Hk, out, Ck, wt, bw, s, a_s, b_s, nw, nb, eps, has_write, dynamic, center, h_dtype = inputs
     H1, _, C1, z, mean, rstd, nmean, nrstd = output
@@ -717,7 +825,7 @@ def _backward(ctx, dH1, dy, dC1, _dz, _dmean, _drstd, _dnmean, _dnrstd):
         # dzᵀ(rstd·H') less Σ dz·rstd·μ: 0.36 ms, 3e-4 from float64 (TF32, which the engine allows). Either is kept out
         # of autocast, under which the matmul had cast H' to bf16 first (0.35 ms a site in call CM's profile)
         with torch.autocast(H1.device.type, enabled=False):
-            dwt = _hyper_weight_grad_op(H1, dz, mean, rstd)
+            dwt = weight_grad(H1, dz, mean, rstd)
         dbw = dz.sum((0, 1))
         t = torch.tanh(z)
         ds = torch.stack(((dCt[..., :n + 1] * t[..., :n + 1]).sum(), (dCt[..., n + 1] * t[..., n + 1]).sum()))

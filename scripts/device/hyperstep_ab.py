@@ -13,7 +13,7 @@ programs of 4 warps an SM; with --eight-warps also at 8 warps, uncapped and capp
 warps, each with its caps in CAPS), and its outputs are compared with the first copy's. The warps are TUNING's: a copy
 that scales them to the row (kernels.row_warps; hyperstep.launch_warps since the row is held in parts) launches more on
 wider rows, and the lines say with how many. --write-best NAME writes that copy's fastest forward and backward (stages,
-warps and cap each) into gptablate/model/hyperstep.py's STAGES and TUNING["norm"]. --shape times other streams than the
+warps and cap each) into gptablate/model/hyperstep.py's STAGES (STAGES_BF16 with --streams bf16) and TUNING["norm"]. --shape times other streams than the
 124M step's (1.5B's micro-batch: 16384,1600; micro-batch 12, the original runs' 12 x 5: 12288,768). --tokens times
 each copy at its own warps, caps and stages with these tokens a program too (the forward's and backward's alike).
 --rounds K: at the end, each copy's forward and backward at its own tuning timed again in turn, K rounds, and the median
@@ -155,7 +155,9 @@ def main():
         results = [t for t in (*fw_out, *backward()) if t is not None]
         print(f"{name} ({path}): {against(results, first)}", flush=True)
         first = first or results
-        tuning, stages0 = dict(mod.TUNING), mod.STAGES
+        # the copy's stages for these streams (STAGES, or STAGES_BF16 where a copy has them and the streams are bf16)
+        stages_name = "STAGES_BF16" if bf16 and hasattr(mod, "STAGES_BF16") else "STAGES"
+        tuning, stages0 = dict(mod.TUNING), getattr(mod, stages_name)
         tokens = tuning["norm"][0]
         fw, bw_ms = timed(forward), timed(backward)
         print(f"  own TUNING {tuning['norm']}, STAGES {stages0} (launched with {launched()} warps): "
@@ -169,7 +171,7 @@ def main():
         times = {}
         configs = [(st, w, cap) for w in warps_tried for st in (1, 2) for cap in CAPS[w]]
         for stages, warps, cap in configs:
-            mod.STAGES = (stages, stages)
+            setattr(mod, stages_name, (stages, stages))
             mod.TUNING = {**tuning, "norm": (tokens, (warps, cap), (warps, cap))}
             label = f"stages {stages} warps {warps} (launched with {launched()[0]}) maxnreg {cap}"
             try:
@@ -179,13 +181,14 @@ def main():
                 continue
             times[stages, warps, cap] = (fw, bw_ms)
             print(f"  {label}: forward {fw:.3f} ms, backward {bw_ms:.3f} ms", flush=True)
-        mod.STAGES, mod.TUNING = stages0, tuning
+        mod.TUNING = tuning
+        setattr(mod, stages_name, stages0)
         (fs, fw_, fc), (bs, bw_, bc) = (min(times, key=lambda k: times[k][0]), min(times, key=lambda k: times[k][1]))
         print(f"  best: forward stages {fs} warps {fw_} maxnreg {fc} ({times[fs, fw_, fc][0]:.3f} ms), backward stages "
               f"{bs} warps {bw_} maxnreg {bc} ({times[bs, bw_, bc][1]:.3f} ms): "
               f"{times[fs, fw_, fc][0] + times[bs, bw_, bc][1]:.3f} ms a site", flush=True)
         if name == write:
-            write_tuning(stages=(fs, bs), rows={"norm": (tokens, (fw_, fc), (bw_, bc))})
+            write_tuning(stages=(fs, bs), rows={"norm": (tokens, (fw_, fc), (bw_, bc))}, stages_name=stages_name)
     for name, (f, b) in in_turn(own, rounds, timed).items():
         print(f"{name} in {rounds} rounds: forward {f:.3f} ms, backward {b:.3f} ms, {f + b:.3f} a site", flush=True)
 

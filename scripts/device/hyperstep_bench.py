@@ -163,20 +163,20 @@ def write_constants(module, values: dict) -> None:
     print(f"wrote to {path}: " + ", ".join(f"{name} = {value}" for name, value in values.items()), flush=True)
 
 
-def write_tuning(stages=None, rows=None):
-    """STAGES and TUNING's rows ({key: row}) written into gptablate/model/hyperstep.py (this script's and
-    hyperstep_ab.py's --write-best)."""
+def write_tuning(stages=None, rows=None, stages_name="STAGES"):
+    """STAGES (or `stages_name`: STAGES_BF16) and TUNING's rows ({key: row}) written into gptablate/model/hyperstep.py
+    (this script's and hyperstep_ab.py's --write-best)."""
     path = Path(HS.__file__)
     text = path.read_text()
     if stages is not None:
-        text, done = re.subn(r"^STAGES = \(.*\)$", f"STAGES = {stages}", text, flags=re.M)
+        text, done = re.subn(rf"^{stages_name} = \(.*\)$", f"{stages_name} = {stages}", text, flags=re.M)
         assert done == 1
     for key, row in (rows or {}).items():
         name = f'"{key}"' if isinstance(key, str) else key
         text, done = re.subn(rf"^    {name}: \(.*\),", f"    {name}: {row},", text, flags=re.M)
         assert done == 1, key
     path.write_text(text)
-    print(f"wrote to {path}:{f' STAGES = {stages}' if stages is not None else ''}"
+    print(f"wrote to {path}:{f' {stages_name} = {stages}' if stages is not None else ''}"
           f"{f' TUNING = {rows}' if rows else ''}", flush=True)
 
 
