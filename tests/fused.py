@@ -70,10 +70,10 @@ def kernel_key_paths(build, key: str) -> tuple:
 
 
 def perturb_alike(models, perturb, seed: int = 1) -> torch.Generator:
-    """Each model's parameters moved alike, perturb(name, p, e) with e the same N(0, 1) draw for every model: the
-    generator, for the draws that follow."""
+    """Each model's parameters moved alike, perturb(name, p, e) with e the same N(0, 1) draw for every model (drawn on
+    the CPU, then on the parameter's device): the generator, for the draws that follow."""
     g = torch.Generator().manual_seed(seed)
-    noise = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in models[0].parameters()]
+    noise = [torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device) for p in models[0].parameters()]
     with torch.no_grad():
         for model in models:
             for (name, p), e in zip(model.named_parameters(), noise):

@@ -8,7 +8,9 @@ as the model takes it (hyper: the dynamic site with its LayerNorm folded in; mHC
 forward op, its backward op and the projection's weight gradient with fp32 streams and with bf16 ones (H, H', dH', dH;
 everything else as in training), R rounds in turn (hyperstep_ab.in_turn, median of each), and prints the bytes the
 streams' passes move at each dtype and the rate they give. Until call FV this script timed the kernels of an early
-hyper_step with bf16 tensors passed in, before the variants took bf16 streams (call AO).
+hyper_step with bf16 tensors passed in, before the variants took bf16 streams (call AO). hyper's weight gradient is
+hyperstep.weight_grad as the backward takes it (with bf16 streams, since call GI: its operand A formed in torch, eager
+here, and the tensor cores' kernel; in the compiled step inductor fuses A's forming with other work).
 """
 import argparse
 import sys
@@ -37,7 +39,7 @@ def hyper_calls(M, n, D, dtype):
     return (lambda: torch.ops.gptablate.hyper_step(*args),
             lambda: torch.ops.gptablate.hyper_step_backward(Hk, out, Ck, wt, bw, s, H1, C1, z, mean, rstd, dH1, dy,
                                                             dC1, args[8], nmean, nrstd, True, True, True),
-            lambda: torch.ops.gptablate.hyper_weight_grad(H1, dz, mean, rstd))
+            lambda: HS.weight_grad(H1, dz, mean, rstd))  # eager: with bf16 streams, A's forming is launches of its own
 
 
 def mhc_calls(M, n, D, dtype):
