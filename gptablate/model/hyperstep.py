@@ -745,14 +745,21 @@ def _hyper_weight_grad_op(H1: torch.Tensor, dz: torch.Tensor, mean: torch.Tensor
     return weight_grad_kernel(H1, dz, mean, rstd)
 
 
+def _row_grid(H1, per_sm: int, br: int, bd: int) -> tuple[int, int, int]:
+    """(feature blocks, rows a program, programs) of a weight-gradient kernel over H1's M·n rows: one wave of per_sm
+    programs an SM, each a share of the rows in steps of br."""
+    M, n, D = H1.shape
+    blocks = triton.cdiv(D, bd)
+    rows = triton.cdiv(triton.cdiv(M * n, max(1, per_sm * sm_count(H1) // blocks)), br) * br
+    return blocks, rows, triton.cdiv(M * n, rows)
+
+
 def weight_grad_kernel(H1, dz, mean, rstd, shape=None):
     """The weight gradient by _hyper_wgrad_kernel, at WGRAD's shape or `shape`: per-program sums, then their sum."""
     M, n, D = H1.shape
     J = dz.shape[-1]
     per_sm, br, bd, warps, stages = shape or WGRAD
-    blocks = triton.cdiv(D, bd)
-    rows = triton.cdiv(triton.cdiv(M * n, max(1, per_sm * sm_count(H1) // blocks)), br) * br
-    programs = triton.cdiv(M * n, rows)
+    blocks, rows, programs = _row_grid(H1, per_sm, br, bd)
     part = torch.empty(programs, J, D, dtype=torch.float32, device=H1.device)
     torch.library.wrap_triton(_hyper_wgrad_kernel)[(programs, blocks)](
         H1, dz, mean, rstd, part, M * n, D, rows, J=J, JP=triton.next_power_of_2(J), BR=br, BD=bd, STAGES=stages,
@@ -771,9 +778,7 @@ def weight_grad_dot_kernel(H1, A, shape=None):
     M, n, D = H1.shape
     K = A.shape[1]
     per_sm, br, bd, warps, stages = shape or WGRAD_DOT
-    blocks = triton.cdiv(D, bd)
-    rows = triton.cdiv(triton.cdiv(M * n, max(1, per_sm * sm_count(H1) // blocks)), br) * br
-    programs = triton.cdiv(M * n, rows)
+    blocks, rows, programs = _row_grid(H1, per_sm, br, bd)
     part = torch.empty(programs, K, D, dtype=torch.float32, device=H1.device)
     torch.library.wrap_triton(_hyper_wgrad_dot_kernel)[(programs, blocks)](
         H1, A, part, M * n, D, rows, K=K, BR=br, BD=bd, STAGES=stages, num_warps=warps)
@@ -791,16 +796,21 @@ def weight_grad(H1, dz, mean, rstd, shape=None):
     that inductor fuses where the backward is compiled. `shape`: the dot kernel's (weight_grad_dot_kernel)."""
     if H1.dtype != torch.bfloat16 or not use_stream_kernel(H1):
         return _hyper_weight_grad_op(H1, dz, mean, rstd)
-    M, n, D = H1.shape
     J = dz.shape[-1]
+    A, shift = dot_operand(dz, mean, rstd)
+    P = _hyper_weight_grad_dot_op(H1, A) if shape is None else weight_grad_dot_kernel(H1, A, shape)
+    return P[:J] + P[J:2 * J] - shift[:, None]
+
+
+def dot_operand(dz, mean, rstd):
+    """weight_grad's A = [hi | lo | 0] (M·n, K) bf16 of a = dz·rstd, and the mean's term Σ_r (hi + lo)_r mean_r (J,)."""
+    M, n, J = dz.shape
     a = (dz * rstd[..., None]).reshape(M * n, J)
     hi = a.to(torch.bfloat16)
     lo = (a - hi.float()).to(torch.bfloat16)
     K = max(16, triton.next_power_of_2(2 * J))
     A = torch.cat((hi, lo, hi.new_zeros(M * n, K - 2 * J)), dim=1)
-    shift = ((hi.float() + lo.float()) * mean.reshape(M * n, 1)).sum(0)
-    P = _hyper_weight_grad_dot_op(H1, A) if shape is None else weight_grad_dot_kernel(H1, A, shape)
-    return P[:J] + P[J:2 * J] - shift[:, None]
+    return A, ((hi.float() + lo.float()) * mean.reshape(M * n, 1)).sum(0)
 
 
 def _setup_context(ctx, inputs, output):

@@ -88,12 +88,7 @@ def dot_sweep(H1, dz, mean, rstd, gb, distance, write):
     """_hyper_wgrad_dot_kernel at WGRAD_DOT and over (programs an SM) x DOT_SHAPES x (stages): the kernel alone on the
     operand A that weight_grad forms (in the step, inductor fuses that work into the backward's other element-wise
     kernels; here, eager, it is several launches), each with weight_grad's distance from float64 at that shape."""
-    M, n, D = H1.shape
-    J = dz.shape[-1]
-    a = (dz * rstd[..., None]).reshape(M * n, J)
-    hi = a.to(torch.bfloat16)
-    lo = (a - hi.float()).to(torch.bfloat16)
-    A = torch.cat((hi, lo, hi.new_zeros(M * n, 16 - 2 * J)), dim=1)
+    A = HS.dot_operand(dz, mean, rstd)[0]
     print(f"weight_grad at WGRAD_DOT {HS.WGRAD_DOT}, eager (A formed in torch): "
           f"{timed(lambda: HS.weight_grad(H1, dz, mean, rstd)):.3f} ms", flush=True)
     times = {}
