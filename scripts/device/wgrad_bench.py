@@ -64,24 +64,32 @@ def main():
     ms = timed(matmul)
     print(f"streams {M} x {n} x {D} ({gb:.3f} GB); matmul (TF32): {ms:.3f} ms, {gb / ms:.2f} TB/s, "
           f"distance {distance(matmul()):.1e}", flush=True)
-    times = {}
-    for per_sm in (2, 4, 8):
-        for br, bd, warps in SHAPES:
-            for stages in (2, 3, 4):
-                shape = (per_sm, br, bd, warps, stages)
-                try:
-                    ms = timed(lambda: HS.weight_grad_kernel(H1, dz, mean, rstd, shape))
-                except Exception as e:  # noqa: BLE001 - a shape that does not compile or launch
-                    print(f"  {shape}: failed: {str(e)[:160]}", flush=True)
-                    continue
-                times[shape] = ms
-                print(f"  {shape}: {ms:.3f} ms, {gb / ms:.2f} TB/s, distance "
-                      f"{distance(HS.weight_grad_kernel(H1, dz, mean, rstd, shape)):.1e}", flush=True)
+    times = sweep((2, 4, 8), SHAPES, lambda shape: HS.weight_grad_kernel(H1, dz, mean, rstd, shape),
+                  lambda shape: HS.weight_grad_kernel(H1, dz, mean, rstd, shape), gb, distance)
     best = min(times, key=times.get)
     print(f"WGRAD {HS.WGRAD}: {timed(lambda: HS.weight_grad_kernel(H1, dz, mean, rstd)):.3f} ms; best {best}: "
           f"{times[best]:.3f} ms", flush=True)
     if "--write-best" in argv:
         write_constants(HS, {"WGRAD": best})
+
+
+def sweep(per_sms, shapes, run, result, gb, distance) -> dict:
+    """run(shape) timed over (programs an SM) x shapes (rows a step, features a program, warps) x stages 2 to 4, each
+    printed with result(shape)'s distance from float64: {shape: ms}."""
+    times = {}
+    for per_sm in per_sms:
+        for br, bd, warps in shapes:
+            for stages in (2, 3, 4):
+                shape = (per_sm, br, bd, warps, stages)
+                try:
+                    ms = timed(lambda: run(shape))
+                except Exception as e:  # noqa: BLE001 - a shape that does not compile or launch
+                    print(f"  {shape}: failed: {str(e)[:160]}", flush=True)
+                    continue
+                times[shape] = ms
+                print(f"  {shape}: {ms:.3f} ms, {gb / ms:.2f} TB/s, distance {distance(result(shape)):.1e}",
+                      flush=True)
+    return times
 
 
 def dot_sweep(H1, dz, mean, rstd, gb, distance, write):
@@ -91,19 +99,8 @@ def dot_sweep(H1, dz, mean, rstd, gb, distance, write):
     A = HS.dot_operand(dz, mean, rstd)[0]
     print(f"weight_grad at WGRAD_DOT {HS.WGRAD_DOT}, eager (A formed in torch): "
           f"{timed(lambda: HS.weight_grad(H1, dz, mean, rstd)):.3f} ms", flush=True)
-    times = {}
-    for per_sm in (1, 2, 4):
-        for br, bd, warps in DOT_SHAPES:
-            for stages in (2, 3, 4):
-                shape = (per_sm, br, bd, warps, stages)
-                try:
-                    ms = timed(lambda: HS.weight_grad_dot_kernel(H1, A, shape))
-                except Exception as e:  # noqa: BLE001 - a shape that does not compile or launch
-                    print(f"  {shape}: failed: {str(e)[:160]}", flush=True)
-                    continue
-                times[shape] = ms
-                print(f"  {shape}: {ms:.3f} ms, {gb / ms:.2f} TB/s, distance "
-                      f"{distance(HS.weight_grad(H1, dz, mean, rstd, shape)):.1e}", flush=True)
+    times = sweep((1, 2, 4), DOT_SHAPES, lambda shape: HS.weight_grad_dot_kernel(H1, A, shape),
+                  lambda shape: HS.weight_grad(H1, dz, mean, rstd, shape), gb, distance)
     best = min(times, key=times.get)
     print(f"the kernel at WGRAD_DOT {HS.WGRAD_DOT}: {timed(lambda: HS.weight_grad_dot_kernel(H1, A)):.3f} ms; "
           f"best {best}: {times[best]:.3f} ms", flush=True)
