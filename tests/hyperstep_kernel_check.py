@@ -101,8 +101,7 @@ for n, D, M, dynamic, center, has_write, norm, warps, sd in CASES:
     if dynamic:  # the projection's weight gradient from the dz just taken: at WGRAD's (WGRAD_DOT's) shape, and at 12
         # programs an SM (4 rows a program in the interpreter, whose "SMs" are 4; 16 for the dot), several blocks of
         # features and a last block of rows past the end. bf16 streams take the tensor cores' kernel (weight_grad),
-        # whose a = dz·rstd is two bf16 terms: within 2^-17 of a term on a GPU, 2^-15 in the interpreter, which
-        # truncates
+        # whose a = dz·rstd is two bf16 terms (formed in torch), within 2^-17 of a term
         dz = bgot[3]
         wr = HS.hyper_weight_grad_reference(*[wide(a) for a in (H1, dz, mean, rstd)])
         dot = sd == torch.bfloat16
