@@ -40,7 +40,7 @@ memory; the torch rule does the same arithmetic in fp32 and rounds its stream ou
 kernels' side: the forward takes a LayerNorm's stream statistics in one pass (forward_kernel says why only there), and
 the projection's weight gradient runs on the tensor cores (weight_grad: fp32 sums of exact products, within about 1e-5
 of float64 where the fp32 kernel is within 5e-7). With both, hyper's 124M step with bf16 streams went from 1.28-1.29 to
-1.24-1.25 times the baseline's (calls GF, GG).
+1.24-1.25 times the baseline's (calls GF, GG, GK).
 
 On CUDA with Triton: the kernels below. Elsewhere the same computation in torch
 (`hyper_step_reference`, `hyper_step_backward_reference`), which the tests hold to autograd.
