@@ -347,20 +347,19 @@ if triton is not None:
             # (H'_i - mean_i): no sum over the features for it
             centre: tl.constexpr = NORM and CENTER and DYNAMIC
             x0 = tl.sum(a0 * shift, axis=0, keep_dims=True)
-            xm = tl.sum(a0 * mean, axis=0, keep_dims=True)  # x_in's mean, where `centre`
             if centre:
+                xm = tl.sum(a0 * mean, axis=0, keep_dims=True)  # x_in''s mean
                 x0 = x0 - xm
             xs = ()
             for p in tl.static_range(P):
                 d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
                 xs = xs + (tl.where(dmask, tl.sum(a0 * hs[p], axis=0, keep_dims=True) + x0, 0.0),)
             if NORM:  # the site's own norm of x_in' (its input h), over the row this program holds
-                if centre:
-                    pass  # xs is x_in' - xm already
-                elif CENTER:
-                    xs, xm = _centred(xs, tl.full([1, 1, 1], 1, tl.int1), d0, D, P, DC, DL, EVEN)
-                else:
-                    xm = tl.zeros([1, 1, 1], tl.float32)
+                if not centre:  # (where centre, xs is x_in' - xm already)
+                    if CENTER:
+                        xs, xm = _centred(xs, tl.full([1, 1, 1], 1, tl.int1), d0, D, P, DC, DL, EVEN)
+                    else:
+                        xm = tl.zeros([1, 1, 1], tl.float32)
                 xr = 1.0 / tl.sqrt(_feature_sum(_products(xs, xs, P)) / D + eps)
                 for p in tl.static_range(P):
                     d, dmask, hmask = _part(d0, p, D, imask, DC, DL, EVEN)
