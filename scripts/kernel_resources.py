@@ -4,8 +4,8 @@
         [--set NAME=VALUE ...] [--streams fp32|bf16] [--sass FILE] [--ttgir FILE]
 
 KERNEL is one of hyper_fwd, hyper_bwd (model/hyperstep.py, the dynamic site with its LayerNorm folded in), hyper_wgrad
-(its projection's weight gradient), hyper_wgrad_dot (the same for bf16 streams,
-on the tensor cores), static_fwd, static_bwd (model/hyperstatic.py, with the norm), mhc_fwd, mhc_bwd
+(its projection's weight gradient), hyper_wgrad_dot (the same for bf16 streams, on the tensor cores), static_fwd,
+static_bwd (model/hyperstatic.py, with the norm), mhc_fwd, mhc_bwd
 (model/mhcstep.py), each at the 124M step's shape (4 streams of 768 features), or agg_many_fwd, agg_many_bwd
 (model/aggregate.py's kernels past AGG_HOLD sources, the table's sources bf16, 768 features; the forward with a
 LayerNorm in its epilogue and the scores saved), agg_pull_block (its pull kernel, attnres full's backward: a bf16 source

@@ -835,9 +835,10 @@ def _backward(ctx, dH1, dy, dC1, _dz, _dmean, _drstd, _dnmean, _dnrstd):
     if dynamic:
         # the projection's weight: Σ dz ⊗ x̂ over tokens and streams, one pass over H' (_hyper_wgrad_kernel): 0.31-0.33
         # ms a site at the 124M step, 4e-7 of its largest entry from float64 (calls FF, FG); with bf16 streams on the
-        # tensor cores (weight_grad): 0.133 ms a site in the step where the fp32 kernel took 0.280 (calls GB, GJ). Until then an fp32 matmul
-        # dzᵀ(rstd·H') less Σ dz·rstd·μ: 0.36 ms, 3e-4 from float64 (TF32, which the engine allows). Either is kept out
-        # of autocast, under which the matmul had cast H' to bf16 first (0.35 ms a site in call CM's profile)
+        # tensor cores (weight_grad): 0.133 ms a site in the step where the fp32 kernel took 0.280 (calls GB, GJ).
+        # Until then an fp32 matmul dzᵀ(rstd·H') less Σ dz·rstd·μ: 0.36 ms, 3e-4 from float64 (TF32, which the engine
+        # allows). Either is kept out of autocast, under which the matmul had cast H' to bf16 first (0.35 ms a site in
+        # call CM's profile)
         with torch.autocast(H1.device.type, enabled=False):
             dwt = weight_grad(H1, dz, mean, rstd)
         dbw = dz.sum((0, 1))

@@ -13,8 +13,9 @@ programs of 4 warps an SM; with --eight-warps also at 8 warps, uncapped and capp
 warps, each with its caps in CAPS), and its outputs are compared with the first copy's. The warps are TUNING's: a copy
 that scales them to the row (kernels.row_warps; hyperstep.launch_warps since the row is held in parts) launches more on
 wider rows, and the lines say with how many. --write-best NAME writes that copy's fastest forward and backward (stages,
-warps and cap each) into gptablate/model/hyperstep.py's STAGES (STAGES_BF16 with --streams bf16) and TUNING["norm"]. --shape times other streams than the
-124M step's (1.5B's micro-batch: 16384,1600; micro-batch 12, the original runs' 12 x 5: 12288,768). --tokens times
+warps and cap each) into gptablate/model/hyperstep.py's STAGES (STAGES_BF16 with --streams bf16) and TUNING["norm"].
+--shape times other streams than the 124M step's (1.5B's micro-batch: 16384,1600; micro-batch 12, the original runs'
+12 x 5: 12288,768). --tokens times
 each copy at its own warps, caps and stages with these tokens a program too (the forward's and backward's alike).
 --rounds K: at the end, each copy's forward and backward at its own tuning timed again in turn, K rounds, and the median
 of the rounds printed. --streams bf16: the streams H, H', dH' and dH in bf16 (arch.hyper.stream_dtype; call FZ swept
