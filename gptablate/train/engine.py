@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from ..console import info, interactive
-from ..errors import UserError
+from ..errors import Interrupted, UserError
 from ..data.loader import TrainBatches, val_windows
 from ..data.shards import open_dataset
 from ..model.gpt import GPT, GPTConfig
@@ -45,10 +45,6 @@ DDP_GRAPH = {"split": "ddp_optimizer", "whole": "no_optimization"}  # train.ddp_
 # a straight line through the 345M and 1.5B gains, is near 800M; between nodes the exposed all-reduce is slower.
 WHOLE_GRAPH_MAX_PARAMS = 800_000_000
 METRICS = "metrics.jsonl"
-
-
-class Interrupted(Exception):
-    """SIGINT / SIGTERM: the run stops cleanly and is recorded as interrupted."""
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import UserError
+from ..errors import Interrupted, UserError
 from ..recipe import recipe_from_dict
-from .engine import Diverged, Interrupted, train
+from .engine import Diverged, train
 from .heap import freeze_for_exit
 from .launch import RECIPE_FILE, WORKER_ERROR
 
