@@ -1,9 +1,9 @@
 # Sourced by the device scripts from perf_db.sh on, with the call's tag: `source "$(dirname "$0")/common.sh" db`.
 # Strict pipes, unbuffered Python, the GPT-2 ranks carried with the call (.dev/gpt2.tiktoken), data and runs under
 # /tmp, the GPU's name, the checkout installed without its dependencies (the machine has torch; pip's log in
-# $OUT/TAG_pip.txt), T0 for the scripts' elapsed-time marks and TAG; gpu_tests, a pytest run on the GPU; and
-# trained_alike, short training runs of a variant under several values of one of its settings (kernels_against_torch:
-# its kernels against its per-site code).
+# $OUT/TAG_pip.txt), T0 for the scripts' elapsed-time marks and TAG; gpu_tests, a pytest run on the GPU; prepare_pysrc
+# and trained_steps, training runs on the standard library's sources; and trained_alike, short training runs of a
+# variant under several values of one of its settings (kernels_against_torch: its kernels against its per-site code).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata \
     GPTABLATE_RUNS=/tmp/gruns
@@ -23,6 +23,36 @@ gpu_tests() {
   echo "[t=$((SECONDS-T0))s]"
 }
 
+# prepare_pysrc: the Python standard library's sources prepared once as the dataset pysrc (log in $OUT/TAG_prep.txt).
+prepare_pysrc() {
+  local src
+  if [ ! -d "$GPTABLATE_DATA/pysrc" ]; then
+    src=$(python3 -c 'import sys; print(sys.prefix)')/lib
+    python3 -m gptablate_cli prepare text "$src" --glob '*.py' --name pysrc > "$OUT/${TAG}_prep.txt" 2>&1
+    tail -1 "$OUT/${TAG}_prep.txt"
+    echo "[t=$((SECONDS-T0))s]"
+  fi
+}
+
+# trained_steps STEPS NAME SECONDS SETTING...: the 124M recipe trained STEPS steps on pysrc (warmup STEPS/10, validation
+# on 1M tokens at the end) with each SETTING (`--set` pairs), under SECONDS; the log in $OUT/TAG_NAME.txt, its loss at
+# a few steps and its final line printed. RUN (the environment's, optional): the command in place of
+# `python3 -m gptablate_cli` (an instrument such as rounding_sides.py).
+trained_steps() {
+  local steps=$1 name=$2 limit=$3 log
+  shift 3
+  prepare_pysrc
+  log="$OUT/${TAG}_$name.txt"
+  # shellcheck disable=SC2086  # RUN is a command line
+  timeout -k 5 "$limit" ${RUN:-python3 -m gptablate_cli} train gpt2_124m --set data.dataset=pysrc \
+    --set train.max_iters="$steps" --set train.warmup_iters=$((steps / 10)) --set data.eval_interval="$steps" \
+    --set data.eval_tokens=1048576 --set run.name="$name" "$@" > "$log" 2>&1
+  echo "$name rc=$?"
+  grep -E "^step ($((steps / 3))|$((2 * steps / 3))|$((steps - 10))|$steps)/" "$log" | cut -c1-120
+  grep -E "^finished" "$log" | cut -c1-110
+  echo "[t=$((SECONDS-T0))s]"
+}
+
 # trained_alike VARIANT KEY SECONDS VALUE...: VARIANT (hyper, mhc) trained 100 steps of the 124M recipe on real tokens
 # (the Python standard library's sources, prepared once as pysrc) with each VALUE of arch.VARIANT.KEY, same seed and
 # data, each run under SECONDS; logs in $OUT/TAG_prep.txt and $OUT/TAG_VARIANT_VALUE[_SEED].txt (TAG_VALUE.txt until
@@ -31,12 +61,7 @@ trained_alike() {
   local variant=$1 key=$2 limit=$3 src v log seed=()
   shift 3
   [ -n "${SEED:-}" ] && seed=(--set "train.seed=$SEED")
-  if [ ! -d "$GPTABLATE_DATA/pysrc" ]; then
-    src=$(python3 -c 'import sys; print(sys.prefix)')/lib
-    python3 -m gptablate_cli prepare text "$src" --glob '*.py' --name pysrc > "$OUT/${TAG}_prep.txt" 2>&1
-    tail -1 "$OUT/${TAG}_prep.txt"
-    echo "[t=$((SECONDS-T0))s]"
-  fi
+  prepare_pysrc
   for v in "$@"; do
     log="$OUT/${TAG}_${variant}_$v${SEED:+_$SEED}.txt"
     timeout -k 5 "$limit" python3 -m gptablate_cli train gpt2_124m --set data.dataset=pysrc \
