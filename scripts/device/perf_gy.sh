@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Device call GY (one H100, GX's machine): GX at seed 2, hyper with fp32 and with bf16 streams trained 1,000 steps.
+source "$(dirname "$0")/common.sh" gy
+for dtype in float32 bfloat16; do
+  trained_steps 1000 "hyper_${dtype}_1k_2" 280 --set arch.residual=hyper --set arch.hyper.stream_dtype=$dtype \
+    --set train.seed=2
+done
