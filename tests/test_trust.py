@@ -34,7 +34,7 @@ def start_and_kill(args, env, after_checkpoints: int, tmp_path):
     """Start a training process and SIGKILL it once it has written this many checkpoints."""
     before = set(run_dirs(tmp_path)) if (tmp_path / "runs").is_dir() else set()
     proc = subprocess.Popen([sys.executable, "-m", "gptablate_cli", *args], env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
         new = [d for d in run_dirs(tmp_path) if d not in before] if (tmp_path / "runs").is_dir() else []
@@ -184,10 +184,11 @@ def test_an_interrupted_run_keeps_the_row_of_its_last_logged_step(prepared_corpu
     holds a row for every step done (the store's step), none twice; the CLI says so in one line (exit 130), no
     traceback."""
     env = env_for(prepared_corpus, tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "gptablate_cli", "train", "tiny", *TINY, "--set",
-                             "train.max_iters=100000", "--set", "train.log_interval=1", "--set",
-                             f"data.eval_interval={10**6}", "--device", "cpu"], env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with (tmp_path / "stderr.txt").open("w") as stderr:  # the child writes to its own copy of the file
+        proc = subprocess.Popen([sys.executable, "-m", "gptablate_cli", "train", "tiny", *TINY, "--set",
+                                 "train.max_iters=100000", "--set", "train.log_interval=1", "--set",
+                                 f"data.eval_interval={10**6}", "--device", "cpu"], env={**os.environ, **env},
+                                stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         dirs = run_dirs(tmp_path) if (tmp_path / "runs").is_dir() else []
@@ -196,8 +197,9 @@ def test_an_interrupted_run_keeps_the_row_of_its_last_logged_step(prepared_corpu
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
+    assert proc.wait(timeout=60) == 130
+    err = (tmp_path / "stderr.txt").read_text()
+    assert err.strip().splitlines()[-1] == "interrupted", err
     assert "Traceback" not in err, err
     (run,) = run_dirs(tmp_path)
     steps = [r["step"] for r in metrics(run)]

@@ -58,7 +58,7 @@ trained_steps() {
 # data, each run under SECONDS; logs in $OUT/TAG_prep.txt and $OUT/TAG_VARIANT_VALUE[_SEED].txt (TAG_VALUE.txt until
 # call FV). SEED (the environment's, optional): train.seed for these runs, the recipe's (1) without it.
 trained_alike() {
-  local variant=$1 key=$2 limit=$3 src v log seed=()
+  local variant=$1 key=$2 limit=$3 v log seed=()
   shift 3
   [ -n "${SEED:-}" ] && seed=(--set "train.seed=$SEED")
   prepare_pysrc

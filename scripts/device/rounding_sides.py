@@ -3,11 +3,12 @@ both are rounded to bf16 at every step's boundary, as arch.hyper.stream_dtype=bf
 
     python3 scripts/device/rounding_sides.py fwd|bwd|both train gpt2_124m --set arch.residual=hyper ...
 
-Every H that hyper_step returns (the streams between two sites) and the entry's copies of x that the first step reads passes through a
-rounding: `fwd` rounds its values to bf16 and passes its gradient through as it is (fp32); `bwd` passes its values as
-they are and rounds the gradient that reaches it; `both` does the two, which is what bf16 streams do (the kernels then
-still take their fp32 paths: two-pass statistics, the fp32 weight gradient). An experiment's instrument for device
-calls, not part of the tool: it replaces residuals.hyper_step in this process and then runs the CLI.
+Every H that hyper_step returns (the streams between two sites), and the entry's copies of x that the first step
+reads, pass through a rounding: `fwd` rounds their values to bf16 and passes their gradient through as it is (fp32);
+`bwd` passes their values as they are and rounds the gradient that reaches them; `both` does the two, which is what
+bf16 streams do (the kernels still take their fp32 paths: two-pass statistics, the fp32 weight gradient). An
+experiment's instrument for device calls, not part of the tool: it replaces residuals.hyper_step in this process and
+then runs the CLI.
 """
 
 from __future__ import annotations
