@@ -36,7 +36,7 @@ prepare_pysrc() {
 
 # trained_steps STEPS NAME SECONDS SETTING...: the 124M recipe trained STEPS steps on pysrc (warmup STEPS/10, validation
 # on 1M tokens at the end) with each SETTING (`--set` pairs), under SECONDS; the log in $OUT/TAG_NAME.txt, its loss at
-# a few steps and its final line printed. RUN (the environment's, optional): the command in place of
+# logged steps near a third and two thirds of the way and at the end, and its final line printed. RUN (the environment's, optional): the command in place of
 # `python3 -m gptablate_cli` (an instrument such as rounding_sides.py).
 trained_steps() {
   local steps=$1 name=$2 limit=$3 log
@@ -48,7 +48,7 @@ trained_steps() {
     --set train.max_iters="$steps" --set train.warmup_iters=$((steps / 10)) --set data.eval_interval="$steps" \
     --set data.eval_tokens=1048576 --set run.name="$name" "$@" > "$log" 2>&1
   echo "$name rc=$?"
-  grep -E "^step ($((steps / 3))|$((2 * steps / 3))|$((steps - 10))|$steps)/" "$log" | cut -c1-120
+  grep -E "^step ($((steps / 30 * 10))|$((steps / 15 * 10))|$((steps - 10))|$steps)/" "$log" | cut -c1-120
   grep -E "^finished" "$log" | cut -c1-110
   echo "[t=$((SECONDS-T0))s]"
 }
