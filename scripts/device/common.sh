@@ -1,8 +1,9 @@
 # Sourced by the device scripts from perf_db.sh on, with the call's tag: `source "$(dirname "$0")/common.sh" db`.
 # Strict pipes, unbuffered Python, the GPT-2 ranks carried with the call (.dev/gpt2.tiktoken), data and runs under
 # /tmp, the GPU's name, the checkout installed without its dependencies (the machine has torch; pip's log in
-# $OUT/TAG_pip.txt), T0 for the scripts' elapsed-time marks and TAG; gpu_tests, a pytest run on the GPU; prepare_pysrc
-# and trained_steps, training runs on the standard library's sources; and trained_alike, short training runs of a
+# $OUT/TAG_pip.txt), T0 for the scripts' elapsed-time marks and TAG; gpu_tests, a pytest run on the GPU;
+# hyperstep_against and bench_variants, hyper_step's kernels against an earlier copy and the step; prepare_pysrc and
+# trained_steps, training runs on the standard library's sources; and trained_alike, short training runs of a
 # variant under several values of one of its settings (kernels_against_torch: its kernels against its per-site code).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata \
@@ -20,6 +21,32 @@ gpu_tests() {
   python3 -m pip install -q pytest > /dev/null 2>&1
   timeout -k 5 "$limit" python3 -m pytest -q --tb=short "$@" > "$OUT/${TAG}_tests.txt" 2>&1
   tail -1 "$OUT/${TAG}_tests.txt"; grep -E "^E  " "$OUT/${TAG}_tests.txt" | cut -c1-300 | head -6
+  echo "[t=$((SECONDS-T0))s]"
+}
+
+# hyperstep_against BEFORE SECONDS STREAMS...: hyperstep_ab.py, the kernels of BEFORE (a copy of hyperstep.py carried
+# under .dev/ab) side by side with the checkout's, at 2 warps and 5 rounds, for each STREAMS (fp32, bf16), each under
+# SECONDS; logs in $OUT/TAG_ab_STREAMS.txt, the comparison's lines printed.
+hyperstep_against() {
+  local before=$1 limit=$2 st
+  shift 2
+  for st in "$@"; do
+    timeout -k 5 "$limit" python3 scripts/device/hyperstep_ab.py before="$before" \
+      after=gptablate/model/hyperstep.py --warps 2 --rounds 5 --streams "$st" > "$OUT/${TAG}_ab_$st.txt" 2>&1
+    echo "ab $st rc=$?"; grep -E "^(before|after)|best|rounds|own" "$OUT/${TAG}_ab_$st.txt" | cut -c1-200
+    echo "[t=$((SECONDS-T0))s]"
+  done
+}
+
+# bench_variants SECONDS VARIANT...: `bench gpt2_124m --steps 12 --all-variants` with each `--variant` VARIANT, under
+# SECONDS; the table in $OUT/TAG_bench.txt and .json, its last lines printed.
+bench_variants() {
+  local limit=$1 v args=()
+  shift
+  for v in "$@"; do args+=(--variant "$v"); done
+  timeout -k 5 "$limit" python3 -m gptablate_cli bench gpt2_124m --steps 12 --all-variants "${args[@]}" \
+    --json "$OUT/${TAG}_bench.json" > "$OUT/${TAG}_bench.txt" 2>&1
+  echo "bench rc=$?"; tail -4 "$OUT/${TAG}_bench.txt"
   echo "[t=$((SECONDS-T0))s]"
 }
 
