@@ -46,6 +46,8 @@ def compare(
         raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     if by not in ("arm", "run"):
         raise UserError(f"--by {by!r}: use arm or run")
+    if not 0 < alpha < 1:
+        raise UserError(f"--alpha {alpha:g}: a significance level between 0 and 1, e.g. 0.05")
     from gptablate.results.leaderboard import by_arm, by_run, runs_frame  # pandas: loaded by this command only
     from gptablate.results.store import ResultStore
 

@@ -39,10 +39,11 @@ def test_special_token_text_is_ordinary_text_as_encode_ordinary_has_it(tmp_path)
     assert got.count(EOT) == 1
 
 
-def test_prepare_writes_documents_in_order_with_eot_first(tmp_path):
+def test_prepare_writes_documents_in_order_with_eot_first(tmp_path, capsys):
     files = write_corpus(tmp_path / "text", n_files=5, sentences=40)
     (tmp_path / "text" / "skip.md").write_text("not matched by the glob")
     r = prepare_text([tmp_path / "text"], "mini", tmp_path / "data", glob="*.txt", workers=1)
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tokenizing")]
     enc = get_tokenizer()
     expected = []
     for f in sorted(files):
@@ -53,6 +54,8 @@ def test_prepare_writes_documents_in_order_with_eot_first(tmp_path):
     assert r.val_tokens == len(expected) // 10  # default: 10% when under 10,485,760
     manifest = read_manifest(r.root)
     assert manifest["total_tokens"] == len(expected)
+    # the progress line at the end counts every token, the last file's too (it once counted only flushed files)
+    assert progress[-1].startswith("tokenizing 5 files: 100.0%") and progress[-1].endswith(f" {len(expected):,} tokens")
     assert [s["file"] for s in manifest["shards"]] == ["mini_val_000000.bin", "mini_train_000001.bin"]
     for shard in (ds.val, *ds.train):
         ds.verify(shard)

@@ -240,6 +240,10 @@ def test_seeds_give_paired_noise_estimates_and_budgets_stay_apart(prepared_corpu
     assert short["budget"] != base_arm["budget"] and short["rank"] == 1  # its own group, its own ranking
     strict = json.loads(run_cli("compare", "--format", "json", "--alpha", "1e-12", env=env, check=True).stdout)
     assert next(a for a in strict if a["arm"] == lr_arm["arm"])["verdict"] == "within noise"
+    for bad in ("2", "0", "-0.1", "nan"):
+        refused = run_cli("compare", "--alpha", bad, env=env)
+        assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+            f"error: --alpha {float(bad):g}: a significance level between 0 and 1, e.g. 0.05"]
 
     png = tmp_path / "curves.png"
     table = run_cli("compare", "--plot", str(png), env=env, check=True).stdout

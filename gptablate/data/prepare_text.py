@@ -152,21 +152,23 @@ def prepare_text(paths: list[str | Path], name: str, out_root: Path, glob: str |
     n_tokens = 0
     workers = workers or os.cpu_count() or 1
     try:
-        # Pieces come back in order (ordered_map); a file that fails to decode is dropped whole.
+        # Pieces come back in order (ordered_map); a file that fails to decode is dropped whole. The bar counts the
+        # tokens of every piece come back (those of the file being read included), less the dropped files'.
         pending: list[bytes] = []
-        pending_file = -1
+        pending_file, pending_tokens = -1, 0
         with open(stream_path, "wb") as stream, \
                 Bar(f"tokenizing {len(files)} files", total_bytes, "bytes") as bar:
             for i, nbytes, out in ordered_map(_encode_job, _jobs(files), workers):
                 if i != pending_file:
                     n_tokens += _flush(stream, pending)
-                    pending, pending_file = [], i
+                    pending, pending_file, pending_tokens = [], i, 0
                 if out == b"skip" or i in skipped:
                     skipped.add(i)
-                    pending = []
+                    pending, pending_tokens = [], 0
                 else:
                     pending.append(out)
-                bar.advance(nbytes, note=f"{n_tokens:,} tokens")
+                    pending_tokens += len(out) // 2
+                bar.advance(nbytes, note=f"{n_tokens + pending_tokens:,} tokens")
             n_tokens += _flush(stream, pending)
         if skipped:
             info(f"skipped {len(skipped)} file(s) that are not UTF-8 text, e.g. {files[min(skipped)]}")
