@@ -39,7 +39,7 @@ def compare(
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Arm that Δ is measured against [default: the GPT-2 architecture arm without overrides]."),
     alpha: float = typer.Option(0.05, "--alpha", help="A Δ whose paired t-test p is at least this is 'within noise'."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Only runs carrying this tag (run.tags)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the loss curves of the compared arms to this PNG."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the loss curves of the compared arms to this image (.png, .pdf, .svg...)."),
 ) -> None:
     """The leaderboard: arms sorted by validation loss with Δ against the baseline."""
     if fmt not in FORMATS:
@@ -52,6 +52,9 @@ def compare(
     from gptablate.results.store import ResultStore
 
     runs = runs_frame(ResultStore(), tag)
+    none = f"no runs carry the tag {tag!r}" if tag else "no runs yet: `gptablate train RECIPE` records one"
+    if plot is not None and runs.empty:
+        raise UserError(f"--plot {plot}: nothing to plot: {none}")
     if by == "run":
         frame, base_label, view = by_run(runs), None, TABLE_RUN
     else:
@@ -86,7 +89,7 @@ def compare(
         if base_label:
             print(f"\nΔ is against the baseline arm `{base_label}`.")
     else:
-        _rich_table(frame, view, base_label, by)
+        _rich_table(frame, view, base_label, by, none)
 
 
 def _header(col: str) -> str:
@@ -130,7 +133,7 @@ def _markdown(frame: pd.DataFrame, cols: list[str]) -> str:
     return "\n".join([head, sep, *body])
 
 
-def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by: str) -> None:
+def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by: str, none: str) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -157,6 +160,6 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
     # Off a terminal (a pipe, a log) rich would squeeze the table into 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=200)
     if frame.empty:
-        console.print("no runs yet: `gptablate train RECIPE` records one")
+        console.print(none)
     else:
         console.print(table)

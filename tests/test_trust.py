@@ -249,6 +249,17 @@ def test_seeds_give_paired_noise_estimates_and_budgets_stay_apart(prepared_corpu
     table = run_cli("compare", "--plot", str(png), env=env, check=True).stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert any(ch in table for ch in "▁▂▃▄▅▆▇█") and "budget:" in table
+    assert run_cli("compare", "--plot", str(tmp_path / "curves.svg"), env=env, check=True).returncode == 0
+    assert (tmp_path / "curves.svg").read_text().lstrip().startswith("<?xml")
+    for name, why in (("curves.txt", "matplotlib writes no .txt files"), ("curves", "no suffix to tell the format by")):
+        refused = run_cli("compare", "--plot", str(tmp_path / name), env=env)
+        assert refused.returncode == 2 and refused.stderr.startswith(f"error: --plot {tmp_path / name}: {why}; ")
+        assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / name).exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if "curves" in p.name) == ["curves.png", "curves.svg"]
+    tagged = run_cli("compare", "--tag", "no-such-tag", env=env, check=True)
+    assert tagged.stdout.strip() == "no runs carry the tag 'no-such-tag'"
+    refused = run_cli("compare", "--tag", "no-such-tag", "--plot", str(png), env=env)
+    assert refused.returncode == 2 and "nothing to plot: no runs carry the tag 'no-such-tag'" in refused.stderr
 
 
 def test_sweep_skips_finished_resumes_interrupted_and_writes_slurm(prepared_corpus, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -53,7 +54,15 @@ def plot(runs: pd.DataFrame, arms: pd.DataFrame, path: Path, smooth: float = 0.9
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    path = Path(path)
+    fmt = path.suffix[1:].lower()
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if fmt not in formats:
+        what = f"matplotlib writes no .{fmt} files" if fmt else "no suffix to tell the format by"
+        raise UserError(f"--plot {path}: {what}; name a file ending in one of "
+                        + ", ".join("." + f for f in sorted(formats)))
     if arms.empty:
         raise UserError("nothing to plot: no runs yet")
     groups = list(dict.fromkeys(arms["group"]))
@@ -84,8 +93,14 @@ def plot(runs: pd.DataFrame, arms: pd.DataFrame, path: Path, smooth: float = 0.9
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:  # written beside its place, then renamed over it: never a half-written file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(tmp, dpi=120, format=fmt)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise UserError(f"--plot {path}: cannot write it ({e.strerror or e})") from None
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
