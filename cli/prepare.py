@@ -43,9 +43,13 @@ def tokenizer(
 
 
 def _fineweb(source: str, shards, tokens, from_raw: bool, workers, name, shard_tokens) -> None:
-    from gptablate.data.fineweb import SHARD_TOKENS, parse_tokens, prepare_pretokenized, prepare_raw
+    from gptablate.data.fineweb import SHARD_TOKENS, parse_tokens, prepare_pretokenized, prepare_raw, wanted_train
 
     n_tokens = parse_tokens(tokens) if tokens else None
+    for flag, value in (("--workers", workers), ("--shard-tokens", shard_tokens)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} {value}: must be at least 1")
+    wanted_train(1, shards, n_tokens, shard_tokens or SHARD_TOKENS)  # --shards and --tokens checked before the network
     if from_raw:
         r = prepare_raw(source, data_root(), shards=shards, tokens=n_tokens, workers=workers, name=name,
                         shard_tokens=shard_tokens or SHARD_TOKENS)

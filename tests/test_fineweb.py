@@ -129,6 +129,13 @@ def test_failures_say_what_happened(hub):
     p = run_cli("prepare", "fineweb", env={**hub.env, "HF_ENDPOINT": "http://127.0.0.1:9"})
     assert p.returncode == 2 and "cannot reach http://127.0.0.1:9" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    # arguments that cannot be right are refused before the network is asked (here it cannot be reached)
+    for args, says in ((["--shards", "0"], "--shards / --tokens must ask for at least one training shard"),
+                       (["--shards", "1", "--tokens", "1B"], "give --shards or --tokens, not both"),
+                       (["--workers", "-2"], "--workers -2: must be at least 1"),
+                       (["--from-raw", "--shard-tokens", "0"], "--shard-tokens 0: must be at least 1")):
+        p = run_cli("prepare", "fineweb", *args, env={**hub.env, "HF_ENDPOINT": "http://127.0.0.1:9"})
+        assert p.returncode == 2 and p.stderr.strip().splitlines() == [f"error: {says}"], (args, p.stderr)
 
 
 def test_missing_repository_and_missing_file(hub):

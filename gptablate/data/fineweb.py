@@ -63,7 +63,7 @@ def parse_tokens(text: str) -> int:
     return int(float(m.group(1)) * scale)
 
 
-def _wanted_train(available: int, shards: int | None, tokens: int | None, per_shard: int) -> int:
+def wanted_train(available: int, shards: int | None, tokens: int | None, per_shard: int) -> int:
     if shards is not None and tokens is not None:
         raise UserError("give --shards or --tokens, not both")
     if shards is not None:
@@ -143,7 +143,7 @@ def prepare_pretokenized(source: str, out_root: Path, shards: int | None = None,
     trains = sorted(p for p in remote if re.fullmatch(rf"{re.escape(src.prefix)}_train_\d{{6}}\.bin", p))
     if val not in remote or not trains:
         raise UserError(f"{src.repo} on {hub.endpoint()} has no {val} or no training shards: is it the right repository?")
-    n = _wanted_train(len(trains), shards, tokens, SHARD_TOKENS)
+    n = wanted_train(len(trains), shards, tokens, SHARD_TOKENS)
     if n > len(trains):
         raise UserError(f"{src.repo} has {len(trains)} training shards ({len(trains) * SHARD_TOKENS / 1e9:.1f}B tokens); "
                         f"{n} were asked for")
@@ -267,7 +267,7 @@ def prepare_raw(source: str, out_root: Path, shards: int | None = None, tokens: 
     parquets = sorted(p for p in remote if p.endswith(".parquet"))
     if not parquets:
         raise UserError(f"{src.raw_repo} has no parquet files under {src.raw_prefix} on {hub.endpoint()}")
-    max_train = None if shards is None and tokens is None else _wanted_train(0, shards, tokens, shard_tokens)
+    max_train = None if shards is None and tokens is None else wanted_train(0, shards, tokens, shard_tokens)
     root = out_root / (name or src.dataset)
     # Written beside the dataset and swapped in at the end: a failure leaves the old one whole.
     stage = out_root / f".{root.name}.staging"
