@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 
+from gptablate.console import info
 from gptablate.errors import UserError
 from gptablate.paths import atomic_write_text
 
@@ -65,14 +66,19 @@ def bench(
         raise UserError("--variant picks rows of --all-variants: add --all-variants")
     if all_variants:
         chosen = [n for n in VARIANTS if n == "baseline" or not variant or n in variant]
-        for name in chosen:
+        for k, name in enumerate(chosen):
             overrides = VARIANTS[name]
-            row = bench_recipe(recipes[0], list(set_) + overrides, steps, device, data, gpus=gpus)
-            rows.append({**row, "variant": name})
-        base = rows[0]
-        for r in rows:
-            r["step_ratio"] = r["step_ms"] / base["step_ms"]
-            r["mem_ratio"] = (r["peak_mem_gib"] / base["peak_mem_gib"]) if base["peak_mem_gib"] else None
+            row = {**bench_recipe(recipes[0], list(set_) + overrides, steps, device, data, gpus=gpus), "variant": name}
+            base = rows[0] if rows else row
+            row["step_ratio"] = row["step_ms"] / base["step_ms"]
+            row["mem_ratio"] = (row["peak_mem_gib"] / base["peak_mem_gib"]) if base["peak_mem_gib"] else None
+            rows.append(row)
+            # Each row as it is timed, and the JSON so far: a long table stopped part way keeps the rows it has.
+            mem = f", peak memory {row['mem_ratio']:.3f}x" if row["mem_ratio"] is not None else ""
+            info(f"bench row {k + 1} of {len(chosen)}: {name}: {row['step_ms']:.2f} ms a step, "
+                 f"{row['step_ratio']:.3f}x the baseline's{mem}")
+            if json_out and k + 1 < len(chosen):
+                atomic_write_text(json_out, json.dumps(rows, indent=2) + "\n")
     elif scaling is not None:
         from gptablate.recipe import load_recipe
 

@@ -90,11 +90,17 @@ def test_bench_tokenize_compares_prepare_text_with_tiktoken(tmp_path):
 def test_bench_variant_rows_are_a_chosen_subset_with_ratios(tmp_path):
     out = tmp_path / "variants.json"
     env = {"GPTABLATE_RUNS": str(tmp_path / "runs")}
-    run_cli("bench", "tiny", "--device", "cpu", "--steps", "1", "--all-variants", "--variant", "residual=attnres",
-            "--set", "model.n_layer=1", "--json", str(out), env=env, check=True)
+    done = run_cli("bench", "tiny", "--device", "cpu", "--steps", "1", "--all-variants", "--variant", "residual=attnres",
+                   "--set", "model.n_layer=1", "--json", str(out), env=env, check=True)
     rows = json.loads(out.read_text())
     assert [r["variant"] for r in rows] == ["baseline", "residual=attnres"]
     assert rows[0]["step_ratio"] == 1.0 and rows[1]["step_ratio"] > 0
+    # each row is reported as it is timed (a long table stopped part way keeps what it has)
+    said = [line for line in done.stderr.splitlines() if line.startswith("bench row ")]
+    assert len(said) == 2
+    assert said[0].startswith(f"bench row 1 of 2: baseline: {rows[0]['step_ms']:.2f} ms a step, 1.000x the baseline's")
+    assert said[1].startswith(f"bench row 2 of 2: residual=attnres: {rows[1]['step_ms']:.2f} ms a step, "
+                              f"{rows[1]['step_ratio']:.3f}x the baseline's")
     assert rows[1]["recipe"] == "tiny[model.n_layer=1,arch.residual=attnres]"
     bad = run_cli("bench", "tiny", "--all-variants", "--variant", "residual=hyperz", env=env)
     assert bad.returncode == 2 and "choose from" in bad.stderr and "residual=hyper," in bad.stderr
