@@ -9,6 +9,7 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata \
     GPTABLATE_RUNS=/tmp/gruns
 nvidia-smi --query-gpu=name --format=csv,noheader
+python3 -c 'import torch, triton; print("torch", torch.__version__, "CUDA", torch.version.cuda, "triton", triton.__version__)'
 python3 -m pip install --no-deps --no-build-isolation -q -e . > "$OUT/${1}_pip.txt" 2>&1
 T0=$SECONDS
 TAG=$1
@@ -39,14 +40,15 @@ hyperstep_against() {
 }
 
 # bench_variants SECONDS VARIANT...: `bench gpt2_124m --steps 12 --all-variants` with each `--variant` VARIANT, under
-# SECONDS; the table in $OUT/TAG_bench.txt and .json, its last lines printed.
+# SECONDS; the table in $OUT/TAG_bench.txt and .json, each row's line (from commit f8f13ac on: rows timed before a
+# timeout are kept) and the table's last lines printed.
 bench_variants() {
   local limit=$1 v args=()
   shift
   for v in "$@"; do args+=(--variant "$v"); done
   timeout -k 5 "$limit" python3 -m gptablate_cli bench gpt2_124m --steps 12 --all-variants "${args[@]}" \
     --json "$OUT/${TAG}_bench.json" > "$OUT/${TAG}_bench.txt" 2>&1
-  echo "bench rc=$?"; tail -4 "$OUT/${TAG}_bench.txt"
+  echo "bench rc=$?"; grep -E "^bench row" "$OUT/${TAG}_bench.txt"; tail -4 "$OUT/${TAG}_bench.txt"
   echo "[t=$((SECONDS-T0))s]"
 }
 
