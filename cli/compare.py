@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 FORMATS = ("table", "markdown", "csv", "json")
 HEADERS = {"rank": "#", "arm": "arm", "runs": "runs", "seeds": "seeds", "val_loss": "val loss ↓",
            "val_loss_std": "± std", "delta": "Δ vs base", "delta_stderr": "± se", "p_value": "p",
+           "p_adjusted": "p (Holm)",
            "verdict": "verdict", "tokens": "tokens", "status": "status", "budget": "budget",
            "run_id": "run", "run_name": "name", "seed": "seed", "world_size": "ranks", "step": "step",
            "tokens_per_s": "tok/s", "mfu": "MFU", "wall_s": "wall",
@@ -38,6 +39,8 @@ def compare(
     by: str = typer.Option("arm", "--by", help="arm (the leaderboard) or run (every run, nothing hidden)."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Arm that Δ is measured against [default: the GPT-2 architecture arm without overrides]."),
     alpha: float = typer.Option(0.05, "--alpha", help="A Δ whose paired t-test p is at least this is 'within noise'."),
+    adjust: str = typer.Option("none", "--adjust", help="none, or holm: p adjusted for the number of arms compared "
+                               "with the baseline (Holm), and the verdict taken from it."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Only runs carrying this tag (run.tags)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the loss curves of the compared arms to this image (.png, .pdf, .svg...)."),
 ) -> None:
@@ -48,6 +51,10 @@ def compare(
         raise UserError(f"--by {by!r}: use arm or run")
     if not 0 < alpha < 1:
         raise UserError(f"--alpha {alpha:g}: a significance level between 0 and 1, e.g. 0.05")
+    from gptablate.results.leaderboard import ADJUSTMENTS
+
+    if adjust not in ADJUSTMENTS:
+        raise UserError(f"--adjust {adjust!r}: use one of {', '.join(ADJUSTMENTS)}")
     from gptablate.results.leaderboard import by_arm, by_run, runs_frame  # pandas: loaded by this command only
     from gptablate.results.store import ResultStore
 
@@ -58,13 +65,14 @@ def compare(
     if by == "run":
         frame, base_label, view = by_run(runs), None, TABLE_RUN
     else:
-        frame, base_label = by_arm(runs, baseline, alpha)
-        view = TABLE_ARM
+        frame, base_label = by_arm(runs, baseline, alpha, adjust)
+        view = TABLE_ARM if adjust == "none" else [*TABLE_ARM[:TABLE_ARM.index("p_value") + 1], "p_adjusted",
+                                                   *TABLE_ARM[TABLE_ARM.index("p_value") + 1:]]
     view = view + [c for c in HEADLINE_METRICS if c in frame.columns]
     if plot is not None:
         from gptablate.results.curves import plot as draw
 
-        arms_frame = frame if by == "arm" else by_arm(runs, baseline, alpha)[0]
+        arms_frame = frame if by == "arm" else by_arm(runs, baseline, alpha, adjust)[0]
         print(f"plot: {draw(runs, arms_frame, plot)}", file=sys.stderr)
     if fmt in ("table", "markdown") and not runs.empty:
         from gptablate.results.curves import run_sparklines
@@ -88,6 +96,9 @@ def compare(
             print(_markdown(frame, view))
         if base_label:
             print(f"\nΔ is against the baseline arm `{base_label}`.")
+        if "p_adjusted" in view:
+            print("p (Holm): p adjusted for the number of arms each budget group compares with its baseline; "
+                  "the verdict is taken from it.")
     else:
         _rich_table(frame, view, base_label, by, none)
 
@@ -111,7 +122,7 @@ def _cell(col: str, v) -> str:
         return f"{v:.2f}"
     if col in ("val_loss", "val_loss_std", "delta_stderr"):
         return f"{v:.4f}"
-    if col == "p_value":
+    if col in ("p_value", "p_adjusted"):
         return f"{v:.3f}"
     if col == "delta":
         return f"{v:+.4f}"
@@ -141,7 +152,8 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
     title = "gptablate leaderboard" if by == "arm" else "gptablate runs"
     caption = f"Δ against baseline arm {base_label}" if base_label else None
     if by == "arm" and "verdict" in frame:
-        caption = (caption or "") + " (paired over shared seeds; p: paired t-test)"
+        caption = (caption or "") + " (paired over shared seeds; p: paired t-test" + (
+            "; p (Holm): adjusted for the number of arms compared in each group, the verdict's basis)" if "p_adjusted" in cols else ")")
     table = Table(title=title, caption=Text(caption) if caption else None)
     for c in cols:
         text = c in ("arm", "run_id", "run_name", "status", "seeds", "verdict", "curve")

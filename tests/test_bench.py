@@ -90,8 +90,8 @@ def test_bench_tokenize_compares_prepare_text_with_tiktoken(tmp_path):
 def test_bench_variant_rows_are_a_chosen_subset_with_ratios(tmp_path):
     out = tmp_path / "variants.json"
     env = {"GPTABLATE_RUNS": str(tmp_path / "runs")}
-    done = run_cli("bench", "tiny", "--device", "cpu", "--steps", "1", "--all-variants", "--variant", "residual=attnres",
-                   "--set", "model.n_layer=1", "--json", str(out), env=env, check=True)
+    done = run_cli("bench", "tiny", "--device", "cpu", "--steps", "1", "--all-variants", "--variant",
+                   "residual=attnres", "--set", "model.n_layer=1", "--json", str(out), env=env, check=True)
     rows = json.loads(out.read_text())
     assert [r["variant"] for r in rows] == ["baseline", "residual=attnres"]
     assert rows[0]["step_ratio"] == 1.0 and rows[1]["step_ratio"] > 0

@@ -15,7 +15,7 @@ import time
 import torch
 
 from conftest import TINY, run_cli
-from gptablate.results.stats import paired, t_two_sided_p
+from gptablate.results.stats import holm, paired, t_two_sided_p
 
 
 def env_for(prepared_corpus, tmp_path, **extra):
@@ -214,6 +214,51 @@ def test_t_distribution_matches_tables():
         assert abs(t_two_sided_p(t, df) - p) < 5e-4
     mean, se, p = paired([0.1, 0.12, 0.08])
     assert abs(mean - 0.1) < 1e-12 and abs(se - 0.02 / 3 ** 0.5) < 1e-12 and p < 0.05
+
+
+def test_holm_adjusts_for_the_arms_a_group_compares(tmp_path):
+    """Three arms against the baseline over three seeds, written to a real results table: with --adjust holm the
+    p-values are Holm's (worked by hand below) and an arm whose raw p passes 0.05 only alone reads 'within noise'."""
+    from gptablate.recipe import load_recipe
+    from gptablate.results.store import ResultStore
+
+    adj = holm([0.04, float("nan"), 0.01, 0.5])  # m = 3: 0.01 x 3, 0.04 x 2, 0.5 x 1; NaN is no test
+    assert adj[0] == 0.08 and adj[1] != adj[1] and abs(adj[2] - 0.03) < 1e-15 and adj[3] == 0.5
+    assert holm([0.5, 0.6]) == [1.0, 1.0] and holm([0.9, 0.3]) == [0.9, 0.6]  # at most 1, never below a smaller p's
+    db = tmp_path / "runs" / "results.sqlite"
+    db.parent.mkdir()
+    store = ResultStore(db)
+    base_loss = {1: 5.00, 2: 5.10, 3: 4.95}
+    arms = {"train.lr=0.004": [-0.10, -0.11, -0.09], "train.lr=0.002": [-0.06, -0.03, -0.04],
+            "train.lr=0.001": [-0.02, 0.01, -0.01], None: [0.0, 0.0, 0.0]}
+    for override, diffs in arms.items():
+        for seed, d in zip((1, 2, 3), diffs):
+            recipe = load_recipe("tiny", [f"train.seed={seed}"] + ([override] if override else []))
+            rid = f"{override or 'base'}-{seed}"
+            store.start_run(rid, recipe, 1, "cpu", tmp_path / rid, None)
+            store.update_run(rid, status="finished", val_loss=base_loss[seed] + d, step=200, tokens=204800)
+    env = {"GPTABLATE_RUNS": str(db.parent)}
+    rows = lambda *a: {r["arm"]: r for r in json.loads(run_cli("compare", "--format", "json", *a, env=env,
+                                                                check=True).stdout)}
+    plain, adjusted = rows(), rows("--adjust", "holm")
+    raw = {arm: paired(d)[2] for arm, d in (("tiny[train.lr=0.004]", arms["train.lr=0.004"]),
+                                             ("tiny[train.lr=0.002]", arms["train.lr=0.002"]),
+                                             ("tiny[train.lr=0.001]", arms["train.lr=0.001"]))}
+    low, mid, high = sorted(raw.values())  # 0.0033, 0.039, 0.53: Holm multiplies by 3, 2 and 1, keeping the order
+    by_hand = {arm: {low: 3 * low, mid: max(3 * low, 2 * mid), high: max(3 * low, 2 * mid, high)}[p]
+               for arm, p in raw.items()}
+    for arm, p in raw.items():
+        # json carries 10 digits
+        assert abs(plain[arm]["p_value"] - p) < 1e-8 and "p_adjusted" not in plain[arm]
+        assert abs(adjusted[arm]["p_value"] - p) < 1e-8 and abs(adjusted[arm]["p_adjusted"] - by_hand[arm]) < 1e-8
+    assert plain["tiny[train.lr=0.002]"]["verdict"] == "better" and raw["tiny[train.lr=0.002]"] < 0.05
+    assert adjusted["tiny[train.lr=0.002]"]["verdict"] == "within noise" and by_hand["tiny[train.lr=0.002]"] >= 0.05
+    assert adjusted["tiny[train.lr=0.004]"]["verdict"] == "better"
+    assert adjusted["tiny"]["verdict"] == "baseline" and adjusted["tiny"]["p_adjusted"] is None
+    table = run_cli("compare", "--adjust", "holm", "--format", "markdown", env=env, check=True).stdout
+    assert "| p (Holm) |" in table and "p (Holm): p adjusted for the number of arms" in table
+    refused = run_cli("compare", "--adjust", "bonferroni", env=env)
+    assert refused.returncode == 2 and refused.stderr.strip() == "error: --adjust 'bonferroni': use one of none, holm"
 
 
 def test_seeds_give_paired_noise_estimates_and_budgets_stay_apart(prepared_corpus, tmp_path):

@@ -89,14 +89,19 @@ def budget_label(row) -> str:
     return f"{int(row['n_layer'])}L/{int(row['n_head'])}H/{int(row['n_embd'])}D, {size} tokens of {row['dataset']}"
 
 
-def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05) -> tuple[pd.DataFrame, str | None]:
+ADJUSTMENTS = ("none", "holm")
+
+
+def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
+           adjust: str = "none") -> tuple[pd.DataFrame, str | None]:
     """One row per arm: mean ± std of val loss over finished seeds; Δ vs the baseline arm as a
     paired difference over the seeds both share, with its stderr and paired t-test p-value.
 
     Arms that differ in budget (model shape, tokens, dataset) form separate groups, each
-    ranked and compared within itself, never against each other.
+    ranked and compared within itself, never against each other. adjust="holm" adds p_adjusted,
+    Holm's adjustment over the arms a group compares with its baseline, and takes the verdict from it.
     """
-    from .stats import paired
+    from .stats import holm, paired
 
     if runs.empty:
         return pd.DataFrame(columns=ARM_COLUMNS), None
@@ -146,6 +151,11 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05)
                 delta = row.val_loss - b.val_loss
                 deltas.append((delta, float("nan"), float("nan"), 0, "no shared seeds" if pd.notna(delta) else ""))
         g["delta"], g["delta_stderr"], g["p_value"], g["paired_seeds"], g["verdict"] = zip(*deltas)
+        if adjust == "holm":
+            g["p_adjusted"] = holm([float(p) for p in g.p_value])
+            decided = g.p_adjusted.notna()
+            g.loc[decided, "verdict"] = [("within noise" if p >= alpha else "better" if d < 0 else "worse")
+                                         for p, d in zip(g.p_adjusted[decided], g.delta[decided])]
         g["baseline"] = g.arm_hash == base
         g["group"] = gi
         g = g.sort_values(["val_loss", "first_seen"], na_position="last")
@@ -154,4 +164,6 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05)
         groups.append(g)
     arms = pd.concat(groups).reset_index(drop=True)
     columns = ARM_COLUMNS + metric_columns(arms) + ["baseline", "group"]
+    if adjust == "holm":
+        columns.insert(columns.index("p_value") + 1, "p_adjusted")
     return arms.reindex(columns=columns), (base_labels[0] if len(base_labels) == 1 else "; ".join(base_labels))

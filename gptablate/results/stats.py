@@ -59,3 +59,16 @@ def paired(differences: list[float]) -> tuple[float, float, float]:
     if se == 0:
         return mean, 0.0, (0.0 if mean != 0 else 1.0)
     return mean, se, t_two_sided_p(mean / se, n - 1)
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment of the p-values of m tests, in their order (NaN, a test not made, stays NaN and
+    does not count in m): the i-th smallest becomes max over j <= i of min(1, (m - j + 1) p_(j)). It bounds the chance
+    of any false 'better' or 'worse' among the m at the level, where unadjusted p bounds it for each one alone."""
+    live = sorted((p, k) for k, p in enumerate(pvalues) if p == p)
+    out = [float("nan")] * len(pvalues)
+    running = 0.0
+    for j, (p, k) in enumerate(live):
+        running = max(running, min(1.0, (len(live) - j) * p))
+        out[k] = running
+    return out

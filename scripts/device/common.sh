@@ -9,7 +9,8 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata \
     GPTABLATE_RUNS=/tmp/gruns
 nvidia-smi --query-gpu=name --format=csv,noheader
-python3 -c 'import torch, triton; print("torch", torch.__version__, "CUDA", torch.version.cuda, "triton", triton.__version__)'
+python3 -c 'import torch, triton
+print("torch", torch.__version__, "CUDA", torch.version.cuda, "triton", triton.__version__)'
 python3 -m pip install --no-deps --no-build-isolation -q -e . > "$OUT/${1}_pip.txt" 2>&1
 T0=$SECONDS
 TAG=$1
