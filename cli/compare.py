@@ -51,12 +51,12 @@ def compare(
         raise UserError(f"--by {by!r}: use arm or run")
     if not 0 < alpha < 1:
         raise UserError(f"--alpha {alpha:g}: a significance level between 0 and 1, e.g. 0.05")
-    from gptablate.results.leaderboard import ADJUSTMENTS
+    # pandas: loaded by this command only
+    from gptablate.results.leaderboard import ADJUSTMENTS, by_arm, by_run, runs_frame
+    from gptablate.results.store import ResultStore
 
     if adjust not in ADJUSTMENTS:
         raise UserError(f"--adjust {adjust!r}: use one of {', '.join(ADJUSTMENTS)}")
-    from gptablate.results.leaderboard import by_arm, by_run, runs_frame  # pandas: loaded by this command only
-    from gptablate.results.store import ResultStore
 
     runs = runs_frame(ResultStore(), tag)
     none = f"no runs carry the tag {tag!r}" if tag else "no runs yet: `gptablate train RECIPE` records one"
@@ -152,8 +152,9 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
     title = "gptablate leaderboard" if by == "arm" else "gptablate runs"
     caption = f"Δ against baseline arm {base_label}" if base_label else None
     if by == "arm" and "verdict" in frame:
-        caption = (caption or "") + " (paired over shared seeds; p: paired t-test" + (
-            "; p (Holm): adjusted for the number of arms compared in each group, the verdict's basis)" if "p_adjusted" in cols else ")")
+        holm = "; p (Holm): adjusted for the number of arms compared in each group, the verdict's basis"
+        holm = holm if "p_adjusted" in cols else ""
+        caption = (caption or "") + f" (paired over shared seeds; p: paired t-test{holm})"
     table = Table(title=title, caption=Text(caption) if caption else None)
     for c in cols:
         text = c in ("arm", "run_id", "run_name", "status", "seeds", "verdict", "curve")
