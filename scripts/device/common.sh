@@ -1,10 +1,11 @@
 # Sourced by the device scripts from perf_db.sh on, with the call's tag: `source "$(dirname "$0")/common.sh" db`.
-# Strict pipes, unbuffered Python, the GPT-2 ranks carried with the call (.dev/gpt2.tiktoken), data and runs under
-# /tmp, the GPU's name, the checkout installed without its dependencies (the machine has torch; pip's log in
-# $OUT/TAG_pip.txt), T0 for the scripts' elapsed-time marks and TAG; gpu_tests, a pytest run on the GPU;
-# hyperstep_against and bench_variants, hyper_step's kernels against an earlier copy and the step; prepare_pysrc and
-# trained_steps, training runs on the standard library's sources; and trained_alike, short training runs of a
-# variant under several values of one of its settings (kernels_against_torch: its kernels against its per-site code).
+# Strict pipes, unbuffered Python, the GPT-2 ranks carried with the call (.dev/gpt2.tiktoken), data and runs under /tmp,
+# the GPU's name and (from call HA on) the versions of torch, CUDA and Triton, the checkout installed without its
+# dependencies (the machine has torch; pip's log in $OUT/TAG_pip.txt), T0 for the scripts' elapsed-time marks and TAG;
+# gpu_tests, a pytest run on the GPU; hyperstep_against and bench_variants, hyper_step's kernels against an earlier copy
+# and the step; prepare_pysrc and trained_steps, training runs on the standard library's sources; and trained_alike,
+# short training runs of a variant under several values of one of its settings (kernels_against_torch: its kernels
+# against its per-site code).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 GPTABLATE_BPE_FILE=${GPTABLATE_BPE_FILE:-$PWD/.dev/gpt2.tiktoken} GPTABLATE_DATA=/tmp/gdata \
     GPTABLATE_RUNS=/tmp/gruns
