@@ -43,21 +43,17 @@ def tokenizer(
 
 
 def _fineweb(source: str, shards, tokens, from_raw: bool, workers, name, shard_tokens) -> None:
-    from gptablate.data.fineweb import SHARD_TOKENS, parse_tokens, prepare_pretokenized, prepare_raw, wanted_train
+    from gptablate.data.fineweb import parse_tokens, prepare_pretokenized, prepare_raw
 
     n_tokens = parse_tokens(tokens) if tokens else None
-    for flag, value in (("--workers", workers), ("--shard-tokens", shard_tokens)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} {value}: must be at least 1")
-    wanted_train(1, shards, n_tokens, shard_tokens or SHARD_TOKENS)  # --shards and --tokens checked before the network
     if from_raw:
         r = prepare_raw(source, data_root(), shards=shards, tokens=n_tokens, workers=workers, name=name,
-                        shard_tokens=shard_tokens or SHARD_TOKENS)
+                        shard_tokens=shard_tokens)
         info(f"{r.root}: {r.train_shards} training shard(s) and a validation shard, {r.tokens:,} tokens in all")
         return
-    if name or shard_tokens:
+    if name or shard_tokens is not None:
         raise UserError("--name and --shard-tokens apply to --from-raw only (pre-tokenized shards come as they are)")
-    r = prepare_pretokenized(source, data_root(), shards=shards, tokens=n_tokens, workers=workers or 8)
+    r = prepare_pretokenized(source, data_root(), shards=shards, tokens=n_tokens, workers=workers)
     verb = "up to date" if not r.fetched else f"fetched {len(r.fetched)} shard(s), {len(r.present)} already present"
     info(f"{r.root}: {verb}; validation + {r.train_shards} training shard(s), {r.tokens:,} tokens")
 

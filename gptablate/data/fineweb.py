@@ -63,15 +63,17 @@ def parse_tokens(text: str) -> int:
     return int(float(m.group(1)) * scale)
 
 
-def wanted_train(available: int, shards: int | None, tokens: int | None, per_shard: int) -> int:
+def _asked_train(shards: int | None, tokens: int | None, per_shard: int, **counts: int | None) -> int | None:
+    """The training shards --shards or --tokens ask for (None: all), with every count given (workers, shard size)
+    checked: called before the hub is asked, so that arguments that cannot be right fail first."""
+    for flag, value in counts.items():
+        if value is not None and value < 1:
+            raise UserError(f"--{flag.replace('_', '-')} {value}: must be at least 1")
     if shards is not None and tokens is not None:
         raise UserError("give --shards or --tokens, not both")
-    if shards is not None:
-        n = shards
-    elif tokens is not None:
-        n = math.ceil(tokens / per_shard)
-    else:
-        return available
+    if shards is None and tokens is None:
+        return None
+    n = shards if shards is not None else math.ceil(tokens / per_shard)
     if n < 1:
         raise UserError("--shards / --tokens must ask for at least one training shard")
     return n
@@ -136,14 +138,16 @@ def _verify_download(cached: Path, remote: hub.RemoteFile) -> tuple[int, str]:
 
 
 def prepare_pretokenized(source: str, out_root: Path, shards: int | None = None, tokens: int | None = None,
-                         workers: int = 8) -> FetchResult:
+                         workers: int | None = None) -> FetchResult:
+    asked = _asked_train(shards, tokens, SHARD_TOKENS, workers=workers)
+    workers = workers or 8
     src = SOURCES[source]
     remote = hub.list_files(src.repo)
     val = f"{src.prefix}_val_000000.bin"
     trains = sorted(p for p in remote if re.fullmatch(rf"{re.escape(src.prefix)}_train_\d{{6}}\.bin", p))
     if val not in remote or not trains:
         raise UserError(f"{src.repo} on {hub.endpoint()} has no {val} or no training shards: is it the right repository?")
-    n = wanted_train(len(trains), shards, tokens, SHARD_TOKENS)
+    n = len(trains) if asked is None else asked
     if n > len(trains):
         raise UserError(f"{src.repo} has {len(trains)} training shards ({len(trains) * SHARD_TOKENS / 1e9:.1f}B tokens); "
                         f"{n} were asked for")
@@ -261,13 +265,14 @@ class ShardStreamWriter:
 
 
 def prepare_raw(source: str, out_root: Path, shards: int | None = None, tokens: int | None = None,
-                workers: int | None = None, shard_tokens: int = SHARD_TOKENS, name: str | None = None) -> FetchResult:
+                workers: int | None = None, shard_tokens: int | None = None, name: str | None = None) -> FetchResult:
+    max_train = _asked_train(shards, tokens, shard_tokens or SHARD_TOKENS, workers=workers, shard_tokens=shard_tokens)
+    shard_tokens = shard_tokens or SHARD_TOKENS
     src = SOURCES[source]
     remote = hub.list_files(src.raw_repo, prefix=src.raw_prefix)
     parquets = sorted(p for p in remote if p.endswith(".parquet"))
     if not parquets:
         raise UserError(f"{src.raw_repo} has no parquet files under {src.raw_prefix} on {hub.endpoint()}")
-    max_train = None if shards is None and tokens is None else wanted_train(0, shards, tokens, shard_tokens)
     root = out_root / (name or src.dataset)
     # Written beside the dataset and swapped in at the end: a failure leaves the old one whole.
     stage = out_root / f".{root.name}.staging"
