@@ -29,7 +29,9 @@ HEADERS = {"rank": "#", "arm": "arm", "runs": "runs", "seeds": "seeds", "val_los
 HEADLINE_METRICS = ["wikitext2_word_perplexity", "lambada_perplexity", "lambada_acc", "hellaswag_acc_norm",
                     "arc_easy_acc", "piqa_acc", "winogrande_acc"]
 TABLE_ARM = ["rank", "arm", "runs", "seeds", "val_loss", "val_loss_std", "delta", "delta_stderr", "p_value",
-             "verdict", "tokens", "status"]
+             "p_adjusted", "verdict", "tokens", "status"]  # p_adjusted: with --adjust holm only
+HOLM_NOTE = ("p (Holm): p adjusted for the number of arms each budget group compares with its baseline, "
+             "the verdict's basis")
 TABLE_RUN = ["run_id", "run_name", "arm", "seed", "world_size", "val_loss", "status", "step", "tokens_per_s", "mfu"]
 
 
@@ -66,8 +68,7 @@ def compare(
         frame, base_label, view = by_run(runs), None, TABLE_RUN
     else:
         frame, base_label = by_arm(runs, baseline, alpha, adjust)
-        view = TABLE_ARM if adjust == "none" else [*TABLE_ARM[:TABLE_ARM.index("p_value") + 1], "p_adjusted",
-                                                   *TABLE_ARM[TABLE_ARM.index("p_value") + 1:]]
+        view = [c for c in TABLE_ARM if c != "p_adjusted" or c in frame.columns]
     view = view + [c for c in HEADLINE_METRICS if c in frame.columns]
     if plot is not None:
         from gptablate.results.curves import plot as draw
@@ -97,8 +98,7 @@ def compare(
         if base_label:
             print(f"\nΔ is against the baseline arm `{base_label}`.")
         if "p_adjusted" in view:
-            print("p (Holm): p adjusted for the number of arms each budget group compares with its baseline; "
-                  "the verdict is taken from it.")
+            print(f"{HOLM_NOTE}.")
     else:
         _rich_table(frame, view, base_label, by, none)
 
@@ -152,8 +152,7 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
     title = "gptablate leaderboard" if by == "arm" else "gptablate runs"
     caption = f"Δ against baseline arm {base_label}" if base_label else None
     if by == "arm" and "verdict" in frame:
-        holm = "; p (Holm): adjusted for the number of arms compared in each group, the verdict's basis"
-        holm = holm if "p_adjusted" in cols else ""
+        holm = f"; {HOLM_NOTE}" if "p_adjusted" in cols else ""
         caption = (caption or "") + f" (paired over shared seeds; p: paired t-test{holm})"
     table = Table(title=title, caption=Text(caption) if caption else None)
     for c in cols:
