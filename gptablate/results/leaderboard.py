@@ -92,6 +92,11 @@ def budget_label(row) -> str:
 ADJUSTMENTS = ("none", "holm")
 
 
+def _verdict(p: float, delta: float, alpha: float) -> str:
+    """A Δ's verdict from its p (raw or adjusted) at level alpha."""
+    return "within noise" if p >= alpha else ("better" if delta < 0 else "worse")
+
+
 def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
            adjust: str = "none") -> tuple[pd.DataFrame, str | None]:
     """One row per arm: mean ± std of val loss over finished seeds; Δ vs the baseline arm as a
@@ -144,8 +149,7 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
                 deltas.append((0.0, float("nan"), float("nan"), len(shared), "baseline"))
             elif shared:
                 mean, se, pv = paired([row._by_seed[s] - b._by_seed[s] for s in shared])
-                verdict = ("n<2: no noise estimate" if len(shared) < 2 else
-                           "within noise" if pv >= alpha else ("better" if mean < 0 else "worse"))
+                verdict = "n<2: no noise estimate" if len(shared) < 2 else _verdict(pv, mean, alpha)
                 deltas.append((mean, se, pv, len(shared), verdict))
             else:
                 delta = row.val_loss - b.val_loss
@@ -154,8 +158,7 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
         if adjust == "holm":
             g["p_adjusted"] = holm([float(p) for p in g.p_value])
             decided = g.p_adjusted.notna()
-            g.loc[decided, "verdict"] = [("within noise" if p >= alpha else "better" if d < 0 else "worse")
-                                         for p, d in zip(g.p_adjusted[decided], g.delta[decided])]
+            g.loc[decided, "verdict"] = [_verdict(p, d, alpha) for p, d in zip(g.p_adjusted[decided], g.delta[decided])]
         g["baseline"] = g.arm_hash == base
         g["group"] = gi
         g = g.sort_values(["val_loss", "first_seen"], na_position="last")
