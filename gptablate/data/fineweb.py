@@ -266,8 +266,8 @@ class ShardStreamWriter:
 
 def prepare_raw(source: str, out_root: Path, shards: int | None = None, tokens: int | None = None,
                 workers: int | None = None, shard_tokens: int | None = None, name: str | None = None) -> FetchResult:
-    max_train = _asked_train(shards, tokens, shard_tokens or SHARD_TOKENS, workers=workers, shard_tokens=shard_tokens)
-    shard_tokens = shard_tokens or SHARD_TOKENS
+    per_shard = SHARD_TOKENS if shard_tokens is None else shard_tokens
+    max_train = _asked_train(shards, tokens, per_shard, workers=workers, shard_tokens=shard_tokens)
     src = SOURCES[source]
     remote = hub.list_files(src.raw_repo, prefix=src.raw_prefix)
     parquets = sorted(p for p in remote if p.endswith(".parquet"))
@@ -279,7 +279,7 @@ def prepare_raw(source: str, out_root: Path, shards: int | None = None, tokens: 
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
-    writer = ShardStreamWriter(stage, src.prefix, shard_tokens, max_train)
+    writer = ShardStreamWriter(stage, src.prefix, per_shard, max_train)
     import pyarrow.parquet as pq
 
     workers = workers or os.cpu_count() or 1
@@ -299,7 +299,7 @@ def prepare_raw(source: str, out_root: Path, shards: int | None = None, tokens: 
         writer.finish()
     if not writer.records or writer.records[-1]["split"] != "train":
         shutil.rmtree(stage)
-        raise UserError(f"{src.raw_repo}: too little text for a validation shard of {shard_tokens:,} tokens and a "
+        raise UserError(f"{src.raw_repo}: too little text for a validation shard of {per_shard:,} tokens and a "
                         "training shard")
     root.mkdir(parents=True, exist_ok=True)
     for old in root.glob("*.bin"):
