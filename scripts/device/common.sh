@@ -67,8 +67,9 @@ prepare_pysrc() {
 
 # trained_steps STEPS NAME SECONDS SETTING...: the 124M recipe trained STEPS steps on pysrc (warmup STEPS/10, validation
 # on 1M tokens at the end) with each SETTING (`--set` pairs), under SECONDS; the log in $OUT/TAG_NAME.txt, its loss at
-# logged steps near a third and two thirds of the way and at the end, and its final line printed. RUN (the environment's, optional): the command in place of
-# `python3 -m gptablate_cli` (an instrument such as rounding_sides.py).
+# logged steps near a third and two thirds of the way and at the end, and its final line printed. RUN (the
+# environment's, optional): the command in place of `python3 -m gptablate_cli` (an instrument such as
+# rounding_sides.py).
 trained_steps() {
   local steps=$1 name=$2 limit=$3 log
   shift 3
