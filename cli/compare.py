@@ -32,6 +32,12 @@ TABLE_ARM = ["rank", "arm", "runs", "seeds", "val_loss", "val_loss_std", "delta"
              "p_adjusted", "verdict", "tokens", "status"]  # p_adjusted: with --adjust holm only
 HOLM_NOTE = ("p (Holm): p adjusted for the number of arms each budget group compares with its baseline, "
              "the verdict's basis")
+# A terminal table's labels fold onto more lines, keeping LABEL_MIN characters a line (or their longest entry); where
+# the terminal is too narrow for the rest at their natural widths, columns are left out in DROP_FIRST's order.
+LABELS = ("arm", "run_name")
+LABEL_MIN = 36
+DROP_FIRST = ["curve", *reversed(HEADLINE_METRICS), "tokens_per_s", "mfu", "step", "tokens", "val_loss_std",
+              "delta_stderr", "world_size", "seeds", "runs", "status", "run_name"]
 TABLE_RUN = ["run_id", "run_name", "arm", "seed", "world_size", "val_loss", "status", "step", "tokens_per_s", "mfu"]
 
 
@@ -103,13 +109,18 @@ def compare(
         _rich_table(frame, view, base_label, by, none)
 
 
-def _header(col: str) -> str:
+def _header(col: str, lines: int = 1) -> str:
+    """A column's header; a headline metric's on two lines when lines=2 (the task above its metric), which keeps a
+    terminal table's columns as narrow as their numbers."""
     if col in HEADERS:
-        return HEADERS[col]
+        return HEADERS[col] if lines == 1 or col != "curve" else "val loss\ncurve"
     if col in HEADLINE_METRICS:
         task, _, metric = col.partition("_")
         task, metric = (("arc_easy", col[len("arc_easy_"):]) if col.startswith("arc_easy_") else (task, metric))
-        return f"{task} {metric.replace('_', ' ')} {'↓' if metric in LOWER_IS_BETTER else '↑'}"
+        arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
+        if lines == 1:
+            return f"{task} {metric.replace('_', ' ')} {arrow}"
+        return f"{task}\n{metric.replace('perplexity', 'ppl').replace('_', ' ')} {arrow}"
     return col
 
 
@@ -145,6 +156,7 @@ def _markdown(frame: pd.DataFrame, cols: list[str]) -> str:
 
 
 def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by: str, none: str) -> None:
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -154,11 +166,25 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
     if by == "arm" and "verdict" in frame:
         holm = f"; {HOLM_NOTE}" if "p_adjusted" in cols else ""
         caption = (caption or "") + f" (paired over shared seeds; p: paired t-test{holm})"
+    if frame.empty:
+        Console().print(none)
+        return
+    budgets = [f"budget: {b}" for b in frame["budget"]] if by == "arm" and "budget" in frame else []
+    natural = {}  # a column's width on one line: its header's longest line or its longest cell
+    for c in cols:
+        cells = [cell_len(_cell(c, v)) for v in frame[c]] + ([cell_len(b) for b in budgets] if c == "arm" else [])
+        natural[c] = max([*map(cell_len, _header(c, lines=2).splitlines()), *cells])
+    # Off a terminal (a pipe, a log) rich would squeeze the table into 80 columns: there every column is shown whole.
+    console = (Console() if sys.stdout.isatty()
+               else Console(width=max(80, sum(natural.values()) + 3 * len(cols) + 1)))
+    cols, left_out = _fit(cols, natural, console.width)
     table = Table(title=title, caption=Text(caption) if caption else None)
     for c in cols:
         text = c in ("arm", "run_id", "run_name", "status", "seeds", "verdict", "curve")
-        # fold, not ellipsis: a long arm label wraps onto more lines but is never cut short
-        table.add_column(_header(c), justify="left" if text else "right", overflow="fold" if text else "ellipsis")
+        label = c in LABELS
+        # Only the labels wrap (fold, never cut short); numbers, verdicts and curves keep one line.
+        table.add_column(_header(c, lines=2), justify="left" if text else "right",
+                         overflow="fold" if label else "ellipsis", no_wrap=not label)
     group = None
     for _, row in frame.iterrows():
         if by == "arm" and frame["group"].nunique() > 1 and row["group"] != group:
@@ -169,9 +195,21 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
         style = "bold" if by == "arm" and row.get("baseline") else None
         # Text, not str: arm labels hold brackets (tiny[train.lr=0.001]) that rich would read as markup.
         table.add_row(*(Text(_cell(c, row[c])) for c in cols), style=style)
-    # Off a terminal (a pipe, a log) rich would squeeze the table into 80 columns.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
-    if frame.empty:
-        console.print(none)
-    else:
-        console.print(table)
+    console.print(table)
+    if left_out:
+        names = ", ".join(_header(c).replace(" ↓", "").replace(" ↑", "") for c in left_out)
+        console.print(Text(f"left out for the terminal's width: {names} (--format markdown or csv has every column)",
+                           style="dim"))
+
+
+def _fit(cols: list[str], natural: dict[str, int], width: int) -> tuple[list[str], list[str]]:
+    """The columns a terminal of this width shows, and those left out (DROP_FIRST's order), such that every column
+    keeps its natural width but the labels, which keep LABEL_MIN characters (or their longest entry) and fold."""
+    kept, left_out = list(cols), []
+    need = lambda: sum(min(natural[c], LABEL_MIN) if c in LABELS else natural[c] for c in kept) + 3 * len(kept) + 1
+    for c in [c for c in DROP_FIRST if c in cols]:
+        if need() <= width:
+            break
+        kept.remove(c)
+        left_out.append(c)
+    return kept, left_out

@@ -1,0 +1,81 @@
+"""`compare`'s terminal table: it fits the terminal it is shown in, says what it left out, and off a terminal (a pipe,
+a log) shows every column with every label on one line."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+
+from rich.text import Text
+
+from conftest import run_cli
+
+LONG = ["train.lr=0.004", "train.weight_decay=0.05", "arch.norm=rmsnorm"]
+
+
+def write_runs(tmp_path) -> dict:
+    """Two arms of two seeds in a real results table, the baseline's first run with the headline metrics."""
+    from gptablate.recipe import load_recipe
+    from gptablate.results.store import ResultStore
+
+    db = tmp_path / "runs" / "results.sqlite"
+    db.parent.mkdir()
+    store = ResultStore(db)
+    for overrides, loss in (([], 5.0), (LONG, 4.9)):
+        for seed in (1, 2):
+            recipe = load_recipe("tiny", [f"train.seed={seed}", *overrides])
+            rid = f"{'long' if overrides else 'base'}-{seed}"
+            store.start_run(rid, recipe, 1, "cpu", tmp_path / rid, None)
+            store.update_run(rid, status="finished", val_loss=loss + seed / 100, step=200, tokens=204800)
+    for task, metric, value in (("wikitext2", "word_perplexity", 512.5), ("lambada", "perplexity", 900.25),
+                                ("lambada", "acc", 12.5), ("hellaswag", "acc_norm", 27.0), ("arc_easy", "acc", 40.0),
+                                ("piqa", "acc", 60.0), ("winogrande", "acc", 51.0)):
+        store.add_eval("base-1", task, metric, value)
+    return {"GPTABLATE_RUNS": str(db.parent)}
+
+
+def on_a_terminal(args: list[str], env: dict, columns: int) -> str:
+    """What the CLI shows on a terminal COLUMNS wide (a pseudo-terminal), its colours taken off."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "gptablate_cli.main", *args], stdout=follower,
+                            stderr=subprocess.PIPE, env={**os.environ, **env, "COLUMNS": str(columns), "TERM": "xterm"})
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed its side
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    return Text.from_ansi(out.decode().replace("\r\n", "\n")).plain
+
+
+def test_terminal_table_fits_its_width_and_names_what_it_left_out(tmp_path):
+    env = write_runs(tmp_path)
+    long_arm = "tiny[" + ",".join(LONG) + "]"
+    piped = run_cli("compare", env=env, check=True).stdout
+    rows = [line for line in piped.splitlines() if "tiny" in line and "│" in line]
+    assert len(rows) == 2 and long_arm in rows[0] and "left out" not in piped  # whole labels, one line each
+    assert "winogrande" in piped and "512.50" in piped and "900.25" in piped
+
+    for columns in (100, 140):
+        shown = on_a_terminal(["compare"], env, columns)
+        lines = shown.rstrip("\n").splitlines()
+        assert max(map(len, lines)) <= columns, shown
+        # the label folds, keeping its first 36 characters on one line
+        assert any(long_arm[:36] in line for line in lines), shown
+        assert "verdict" in shown and "better" in shown and "4.9150" in shown
+        left_out = " ".join(lines[lines.index(next(x for x in lines if x.startswith("left out"))):])
+        assert "winogrande acc" in left_out and "--format markdown or csv has every column" in left_out
+        assert "winogrande" not in shown.split("left out")[0]  # left out of the table, not cut short in it
+    wide = on_a_terminal(["compare"], env, 320)
+    assert "left out" not in wide and "winogrande" in wide and any(long_arm in line for line in wide.splitlines())
+
+    runs = on_a_terminal(["compare", "--by", "run"], env, 100)
+    assert max(map(len, runs.splitlines())) <= 100 and "base-1" in runs and "left out" in runs
