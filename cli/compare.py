@@ -60,7 +60,7 @@ def compare(
     if not 0 < alpha < 1:
         raise UserError(f"--alpha {alpha:g}: a significance level between 0 and 1, e.g. 0.05")
     # pandas: loaded by this command only
-    from gptablate.results.leaderboard import ADJUSTMENTS, by_arm, by_run, runs_frame
+    from gptablate.results.leaderboard import ADJUSTMENTS, by_arm, by_run, mixed_samples, runs_frame
     from gptablate.results.store import ResultStore
 
     if adjust not in ADJUSTMENTS:
@@ -81,6 +81,9 @@ def compare(
 
         arms_frame = frame if by == "arm" else by_arm(runs, baseline, alpha, adjust)[0]
         print(f"plot: {draw(runs, arms_frame, plot)}", file=sys.stderr)
+    mixed = mixed_samples(runs, [c for c in view if c in HEADLINE_METRICS])
+    notes = [f"{_name(c)}: runs scored over different numbers of examples ({lo:,} to {hi:,}; `eval --limit`), "
+             "so their figures differ by more than the model" for c, (lo, hi) in mixed.items()]
     if fmt in ("table", "markdown") and not runs.empty:
         from gptablate.results.curves import run_sparklines
 
@@ -105,8 +108,10 @@ def compare(
             print(f"\nΔ is against the baseline arm `{base_label}`.")
         if "p_adjusted" in view:
             print(f"{HOLM_NOTE}.")
+        for note in notes:
+            print(f"\n{note}.")
     else:
-        _rich_table(frame, view, base_label, by, none)
+        _rich_table(frame, view, base_label, by, none, notes)
 
 
 def _header(col: str, lines: int = 1) -> str:
@@ -122,6 +127,11 @@ def _header(col: str, lines: int = 1) -> str:
             return f"{task} {metric.replace('_', ' ')} {arrow}"
         return f"{task}\n{metric.replace('perplexity', 'ppl').replace('_', ' ')} {arrow}"
     return col
+
+
+def _name(col: str) -> str:
+    """A column's header in a sentence: one line, no arrow."""
+    return _header(col).removesuffix(" ↓").removesuffix(" ↑")
 
 
 def _cell(col: str, v) -> str:
@@ -155,7 +165,8 @@ def _markdown(frame: pd.DataFrame, cols: list[str]) -> str:
     return "\n".join([head, sep, *body])
 
 
-def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by: str, none: str) -> None:
+def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by: str, none: str,
+                notes: list[str] = ()) -> None:
     from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
@@ -196,8 +207,10 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
         # Text, not str: arm labels hold brackets (tiny[train.lr=0.001]) that rich would read as markup.
         table.add_row(*(Text(_cell(c, row[c])) for c in cols), style=style)
     console.print(table)
+    for note in notes:
+        console.print(Text(note, style="yellow"))
     if left_out:
-        names = ", ".join(_header(c).replace(" ↓", "").replace(" ↑", "") for c in left_out)
+        names = ", ".join(_name(c) for c in left_out)
         console.print(Text(f"left out for the terminal's width: {names} (--format markdown or csv has every column)",
                            style="dim"))
 

@@ -3,6 +3,8 @@ a log) shows every column with every label on one line."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import pty
 import subprocess
@@ -79,3 +81,25 @@ def test_terminal_table_fits_its_width_and_names_what_it_left_out(tmp_path):
 
     runs = on_a_terminal(["compare", "--by", "run"], env, 100)
     assert max(map(len, runs.splitlines())) <= 100 and "base-1" in runs and "left out" in runs
+
+
+def test_metrics_over_different_numbers_of_examples_are_flagged(tmp_path):
+    """A run scored with `eval --limit` beside runs scored in full: the leaderboard says so under the table and in
+    markdown, and the runs' csv carries each metric's sample count; a fuller figure is never replaced by a smaller."""
+    from gptablate.results.store import ResultStore
+
+    env = write_runs(tmp_path)
+    store = ResultStore(tmp_path / "runs" / "results.sqlite")
+    for rid in ("base-1", "base-2", "long-1", "long-2"):
+        assert store.add_eval(rid, "piqa", "acc", 60.0, 1.0, samples=1838) is None
+    assert store.add_eval("long-2", "piqa", "acc", 75.0, 9.0, samples=40) == 1838  # kept: the fuller figure
+    assert run_cli("compare", "--format", "markdown", env=env, check=True).stdout.count("different numbers") == 0
+    with store._write() as conn:  # a table written before the rule, or by hand: a smaller figure stands beside
+        conn.execute("UPDATE evals SET value = 75, samples = 40 WHERE run_id = 'long-2' AND task = 'piqa'")
+    note = "piqa acc: runs scored over different numbers of examples (40 to 1,838; `eval --limit`)"
+    assert note in run_cli("compare", "--format", "markdown", env=env, check=True).stdout
+    assert note in run_cli("compare", env=env, check=True).stdout
+    runs = csv.DictReader(io.StringIO(run_cli("compare", "--by", "run", "--format", "csv", env=env,
+                                              check=True).stdout))
+    counts = {row["run_id"]: row["piqa_acc_samples"] for row in runs}
+    assert counts == {"base-1": "1838", "base-2": "1838", "long-1": "1838", "long-2": "40"}

@@ -66,8 +66,21 @@ def test_every_task_on_the_real_files(trained_run):
     arms = json.loads(run_cli("compare", "--format", "json", env=env, check=True).stdout)
     assert abs(arms[0]["winogrande_acc"] - rows[("winogrande", "acc")]["value"]) < 1e-9
     md = run_cli("eval", run_dir.name, "--tasks", "winogrande", "--data-dir", str(SHARED_DATA), "--limit", "5",
-                 "--device", "cpu", "--format", "markdown", env=env, check=True).stdout
-    assert "|  Tasks   |     Metric      |" in md and "|winogrande|acc" in md
+                 "--device", "cpu", "--format", "markdown", env=env, check=True)
+    assert "|  Tasks   |     Metric      |" in md.stdout and "|winogrande|acc" in md.stdout
+    # a figure over fewer examples is shown but does not replace the recorded one; one over more does
+    assert md.stderr.strip().splitlines()[-1] == (f"{run_dir.name}: winogrande acc over 5 examples not recorded: "
+                                                  "the results table keeps its figure over 12")
+    kept = json.loads(run_cli("compare", "--by", "run", "--format", "json", env=env, check=True).stdout)[0]
+    # compare's json carries 10 digits
+    assert abs(kept["winogrande_acc"] - rows[("winogrande", "acc")]["value"]) < 1e-8
+    assert kept["winogrande_acc_samples"] == 12
+    more = run_cli("eval", run_dir.name, "--tasks", "winogrande", "--data-dir", str(SHARED_DATA), "--limit", "20",
+                   "--device", "cpu", "--format", "json", env=env, check=True)
+    assert "not recorded" not in more.stderr
+    (fuller,) = json.loads(more.stdout)
+    now = json.loads(run_cli("compare", "--by", "run", "--format", "json", env=env, check=True).stdout)[0]
+    assert abs(now["winogrande_acc"] - fuller["value"]) < 1e-8 and now["winogrande_acc_samples"] == 20
 
 
 def _direct_loglikelihood(model, r: Request, block_size: int) -> float:

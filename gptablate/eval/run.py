@@ -164,9 +164,16 @@ def evaluate_model(model, recipe, tasks: list[str], device: torch.device, dinfo:
     return out
 
 
-def record(store, run_id: str, metrics: list[Metric]) -> None:
+def record(store, run_id: str, metrics: list[Metric]) -> list[str]:
+    """Record the metrics in the results table; returns a line for each one not recorded because the table holds a
+    figure over more samples (an evaluation with --limit never replaces a fuller one)."""
+    kept = []
     for m in metrics:
-        store.add_eval(run_id, m.task, m.metric, m.value, m.stderr, samples=m.samples)
+        fuller = store.add_eval(run_id, m.task, m.metric, m.value, m.stderr, samples=m.samples)
+        if fuller is not None:
+            kept.append(f"{run_id}: {m.task} {m.metric} over {m.samples:,} examples not recorded: the results table "
+                        f"keeps its figure over {fuller:,}")
+    return kept
 
 
 def report(metrics: list[Metric], run_id: str, fmt: str) -> str:

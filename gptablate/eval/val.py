@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ..console import info
 from ..errors import UserError
 from ..model.gpt import GPT, GPTConfig
 from ..plugins import restore_plugins
@@ -66,6 +67,7 @@ def evaluate_runs(refs: list[str], tasks: list[str], device_request: str | None 
                 store.start_run(run.run_id, run.recipe, world_size=None, device=device.type,
                                 run_dir=run.checkpoint.parent, git_commit=None)
                 store.update_run(run.run_id, status="finished", pid=None, step=run.recipe.train.max_iters)
-            record(store, run.run_id, metrics)
+            for line in record(store, run.run_id, metrics):
+                info(line)
             out.append((run.run_id, metrics))
     return out

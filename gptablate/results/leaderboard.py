@@ -31,23 +31,41 @@ def runs_frame(store: ResultStore, tag: str | None = None) -> pd.DataFrame:
             values = tasks.pivot_table(index="run_id", columns="column", values="value", aggfunc="last")
             errors = tasks.pivot_table(index="run_id", columns="column", values="stderr", aggfunc="last")
             errors = errors.rename(columns=lambda c: c + "_stderr")
+            samples = tasks.pivot_table(index="run_id", columns="column", values="samples", aggfunc="last")
             for col in sorted(values.columns):
                 runs[col] = runs["run_id"].map(values[col])
                 if col + "_stderr" in errors.columns:
                     runs[col + "_stderr"] = runs["run_id"].map(errors[col + "_stderr"])
+                if col in samples.columns:
+                    runs[col + "_samples"] = runs["run_id"].map(samples[col]).astype("Int64")
     return runs.reset_index(drop=True)
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
-    """The evaluation columns present ({task}_{metric}, with _stderr beside each)."""
+    """The evaluation columns present ({task}_{metric}, with _stderr beside each); not their sample counts."""
     from ..eval.tasks import TASKS
 
     prefixes = tuple(f"{t}_" for t in TASKS)
-    return [c for c in frame.columns if c.startswith(prefixes)]
+    return [c for c in frame.columns if c.startswith(prefixes) and not c.endswith("_samples")]
 
 
 def by_run(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs.reindex(columns=RUN_COLUMNS + metric_columns(runs))
+    """Every run, with each metric's sample count beside it ({task}_{metric}_samples)."""
+    counts = [c for c in runs.columns if c.endswith("_samples") and c[:-len("_samples")] in runs.columns]
+    return runs.reindex(columns=RUN_COLUMNS + metric_columns(runs) + counts)
+
+
+def mixed_samples(runs: pd.DataFrame, columns: list[str]) -> dict[str, tuple[int, int]]:
+    """The metrics among columns whose finished runs were scored over different numbers of examples (an evaluation
+    with --limit beside a full one), with the fewest and the most."""
+    done = runs[runs.status == "finished"] if "status" in runs else runs
+    out = {}
+    for c in columns:
+        if c + "_samples" in done:
+            n = done.loc[done[c].notna(), c + "_samples"].dropna()
+            if n.nunique() > 1:
+                out[c] = (int(n.min()), int(n.max()))
+    return out
 
 
 def _pooled_stderr(done: pd.DataFrame, column: str) -> float:
@@ -166,6 +184,7 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
         g.loc[g.val_loss.isna(), "rank"] = pd.NA  # diverged, failed or running arms are listed, not ranked
         groups.append(g)
     arms = pd.concat(groups).reset_index(drop=True)
+    arms["rank"] = arms["rank"].astype("Int64")  # json and csv give 1, not 1.0
     columns = ARM_COLUMNS + metric_columns(arms) + ["baseline", "group"]
     if adjust == "holm":
         columns.insert(columns.index("p_value") + 1, "p_adjusted")

@@ -183,12 +183,23 @@ class ResultStore:
                 raise KeyError(run_id)
 
     def add_eval(self, run_id: str, task: str, metric: str, value: float, stderr: float | None = None,
-                 samples: int | None = None) -> None:
+                 samples: int | None = None) -> int | None:
+        """Record a run's metric, replacing its earlier figure unless that one was taken over more samples (an
+        evaluation with --limit never replaces a fuller one). Returns None when recorded, else the kept figure's
+        sample count."""
         if stderr is not None and stderr != stderr:  # NaN: no estimate
             stderr = None
         with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO evals (run_id, task, metric, value, stderr, created_at, samples) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, task, metric, value, stderr, time.time(), samples))
+            cur = conn.execute(
+                "INSERT INTO evals (run_id, task, metric, value, stderr, created_at, samples) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id, task, metric) DO UPDATE SET value = excluded.value, stderr = excluded.stderr, "
+                "created_at = excluded.created_at, samples = excluded.samples "
+                "WHERE evals.samples IS NULL OR excluded.samples IS NULL OR excluded.samples >= evals.samples",
+                (run_id, task, metric, value, stderr, time.time(), samples))
+            if cur.rowcount:
+                return None
+            return conn.execute("SELECT samples FROM evals WHERE run_id = ? AND task = ? AND metric = ?",
+                                (run_id, task, metric)).fetchone()[0]
 
     # ------------------------------------------------------------------ reads
 

@@ -736,8 +736,9 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
             metrics = evaluate_model(model, recipe, list(e.tasks), device, dinfo, e.batch_size,
                                      Path(e.data_dir) if e.data_dir else None, e.limit)
             if dinfo.is_main:
-                record(store, run_id, metrics)
                 log.line(report(metrics, run_id, "table"))
+                for line in record(store, run_id, metrics):
+                    log.line(line)
         return summary
     except Diverged as e:
         status, step = "diverged", e.step  # steps done: those before the bad one
