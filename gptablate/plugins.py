@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from .errors import UserError
-from .model.registry import BLOCKS, NORMS, RESIDUALS
+from .model.registry import BLOCKS, NORMS, RESIDUALS, Bound  # noqa: F401  (Bound: for plug-ins' Settings)
 
 register_norm = NORMS.register
 register_block = BLOCKS.register

@@ -442,6 +442,12 @@ def _build_section(section: str, cls, values: dict, where) -> Any:
             raise UserError(f"{where(dotted)}: unknown key '{dotted}'{_suggest(dotted, options)}")
         kwargs[key] = _coerce(dotted, value, hints[key], where)
     obj = cls(**kwargs)
+    from .model.registry import out_of_bounds
+
+    bad = out_of_bounds(obj)
+    if bad:
+        dotted = f"{section}.{bad[0]}"
+        raise UserError(f"{where(dotted)}: key '{dotted}' {bad[1]}")
     if cls is ArchConfig:
         # Validate every given section; fill in the defaults of the variants in use.
         for name in (obj.norm, obj.block, obj.residual):

@@ -15,7 +15,7 @@ PLUGIN = textwrap.dedent('''
     from dataclasses import dataclass
 
     import torch
-    from gptablate.plugins import register_norm
+    from gptablate.plugins import Bound, register_norm
 
 
     @register_norm("centered_rms")
@@ -25,6 +25,7 @@ PLUGIN = textwrap.dedent('''
         @dataclass(frozen=True)
         class Settings:
             eps: float = 1e-6
+            BOUNDS = {"eps": Bound(above=0)}
 
         def __init__(self, dim, bias=True, settings=None):
             super().__init__()
@@ -44,6 +45,9 @@ def test_plugin_from_file_to_leaderboard(prepared_corpus, tmp_path):
                                         "  centered_rms: {eps: 1.0e-5}\n")
     listed = run_cli("ls", "--plugin", str(tmp_path / "my_norms.py"), env=env, check=True).stdout
     assert "centered_rms" in listed and "a test plug-in" in listed
+    refused = run_cli("train", str(tmp_path / "mine.yaml"), "--set", "arch.centered_rms.eps=0", env=env)
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "error: --set: key 'arch.centered_rms.eps' must be above 0, got 0")  # the plug-in's own BOUNDS
 
     run_cli("train", str(tmp_path / "mine.yaml"), *TINY, "--set", "train.max_iters=6", "--device", "cpu",
             env=env, check=True)

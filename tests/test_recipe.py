@@ -1,4 +1,7 @@
+import re
+
 import pytest
+import yaml
 
 from gptablate.errors import UserError
 from gptablate.recipe import builtin_recipes, load_recipe, parse_override, plan_batch, recipe_from_dict
@@ -97,6 +100,40 @@ def test_wrong_type_names_key_and_expected_type(tmp_path):
         load_recipe("tiny", ["train.micro_batch=big"])
     with pytest.raises(UserError, match=r"'model.bias' must be true or false"):
         load_recipe("tiny", ["model.bias=1"])
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["arch.residual=denseformer", "arch.denseformer.dilation=0"], "'arch.denseformer.dilation' must be at least 1, got 0"),
+    (["arch.residual=denseformer", "arch.denseformer.period=-1"], "'arch.denseformer.period' must be at least 1, got -1"),
+    (["arch.residual=laurel", "arch.laurel.mode=lr", "arch.laurel.rank=0"], "'arch.laurel.rank' must be at least 1, got 0"),
+    (["arch.block=mixln", "arch.mixln.alpha=1.5"], "'arch.mixln.alpha' must be at least 0 and at most 1, got 1.5"),
+    (["arch.residual=prores", "arch.prores.T=0"], "'arch.prores.T' must be above 0, got 0"),
+    (["arch.residual=gates", "arch.gates.lr_mult=-1"], "'arch.gates.lr_mult' must be at least 0, got -1"),
+    (["arch.residual=rezero", "arch.rezero.lr_mult=-0.5"], "'arch.rezero.lr_mult' must be at least 0, got -0.5"),
+    (["arch.residual=mhc", "arch.mhc.iters=0"], "'arch.mhc.iters' must be at least 1, got 0"),
+    (["arch.residual=mhc", "arch.mhc.n=1"], "'arch.mhc.n' must be at least 2, got 1"),
+    (["arch.residual=hyper", "arch.hyper.n=0"], "'arch.hyper.n' must be at least 1, got 0"),
+    (["arch.residual=attnres", "arch.attnres.blocks=0"], "'arch.attnres.blocks' must be at least 1, got 0"),
+])
+def test_variant_settings_outside_their_range_are_refused(tmp_path, sets, message):
+    """Each had trained (a zero dilation or period, or a negative rank, crashed with a traceback; the rest trained a
+    model that was not the variant: attnres.blocks=0 silently meant the default)."""
+    with pytest.raises(UserError, match="^--set: key " + re.escape(message) + "$"):
+        load_recipe("tiny", sets)
+    assert load_recipe("tiny", sets[:-1]).arch.residual  # the same without the bad value loads
+    # the same in a recipe file: the error names the file
+    arch: dict = {}
+    for item in sets:
+        key, value = item.split("=")
+        section, *setting = key.split(".")[1:]
+        if setting:
+            arch.setdefault(section, {})[setting[0]] = yaml.safe_load(value)
+        else:
+            arch[section] = value
+    recipe = tmp_path / "arm.yaml"
+    recipe.write_text(yaml.safe_dump({"base": "tiny", "arch": arch}))
+    with pytest.raises(UserError, match="^" + re.escape(f"{recipe}: key {message}") + "$"):
+        load_recipe(recipe)
 
 
 def test_malformed_yaml_and_bad_shapes(tmp_path):

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from .layers import MLP, CausalSelfAttention, make_norm
-from .registry import BLOCKS, settings_of
+from .registry import BLOCKS, Bound, settings_of
 
 
 class Layout(nn.Module):
@@ -180,7 +180,9 @@ class MixLN(Layout):
 
     @dataclass(frozen=True)
     class Settings:
-        alpha: float = 0.25
+        alpha: float = 0.25  # the share of layers that are Post-LN
+
+        BOUNDS = {"alpha": Bound(low=0, high=1)}
 
     def __init__(self, cfg, layer: int = 0):
         super().__init__()

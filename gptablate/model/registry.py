@@ -5,14 +5,44 @@ recipes stay plain data. An unknown name fails with the list of known ones.
 
 A registered class may carry a `Settings` dataclass: the recipe section named after the
 variant (`arch.hyper: {n: 4}`) is validated against it and its defaults fill the rest.
+The dataclass may name its settings' ranges in `BOUNDS`, a class attribute (not a field):
+`BOUNDS = {"iters": Bound(low=1)}`; a recipe outside them is refused when it loads.
 Its docstring's first line is the one-line description `gptablate ls` shows.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple, Optional
 
 from ..errors import UserError
+
+
+class Bound(NamedTuple):
+    """A number setting's range: at least `low`, at most `high`, above `above` (None: no such limit); null passes."""
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    above: Optional[float] = None
+
+    def holds(self, value) -> bool:
+        return value is None or not ((self.low is not None and value < self.low)
+                                     or (self.high is not None and value > self.high)
+                                     or (self.above is not None and value <= self.above))
+
+    def describe(self) -> str:
+        parts = ([f"at least {self.low:g}"] if self.low is not None else []) + (
+            [f"above {self.above:g}"] if self.above is not None else []) + (
+            [f"at most {self.high:g}"] if self.high is not None else [])
+        return " and ".join(parts)
+
+
+def out_of_bounds(settings) -> Optional[tuple[str, str]]:
+    """(field, 'must be ...') for the first setting outside its Settings' BOUNDS, else None."""
+    for name, bound in getattr(settings, "BOUNDS", {}).items():
+        value = getattr(settings, name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not bound.holds(value):
+            return name, f"must be {bound.describe()}, got {value:g}"
+    return None
 
 
 class Registry:

@@ -27,7 +27,7 @@ from .kernels import autocast_dtype, chosen, compute_dtype
 from .layers import make_norm
 from .mhcstep import mhc_step
 from .norms import RMSNorm
-from .registry import RESIDUALS
+from .registry import RESIDUALS, Bound
 from .sinkhorn import sinkhorn
 
 
@@ -85,6 +85,8 @@ class Vanilla(Residual):
 class _LrOnly:
     lr_mult: float = 1.0
 
+    BOUNDS = {"lr_mult": Bound(low=0)}  # 0 holds the variant's own weights at their initial values
+
 
 @RESIDUALS.register("rezero")
 class ReZero(Residual):
@@ -115,6 +117,8 @@ class Gates(Residual):
         init: float = 1.0
         lr_mult: float = 1.0
 
+        BOUNDS = {"lr_mult": Bound(low=0)}
+
     def __init__(self, cfg, layout, settings=None):
         super().__init__(cfg, layout, settings)
         self.gate = nn.Parameter(torch.full((self.n_sites,), float(settings.init)))
@@ -138,6 +142,8 @@ class LayerScale(Residual):
     class Settings:
         init: float = 0.1
         lr_mult: float = 1.0
+
+        BOUNDS = {"lr_mult": Bound(low=0)}
 
     def __init__(self, cfg, layout, settings=None):
         super().__init__(cfg, layout, settings)
@@ -196,6 +202,8 @@ class ProRes(Residual):
     class Settings:
         T: Optional[float] = None  # default max_iters / (2L): the deepest layer reaches 1 at mid-training
         mode: Literal["layer", "branch"] = "layer"  # branch: scale each sublayer branch instead
+
+        BOUNDS = {"T": Bound(above=0)}
 
     def __init__(self, cfg, layout, settings=None):
         super().__init__(cfg, layout, settings)
@@ -300,10 +308,10 @@ class HyperConnections(Residual):
         # its writes rounded). The dynamic form only: the static one meets its speed target with fp32 streams.
         stream_dtype: Literal["float32", "bfloat16"] = "float32"
 
+        BOUNDS = {"n": Bound(low=1), "lr_mult": Bound(low=0)}
+
     def __init__(self, cfg, layout, settings=None):
         super().__init__(cfg, layout, settings)
-        if settings.n < 1:
-            raise UserError(f"arch.hyper.n={settings.n}: needs at least 1 stream")
         if settings.stream_dtype != "float32" and not settings.dynamic:
             raise UserError(f"arch.hyper.stream_dtype={settings.stream_dtype}: takes float32 with "
                             "arch.hyper.dynamic=false (bfloat16 streams are for the dynamic form)")
@@ -469,10 +477,10 @@ class ManifoldHyperConnections(Residual):
         # The streams' dtype between sites, as arch.hyper.stream_dtype: float32, or bfloat16 (fp32 arithmetic).
         stream_dtype: Literal["float32", "bfloat16"] = "float32"
 
+        BOUNDS = {"n": Bound(low=2), "iters": Bound(low=1), "lr_mult": Bound(low=0)}  # iters: Sinkhorn's rounds of normalisation
+
     def __init__(self, cfg, layout, settings=None):
         super().__init__(cfg, layout, settings)
-        if settings.n < 2:
-            raise UserError(f"arch.mhc.n={settings.n}: mHC needs at least 2 streams")
         self.stream_dtype = getattr(torch, settings.stream_dtype)
         self.n = settings.n
         self.site_weights = nn.ModuleList(
@@ -523,6 +531,8 @@ class DenseFormer(Residual):
         dilation: int = 1  # only sources j with (i − j) mod k = 0
         period: int = 1  # average only after every p-th layer
         lr_mult: float = 1.0
+
+        BOUNDS = {"dilation": Bound(low=1), "period": Bound(low=1), "lr_mult": Bound(low=0)}
 
     def __init__(self, cfg, layout, settings=None):
         super().__init__(cfg, layout, settings)
@@ -584,11 +594,13 @@ class AttentionResiduals(Residual):
         blocks: Optional[int] = None  # groups of layers; default the largest divisor of L that is <= 4
         lr_mult: float = 1.0
 
+        BOUNDS = {"blocks": Bound(low=1), "lr_mult": Bound(low=0)}
+
     def __init__(self, cfg, layout, settings=None):
         super().__init__(cfg, layout, settings)
         L = cfg.n_layer
         self.mode = settings.mode
-        self.groups = settings.blocks or max(d for d in range(1, min(L, 4) + 1) if L % d == 0)
+        self.groups = settings.blocks if settings.blocks is not None else max(d for d in range(1, min(L, 4) + 1) if L % d == 0)
         if L % self.groups:
             raise UserError(f"arch.attnres.blocks={self.groups} must divide model.n_layer={L}")
         self.layers_per_group = L // self.groups
@@ -668,6 +680,8 @@ class Laurel(Residual):
         mode: Literal["rw", "lr"] = "rw"
         rank: int = 32
         lr_mult: float = 1.0
+
+        BOUNDS = {"rank": Bound(low=1), "lr_mult": Bound(low=0)}
 
     def __init__(self, cfg, layout, settings=None):
         super().__init__(cfg, layout, settings)
