@@ -724,10 +724,15 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
                 save_checkpoint(run_dir / CHECKPOINT, model, recipe, t.max_iters, run_id,
                                 extra={"val_loss": val_loss, "arm": recipe.arm_label(), "arm_hash": recipe.arm_hash(),
                                        "plugins": plugin_sources(recipe.plugins)})
-            log.line(f"finished: val loss {val_loss:.4f}, {steady / 1e3:.1f}K tokens/s steady, "
-                     f"mfu {100 * summary['mfu']:.1f}% of measured matmul"
-                     + (f", {100 * steady * flops_per_token / (dinfo.world_size * peak_flops):.1f}% of datasheet"
-                        if peak_flops else "") + (f"; checkpoint {run_dir / CHECKPOINT}" if checkpoints else ""))
+            if steady_time > 0:
+                speed = (f"{steady / 1e3:.1f}K tokens/s steady, mfu {100 * summary['mfu']:.1f}% of measured matmul"
+                         + (f", {100 * steady * flops_per_token / (dinfo.world_size * peak_flops):.1f}% of datasheet"
+                            if peak_flops else ""))
+            else:  # a run of one logging window: it holds compilation, so no steady rate
+                speed = (f"no steady tokens/s: its {t.max_iters - start_step} steps fell in the first logging window "
+                         f"(train.log_interval={t.log_interval}), which holds compilation")
+            log.line(f"finished: val loss {val_loss:.4f}, {speed}"
+                     + (f"; checkpoint {run_dir / CHECKPOINT}" if checkpoints else ""))
             store.update_run(run_id, status="finished", **summary)
         if recipe.eval.tasks:  # every rank scores its share; rank 0 records
             from ..eval.run import evaluate_model, record, report
