@@ -41,6 +41,10 @@ def eval_(
     names = parse_tasks(tasks)
     if limit is not None and limit < 1:
         raise UserError("--limit must be at least 1")
+    if batch_size is not None and batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    if gpus < 1:
+        raise UserError("--gpus must be at least 1")
     if gpus > 1:
         from gptablate.train.launch import torchrun, worker_env
 

@@ -68,6 +68,8 @@ def test_prepare_train_eval_compare(tmp_path, roots):
     (["train", "tiny", "--gpus", "3", "--device", "cpu"], "cannot be split over 3 ranks"),
     (["compare", "--format", "xml"], "--format 'xml'"),
     (["eval", "not-a-run"], "neither a checkpoint file nor a run"),
+    (["eval", "not-a-run", "--batch-size", "0"], "--batch-size must be at least 1"),  # 0 had meant the default
+    (["eval", "not-a-run", "--gpus", "0"], "--gpus must be at least 1"),
 ])
 def test_user_errors_are_one_line_and_exit_2(roots, args, needle):
     p = run_cli(*args)

@@ -101,6 +101,19 @@ def test_too_small_corpus_is_refused_with_its_size(tmp_path):
     (tmp_path / "t.txt").write_text("hi")
     with pytest.raises(UserError, match=r"corpus too small: 2 tokens"):
         prepare_text([tmp_path / "t.txt"], "e", tmp_path / "data", workers=1)
+    assert not (tmp_path / "data" / "e").exists()  # no empty dataset folder left behind
+
+
+def test_a_folder_of_no_text_is_refused_as_such(tmp_path):
+    """Every file skipped as not UTF-8: the error says so, where it had said 'corpus too small ... cannot give a
+    validation shard of 0 tokens ... lower --val-tokens'."""
+    (tmp_path / "bin").mkdir()
+    for i in range(2):
+        (tmp_path / "bin" / f"b{i}.dat").write_bytes(b"\xff\xfe\x00garbage" * 50)
+    with pytest.raises(UserError, match=f"^{tmp_path / 'bin'}: no text to tokenize: 2 file\\(s\\), none of them UTF-8 "
+                                        "text$"):
+        prepare_text([tmp_path / "bin"], "b", tmp_path / "data", workers=1)
+    assert not (tmp_path / "data" / "b").exists()
 
 
 def test_non_utf8_file_is_skipped_not_fatal(tmp_path):

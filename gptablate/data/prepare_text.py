@@ -145,6 +145,7 @@ def prepare_text(paths: list[str | Path], name: str, out_root: Path, glob: str |
         return PrepareResult(root, old["val_tokens"], old["train_tokens"], len(old["shards"]) - 1,
                              old.get("skipped_files", 0), True, time.time() - t0)
 
+    made = not root.exists()  # a folder this call makes goes again if it fails before writing the dataset
     root.mkdir(parents=True, exist_ok=True)
     stream_path = root / f".{name}.stream.tmp"
     total_bytes = sum(f.stat().st_size for f in files)
@@ -175,6 +176,9 @@ def prepare_text(paths: list[str | Path], name: str, out_root: Path, glob: str |
 
         if val_tokens is None:
             val_tokens = min(DEFAULT_VAL_TOKENS, n_tokens // 10)
+        if n_tokens == 0:
+            raise UserError(f"{', '.join(map(str, paths))}: no text to tokenize: {len(skipped)} file(s), none of "
+                            "them UTF-8 text")
         if val_tokens < 1 or n_tokens - val_tokens < 1:
             raise UserError(f"corpus too small: {n_tokens:,} tokens from {len(files) - len(skipped)} file(s) cannot give "
                             f"a validation shard of {val_tokens:,} tokens and a training shard; add text or lower --val-tokens")
@@ -183,6 +187,8 @@ def prepare_text(paths: list[str | Path], name: str, out_root: Path, glob: str |
     finally:
         if stream_path.exists():
             stream_path.unlink()
+        if made and not any(root.iterdir()):
+            root.rmdir()
     return PrepareResult(root, result["val_tokens"], result["train_tokens"], len(result["shards"]) - 1,
                          len(skipped), False, time.time() - t0)
 
