@@ -159,6 +159,11 @@ def test_raw_path_gives_the_pretokenized_stream(hub, tmp_path):
     run_cli("prepare", "fineweb", "--from-raw", "--name", "two", "--shard-tokens", str(SHARD),
                       "--shards", "2", env=hub.env, check=True)
     assert sorted(p.name for p in (tmp_path / "data" / "two").glob("*.bin")) == pre[:2] + [pre[-1]]
+    # shards larger than the whole text: no training shard to write
+    big = run_cli("prepare", "fineweb", "--from-raw", "--name", "big", "--shard-tokens", "1000000", env=hub.env)
+    assert big.returncode == 2 and big.stderr.strip().splitlines()[-1] == (
+        f"error: {RAW}: too little text for a validation shard of 1,000,000 tokens and a training shard")
+    assert not (tmp_path / "data" / "big").exists()
 
 
 def test_list_shows_sources_and_local_state(hub):
