@@ -103,9 +103,12 @@ def test_wrong_type_names_key_and_expected_type(tmp_path):
 
 
 @pytest.mark.parametrize("sets, message", [
-    (["arch.residual=denseformer", "arch.denseformer.dilation=0"], "'arch.denseformer.dilation' must be at least 1, got 0"),
-    (["arch.residual=denseformer", "arch.denseformer.period=-1"], "'arch.denseformer.period' must be at least 1, got -1"),
-    (["arch.residual=laurel", "arch.laurel.mode=lr", "arch.laurel.rank=0"], "'arch.laurel.rank' must be at least 1, got 0"),
+    (["arch.residual=denseformer", "arch.denseformer.dilation=0"],
+     "'arch.denseformer.dilation' must be at least 1, got 0"),
+    (["arch.residual=denseformer", "arch.denseformer.period=-1"],
+     "'arch.denseformer.period' must be at least 1, got -1"),
+    (["arch.residual=laurel", "arch.laurel.mode=lr", "arch.laurel.rank=0"],
+     "'arch.laurel.rank' must be at least 1, got 0"),
     (["arch.block=mixln", "arch.mixln.alpha=1.5"], "'arch.mixln.alpha' must be at least 0 and at most 1, got 1.5"),
     (["arch.residual=prores", "arch.prores.T=0"], "'arch.prores.T' must be above 0, got 0"),
     (["arch.residual=gates", "arch.gates.lr_mult=-1"], "'arch.gates.lr_mult' must be at least 0, got -1"),

@@ -477,7 +477,8 @@ class ManifoldHyperConnections(Residual):
         # The streams' dtype between sites, as arch.hyper.stream_dtype: float32, or bfloat16 (fp32 arithmetic).
         stream_dtype: Literal["float32", "bfloat16"] = "float32"
 
-        BOUNDS = {"n": Bound(low=2), "iters": Bound(low=1), "lr_mult": Bound(low=0)}  # iters: Sinkhorn's rounds of normalisation
+        # iters: Sinkhorn's rounds of normalisation
+        BOUNDS = {"n": Bound(low=2), "iters": Bound(low=1), "lr_mult": Bound(low=0)}
 
     def __init__(self, cfg, layout, settings=None):
         super().__init__(cfg, layout, settings)
@@ -600,7 +601,8 @@ class AttentionResiduals(Residual):
         super().__init__(cfg, layout, settings)
         L = cfg.n_layer
         self.mode = settings.mode
-        self.groups = settings.blocks if settings.blocks is not None else max(d for d in range(1, min(L, 4) + 1) if L % d == 0)
+        self.groups = (settings.blocks if settings.blocks is not None
+                       else max(d for d in range(1, min(L, 4) + 1) if L % d == 0))
         if L % self.groups:
             raise UserError(f"arch.attnres.blocks={self.groups} must divide model.n_layer={L}")
         self.layers_per_group = L // self.groups

@@ -191,7 +191,8 @@ class ResultStore:
             stderr = None
         with self._write() as conn:
             cur = conn.execute(
-                "INSERT INTO evals (run_id, task, metric, value, stderr, created_at, samples) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO evals (run_id, task, metric, value, stderr, created_at, samples) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (run_id, task, metric) DO UPDATE SET value = excluded.value, stderr = excluded.stderr, "
                 "created_at = excluded.created_at, samples = excluded.samples "
                 "WHERE evals.samples IS NULL OR excluded.samples IS NULL OR excluded.samples >= evals.samples",
