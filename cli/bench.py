@@ -13,7 +13,7 @@ from gptablate.console import info
 from gptablate.errors import UserError
 from gptablate.paths import atomic_write_text
 
-from .app import app
+from .app import app, at_least_one
 
 
 @app.command()
@@ -47,10 +47,7 @@ def bench(
             atomic_write_text(json_out, json.dumps(rows, indent=2) + "\n")
         return
 
-    if steps < 1:
-        raise UserError("--steps must be at least 1")
-    if gpus < 1:
-        raise UserError("--gpus must be at least 1")
+    at_least_one(steps=steps, gpus=gpus)
     recipes = recipes or ["gpt2_124m"]
     if scaling is not None:
         counts = _gpu_counts(scaling)

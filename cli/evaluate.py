@@ -11,7 +11,7 @@ import typer
 from gptablate.errors import UserError
 from gptablate.eval.tasks import ALL_TASKS
 
-from .app import app
+from .app import app, at_least_one
 
 FORMATS = ("table", "markdown", "json")
 
@@ -39,12 +39,7 @@ def eval_(
     from gptablate.eval.run import parse_tasks, render  # torch and the engine: loaded by this command only
 
     names = parse_tasks(tasks)
-    if limit is not None and limit < 1:
-        raise UserError("--limit must be at least 1")
-    if batch_size is not None and batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
-    if gpus < 1:
-        raise UserError("--gpus must be at least 1")
+    at_least_one(limit=limit, batch_size=batch_size, gpus=gpus)
     if gpus > 1:
         from gptablate.train.launch import torchrun, worker_env
 

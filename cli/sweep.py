@@ -7,10 +7,9 @@ from typing import List, Optional
 
 import typer
 
-from gptablate.errors import UserError
 from gptablate.paths import atomic_write_text
 
-from .app import app
+from .app import app, at_least_one
 
 
 @app.command()
@@ -26,10 +25,7 @@ def sweep(
     """Queue runs (recipes × seeds): skip finished ones, resume interrupted ones, run the rest."""
     from gptablate.train.sweep import describe, execute, plan, slurm_script
 
-    if gpus_per_run < 1:
-        raise UserError("--gpus-per-run must be at least 1")
-    if seeds is not None and seeds < 1:
-        raise UserError("--seeds must be at least 1")
+    at_least_one(gpus_per_run=gpus_per_run, seeds=seeds)
     jobs = plan(recipes, seeds, list(set_), gpus_per_run)
     for j in jobs:
         print(f"{j.action:<6}  {describe(j)}" + (f"  ({j.why})" if j.why else ""))

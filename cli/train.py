@@ -12,7 +12,7 @@ import yaml
 from gptablate.errors import UserError
 from gptablate.recipe import load_recipe, recipe_from_dict
 
-from .app import app
+from .app import app, at_least_one
 
 EXIT_DIVERGED = 3
 
@@ -58,8 +58,7 @@ def train(
     if recipe is None:
         raise UserError("give a RECIPE (a file or a built-in name: see `gptablate ls`), or --resume RUN")
     if seeds is not None:
-        if seeds < 1:
-            raise UserError("--seeds must be at least 1")
+        at_least_one(seeds=seeds)
         if any(s.split("=", 1)[0].strip() == "train.seed" for s in set_):
             raise UserError("--seeds N trains seeds 1..N: leave out --set train.seed")
     worst = 0
