@@ -51,14 +51,14 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
 
 def by_run(runs: pd.DataFrame) -> pd.DataFrame:
     """Every run, with each metric's sample count beside it ({task}_{metric}_samples)."""
-    counts = [c for c in runs.columns if c.endswith("_samples") and c[:-len("_samples")] in runs.columns]
-    return runs.reindex(columns=RUN_COLUMNS + metric_columns(runs) + counts)
+    metrics = metric_columns(runs)
+    return runs.reindex(columns=RUN_COLUMNS + metrics + [c + "_samples" for c in metrics if c + "_samples" in runs])
 
 
 def mixed_samples(runs: pd.DataFrame, columns: list[str]) -> dict[str, tuple[int, int]]:
     """The metrics among columns whose finished runs were scored over different numbers of examples (an evaluation
     with --limit beside a full one), with the fewest and the most."""
-    done = runs[runs.status == "finished"] if "status" in runs else runs
+    done = runs[runs.status == "finished"]
     out = {}
     for c in columns:
         if c + "_samples" in done:
