@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from gptablate.errors import UserError
-from gptablate.eval.tasks import LOWER_IS_BETTER
-
 from .app import app
 
 if TYPE_CHECKING:
@@ -38,6 +36,7 @@ LABELS = ("arm", "run_name")
 LABEL_MIN = 36
 DROP_FIRST = ["curve", *reversed(HEADLINE_METRICS), "tokens_per_s", "mfu", "step", "tokens", "val_loss_std",
               "delta_stderr", "world_size", "seeds", "runs", "status", "run_name"]
+TEXT = ("arm", "run_id", "run_name", "status", "seeds", "verdict", "curve")  # left-aligned; the rest are numbers
 TABLE_RUN = ["run_id", "run_name", "arm", "seed", "world_size", "val_loss", "status", "step", "tokens_per_s", "mfu"]
 
 
@@ -49,6 +48,9 @@ def compare(
     alpha: float = typer.Option(0.05, "--alpha", help="A Δ whose paired t-test p is at least this is 'within noise'."),
     adjust: str = typer.Option("none", "--adjust", help="none, or holm: p adjusted for the number of arms compared "
                                "with the baseline (Holm), and the verdict taken from it."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Rank by this and take Δ in it: val_loss, or an "
+                                         "evaluation metric as task_metric, e.g. hellaswag_acc_norm [default: "
+                                         "val_loss]; with --by run, sort the runs by it."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Only runs carrying this tag (run.tags)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the loss curves of the compared arms to this image (.png, .pdf, .svg...)."),
 ) -> None:
@@ -60,7 +62,8 @@ def compare(
     if not 0 < alpha < 1:
         raise UserError(f"--alpha {alpha:g}: a significance level between 0 and 1, e.g. 0.05")
     # pandas: loaded by this command only
-    from gptablate.results.leaderboard import ADJUSTMENTS, by_arm, by_run, mixed_samples, runs_frame
+    from gptablate.results.leaderboard import (ADJUSTMENTS, by_arm, by_run, lower_is_better, metric_columns,
+                                               mixed_samples, rankable, runs_frame)
     from gptablate.results.store import ResultStore
 
     if adjust not in ADJUSTMENTS:
@@ -70,20 +73,31 @@ def compare(
     none = f"no runs carry the tag {tag!r}" if tag else "no runs yet: `gptablate train RECIPE` records one"
     if plot is not None and runs.empty:
         raise UserError(f"--plot {plot}: nothing to plot: {none}")
+    ranked = metric or "val_loss"
+    if not runs.empty and ranked not in rankable(runs):
+        raise UserError(f"--metric {ranked!r}: no run has it; use one of {', '.join(rankable(runs))}")
     if by == "run":
-        frame, base_label, view = by_run(runs), None, TABLE_RUN
+        frame, base_label, view = by_run(runs), None, list(TABLE_RUN)
+        if metric:
+            frame = frame.sort_values(ranked, ascending=lower_is_better(ranked), na_position="last", kind="stable")
     else:
-        frame, base_label = by_arm(runs, baseline, alpha, adjust)
+        frame, base_label = by_arm(runs, baseline, alpha, adjust, ranked)
         view = [c for c in TABLE_ARM if c != "p_adjusted" or c in frame.columns]
-    view = view + [c for c in HEADLINE_METRICS if c in frame.columns]
+    if ranked != "val_loss":  # the ranked metric beside the runs it is over, the val loss after it
+        at = view.index("val_loss")
+        view[at:at] = [ranked, ranked + "_std"] if by == "arm" else [ranked]
+    view = view + [c for c in HEADLINE_METRICS if c in frame.columns and c not in view]
     if plot is not None:
         from gptablate.results.curves import plot as draw
 
-        arms_frame = frame if by == "arm" else by_arm(runs, baseline, alpha, adjust)[0]
+        arms_frame = frame if by == "arm" else by_arm(runs, baseline, alpha, adjust, ranked)[0]
         print(f"plot: {draw(runs, arms_frame, plot)}", file=sys.stderr)
-    mixed = mixed_samples(runs, [c for c in view if c in HEADLINE_METRICS])
+    mixed = mixed_samples(runs, [c for c in view if c in metric_columns(runs)])
     notes = [f"{_name(c)}: runs scored over different numbers of examples ({lo:,} to {hi:,}; `eval --limit`), "
              "so their figures differ by more than the model" for c, (lo, hi) in mixed.items()]
+    if by == "arm" and any(_partial(c, row) for c in view for _, row in frame.iterrows()):
+        notes.append("*: a mean over only those of the arm's finished runs that were evaluated on the task "
+                     "(`gptablate eval RUN` scores the others; csv and json give each count as {metric}_runs)")
     if fmt in ("table", "markdown") and not runs.empty:
         from gptablate.results.curves import run_sparklines
 
@@ -101,32 +115,46 @@ def compare(
     elif fmt == "markdown":
         if by == "arm" and "group" in frame and frame["group"].nunique() > 1:
             for _, part in frame.groupby("group", sort=False):
-                print(f"**{part['budget'].iloc[0]}**\n\n{_markdown(part, view)}\n")
+                print(f"**{part['budget'].iloc[0]}**\n\n{_markdown(part, view, ranked)}\n")
         else:
-            print(_markdown(frame, view))
+            print(_markdown(frame, view, ranked))
         if base_label:
-            print(f"\nΔ is against the baseline arm `{base_label}`.")
+            print(f"\nΔ{_in(ranked)} is against the baseline arm `{base_label}`.")
         if "p_adjusted" in view:
             print(f"{HOLM_NOTE}.")
         for note in notes:
             print(f"\n{note}.")
     else:
-        _rich_table(frame, view, base_label, by, none, notes)
+        _rich_table(frame, view, base_label, by, none, notes, ranked)
 
 
 def _header(col: str, lines: int = 1) -> str:
-    """A column's header; a headline metric's on two lines when lines=2 (the task above its metric), which keeps a
+    """A column's header; an evaluation metric's on two lines when lines=2 (the task above its metric), which keeps a
     terminal table's columns as narrow as their numbers."""
+    from gptablate.results.leaderboard import lower_is_better, split_metric
+
     if col in HEADERS:
         return HEADERS[col] if lines == 1 or col != "curve" else "val loss\ncurve"
-    if col in HEADLINE_METRICS:
-        task, _, metric = col.partition("_")
-        task, metric = (("arc_easy", col[len("arc_easy_"):]) if col.startswith("arc_easy_") else (task, metric))
-        arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
-        if lines == 1:
-            return f"{task} {metric.replace('_', ' ')} {arrow}"
-        return f"{task}\n{metric.replace('perplexity', 'ppl').replace('_', ' ')} {arrow}"
-    return col
+    if col.endswith("_std"):  # the ranked metric's spread over the arm's runs
+        return "± std"
+    task, metric = split_metric(col)
+    if not task:
+        return col
+    arrow = "↓" if lower_is_better(col) else "↑"
+    if lines == 1:
+        return f"{task} {metric.replace('_', ' ')} {arrow}"
+    return f"{task}\n{metric.replace('perplexity', 'ppl').replace('_', ' ')} {arrow}"
+
+
+def _in(ranked: str) -> str:
+    """' in <metric>' after Δ where the arms are ranked by an evaluation metric; nothing for the val loss."""
+    return "" if ranked == "val_loss" else f" in {_name(ranked)}"
+
+
+def _partial(col: str, row) -> bool:
+    """Whether an arm's figure in col is a mean over fewer of its finished runs than it has."""
+    counted = row.get(col + "_runs")
+    return counted is not None and counted == counted and 0 < counted < row["finished"]
 
 
 def _name(col: str) -> str:
@@ -134,19 +162,25 @@ def _name(col: str) -> str:
     return _header(col).removesuffix(" ↓").removesuffix(" ↑")
 
 
-def _cell(col: str, v) -> str:
+def _cell(col: str, v, ranked: str = "val_loss") -> str:
+    """A cell's text; Δ and its se take the ranked metric's digits (4 for a loss, 2 for an evaluation metric)."""
     import pandas as pd
 
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
         return ""
-    if col in HEADLINE_METRICS:
-        return f"{v:.2f}"
-    if col in ("val_loss", "val_loss_std", "delta_stderr"):
+    from gptablate.results.leaderboard import split_metric
+
+    digits = 4 if ranked == "val_loss" else 2
+    if col in ("val_loss", "val_loss_std"):
         return f"{v:.4f}"
+    if col == "delta_stderr":
+        return f"{v:.{digits}f}"
+    if col == "delta":
+        return f"{v:+.{digits}f}"
+    if col.endswith("_std") or split_metric(col)[0]:  # an evaluation metric
+        return f"{v:.2f}"
     if col in ("p_value", "p_adjusted"):
         return f"{v:.3f}"
-    if col == "delta":
-        return f"{v:+.4f}"
     if col == "mfu":
         return f"{100 * v:.1f}%"
     if col == "tokens_per_s":
@@ -158,22 +192,27 @@ def _cell(col: str, v) -> str:
     return str(v)
 
 
-def _markdown(frame: pd.DataFrame, cols: list[str]) -> str:
+def _shown(col: str, row, ranked: str) -> str:
+    """A cell as the table and markdown show it: marked * where it is a mean over some of the arm's runs."""
+    return _cell(col, row[col], ranked) + ("*" if _partial(col, row) else "")
+
+
+def _markdown(frame: pd.DataFrame, cols: list[str], ranked: str) -> str:
     head = "| " + " | ".join(_header(c) for c in cols) + " |"
-    sep = "|" + "|".join("---:" if c not in ("arm", "run_id", "run_name", "status", "seeds") else "---" for c in cols) + "|"
-    body = ["| " + " | ".join(_cell(c, row[c]) for c in cols) + " |" for _, row in frame.iterrows()]
+    sep = "|" + "|".join("---" if c in TEXT else "---:" for c in cols) + "|"
+    body = ["| " + " | ".join(_shown(c, row, ranked) for c in cols) + " |" for _, row in frame.iterrows()]
     return "\n".join([head, sep, *body])
 
 
 def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by: str, none: str,
-                notes: list[str] = ()) -> None:
+                notes: list[str] = (), ranked: str = "val_loss") -> None:
     from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     title = "gptablate leaderboard" if by == "arm" else "gptablate runs"
-    caption = f"Δ against baseline arm {base_label}" if base_label else None
+    caption = f"Δ{_in(ranked)} against baseline arm {base_label}" if base_label else None
     if by == "arm" and "verdict" in frame:
         holm = f"; {HOLM_NOTE}" if "p_adjusted" in cols else ""
         caption = (caption or "") + f" (paired over shared seeds; p: paired t-test{holm})"
@@ -183,15 +222,16 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
     budgets = [f"budget: {b}" for b in frame["budget"]] if by == "arm" and "budget" in frame else []
     natural = {}  # a column's width on one line: its header's longest line or its longest cell
     for c in cols:
-        cells = [cell_len(_cell(c, v)) for v in frame[c]] + ([cell_len(b) for b in budgets] if c == "arm" else [])
+        cells = ([cell_len(_shown(c, row, ranked)) for _, row in frame.iterrows()]
+                 + ([cell_len(b) for b in budgets] if c == "arm" else []))
         natural[c] = max([*map(cell_len, _header(c, lines=2).splitlines()), *cells])
     # Off a terminal (a pipe, a log) rich would squeeze the table into 80 columns: there every column is shown whole.
     console = (Console() if sys.stdout.isatty()
                else Console(width=max(80, sum(natural.values()) + 3 * len(cols) + 1)))
-    cols, left_out = _fit(cols, natural, console.width)
+    cols, left_out = _fit(cols, natural, console.width, keep=(ranked, ranked + "_std"))
     table = Table(title=title, caption=Text(caption) if caption else None)
     for c in cols:
-        text = c in ("arm", "run_id", "run_name", "status", "seeds", "verdict", "curve")
+        text = c in TEXT
         label = c in LABELS
         # Only the labels wrap (fold, never cut short); numbers, verdicts and curves keep one line.
         table.add_column(_header(c, lines=2), justify="left" if text else "right",
@@ -205,7 +245,7 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
             table.add_row(*(Text(f"budget: {row['budget']}", style="italic") if c == "arm" else Text("") for c in cols))
         style = "bold" if by == "arm" and row.get("baseline") else None
         # Text, not str: arm labels hold brackets (tiny[train.lr=0.001]) that rich would read as markup.
-        table.add_row(*(Text(_cell(c, row[c])) for c in cols), style=style)
+        table.add_row(*(Text(_shown(c, row, ranked)) for c in cols), style=style)
     console.print(table)
     for note in notes:
         console.print(Text(note, style="yellow"))
@@ -215,12 +255,13 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
                            style="dim"))
 
 
-def _fit(cols: list[str], natural: dict[str, int], width: int) -> tuple[list[str], list[str]]:
-    """The columns a terminal of this width shows, and those left out (DROP_FIRST's order), such that every column
-    keeps its natural width but the labels, which keep LABEL_MIN characters (or their longest entry) and fold."""
+def _fit(cols: list[str], natural: dict[str, int], width: int, keep=()) -> tuple[list[str], list[str]]:
+    """The columns a terminal of this width shows, and those left out (DROP_FIRST's order, never those in keep), such
+    that every column keeps its natural width but the labels, which keep LABEL_MIN characters (or their longest entry)
+    and fold."""
     kept, left_out = list(cols), []
     need = lambda: sum(min(natural[c], LABEL_MIN) if c in LABELS else natural[c] for c in kept) + 3 * len(kept) + 1
-    for c in [c for c in DROP_FIRST if c in cols]:
+    for c in [c for c in DROP_FIRST if c in cols and c not in keep]:
         if need() <= width:
             break
         kept.remove(c)

@@ -103,3 +103,68 @@ def test_metrics_over_different_numbers_of_examples_are_flagged(tmp_path):
                                               check=True).stdout))
     counts = {row["run_id"]: row["piqa_acc_samples"] for row in runs}
     assert counts == {"base-1": "1838", "base-2": "1838", "long-1": "1838", "long-2": "40"}
+
+
+def test_arms_ranked_by_an_evaluation_metric_and_means_over_some_runs_marked(tmp_path):
+    """--metric ranks the arms by an evaluation metric and takes the paired Δ in it, a higher accuracy and a lower
+    perplexity being better; an arm's figure taken over only some of its finished runs is marked and explained."""
+    import json
+    import statistics
+
+    from gptablate.recipe import load_recipe
+    from gptablate.results.stats import paired
+    from gptablate.results.store import ResultStore
+
+    db = tmp_path / "runs" / "results.sqlite"
+    db.parent.mkdir()
+    store = ResultStore(db)
+    # the lr arm is worse by val loss and better by HellaSwag and WikiText-2; arc_easy scored one base run only
+    loss = {"base": [5.00, 5.10, 4.95], "lr": [5.05, 5.16, 5.00]}
+    acc = {"base": [27.0, 28.5, 26.0], "lr": [29.0, 30.0, 28.4]}
+    ppl = {"base": [500.0, 520.0, 490.0], "lr": [480.0, 490.0, 475.0]}
+    for arm, overrides in (("base", []), ("lr", ["train.lr=0.004"])):
+        for i, seed in enumerate((1, 2, 3)):
+            rid = f"{arm}-{seed}"
+            store.start_run(rid, load_recipe("tiny", [f"train.seed={seed}", *overrides]), 1, "cpu", tmp_path / rid, None)
+            store.update_run(rid, status="finished", val_loss=loss[arm][i], step=200, tokens=204800)
+            store.add_eval(rid, "hellaswag", "acc_norm", acc[arm][i], 1.0, samples=10042)
+            store.add_eval(rid, "wikitext2", "word_perplexity", ppl[arm][i], samples=62)
+    store.add_eval("base-1", "arc_easy", "acc", 40.0, 2.0, samples=2376)
+    env = {"GPTABLATE_RUNS": str(db.parent)}
+    arms = lambda *a: {r["arm"]: r for r in json.loads(run_cli("compare", "--format", "json", *a, env=env,
+                                                                check=True).stdout)}
+
+    by_loss = arms()
+    assert by_loss["tiny"]["rank"] == 1 and by_loss["tiny[train.lr=0.004]"]["verdict"] == "worse"
+    assert by_loss["tiny"]["arc_easy_acc"] == 40.0 and by_loss["tiny"]["arc_easy_acc_runs"] == 1
+    assert by_loss["tiny"]["finished"] == 3 and by_loss["tiny"]["hellaswag_acc_norm_runs"] == 3
+
+    by_acc = arms("--metric", "hellaswag_acc_norm")
+    lr = by_acc["tiny[train.lr=0.004]"]
+    mean, se, p = paired([a - b for a, b in zip(acc["lr"], acc["base"])])
+    assert lr["rank"] == 1 and by_acc["tiny"]["rank"] == 2 and lr["verdict"] == "better" and p < 0.05
+    assert abs(lr["delta"] - mean) < 1e-9 and abs(lr["delta_stderr"] - se) < 1e-9 and abs(lr["p_value"] - p) < 1e-8
+    assert abs(lr["hellaswag_acc_norm_std"] - statistics.stdev(acc["lr"])) < 1e-9 and lr["runs"] == 3
+    by_ppl = arms("--metric", "wikitext2_word_perplexity")["tiny[train.lr=0.004]"]
+    assert by_ppl["rank"] == 1 and by_ppl["verdict"] == "better" and by_ppl["delta"] < 0
+    by_arc = arms("--metric", "arc_easy_acc")  # the lr arm has no figure: listed, not ranked
+    assert by_arc["tiny"]["rank"] == 1 and by_arc["tiny"]["runs"] == 1 and by_arc["tiny[train.lr=0.004]"]["rank"] is None
+
+    md = run_cli("compare", "--format", "markdown", "--metric", "hellaswag_acc_norm", env=env, check=True).stdout
+    rows = [line for line in md.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    assert "tiny[train.lr=0.004]" in rows[0] and "| 29.13 | 0.81 |" in rows[0]  # the ranked metric and its spread
+    assert "| 40.00* |" in rows[1] and "27.17*" not in rows[1]  # arc_easy over one of three runs, marked
+    assert "Δ in hellaswag acc norm is against the baseline arm `tiny`" in md
+    assert "*: a mean over only those of the arm's finished runs that were evaluated on the task" in md
+    assert "*: a mean" not in run_cli("compare", "--format", "markdown", "--tag", "x", env=env, check=True).stdout
+
+    shown = on_a_terminal(["compare", "--metric", "hellaswag_acc_norm"], env, 100)
+    assert "29.13" in shown and "left out" in shown  # narrow: other columns go, the ranked metric stays
+    runs = json.loads(run_cli("compare", "--by", "run", "--metric", "hellaswag_acc_norm", "--format", "json",
+                              env=env, check=True).stdout)
+    assert [r["hellaswag_acc_norm"] for r in runs] == sorted(acc["base"] + acc["lr"], reverse=True)
+    for bad in ("hellaswag", "tokens", "piqa_acc"):
+        refused = run_cli("compare", "--metric", bad, env=env)
+        assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+            f"error: --metric {bad!r}: no run has it; use one of val_loss, arc_easy_acc, hellaswag_acc_norm, "
+            "wikitext2_word_perplexity"]

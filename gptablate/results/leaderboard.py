@@ -42,11 +42,31 @@ def runs_frame(store: ResultStore, tag: str | None = None) -> pd.DataFrame:
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
-    """The evaluation columns present ({task}_{metric}, with _stderr beside each); not their sample counts."""
+    """The evaluation columns present ({task}_{metric}, with _stderr beside each); not their sample counts, nor an
+    arm's counts of runs and spread (_samples, _runs, _std)."""
     from ..eval.tasks import TASKS
 
     prefixes = tuple(f"{t}_" for t in TASKS)
-    return [c for c in frame.columns if c.startswith(prefixes) and not c.endswith("_samples")]
+    return [c for c in frame.columns if c.startswith(prefixes) and not c.endswith(("_samples", "_runs", "_std"))]
+
+
+def split_metric(col: str) -> tuple[str, str]:
+    """A metric column's task and metric: arc_easy_acc_norm is (arc_easy, acc_norm), val_loss (val, loss)."""
+    from ..eval.tasks import ALL_TASKS
+
+    task = max((t for t in ALL_TASKS if col.startswith(t + "_")), key=len, default="")
+    return task, col[len(task) + 1:] if task else col
+
+
+def lower_is_better(col: str) -> bool:
+    from ..eval.tasks import LOWER_IS_BETTER
+
+    return split_metric(col)[1] in LOWER_IS_BETTER
+
+
+def rankable(runs: pd.DataFrame) -> list[str]:
+    """The metrics compare can rank arms by: val_loss and every evaluation metric a run has."""
+    return ["val_loss"] + [c for c in metric_columns(runs) if not c.endswith("_stderr") and runs[c].notna().any()]
 
 
 def by_run(runs: pd.DataFrame) -> pd.DataFrame:
@@ -110,42 +130,54 @@ def budget_label(row) -> str:
 ADJUSTMENTS = ("none", "holm")
 
 
-def _verdict(p: float, delta: float, alpha: float) -> str:
-    """A Δ's verdict from its p (raw or adjusted) at level alpha."""
-    return "within noise" if p >= alpha else ("better" if delta < 0 else "worse")
+def _verdict(p: float, delta: float, alpha: float, lower: bool = True) -> str:
+    """A Δ's verdict from its p (raw or adjusted) at level alpha; lower: whether a lower figure is better."""
+    return "within noise" if p >= alpha else ("better" if (delta < 0) == lower else "worse")
+
+
+def _std(values: pd.Series) -> float:
+    return values.std(ddof=1) if len(values) > 1 else float("nan")
 
 
 def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
-           adjust: str = "none") -> tuple[pd.DataFrame, str | None]:
-    """One row per arm: mean ± std of val loss over finished seeds; Δ vs the baseline arm as a
-    paired difference over the seeds both share, with its stderr and paired t-test p-value.
+           adjust: str = "none", metric: str = "val_loss") -> tuple[pd.DataFrame, str | None]:
+    """One row per arm: mean ± std of the metric (val loss unless named) over finished seeds; Δ vs the baseline arm as
+    a paired difference over the seeds both share, with its stderr and paired t-test p-value.
 
     Arms that differ in budget (model shape, tokens, dataset) form separate groups, each
     ranked and compared within itself, never against each other. adjust="holm" adds p_adjusted,
     Holm's adjustment over the arms a group compares with its baseline, and takes the verdict from it.
+    runs and seeds count the finished runs that have the metric; every other metric is a mean over the finished runs
+    that have it, their number in {metric}_runs and the arm's finished runs in finished.
     """
     from .stats import holm, paired
 
     if runs.empty:
         return pd.DataFrame(columns=ARM_COLUMNS), None
+    if metric not in rankable(runs):
+        raise UserError(f"--metric {metric!r}: no run has it; use one of {', '.join(rankable(runs))}")
+    lower = lower_is_better(metric)
     runs = runs.copy()
     runs["budget"] = runs.apply(budget_label, axis=1)
     rows = []
     for arm_hash, g in runs.groupby("arm_hash", sort=False):
-        done = g[(g.status == "finished") & g.val_loss.notna()]
+        finished = g[g.status == "finished"]
+        done = finished[finished[metric].notna()]
+        has = {c: finished[finished[c].notna()] for c in metric_columns(g) if not c.endswith("_stderr")}
         counts = g.status.value_counts()
         rows.append({
             "arm": g.arm.iloc[0], "arm_hash": arm_hash, "budget": g.budget.iloc[0],
             "runs": len(done), "seeds": ",".join(str(s) for s in sorted(done.seed.dropna().astype(int).unique())),
-            "val_loss": done.val_loss.mean() if len(done) else float("nan"),
-            "val_loss_std": done.val_loss.std(ddof=1) if len(done) > 1 else float("nan"),
+            "val_loss": finished.val_loss.mean(), "val_loss_std": _std(finished.val_loss.dropna()),
             "tokens": int(g.tokens.max()) if g.tokens.notna().any() else 0,
             "status": ", ".join(f"{n} {s}" for s, n in counts.items()),
-            **{c: done[c].mean() for c in metric_columns(g) if not c.endswith("_stderr")},
-            **{c: _pooled_stderr(done, c) for c in metric_columns(g) if c.endswith("_stderr")},
-            "first_seen": g.created_at.min(),
+            **{c: h[c].mean() for c, h in has.items()},
+            **{c + "_stderr": _pooled_stderr(h, c + "_stderr") for c, h in has.items() if c + "_stderr" in h},
+            **{c + "_runs": len(h) for c, h in has.items()},
+            **({metric + "_std": _std(done[metric])} if metric != "val_loss" else {}),
+            "finished": len(finished), "first_seen": g.created_at.min(),
             "norm": g.norm.iloc[0], "block": g.block.iloc[0], "residual": g.residual.iloc[0],
-            "_by_seed": done.groupby("seed").val_loss.mean().to_dict(),
+            "_by_seed": done.groupby("seed")[metric].mean().to_dict(),
         })
     arms = pd.DataFrame(rows)
     # Two recipes edited between runs can share a label; the hash tells them apart.
@@ -164,28 +196,32 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
         for _, row in g.iterrows():
             shared = sorted(set(row._by_seed) & set(b._by_seed))
             if row.arm_hash == base:
-                deltas.append((0.0, float("nan"), float("nan"), len(shared), "baseline"))
+                deltas.append((0.0 if pd.notna(b[metric]) else float("nan"), float("nan"), float("nan"), len(shared),
+                               "baseline"))
             elif shared:
                 mean, se, pv = paired([row._by_seed[s] - b._by_seed[s] for s in shared])
-                verdict = "n<2: no noise estimate" if len(shared) < 2 else _verdict(pv, mean, alpha)
+                verdict = "n<2: no noise estimate" if len(shared) < 2 else _verdict(pv, mean, alpha, lower)
                 deltas.append((mean, se, pv, len(shared), verdict))
             else:
-                delta = row.val_loss - b.val_loss
+                delta = row[metric] - b[metric]
                 deltas.append((delta, float("nan"), float("nan"), 0, "no shared seeds" if pd.notna(delta) else ""))
         g["delta"], g["delta_stderr"], g["p_value"], g["paired_seeds"], g["verdict"] = zip(*deltas)
         if adjust == "holm":
             g["p_adjusted"] = holm([float(p) for p in g.p_value])
             decided = g.p_adjusted.notna()
-            g.loc[decided, "verdict"] = [_verdict(p, d, alpha) for p, d in zip(g.p_adjusted[decided], g.delta[decided])]
+            g.loc[decided, "verdict"] = [_verdict(p, d, alpha, lower)
+                                         for p, d in zip(g.p_adjusted[decided], g.delta[decided])]
         g["baseline"] = g.arm_hash == base
         g["group"] = gi
-        g = g.sort_values(["val_loss", "first_seen"], na_position="last")
+        g = g.sort_values([metric, "first_seen"], ascending=[lower, True], na_position="last")
         g["rank"] = range(1, len(g) + 1)
-        g.loc[g.val_loss.isna(), "rank"] = pd.NA  # diverged, failed or running arms are listed, not ranked
+        g.loc[g[metric].isna(), "rank"] = pd.NA  # diverged, failed, running or unscored arms are listed, not ranked
         groups.append(g)
     arms = pd.concat(groups).reset_index(drop=True)
     arms["rank"] = arms["rank"].astype("Int64")  # json and csv give 1, not 1.0
-    columns = ARM_COLUMNS + metric_columns(arms) + ["baseline", "group"]
+    metrics = metric_columns(arms)
+    columns = (ARM_COLUMNS + ([metric + "_std"] if metric != "val_loss" else []) + metrics
+               + [c + "_runs" for c in metrics if c + "_runs" in arms] + ["finished", "baseline", "group"])
     if adjust == "holm":
         columns.insert(columns.index("p_value") + 1, "p_adjusted")
     return arms.reindex(columns=columns), (base_labels[0] if len(base_labels) == 1 else "; ".join(base_labels))
