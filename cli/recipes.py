@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import inspect
+import re
 import shutil
+import textwrap
+import typing
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 import yaml
 
 from gptablate.errors import UserError
-from gptablate.model.registry import BLOCKS, NORMS, RESIDUALS, all_settings
+from gptablate.model.registry import BLOCKS, NORMS, REGISTRIES, RESIDUALS, all_settings
 from gptablate.plugins import load_plugin
-from gptablate.recipe import builtin_recipe_dir, builtin_recipes, find_recipe
+from gptablate.recipe import builtin_recipe_dir, builtin_recipes, find_recipe, load_recipe, type_name
 
 from .app import app
 
@@ -26,11 +32,16 @@ def _first_comment(path: Path) -> str:
 
 @app.command("ls")
 def ls(
+    name: Optional[str] = typer.Argument(None, help="Show this one whole: a recipe (resolved, as train would run it) "
+                                         "or an arch name (its rule and settings)."),
     plugin: List[Path] = typer.Option([], "--plugin", help="Also load this plug-in file and list its names."),
 ) -> None:
-    """List the built-in recipes and every registered norm, block and residual strategy."""
+    """List the built-in recipes and every registered norm, block and residual strategy; or show one whole."""
     for p in plugin:
         load_plugin(p.resolve())
+    if name is not None:
+        _show(name)
+        return
     settings = all_settings()
     print("recipes (gptablate train NAME, gptablate cp NAME DEST):")
     for name in builtin_recipes():
@@ -60,3 +71,68 @@ def cp(
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, target)
     print(f"copied {src.name} to {target}")
+
+
+def _show(name: str) -> None:
+    """A recipe resolved, and an arch name's rule and settings; a name can be both (hyper: a recipe and a residual)."""
+    shown = False
+    for reg in REGISTRIES:
+        if name in reg.names():
+            print(_variant(reg.kind, name, reg.get(name)))
+            shown = True
+    if name in builtin_recipes() or name.endswith((".yaml", ".yml")):
+        path = find_recipe(name)
+        where = f" ({path})" if str(path) != name else ""
+        print(("\n" if shown else "") + f"# recipe {name}{where}, resolved: what `gptablate train {name}` runs\n"
+              + load_recipe(name).to_yaml(), end="")
+        shown = True
+    if not shown:
+        known = builtin_recipes() + [n for reg in REGISTRIES for n in reg.names()]
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise UserError(f"ls {name!r}: no recipe or arch name of that name; {hint}`gptablate ls` lists them")
+
+
+# Where a setting's own comment says nothing: the meaning that every variant having it shares.
+SHARED_DOCS = {"lr_mult": "the variant's own scalars and connection weights train at lr × lr_mult, never decayed; "
+                          "0 holds them at their initial values"}
+
+
+def _variant(kind: str, name: str, cls: type) -> str:
+    """arch.<kind> NAME: the class's docstring and a line per setting (what it takes, its default, its range)."""
+    lines = [f"arch.{kind}: {name}  (--set arch.{kind}={name})", ""]
+    lines += ["  " + line if line else "" for line in inspect.cleandoc(cls.__doc__ or "").splitlines()]
+    settings = getattr(cls, "Settings", None)
+    if settings is None:
+        lines += ["", "no settings"]
+        return "\n".join(lines)
+    hints, bounds, docs = typing.get_type_hints(settings), getattr(settings, "BOUNDS", {}), _comments(settings)
+    lines += ["", f"settings (--set arch.{name}.KEY=VALUE, or an arch.{name} section in a recipe):"]
+    for field in dataclasses.fields(settings):
+        default = getattr(settings(), field.name)
+        takes = type_name(hints[field.name]) + (f", {bounds[field.name].describe()}" if field.name in bounds else "")
+        lines.append(f"  {field.name}: {yaml.safe_dump(default, default_flow_style=True).strip().removesuffix('...')}"
+                     .rstrip() + f"  ({takes})")
+        for doc in textwrap.wrap(docs.get(field.name) or SHARED_DOCS.get(field.name, ""), 100):
+            lines.append("      " + doc)
+    return "\n".join(lines)
+
+
+def _comments(settings: type) -> dict[str, str]:
+    """Each setting's comment in its dataclass's source: the lines of # just above the field, and the one beside it."""
+    try:
+        source = inspect.getsource(settings)
+    except (OSError, TypeError):  # a class without source (made at run time): its settings go undocumented
+        return {}
+    fields = {f.name for f in dataclasses.fields(settings)}
+    docs, above = {}, []
+    for line in source.splitlines()[1:]:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("# "))
+            continue
+        m = re.match(r"(\w+)\s*:[^#]*(?:#\s*(.*))?$", stripped)
+        if m and m.group(1) in fields:
+            docs[m.group(1)] = " ".join(above + ([m.group(2)] if m.group(2) else []))
+        above = []
+    return docs

@@ -499,18 +499,19 @@ def _describe(value) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _type_name(tp) -> str:
+def type_name(tp) -> str:
+    """What a recipe key of this type accepts, in words: 'an integer', "'auto' or 'fused'", 'a number or null'."""
     origin = typing.get_origin(tp)
     if origin is Literal:
         return " or ".join(repr(a) for a in typing.get_args(tp))
     if origin is Union:
-        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None)) + (
+        return " or ".join(type_name(a) for a in typing.get_args(tp) if a is not type(None)) + (
             " or null" if type(None) in typing.get_args(tp) else "")
     if origin is tuple:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_type_name(args[0])}"
-        return f"a list of {len(args)} ({', '.join(_type_name(a) for a in args)})"
+            return f"a list of {type_name(args[0])}"
+        return f"a list of {len(args)} ({', '.join(type_name(a) for a in args)})"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
 
@@ -522,7 +523,7 @@ def _coerce(key: str, value, tp, where):
     try:
         return _coerce_inner(value, tp)
     except _Mismatch:
-        raise UserError(f"{where(key)}: key '{key}' must be {_type_name(tp)}, got {_describe(value)}") from None
+        raise UserError(f"{where(key)}: key '{key}' must be {type_name(tp)}, got {_describe(value)}") from None
 
 
 def _coerce_inner(value, tp):

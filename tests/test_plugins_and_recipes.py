@@ -24,7 +24,7 @@ PLUGIN = textwrap.dedent('''
 
         @dataclass(frozen=True)
         class Settings:
-            eps: float = 1e-6
+            eps: float = 1e-6  # added to the mean square
             BOUNDS = {"eps": Bound(above=0)}
 
         def __init__(self, dim, bias=True, settings=None):
@@ -45,6 +45,8 @@ def test_plugin_from_file_to_leaderboard(prepared_corpus, tmp_path):
                                         "  centered_rms: {eps: 1.0e-5}\n")
     listed = run_cli("ls", "--plugin", str(tmp_path / "my_norms.py"), env=env, check=True).stdout
     assert "centered_rms" in listed and "a test plug-in" in listed
+    shown = run_cli("ls", "centered_rms", "--plugin", str(tmp_path / "my_norms.py"), env=env, check=True).stdout
+    assert "eps: 1.0e-06  (a number, above 0)\n      added to the mean square" in shown
     refused = run_cli("train", str(tmp_path / "mine.yaml"), "--set", "arch.centered_rms.eps=0", env=env)
     assert refused.returncode == 2 and refused.stderr.strip() == (
         "error: --set: key 'arch.centered_rms.eps' must be above 0, got 0")  # the plug-in's own BOUNDS
@@ -63,6 +65,40 @@ def test_plugin_from_file_to_leaderboard(prepared_corpus, tmp_path):
     assert abs(out[0]["value"] - ckpt["val_loss"]) < 1e-5
     board = json.loads(run_cli("compare", "--format", "json", env=env, check=True).stdout)
     assert board[0]["arm"].startswith("mine[")
+
+
+def test_ls_shows_a_variant_and_a_recipe_whole(tmp_path):
+    """`ls NAME`: an arch name's rule and each setting with its default, what it takes and its comment in the source;
+    a recipe resolved through its bases; hyper is both."""
+    import yaml
+
+    from gptablate.model.registry import all_settings
+    from gptablate_cli.recipes import SHARED_DOCS, _comments
+
+    shown = run_cli("ls", "hyper", check=True).stdout
+    variant, _, recipe = shown.partition("# recipe hyper (")
+    assert variant.startswith("arch.residual: hyper  (--set arch.residual=hyper)\n\n  Hyper-Connections (Zhu")
+    assert "  n: 4  (an integer, at least 1)\n      streams (the paper's expansion rate)\n" in variant
+    assert "  stream_dtype: float32  ('float32' or 'bfloat16')\n      The dtype the streams" in variant
+    assert "  lr_mult: 1.0  (a number, at least 0)\n      the variant's own scalars" in variant
+    resolved = yaml.safe_load(recipe.split("\n", 1)[1])
+    assert resolved["arch"]["residual"] == "hyper" and resolved["model"]["n_layer"] == 12
+    assert resolved["arch"]["hyper"]["n"] == 4 and resolved["train"]["max_iters"] == 5000  # from gpt2_124m, its base
+
+    mixln = run_cli("ls", "mixln", check=True).stdout
+    assert "  alpha: 0.25  (a number, at least 0 and at most 1)\n      the share of layers that are Post-LN" in mixln
+    assert run_cli("ls", "pre", check=True).stdout.rstrip().endswith("no settings")
+    (tmp_path / "r.yaml").write_text("base: tiny\narch: {norm: rmsnorm}\n")
+    mine = run_cli("ls", str(tmp_path / "r.yaml"), check=True).stdout
+    assert mine.startswith(f"# recipe {tmp_path / 'r.yaml'}, resolved") and "norm: rmsnorm" in mine
+    # every built-in setting says what it is
+    undocumented = [f"{name}.{field}" for name, cls in all_settings().items() for field in cls.__dataclass_fields__
+                    if not (_comments(cls).get(field) or SHARED_DOCS.get(field))]
+    assert undocumented == []
+    for name, hint in (("hyperr", "did you mean 'hyper'? "), ("zzz", "")):
+        refused = run_cli("ls", name)
+        assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+            f"error: ls {name!r}: no recipe or arch name of that name; {hint}`gptablate ls` lists them"]
 
 
 def test_code_runs_only_from_named_plugins(tmp_path):

@@ -61,7 +61,7 @@ class DyT(nn.Module):
 
     @dataclass(frozen=True)
     class Settings:
-        alpha0: float = 0.5
+        alpha0: float = 0.5  # α's value at step 0
 
     def __init__(self, dim: int, bias: bool = True, settings: "DyT.Settings | None" = None):
         super().__init__()

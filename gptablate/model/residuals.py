@@ -114,7 +114,7 @@ class Gates(Residual):
 
     @dataclass(frozen=True)
     class Settings:
-        init: float = 1.0
+        init: float = 1.0  # every gate's starting value (0: SkipInit, each site's branch off at step 0)
         lr_mult: float = 1.0
 
         BOUNDS = {"lr_mult": Bound(low=0)}
@@ -140,7 +140,7 @@ class LayerScale(Residual):
 
     @dataclass(frozen=True)
     class Settings:
-        init: float = 0.1
+        init: float = 0.1  # every entry of γ at step 0
         lr_mult: float = 1.0
 
         BOUNDS = {"lr_mult": Bound(low=0)}
@@ -295,8 +295,8 @@ class HyperConnections(Residual):
 
     @dataclass(frozen=True)
     class Settings:
-        n: int = 4
-        dynamic: bool = True
+        n: int = 4  # streams (the paper's expansion rate)
+        dynamic: bool = True  # A and B also depend on the token (tanh of the normed streams' projection); false: static
         lr_mult: float = 1.0
         # fused: the stream work between two sites as one operation (Triton kernels on CUDA, their torch
         # rule elsewhere: hyperstatic.py for static ones, hyperstep.py for dynamic ones with layernorm or rmsnorm);
@@ -468,8 +468,8 @@ class ManifoldHyperConnections(Residual):
 
     @dataclass(frozen=True)
     class Settings:
-        n: int = 4
-        iters: int = 20
+        n: int = 4  # streams
+        iters: int = 20  # Sinkhorn's rounds of normalisation
         lr_mult: float = 1.0
         # fused: the stream work between two sites as one operation (mhcstep.py: Triton kernels on CUDA,
         # its torch rule elsewhere); torch: the per-site code; auto: fused where the kernels run.
@@ -477,7 +477,6 @@ class ManifoldHyperConnections(Residual):
         # The streams' dtype between sites, as arch.hyper.stream_dtype: float32, or bfloat16 (fp32 arithmetic).
         stream_dtype: Literal["float32", "bfloat16"] = "float32"
 
-        # iters: Sinkhorn's rounds of normalisation
         BOUNDS = {"n": Bound(low=2), "iters": Bound(low=1), "lr_mult": Bound(low=0)}
 
     def __init__(self, cfg, layout, settings=None):
@@ -591,8 +590,9 @@ class AttentionResiduals(Residual):
 
     @dataclass(frozen=True)
     class Settings:
+        # block: the sources are the embedding and each group of layers' summed outputs; full: every earlier output
         mode: Literal["block", "full"] = "block"
-        blocks: Optional[int] = None  # groups of layers; default the largest divisor of L that is <= 4
+        blocks: Optional[int] = None  # groups of layers (must divide L); default the largest divisor of L that is <= 4
         lr_mult: float = 1.0
 
         BOUNDS = {"blocks": Bound(low=1), "lr_mult": Bound(low=0)}
@@ -679,8 +679,8 @@ class Laurel(Residual):
 
     @dataclass(frozen=True)
     class Settings:
-        mode: Literal["rw", "lr"] = "rw"
-        rank: int = 32
+        mode: Literal["rw", "lr"] = "rw"  # rw: learned weights α, β; lr: a low-rank term B(A x) beside x
+        rank: int = 32  # r of A and B, mode lr
         lr_mult: float = 1.0
 
         BOUNDS = {"rank": Bound(low=1), "lr_mult": Bound(low=0)}
