@@ -402,10 +402,13 @@ def recipe_from_dict(d: dict) -> Recipe:
     d = dict(d)
     name = d.pop("name", "recipe")
     overrides = tuple((k, v) for k, v in d.pop("overrides", []) or [])
-    return build_recipe(d, name=name, origin={}, default_file=Path("<saved recipe>"), overrides=overrides)
+    # A checkpoint holds what was trained: the variant settings' ranges guard new recipes, and a run trained before a
+    # range was set (arch.mhc.iters=0) stays loadable, to evaluate or resume.
+    return build_recipe(d, name=name, origin={}, default_file=Path("<saved recipe>"), overrides=overrides,
+                        bounds=False)
 
 
-def build_recipe(raw: dict, name: str, origin: dict, default_file: Path, overrides=()) -> Recipe:
+def build_recipe(raw: dict, name: str, origin: dict, default_file: Path, overrides=(), bounds: bool = True) -> Recipe:
     def where(key: str) -> str:
         return str(origin.get(key, default_file))
 
@@ -418,13 +421,13 @@ def build_recipe(raw: dict, name: str, origin: dict, default_file: Path, overrid
                             f"top-level keys are base, plugins, {', '.join(SECTIONS)}")
         if not isinstance(value, dict):
             raise UserError(f"{where(section)}: key '{section}' must be a mapping, got {_describe(value)}")
-        sections[section] = _build_section(section, SECTION_TYPES[section], value, where)
+        sections[section] = _build_section(section, SECTION_TYPES[section], value, where, bounds)
     recipe = Recipe(name=name, overrides=tuple(overrides), plugins=plugins, **sections)
     _check_shapes(recipe, where)
     return recipe
 
 
-def _build_section(section: str, cls, values: dict, where) -> Any:
+def _build_section(section: str, cls, values: dict, where, bounds: bool = True) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     variants = _variant_settings() if cls is ArchConfig else {}
@@ -444,7 +447,7 @@ def _build_section(section: str, cls, values: dict, where) -> Any:
     obj = cls(**kwargs)
     from .model.registry import out_of_bounds
 
-    bad = out_of_bounds(obj)
+    bad = out_of_bounds(obj) if bounds else None
     if bad:
         dotted = f"{section}.{bad[0]}"
         raise UserError(f"{where(dotted)}: key '{dotted}' {bad[1]}")
@@ -455,7 +458,7 @@ def _build_section(section: str, cls, values: dict, where) -> Any:
                 settings.setdefault(name, {})
         resolved = {}
         for name, given in settings.items():
-            built = _build_section(f"arch.{name}", variants[name], given, where)
+            built = _build_section(f"arch.{name}", variants[name], given, where, bounds)
             resolved[name] = _plain(dataclasses.asdict(built))
         obj = dataclasses.replace(obj, settings=resolved)
     return obj

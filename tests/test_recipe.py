@@ -139,6 +139,25 @@ def test_variant_settings_outside_their_range_are_refused(tmp_path, sets, messag
         load_recipe(recipe)
 
 
+def test_a_saved_recipe_from_before_a_range_was_set_still_loads():
+    """A checkpoint holds what was trained: runs from before the ranges (mhc.iters 0 trained; attnres.blocks 0 meant
+    the default) load to be evaluated or resumed, where a new recipe with the same values is refused."""
+    from gptablate.model.gpt import GPT, GPTConfig
+    from gptablate.recipe import recipe_from_dict
+
+    for residual, setting in (("mhc", {"iters": 0}), ("attnres", {"blocks": 0})):
+        saved = load_recipe("tiny", [f"arch.residual={residual}"]).to_dict()
+        saved["arch"][residual].update(setting)
+        with pytest.raises(UserError, match="must be at least 1, got 0"):
+            load_recipe("tiny", [f"arch.residual={residual}", f"arch.{residual}.{next(iter(setting))}=0"])
+        recipe = recipe_from_dict(saved)
+        assert recipe.arch.settings[residual] == saved["arch"][residual]
+        model = GPT(GPTConfig.from_recipe(recipe))
+        if residual == "attnres":  # the default groups, as it trained
+            assert model.residual.groups == GPT(GPTConfig.from_recipe(load_recipe(
+                "tiny", ["arch.residual=attnres"]))).residual.groups
+
+
 def test_malformed_yaml_and_bad_shapes(tmp_path):
     p = tmp_path / "broken.yaml"
     p.write_text("train: {lr: [\n")

@@ -601,8 +601,8 @@ class AttentionResiduals(Residual):
         super().__init__(cfg, layout, settings)
         L = cfg.n_layer
         self.mode = settings.mode
-        self.groups = (settings.blocks if settings.blocks is not None
-                       else max(d for d in range(1, min(L, 4) + 1) if L % d == 0))
+        # blocks 0, refused in a recipe since its range was set, meant the default before: a checkpoint of then loads
+        self.groups = settings.blocks or max(d for d in range(1, min(L, 4) + 1) if L % d == 0)
         if L % self.groups:
             raise UserError(f"arch.attnres.blocks={self.groups} must divide model.n_layer={L}")
         self.layers_per_group = L // self.groups
