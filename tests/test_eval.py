@@ -234,3 +234,49 @@ def test_train_runs_the_recipes_eval_tasks_at_the_end(prepared_corpus, tmp_path)
     rows = json.loads(run_cli("compare", "--by", "run", "--format", "json", env=env, check=True).stdout)
     assert rows[0]["arc_easy_acc"] is not None and rows[0]["winogrande_acc"] is not None
     assert "eval." not in rows[0]["arm"]  # what is measured after training does not make a new arm
+
+
+def test_missing_scores_each_finished_run_on_the_tasks_it_lacks(prepared_corpus, tmp_path):
+    """eval --missing: every finished run without a figure for some of the tasks, on those it lacks, one process or
+    sharded over two ranks; runs without a checkpoint are named; of several runs, one that cannot be loaded is passed
+    over and the others are scored."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("no shared data")
+    env = {"GPTABLATE_DATA": str(prepared_corpus), "GPTABLATE_RUNS": str(tmp_path / "runs")}
+    run_cli("train", "tiny", *TINY, "--set", "train.max_iters=4", "--seeds", "3", "--device", "cpu", env=env,
+            check=True)
+    run_cli("train", "tiny", *TINY, "--set", "train.max_iters=4", "--set", "run.tags=[other]", "--device", "cpu",
+            env=env, check=True)
+    # in the order they were trained: seeds 1, 2, 3, then the tagged run
+    one, two, three, tagged = [r["run_id"] for r in json.loads(run_cli("compare", "--by", "run", "--format", "json",
+                                                                       env=env, check=True).stdout)]
+    common = ["--limit", "6", "--device", "cpu", "--data-dir", str(SHARED_DATA), "--format", "json"]
+    run_cli("eval", one, "--tasks", "piqa", *common, env=env, check=True)
+    (tmp_path / "runs" / three / "checkpoint.pt").unlink()  # as if trained elsewhere
+
+    scored = run_cli("eval", "--missing", "--tasks", "piqa,arc_easy", "--tag", "other", *common, env=env, check=True)
+    assert {(r["run_id"], r["task"]) for r in json.loads(scored.stdout)} == {(tagged, "piqa"), (tagged, "arc_easy")}
+    scored = run_cli("eval", "--missing", "--tasks", "piqa,arc_easy", "--gpus", "2", *common, env=env, check=True)
+    assert f"not scored, no checkpoint in their run folders: {three}" in scored.stderr
+    assert f"scoring 2 runs: {one} (arc_easy); {two} (piqa, arc_easy)" in scored.stderr
+    got = {(r["run_id"], r["task"]) for r in json.loads(scored.stdout)}
+    assert got == {(one, "arc_easy"), (two, "piqa"), (two, "arc_easy")}
+    again = run_cli("eval", "--missing", "--tasks", "piqa,arc_easy", *common, env=env, check=True)
+    assert again.stdout == "" and again.stderr.strip().splitlines()[-1] == (
+        "nothing to score: every finished run with a checkpoint has a figure for piqa, arc_easy")
+    rows = {r["run_id"]: r for r in json.loads(run_cli("compare", "--by", "run", "--format", "json", env=env,
+                                                       check=True).stdout)}
+    assert all(rows[r]["piqa_acc"] is not None and rows[r]["arc_easy_acc"] is not None for r in (one, two, tagged))
+    assert rows[three]["piqa_acc"] is None
+
+    partly = run_cli("eval", two, three, "--tasks", "val", *common, env=env)
+    assert partly.returncode == 2 and [r["run_id"] for r in json.loads(partly.stdout)] == [two]
+    assert partly.stderr.strip().splitlines() == [
+        f"error: run {three} has no checkpoint.pt (the run did not finish); passed over",
+        f"error: 1 of 2 runs not scored, each named above: {three}"]
+    for args, message in ((["--missing", one], "--missing finds the runs to score itself: give it without RUNS"),
+                          ([one, "--tag", "x"], "--tag picks among the runs --missing finds: give it with --missing"),
+                          ([], "give RUNS (run ids, run folders or checkpoint files), or --missing for every finished "
+                               "run without a figure for some of the tasks")):
+        refused = run_cli("eval", *args, env=env)
+        assert refused.returncode == 2 and refused.stderr.strip() == f"error: {message}"

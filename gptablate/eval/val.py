@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,14 @@ from ..results.store import ResultStore
 from ..train.checkpoint import load_checkpoint
 from ..train.engine import CHECKPOINT, resolve_device
 from ..train.launch import resolve_run_dir
+
+
+class PartlyScored(UserError):
+    """Some of the runs could not be loaded; `results` holds the others' (run id, metrics), recorded already."""
+
+    def __init__(self, message: str, results: list):
+        super().__init__(message)
+        self.results = results
 
 
 @dataclass
@@ -48,18 +57,51 @@ def load_run(ref: str, device: torch.device) -> LoadedRun:
     return LoadedRun(ckpt.get("run_id") or path.parent.name, path, recipe, model)
 
 
-def evaluate_runs(refs: list[str], tasks: list[str], device_request: str | None = None,
+def unscored(store: ResultStore, tasks: list[str], tag: str | None = None) -> tuple[dict[str, list[str]], list[str]]:
+    """The finished runs (those carrying tag, if given) without a recorded figure for some of tasks: {run id: the
+    tasks it lacks} for those whose checkpoint is there to score, and the ids of those whose is not (a run trained
+    elsewhere, or its folder removed). A figure over fewer examples (--limit) counts as recorded."""
+    have: dict[str, set] = {}
+    for e in store.evals():
+        have.setdefault(e["run_id"], set()).add(e["task"])
+    todo, lost = {}, []
+    for run in store.runs():
+        if run["status"] != "finished" or (tag and tag not in json.loads(run["tags"] or "[]")):
+            continue
+        done = have.get(run["run_id"], set()) | ({"val"} if run["val_loss"] is not None else set())
+        lacking = [t for t in tasks if t not in done]
+        if not lacking:
+            continue
+        if run["run_dir"] and (Path(run["run_dir"]) / CHECKPOINT).is_file():
+            todo[run["run_id"]] = lacking
+        else:
+            lost.append(run["run_id"])
+    return todo, lost
+
+
+def evaluate_runs(refs: list[str], tasks: list[str] | dict[str, list[str]], device_request: str | None = None,
                   batch_size: int | None = None, data_dir: Path | None = None, limit: int | None = None,
                   store: ResultStore | None = None) -> list[tuple[str, list]]:
-    """Score each run on the tasks and record the numbers (rank 0). Returns (run id, metrics) per run."""
+    """Score each run on the tasks (the same for every run, or each ref's own) and record the numbers (rank 0).
+    Returns (run id, metrics) per run. Of several runs, one that cannot be loaded is named and passed over, and the
+    error at the end counts those; an error in the tasks (their data) stops at once, as it would for every run."""
     from ..train.engine import init_distributed
     from .run import evaluate_model, record
 
     dinfo, device = init_distributed(resolve_device(device_request))
-    out = []
+    out, failed = [], []
     for ref in refs:
-        run = load_run(ref, device)
-        metrics = evaluate_model(run.model, run.recipe, tasks, device, dinfo, batch_size, data_dir, limit)
+        try:
+            run = load_run(ref, device)
+        except UserError as e:
+            if len(refs) == 1:
+                raise
+            if dinfo.is_main:
+                info(f"error: {e}; passed over")
+            failed.append(ref)
+            continue
+        metrics = evaluate_model(run.model, run.recipe, tasks[ref] if isinstance(tasks, dict) else tasks, device,
+                                 dinfo, batch_size, data_dir, limit)
         if dinfo.is_main:
             store = store or ResultStore()
             if store.get_run(run.run_id) is None:
@@ -70,4 +112,7 @@ def evaluate_runs(refs: list[str], tasks: list[str], device_request: str | None 
             for line in record(store, run.run_id, metrics):
                 info(line)
             out.append((run.run_id, metrics))
+    if failed:
+        raise PartlyScored(f"{len(failed)} of {len(refs)} runs not scored, each named above: {', '.join(failed)}",
+                           out)
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from ..train.heap import freeze_for_exit
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="gptablate.eval.worker")
-    ap.add_argument("runs", nargs="+")
-    ap.add_argument("--tasks", required=True)
+    ap.add_argument("runs", nargs="*")
+    ap.add_argument("--tasks", default=None)
+    ap.add_argument("--plan", default=None, help="JSON: each run's own tasks, {run: [task, ...]}, for the runs")
     ap.add_argument("--device", default=None)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--data-dir", default=None)
@@ -23,14 +25,17 @@ def main(argv=None) -> int:
     import torch.distributed as dist
 
     from .run import render
-    from .val import evaluate_runs
+    from .val import PartlyScored, evaluate_runs
 
     try:
-        results = evaluate_runs(args.runs, args.tasks.split(","), args.device, args.batch_size,
-                                Path(args.data_dir) if args.data_dir else None, args.limit)
+        plan = json.loads(args.plan) if args.plan else None
+        results = evaluate_runs(list(plan) if plan else args.runs, plan or args.tasks.split(","), args.device,
+                                args.batch_size, Path(args.data_dir) if args.data_dir else None, args.limit)
         if results:  # rank 0
             print(render(results, args.format), flush=True)
     except UserError as e:
+        if isinstance(e, PartlyScored) and e.results:  # rank 0: the runs that were scored, then the error
+            print(render(e.results, args.format), flush=True)
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:
