@@ -97,7 +97,7 @@ def compare(
              "so their figures differ by more than the model" for c, (lo, hi) in mixed.items()]
     if by == "arm" and any(_partial(c, row) for c in view for _, row in frame.iterrows()):
         notes.append("*: a mean over only those of the arm's finished runs that were evaluated on the task "
-                     "(`gptablate eval RUN` scores the others; csv and json give each count as {metric}_runs)")
+                     "(`gptablate eval --missing` scores the others; csv and json give each count as {metric}_runs)")
     if fmt in ("table", "markdown") and not runs.empty:
         from gptablate.results.curves import run_sparklines
 
