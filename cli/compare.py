@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from gptablate.errors import UserError
+
 from .app import app
 
 if TYPE_CHECKING:
@@ -62,8 +63,8 @@ def compare(
     if not 0 < alpha < 1:
         raise UserError(f"--alpha {alpha:g}: a significance level between 0 and 1, e.g. 0.05")
     # pandas: loaded by this command only
-    from gptablate.results.leaderboard import (ADJUSTMENTS, by_arm, by_run, lower_is_better, metric_columns,
-                                               mixed_samples, rankable, runs_frame)
+    from gptablate.results.leaderboard import (ADJUSTMENTS, by_arm, by_run, check_rankable, lower_is_better,
+                                               metric_columns, mixed_samples, runs_frame)
     from gptablate.results.store import ResultStore
 
     if adjust not in ADJUSTMENTS:
@@ -74,8 +75,8 @@ def compare(
     if plot is not None and runs.empty:
         raise UserError(f"--plot {plot}: nothing to plot: {none}")
     ranked = metric or "val_loss"
-    if not runs.empty and ranked not in rankable(runs):
-        raise UserError(f"--metric {ranked!r}: no run has it; use one of {', '.join(rankable(runs))}")
+    if not runs.empty:
+        check_rankable(runs, ranked)
     if by == "run":
         frame, base_label, view = by_run(runs), None, list(TABLE_RUN)
         if metric:

@@ -64,9 +64,11 @@ def lower_is_better(col: str) -> bool:
     return split_metric(col)[1] in LOWER_IS_BETTER
 
 
-def rankable(runs: pd.DataFrame) -> list[str]:
-    """The metrics compare can rank arms by: val_loss and every evaluation metric a run has."""
-    return ["val_loss"] + [c for c in metric_columns(runs) if not c.endswith("_stderr") and runs[c].notna().any()]
+def check_rankable(runs: pd.DataFrame, metric: str) -> None:
+    """Refuses a metric that compare cannot rank by: val_loss and the evaluation metrics some run has are rankable."""
+    rankable = ["val_loss"] + [c for c in metric_columns(runs) if not c.endswith("_stderr") and runs[c].notna().any()]
+    if metric not in rankable:
+        raise UserError(f"--metric {metric!r}: no run has it; use one of {', '.join(rankable)}")
 
 
 def by_run(runs: pd.DataFrame) -> pd.DataFrame:
@@ -154,8 +156,7 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
 
     if runs.empty:
         return pd.DataFrame(columns=ARM_COLUMNS), None
-    if metric not in rankable(runs):
-        raise UserError(f"--metric {metric!r}: no run has it; use one of {', '.join(rankable(runs))}")
+    check_rankable(runs, metric)
     lower = lower_is_better(metric)
     runs = runs.copy()
     runs["budget"] = runs.apply(budget_label, axis=1)
