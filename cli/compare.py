@@ -52,6 +52,9 @@ def compare(
     metric: Optional[str] = typer.Option(None, "--metric", help="Rank by this and take Δ in it: val_loss, or an "
                                          "evaluation metric as task_metric, e.g. hellaswag_acc_norm [default: "
                                          "val_loss]; with --by run, sort the runs by it."),
+    deltas: bool = typer.Option(False, "--deltas", help="Every metric at once: a column per metric with each arm's "
+                                "paired Δ against the baseline, marked by its verdict (the baseline's row: its own "
+                                "figures); csv and json carry every metric's mean, Δ, se, p and verdict."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Only runs carrying this tag (run.tags)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the loss curves of the compared arms to this image (.png, .pdf, .svg...)."),
 ) -> None:
@@ -77,6 +80,8 @@ def compare(
     ranked = metric or "val_loss"
     if not runs.empty:
         check_rankable(runs, ranked)
+    if deltas and by != "arm":
+        raise UserError("--deltas compares arms with their baseline: give it without --by run")
     if by == "run":
         frame, base_label, view = by_run(runs), None, list(TABLE_RUN)
         if metric:
@@ -93,6 +98,9 @@ def compare(
 
         arms_frame = frame if by == "arm" else by_arm(runs, baseline, alpha, adjust, ranked)[0]
         print(f"plot: {draw(runs, arms_frame, plot)}", file=sys.stderr)
+    if deltas and not runs.empty:
+        _deltas(runs, baseline, alpha, adjust, ranked, fmt, none)
+        return
     mixed = mixed_samples(runs, [c for c in view if c in metric_columns(runs)])
     notes = [f"{_name(c)}: runs scored over different numbers of examples ({lo:,} to {hi:,}; `eval --limit`), "
              "so their figures differ by more than the model" for c, (lo, hi) in mixed.items()]
@@ -127,6 +135,55 @@ def compare(
             print(f"\n{note}.")
     else:
         _rich_table(frame, view, base_label, by, none, notes, ranked)
+
+
+def _deltas(runs: pd.DataFrame, baseline: str | None, alpha: float, adjust: str, ranked: str, fmt: str,
+            none: str) -> None:
+    """compare --deltas: every arm against its baseline in every metric, a column each."""
+    from gptablate.results.leaderboard import deltas, mixed_samples
+
+    frame, base_label, metrics = deltas(runs, baseline, alpha, adjust, ranked)
+    if fmt == "csv":
+        print(frame.drop(columns=["baseline", "group"]).to_csv(index=False), end="")
+        return
+    if fmt == "json":
+        print(frame.drop(columns=["baseline", "group"]).to_json(orient="records", indent=2))
+        return
+    shown = [m for m in ["val_loss", *HEADLINE_METRICS] if m in metrics]
+    if ranked not in shown:
+        shown.insert(1, ranked)
+    display = frame[["rank", "arm", "runs", "budget", "baseline", "group"]].copy()
+    for m in shown:
+        display[m] = [_delta_cell(m, row) for _, row in frame.iterrows()]
+    holm = ", p adjusted for the arms compared, metric by metric (Holm)" if adjust == "holm" else ""
+    notes = [f"{_name(c)}: runs scored over different numbers of examples ({lo:,} to {hi:,}; `eval --limit`), "
+             "so their figures differ by more than the model" for c, (lo, hi) in mixed_samples(runs, shown).items()]
+    notes.append(f"Δ against the baseline, whose own row gives its figures: ✓ better, ✗ worse at p < {alpha:g} "
+                 f"(paired t-test over the seeds both share{holm}); unmarked: within noise; ?: no noise estimate "
+                 "(one shared seed, or none)")
+    cols = ["rank", "arm", "runs", *shown]
+    if fmt == "markdown":
+        for _, part in display.groupby("group", sort=False):
+            head = f"**{part['budget'].iloc[0]}**\n\n" if display["group"].nunique() > 1 else ""
+            print(f"{head}{_markdown(part, cols, ranked)}\n")
+        print(f"The baseline arm: `{base_label}`.")
+        for note in notes:
+            print(f"\n{note}.")
+    else:
+        _rich_table(display, cols, base_label, "arm", none, notes, ranked)
+
+
+VERDICT_MARKS = {"better": " ✓", "worse": " ✗", "within noise": ""}
+
+
+def _delta_cell(metric: str, row) -> str:
+    """The baseline's figure on its own row; elsewhere Δ with its verdict's mark (? where there is no test)."""
+    if row["baseline"]:
+        return _cell(metric, row[metric])
+    delta = row[f"{metric}_delta"]
+    if delta != delta:
+        return ""
+    return f"{delta:+.{4 if metric == 'val_loss' else 2}f}" + VERDICT_MARKS.get(row[f"{metric}_verdict"], " ?")
 
 
 def _header(col: str, lines: int = 1) -> str:
@@ -169,6 +226,8 @@ def _cell(col: str, v, ranked: str = "val_loss") -> str:
 
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
         return ""
+    if isinstance(v, str):  # text already: a label, a status, a marked Δ
+        return v
     from gptablate.results.leaderboard import split_metric
 
     digits = 4 if ranked == "val_loss" else 2

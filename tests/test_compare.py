@@ -107,7 +107,8 @@ def test_metrics_over_different_numbers_of_examples_are_flagged(tmp_path):
 
 def test_arms_ranked_by_an_evaluation_metric_and_means_over_some_runs_marked(tmp_path):
     """--metric ranks the arms by an evaluation metric and takes the paired Δ in it, a higher accuracy and a lower
-    perplexity being better; an arm's figure taken over only some of its finished runs is marked and explained."""
+    perplexity being better; an arm's figure taken over only some of its finished runs is marked and explained;
+    --deltas gives every metric's Δ and verdict at once."""
     import json
     import statistics
 
@@ -163,6 +164,24 @@ def test_arms_ranked_by_an_evaluation_metric_and_means_over_some_runs_marked(tmp
     runs = json.loads(run_cli("compare", "--by", "run", "--metric", "hellaswag_acc_norm", "--format", "json",
                               env=env, check=True).stdout)
     assert [r["hellaswag_acc_norm"] for r in runs] == sorted(acc["base"] + acc["lr"], reverse=True)
+
+    # --deltas: every metric at once, the baseline's row with its own figures, Δ marked by its verdict
+    md = run_cli("compare", "--deltas", "--format", "markdown", env=env, check=True).stdout
+    base_row, lr_row = [line for line in md.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    assert base_row.startswith("| 1 | tiny | 3 | 5.0167 | 503.33 | 27.17 | 40.00 |")
+    assert lr_row.startswith("| 2 | tiny[train.lr=0.004] | 3 | +0.0533 ✗ | -21.67 ✓ | +1.97 ✓ |  |")
+    assert "✓ better, ✗ worse at p < 0.05 (paired t-test over the seeds both share)" in md
+    wide = {r["arm"]: r for r in json.loads(run_cli("compare", "--deltas", "--format", "json", env=env,
+                                                    check=True).stdout)}["tiny[train.lr=0.004]"]
+    for m, verdict in (("val_loss", "worse"), ("hellaswag_acc_norm", "better"), ("wikitext2_word_perplexity", "better")):
+        single = arms("--metric", m)["tiny[train.lr=0.004]"]  # the same figures as ranking by that metric alone
+        assert wide[f"{m}_verdict"] == single["verdict"] == verdict and wide[f"{m}_delta"] == single["delta"]
+        assert wide[f"{m}_p_value"] == single["p_value"]
+    assert wide["arc_easy_acc"] is None and wide["arc_easy_acc_verdict"] == ""  # no figure, no Δ
+    refused = run_cli("compare", "--deltas", "--by", "run", env=env)
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "error: --deltas compares arms with their baseline: give it without --by run")
+
     for bad in ("hellaswag", "tokens", "piqa_acc"):
         refused = run_cli("compare", "--metric", bad, env=env)
         assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [

@@ -64,11 +64,14 @@ def lower_is_better(col: str) -> bool:
     return split_metric(col)[1] in LOWER_IS_BETTER
 
 
+def rankable(runs: pd.DataFrame) -> list[str]:
+    """The metrics compare can rank arms by: val_loss and the evaluation metrics some run has."""
+    return ["val_loss"] + [c for c in metric_columns(runs) if not c.endswith("_stderr") and runs[c].notna().any()]
+
+
 def check_rankable(runs: pd.DataFrame, metric: str) -> None:
-    """Refuses a metric that compare cannot rank by: val_loss and the evaluation metrics some run has are rankable."""
-    rankable = ["val_loss"] + [c for c in metric_columns(runs) if not c.endswith("_stderr") and runs[c].notna().any()]
-    if metric not in rankable:
-        raise UserError(f"--metric {metric!r}: no run has it; use one of {', '.join(rankable)}")
+    if metric not in rankable(runs):
+        raise UserError(f"--metric {metric!r}: no run has it; use one of {', '.join(rankable(runs))}")
 
 
 def by_run(runs: pd.DataFrame) -> pd.DataFrame:
@@ -226,3 +229,22 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
     if adjust == "holm":
         columns.insert(columns.index("p_value") + 1, "p_adjusted")
     return arms.reindex(columns=columns), (base_labels[0] if len(base_labels) == 1 else "; ".join(base_labels))
+
+
+def deltas(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05, adjust: str = "none",
+           order: str = "val_loss") -> tuple[pd.DataFrame, str | None, list[str]]:
+    """Every arm against its group's baseline in every metric at once: one row per arm, in by_arm's order by `order`,
+    and for each metric m that some run has (val_loss first) the arm's mean m, the paired Δ m_delta with its
+    m_delta_stderr, m_p_value (and m_p_adjusted with adjust="holm", over the arms of a group, one metric at a time)
+    and m_verdict, as by_arm(metric=m) gives them. Returns the frame, the baseline label(s) and the metrics."""
+    first, base_label = by_arm(runs, baseline, alpha, adjust, order)
+    if first.empty:
+        return first, base_label, []
+    out = first[["rank", "arm", "budget", "runs", "seeds", "arm_hash", "baseline", "group"]].copy()
+    metrics = rankable(runs)
+    for m in metrics:
+        arms = first if m == order else by_arm(runs, baseline, alpha, adjust, m)[0]
+        arms = arms.set_index("arm_hash")
+        for col in ["", "delta", "delta_stderr", "p_value"] + (["p_adjusted"] if adjust == "holm" else []) + ["verdict"]:
+            out[f"{m}_{col}" if col else m] = out.arm_hash.map(arms[col or m])
+    return out.reset_index(drop=True), base_label, metrics
