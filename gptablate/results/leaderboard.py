@@ -245,6 +245,7 @@ def deltas(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
     for m in metrics:
         arms = first if m == order else by_arm(runs, baseline, alpha, adjust, m)[0]
         arms = arms.set_index("arm_hash")
-        for col in ["", "delta", "delta_stderr", "p_value"] + (["p_adjusted"] if adjust == "holm" else []) + ["verdict"]:
+        p_values = ["p_value", "p_adjusted"] if adjust == "holm" else ["p_value"]
+        for col in ["", "delta", "delta_stderr", *p_values, "verdict"]:
             out[f"{m}_{col}" if col else m] = out.arm_hash.map(arms[col or m])
     return out.reset_index(drop=True), base_label, metrics
