@@ -54,7 +54,10 @@ def ls(
                 defaults = {f: getattr(settings[name](), f) for f in settings[name].__dataclass_fields__}
                 extra = f"  [arch.{name}: {yaml.safe_dump(defaults, default_flow_style=True).strip()}]"
             print(f"  {name:<16} {reg.describe(name)}{extra}")
-    print("\nflags: arch.qk_norm (RMS-normalised q, k per head), arch.value_residual (ResFormer, arXiv 2410.17897)")
+    print("\nflags (true or false, default false):")
+    width = max(map(len, _flags()))
+    for flag, doc in _flags().items():
+        print(f"  arch.{flag:<{width}}  {doc}")
 
 
 @app.command("cp")
@@ -80,6 +83,9 @@ def _show(name: str) -> None:
         if name in reg.names():
             print(_variant(reg.kind, name, reg.get(name)))
             shown = True
+    if name in _flags():
+        print(f"arch.{name}: true or false, default false  (--set arch.{name}=true)\n\n  {_flags()[name]}")
+        shown = True
     if name in builtin_recipes() or name.endswith((".yaml", ".yml")):
         path = find_recipe(name)
         where = f" ({path})" if str(path) != name else ""
@@ -87,10 +93,10 @@ def _show(name: str) -> None:
               + load_recipe(name).to_yaml(), end="")
         shown = True
     if not shown:
-        known = builtin_recipes() + [n for reg in REGISTRIES for n in reg.names()]
+        known = builtin_recipes() + [n for reg in REGISTRIES for n in reg.names()] + list(_flags())
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
         hint = f"did you mean '{close[0]}'? " if close else ""
-        raise UserError(f"ls {name!r}: no recipe or arch name of that name; {hint}`gptablate ls` lists them")
+        raise UserError(f"ls {name!r}: no recipe, arch name or flag of that name; {hint}`gptablate ls` lists them")
 
 
 # Where a setting's own comment says nothing: the meaning that every variant having it shares.
@@ -136,3 +142,11 @@ def _comments(settings: type) -> dict[str, str]:
             docs[m.group(1)] = " ".join(above + ([m.group(2)] if m.group(2) else []))
         above = []
     return docs
+
+
+def _flags() -> dict[str, str]:
+    """The arch flags (booleans beside the three axes) and their comments in ArchConfig."""
+    from gptablate.recipe import ArchConfig
+
+    hints = typing.get_type_hints(ArchConfig)
+    return {f: doc for f, doc in _comments(ArchConfig).items() if hints.get(f) is bool}

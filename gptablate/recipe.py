@@ -50,8 +50,9 @@ class ArchConfig:
     norm: str = "layernorm"
     block: str = "pre"
     residual: str = "vanilla"
-    qk_norm: bool = False  # RMS-normalise q and k per head (modded-nanogpt)
-    value_residual: bool = False  # ResFormer: mix the first layer's values into later layers
+    qk_norm: bool = False  # RMS-normalise q and k per head, no parameters, the 1/√d scale kept (modded-nanogpt)
+    # ResFormer (Zhou et al. 2024, arXiv 2410.17897): layers 2..L attend to (1 − λ_l)·v_l + λ_l·v_1, λ_l learned from 0.5
+    value_residual: bool = False
     # A variant's own settings: a section named after it (arch.hyper: {n: 4}), validated
     # against that variant's Settings dataclass, defaults filled in for the chosen ones.
     settings: dict = field(default_factory=dict)

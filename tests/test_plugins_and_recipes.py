@@ -88,6 +88,9 @@ def test_ls_shows_a_variant_and_a_recipe_whole(tmp_path):
     mixln = run_cli("ls", "mixln", check=True).stdout
     assert "  alpha: 0.25  (a number, at least 0 and at most 1)\n      the share of layers that are Post-LN" in mixln
     assert run_cli("ls", "pre", check=True).stdout.rstrip().endswith("no settings")
+    assert "arch.value_residual: true or false, default false" in run_cli("ls", "value_residual", check=True).stdout
+    assert any(line.startswith("  arch.qk_norm  ") and line.endswith("(modded-nanogpt)")
+               for line in run_cli("ls", check=True).stdout.splitlines())
     (tmp_path / "r.yaml").write_text("base: tiny\narch: {norm: rmsnorm}\n")
     mine = run_cli("ls", str(tmp_path / "r.yaml"), check=True).stdout
     assert mine.startswith(f"# recipe {tmp_path / 'r.yaml'}, resolved") and "norm: rmsnorm" in mine
@@ -98,7 +101,7 @@ def test_ls_shows_a_variant_and_a_recipe_whole(tmp_path):
     for name, hint in (("hyperr", "did you mean 'hyper'? "), ("zzz", "")):
         refused = run_cli("ls", name)
         assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
-            f"error: ls {name!r}: no recipe or arch name of that name; {hint}`gptablate ls` lists them"]
+            f"error: ls {name!r}: no recipe, arch name or flag of that name; {hint}`gptablate ls` lists them"]
 
 
 def test_code_runs_only_from_named_plugins(tmp_path):
