@@ -54,7 +54,7 @@ def ls(
                 defaults = {f: getattr(settings[name](), f) for f in settings[name].__dataclass_fields__}
                 extra = f"  [arch.{name}: {yaml.safe_dump(defaults, default_flow_style=True).strip()}]"
             print(f"  {name:<16} {reg.describe(name)}{extra}")
-    print("\nflags (true or false, default false):")
+    print("\nflags (true or false):")
     width = max(map(len, _flags()))
     for flag, doc in _flags().items():
         print(f"  arch.{flag:<{width}}  {doc}")
@@ -84,7 +84,11 @@ def _show(name: str) -> None:
             print(_variant(reg.kind, name, reg.get(name)))
             shown = True
     if name in _flags():
-        print(f"arch.{name}: true or false, default false  (--set arch.{name}=true)\n\n  {_flags()[name]}")
+        from gptablate.recipe import ArchConfig
+
+        default = getattr(ArchConfig(), name)
+        print(f"arch.{name}: true or false, default {str(default).lower()}  "
+              f"(--set arch.{name}={str(not default).lower()})\n\n  {_flags()[name]}")
         shown = True
     if name in builtin_recipes() or name.endswith((".yaml", ".yml")):
         path = find_recipe(name)
