@@ -66,8 +66,8 @@ def compare(
     if not 0 < alpha < 1:
         raise UserError(f"--alpha {alpha:g}: a significance level between 0 and 1, e.g. 0.05")
     # pandas: loaded by this command only
-    from gptablate.results.leaderboard import (ADJUSTMENTS, by_arm, by_run, check_rankable, lower_is_better,
-                                               metric_columns, mixed_samples, runs_frame)
+    from gptablate.results.leaderboard import (ADJUSTMENTS, by_arm, by_run, check_rankable, every_metric,
+                                               lower_is_better, metric_columns, runs_frame)
     from gptablate.results.store import ResultStore
 
     if adjust not in ADJUSTMENTS:
@@ -82,28 +82,32 @@ def compare(
         check_rankable(runs, ranked)
     if deltas and by != "arm":
         raise UserError("--deltas compares arms with their baseline: give it without --by run")
+    deltas = deltas and not runs.empty  # with no runs, the leaderboard's own "no runs" answer
     if by == "run":
         frame, base_label, view = by_run(runs), None, list(TABLE_RUN)
         if metric:
             frame = frame.sort_values(ranked, ascending=lower_is_better(ranked), na_position="last", kind="stable")
+    elif deltas:  # its arms frame also serves --plot
+        frame, base_label, metrics = every_metric(runs, baseline, alpha, adjust, ranked)
     else:
         frame, base_label = by_arm(runs, baseline, alpha, adjust, ranked)
         view = [c for c in TABLE_ARM if c != "p_adjusted" or c in frame.columns]
-    if ranked != "val_loss":  # the ranked metric beside the runs it is over, the val loss after it
-        at = view.index("val_loss")
-        view[at:at] = [ranked, ranked + "_std"] if by == "arm" else [ranked]
-    view = view + [c for c in HEADLINE_METRICS if c in frame.columns and c not in view]
     if plot is not None:
         from gptablate.results.curves import plot as draw
 
         arms_frame = frame if by == "arm" else by_arm(runs, baseline, alpha, adjust, ranked)[0]
         print(f"plot: {draw(runs, arms_frame, plot)}", file=sys.stderr)
-    if deltas and not runs.empty:
-        _deltas(runs, baseline, alpha, adjust, ranked, fmt, none)
+    if deltas:
+        if fmt in ("csv", "json"):
+            _machine(frame, fmt)
+        else:
+            _deltas(frame, base_label, metrics, runs, alpha, adjust, ranked, fmt, none)
         return
-    mixed = mixed_samples(runs, [c for c in view if c in metric_columns(runs)])
-    notes = [f"{_name(c)}: runs scored over different numbers of examples ({lo:,} to {hi:,}; `eval --limit`), "
-             "so their figures differ by more than the model" for c, (lo, hi) in mixed.items()]
+    if ranked != "val_loss":  # the ranked metric beside the runs it is over, the val loss after it
+        at = view.index("val_loss")
+        view[at:at] = [ranked, ranked + "_std"] if by == "arm" else [ranked]
+    view = view + [c for c in HEADLINE_METRICS if c in frame.columns and c not in view]
+    notes = _mixed_notes(runs, [c for c in view if c in metric_columns(runs)])
     if by == "arm" and any(_partial(c, row) for c in view for _, row in frame.iterrows()):
         notes.append("*: a mean over only those of the arm's finished runs that were evaluated on the task "
                      "(`gptablate eval --missing` scores the others; csv and json give each count as {metric}_runs)")
@@ -117,10 +121,8 @@ def compare(
             first = runs[runs.status == "finished"].groupby("arm_hash").run_id.first()
             frame = frame.assign(curve=frame.arm_hash.map(first).map(lines))
         view = view + ["curve"]
-    if fmt == "csv":
-        print(frame.drop(columns=["baseline", "group"], errors="ignore").to_csv(index=False), end="")
-    elif fmt == "json":
-        print(frame.drop(columns=["baseline", "group"], errors="ignore").to_json(orient="records", indent=2))
+    if fmt in ("csv", "json"):
+        _machine(frame, fmt)
     elif fmt == "markdown":
         if by == "arm" and "group" in frame and frame["group"].nunique() > 1:
             for _, part in frame.groupby("group", sort=False):
@@ -137,18 +139,24 @@ def compare(
         _rich_table(frame, view, base_label, by, none, notes, ranked)
 
 
-def _deltas(runs: pd.DataFrame, baseline: str | None, alpha: float, adjust: str, ranked: str, fmt: str,
-            none: str) -> None:
-    """compare --deltas: every arm against its baseline in every metric, a column each."""
-    from gptablate.results.leaderboard import deltas, mixed_samples
+def _machine(frame: pd.DataFrame, fmt: str) -> None:
+    """csv or json: every column but the table's own bookkeeping (which arm is the baseline, its budget group)."""
+    out = frame.drop(columns=["baseline", "group"], errors="ignore")
+    print(out.to_csv(index=False) if fmt == "csv" else out.to_json(orient="records", indent=2),
+          end="" if fmt == "csv" else "\n")
 
-    frame, base_label, metrics = deltas(runs, baseline, alpha, adjust, ranked)
-    if fmt == "csv":
-        print(frame.drop(columns=["baseline", "group"]).to_csv(index=False), end="")
-        return
-    if fmt == "json":
-        print(frame.drop(columns=["baseline", "group"]).to_json(orient="records", indent=2))
-        return
+
+def _mixed_notes(runs: pd.DataFrame, columns: list[str]) -> list[str]:
+    """A note for each metric among columns whose runs were scored over different numbers of examples."""
+    from gptablate.results.leaderboard import mixed_samples
+
+    return [f"{_name(c)}: runs scored over different numbers of examples ({lo:,} to {hi:,}; `eval --limit`), "
+            "so their figures differ by more than the model" for c, (lo, hi) in mixed_samples(runs, columns).items()]
+
+
+def _deltas(frame: pd.DataFrame, base_label: str | None, metrics: list[str], runs: pd.DataFrame, alpha: float,
+            adjust: str, ranked: str, fmt: str, none: str) -> None:
+    """compare --deltas as a table or markdown: every arm against its baseline in every metric, a column each."""
     shown = [m for m in ["val_loss", *HEADLINE_METRICS] if m in metrics]
     if ranked not in shown:
         shown.insert(1, ranked)
@@ -156,8 +164,7 @@ def _deltas(runs: pd.DataFrame, baseline: str | None, alpha: float, adjust: str,
     for m in shown:
         display[m] = [_delta_cell(m, row) for _, row in frame.iterrows()]
     holm = ", p adjusted for the arms compared, metric by metric (Holm)" if adjust == "holm" else ""
-    notes = [f"{_name(c)}: runs scored over different numbers of examples ({lo:,} to {hi:,}; `eval --limit`), "
-             "so their figures differ by more than the model" for c, (lo, hi) in mixed_samples(runs, shown).items()]
+    notes = _mixed_notes(runs, shown)
     notes.append(f"Δ against the baseline, whose own row gives its figures: ✓ better, ✗ worse at p < {alpha:g} "
                  f"(paired t-test over the seeds both share{holm}); unmarked: within noise; ?: no noise estimate "
                  "(one shared seed, or none)")

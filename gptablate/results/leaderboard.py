@@ -231,7 +231,7 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
     return arms.reindex(columns=columns), (base_labels[0] if len(base_labels) == 1 else "; ".join(base_labels))
 
 
-def deltas(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05, adjust: str = "none",
+def every_metric(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05, adjust: str = "none",
            order: str = "val_loss") -> tuple[pd.DataFrame, str | None, list[str]]:
     """Every arm against its group's baseline in every metric at once: one row per arm, in by_arm's order by `order`,
     and for each metric m that some run has (val_loss first) the arm's mean m, the paired Δ m_delta with its
