@@ -18,7 +18,7 @@ import yaml
 from gptablate.errors import UserError
 from gptablate.model.registry import BLOCKS, NORMS, REGISTRIES, RESIDUALS, all_settings
 from gptablate.plugins import load_plugin
-from gptablate.recipe import builtin_recipe_dir, builtin_recipes, find_recipe, load_recipe, type_name
+from gptablate.recipe import ArchConfig, builtin_recipe_dir, builtin_recipes, find_recipe, load_recipe, type_name
 
 from .app import app
 
@@ -55,8 +55,9 @@ def ls(
                 extra = f"  [arch.{name}: {yaml.safe_dump(defaults, default_flow_style=True).strip()}]"
             print(f"  {name:<16} {reg.describe(name)}{extra}")
     print("\nflags (true or false):")
-    width = max(map(len, _flags()))
-    for flag, doc in _flags().items():
+    flags = _flags()
+    width = max(map(len, flags))
+    for flag, doc in flags.items():
         print(f"  arch.{flag:<{width}}  {doc}")
 
 
@@ -78,17 +79,15 @@ def cp(
 
 def _show(name: str) -> None:
     """A recipe resolved, and an arch name's rule and settings; a name can be both (hyper: a recipe and a residual)."""
-    shown = False
+    shown, flags = False, _flags()  # the flags' comments are read from ArchConfig's source: once
     for reg in REGISTRIES:
         if name in reg.names():
             print(_variant(reg.kind, name, reg.get(name)))
             shown = True
-    if name in _flags():
-        from gptablate.recipe import ArchConfig
-
+    if name in flags:
         default = getattr(ArchConfig(), name)
         print(f"arch.{name}: true or false, default {str(default).lower()}  "
-              f"(--set arch.{name}={str(not default).lower()})\n\n  {_flags()[name]}")
+              f"(--set arch.{name}={str(not default).lower()})\n\n  {flags[name]}")
         shown = True
     if name in builtin_recipes() or name.endswith((".yaml", ".yml")):
         path = find_recipe(name)
@@ -97,7 +96,7 @@ def _show(name: str) -> None:
               + load_recipe(name).to_yaml(), end="")
         shown = True
     if not shown:
-        known = builtin_recipes() + [n for reg in REGISTRIES for n in reg.names()] + list(_flags())
+        known = builtin_recipes() + [n for reg in REGISTRIES for n in reg.names()] + list(flags)
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise UserError(f"ls {name!r}: no recipe, arch name or flag of that name; {hint}`gptablate ls` lists them")
@@ -150,7 +149,5 @@ def _comments(settings: type) -> dict[str, str]:
 
 def _flags() -> dict[str, str]:
     """The arch flags (booleans beside the three axes) and their comments in ArchConfig."""
-    from gptablate.recipe import ArchConfig
-
     hints = typing.get_type_hints(ArchConfig)
     return {f: doc for f, doc in _comments(ArchConfig).items() if hints.get(f) is bool}
