@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +64,8 @@ def unscored(store: ResultStore, tasks: list[str], tag: str | None = None) -> tu
     for e in store.evals():
         have.setdefault(e["run_id"], set()).add(e["task"])
     todo, lost = {}, []
-    for run in store.runs():
-        if run["status"] != "finished" or (tag and tag not in json.loads(run["tags"] or "[]")):
+    for run in store.runs(tag):
+        if run["status"] != "finished":
             continue
         done = have.get(run["run_id"], set()) | ({"val"} if run["val_loss"] is not None else set())
         lacking = [t for t in tasks if t not in done]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
 from ..errors import UserError
@@ -16,11 +14,9 @@ ARM_COLUMNS = ["rank", "arm", "budget", "runs", "seeds", "val_loss", "val_loss_s
 
 
 def runs_frame(store: ResultStore, tag: str | None = None) -> pd.DataFrame:
-    runs = pd.DataFrame(store.runs())
+    runs = pd.DataFrame(store.runs(tag))
     if runs.empty:
         return pd.DataFrame(columns=RUN_COLUMNS)
-    if tag:
-        runs = runs[runs["tags"].map(lambda s: tag in json.loads(s or "[]"))]
     evals = pd.DataFrame(store.evals())
     if not evals.empty:
         # A recorded `eval` fills in the validation loss of a run that trained without one.

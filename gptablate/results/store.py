@@ -216,10 +216,12 @@ class ResultStore:
                                  "WHERE run_id = ? AND status = 'running'", [(time.time(), d) for d in dead])
         return len(dead)
 
-    def runs(self) -> list[dict]:
+    def runs(self, tag: str | None = None) -> list[dict]:
+        """Every run, oldest first; with tag, those whose run.tags hold it."""
         self.reconcile()
         with self._connect() as conn:
-            return [dict(r) for r in conn.execute("SELECT * FROM runs ORDER BY created_at, run_id")]
+            rows = [dict(r) for r in conn.execute("SELECT * FROM runs ORDER BY created_at, run_id")]
+        return [r for r in rows if tag in json.loads(r["tags"] or "[]")] if tag else rows
 
     def evals(self) -> list[dict]:
         with self._connect() as conn:
