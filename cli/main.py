@@ -7,7 +7,7 @@ import sys
 
 from gptablate.errors import Interrupted, UserError
 
-from . import bench, compare, evaluate, prepare, recipes, sweep, train  # noqa: F401  (register the subcommands)
+from . import bench, compare, evaluate, prepare, recipes, runs, sweep, train  # noqa: F401  (register the subcommands)
 from .app import app
 
 

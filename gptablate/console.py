@@ -57,7 +57,7 @@ class Bar:
     def _plain_line(self) -> None:
         pct = 100.0 * self.done / self.total if self.total else 100.0
         extra = f" {self.note}" if self.note else ""
-        info(f"{self.description}: {pct:5.1f}% ({_fmt(self.done, self.unit)} of {_fmt(self.total, self.unit)}, "
+        info(f"{self.description}: {pct:5.1f}% ({amount(self.done, self.unit)} of {amount(self.total, self.unit)}, "
              f"{time.time() - self._start:.0f}s){extra}")
 
     def __exit__(self, *exc):
@@ -68,7 +68,8 @@ class Bar:
         return False
 
 
-def _fmt(x: float, unit: str) -> str:
+def amount(x: float, unit: str) -> str:
+    """`amount(2.5e6, "bytes")` is "2.5 MB"; other units are counted: "1,200 tokens"."""
     if unit == "bytes":
         for u in ("B", "KB", "MB", "GB", "TB"):
             if abs(x) < 1000 or u == "TB":

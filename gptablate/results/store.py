@@ -202,6 +202,16 @@ class ResultStore:
             return conn.execute("SELECT samples FROM evals WHERE run_id = ? AND task = ? AND metric = ?",
                                 (run_id, task, metric)).fetchone()[0]
 
+    def remove_runs(self, run_ids: list[str], running: bool = False) -> None:
+        """Take these runs and their evaluations out of the table, all or none. A run that is gone, or running
+        (unless running=True), stops the removal: KeyError(run_id)."""
+        keep = "" if running else " AND status != 'running'"
+        with self._write() as conn:
+            for rid in run_ids:
+                conn.execute("DELETE FROM evals WHERE run_id = ?", (rid,))
+                if conn.execute(f"DELETE FROM runs WHERE run_id = ?{keep}", (rid,)).rowcount != 1:
+                    raise KeyError(rid)
+
     # ------------------------------------------------------------------ reads
 
     def reconcile(self) -> int:
@@ -217,15 +227,27 @@ class ResultStore:
         return len(dead)
 
     def runs(self, tag: str | None = None) -> list[dict]:
-        """Every run, oldest first; with tag, those whose run.tags hold it."""
+        """Every run, oldest first, its run_dir where its folder is now (`folder`); with tag, those whose run.tags
+        hold it."""
         self.reconcile()
         with self._connect() as conn:
             rows = [dict(r) for r in conn.execute("SELECT * FROM runs ORDER BY created_at, run_id")]
+        for r in rows:
+            folder = self.folder(r)
+            r["run_dir"] = str(folder) if folder else None
         return [r for r in rows if tag in json.loads(r["tags"] or "[]")] if tag else rows
 
     def evals(self) -> list[dict]:
         with self._connect() as conn:
             return [dict(r) for r in conn.execute("SELECT * FROM evals ORDER BY run_id, task, metric")]
+
+    def folder(self, run: dict) -> Path | None:
+        """A run's folder: the one of its id beside this table, where `train` makes it, or else the one recorded
+        (a table copied or moved away from its folders)."""
+        beside = self.path.parent / run["run_id"]
+        if beside.is_dir():
+            return beside
+        return Path(run["run_dir"]) if run["run_dir"] else None
 
     def get_run(self, run_id: str) -> dict | None:
         with self._connect() as conn:
