@@ -330,6 +330,28 @@ def test_sweep_skips_finished_resumes_interrupted_and_writes_slurm(prepared_corp
     assert sum(line.startswith("skip") for line in again.splitlines()) == 4 and "0 to run" in again
 
 
+def test_a_sweep_whose_runs_print_a_lot_finishes_and_names_each_run(prepared_corpus, tmp_path):
+    """A run's output used to go to a pipe the sweep read only once the run ended: past the pipe's 64 KB the run
+    stopped, waiting for a reader, and the sweep waited for it (a 124M run's log lines are about 40 KB)."""
+    env = env_for(prepared_corpus, tmp_path)
+    (tmp_path / "loud.py").write_text("import sys\nfor _ in range(3000):\n"
+                                      "    print('a plug-in that talks ' * 5, file=sys.stderr)\n")  # 315 KB
+    (tmp_path / "loud.yaml").write_text("base: tiny\nplugins: [loud.py]\n")
+    out = run_cli("sweep", str(tmp_path / "loud.yaml"), "tiny", "--seeds", "2", *TINY, "--set", "train.max_iters=2",
+                  "--device", "cpu", env=env, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    runs = {(r["arm"], r["seed"]): r for r in json.loads(run_cli("compare", "--by", "run", "--format", "json",
+                                                                 env=env, check=True).stdout)}
+    assert len(runs) == 4 and all(r["status"] == "finished" for r in runs.values())
+    done = [line for line in out.stdout.splitlines() if line.startswith("done")]
+    assert len(done) == 4
+    for line in done:  # "done   ARM seed N: RUN_ID, val loss X, T s"
+        arm, rest = line[len("done   "):].rsplit(" seed ", 1)
+        seed, rest = rest.split(": ", 1)
+        r = runs[(arm, int(seed))]
+        assert rest.startswith(f"{r['run_id']}, val loss {r['val_loss']:.4f}, ") and rest.endswith(" s"), line
+
+
 def test_locked_results_database_is_a_clear_error_and_loses_nothing(prepared_corpus, tmp_path):
     env = env_for(prepared_corpus, tmp_path, GPTABLATE_DB_TIMEOUT="1")
     run_cli("train", "tiny", *TINY, "--set", "train.max_iters=2", "--device", "cpu", env=env, check=True)

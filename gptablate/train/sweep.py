@@ -13,6 +13,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ class Job:
     action: str  # train, resume or skip
     run_id: str | None = None
     why: str = ""
+    arm_hash: str = ""
+    train_seed: int | None = None  # the recipe's seed (seed is None when the sweep sets none)
 
     def command(self, gpus: int, device: str | None) -> list[str]:
         base = ["gptablate", "train"]
@@ -58,7 +61,8 @@ def plan(recipes: list[str], seeds: int | None, overrides: list[str], gpus_per_r
             done = [x for x in same if x["status"] in ("finished", "diverged")]
             resumable = [x for x in same if x["status"] in ("interrupted", "failed")
                          and x["run_dir"] and latest_train_state(Path(x["run_dir"])) is not None]
-            job = Job(ref, seed, tuple(overrides), r.arm_label(), "train")
+            job = Job(ref, seed, tuple(overrides), r.arm_label(), "train", arm_hash=r.arm_hash(),
+                      train_seed=r.train.seed)
             if done:
                 job.action, job.run_id, job.why = "skip", done[-1]["run_id"], f"{done[-1]['status']} as {done[-1]['run_id']}"
             elif any(x["status"] == "running" for x in same):
@@ -80,11 +84,13 @@ def gpu_slots(gpus_per_run: int, device: str | None) -> list[str | None]:
     return [",".join(ids[i:i + gpus_per_run]) for i in range(0, len(ids) - gpus_per_run + 1, gpus_per_run)]
 
 
-def execute(jobs: list[Job], gpus_per_run: int, device: str | None, say=print) -> dict[str, int]:
-    """Run the jobs over the slots; returns each job's exit status (by its description)."""
+def execute(jobs: list[Job], gpus_per_run: int, device: str | None, say=print,
+            store: ResultStore | None = None) -> dict[str, int]:
+    """Run the jobs over the slots; returns each job's exit status (by its description). Each run's output goes to a
+    temporary file (a pipe read only at the end would fill and stop the run), whose last line is shown if it fails."""
     slots = gpu_slots(gpus_per_run, device)
     queue = [j for j in jobs if j.action != "skip"]
-    running: dict[int, tuple[subprocess.Popen, Job]] = {}
+    running: dict[int, tuple[subprocess.Popen, Job, object, float]] = {}
     results: dict[str, int] = {}
     while queue or running:
         for slot, devices in enumerate(slots):
@@ -96,18 +102,35 @@ def execute(jobs: list[Job], gpus_per_run: int, device: str | None, say=print) -
             if devices is not None:
                 env["CUDA_VISIBLE_DEVICES"] = devices
             say(f"start  {describe(job)}" + (f" on GPU {devices}" if devices else ""))
-            running[slot] = (subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                              text=True), job)
+            output = tempfile.TemporaryFile("w+", prefix="gptablate-sweep-")
+            proc = subprocess.Popen(cmd, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
+            running[slot] = (proc, job, output, time.time())
         time.sleep(0.2)
-        for slot, (proc, job) in list(running.items()):
+        for slot, (proc, job, output, started) in list(running.items()):
             if proc.poll() is None:
                 continue
-            err = proc.stderr.read().strip().splitlines() if proc.stderr else []
+            output.seek(0)
+            lines = output.read().strip().splitlines()
+            output.close()
             results[describe(job)] = proc.returncode
-            say(f"{'done ' if proc.returncode == 0 else 'FAIL '}  {describe(job)} (exit {proc.returncode})"
-                + (f": {err[-1]}" if proc.returncode and err else ""))
+            if proc.returncode == 0:
+                say(f"done   {describe(job)}{_outcome(job, started, store)}")
+            else:
+                say(f"FAIL   {describe(job)} (exit {proc.returncode})" + (f": {lines[-1]}" if lines else ""))
             del running[slot]
     return results
+
+
+def _outcome(job: Job, started: float, store: ResultStore | None) -> str:
+    """': RUN_ID, val loss X, N s' for the run the job trained (the newest of its arm and seed since it started)."""
+    rows = [r for r in (store or ResultStore()).runs()
+            if r["run_id"] == job.run_id or (job.run_id is None and r["arm_hash"] == job.arm_hash
+                                             and r["seed"] == job.train_seed and r["created_at"] >= started - 1)]
+    if not rows:
+        return ""
+    r = rows[-1]
+    loss = f", val loss {r['val_loss']:.4f}" if r["val_loss"] is not None else ""
+    return f": {r['run_id']}{loss}, {time.time() - started:.0f} s"
 
 
 def describe(job: Job) -> str:
