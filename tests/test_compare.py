@@ -190,3 +190,33 @@ def test_arms_ranked_by_an_evaluation_metric_and_means_over_some_runs_marked(tmp
         assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
             f"error: --metric {bad!r}: no run has it; use one of val_loss, arc_easy_acc, hellaswag_acc_norm, "
             "wikitext2_word_perplexity"]
+
+
+def test_a_seed_trained_twice_counts_once_in_its_arms_mean_and_spread(tmp_path):
+    """An arm's mean and std are over seeds, each seed the mean of its runs, as its paired Δ is: a rerun of one seed
+    (a GPU does not repeat a run bit for bit) used to weigh that seed twice, so the arms' means differed by other than
+    Δ."""
+    import json
+    import statistics
+
+    from gptablate.recipe import load_recipe
+    from gptablate.results.store import ResultStore
+
+    db = tmp_path / "runs" / "results.sqlite"
+    db.parent.mkdir()
+    store = ResultStore(db)
+    for rid, overrides, seed, loss, acc in (("base-1", [], 1, 5.00, 27.0), ("base-2", [], 2, 5.10, 29.0),
+                                            ("base-1-again", [], 1, 5.02, 28.0),
+                                            ("lr-1", ["train.lr=0.004"], 1, 5.05, 30.0),
+                                            ("lr-2", ["train.lr=0.004"], 2, 5.16, 31.0)):
+        store.start_run(rid, load_recipe("tiny", [f"train.seed={seed}", *overrides]), 1, "cpu", tmp_path / rid, None)
+        store.update_run(rid, status="finished", val_loss=loss, step=200, tokens=204800)
+        store.add_eval(rid, "hellaswag", "acc_norm", acc, 1.0, samples=10042)
+    arms = {r["arm"]: r for r in json.loads(run_cli("compare", "--format", "json", env={"GPTABLATE_RUNS": str(
+        db.parent)}, check=True).stdout)}
+    base, lr = arms["tiny"], arms["tiny[train.lr=0.004]"]
+    assert base["runs"] == 3 and base["seeds"] == "1,2"
+    assert abs(base["val_loss"] - 5.055) < 1e-9  # the json's figures: 10 significant digits
+    assert abs(base["val_loss_std"] - statistics.stdev([5.01, 5.10])) < 1e-9
+    assert abs(base["hellaswag_acc_norm"] - 28.25) < 1e-9  # seed 1: (27 + 28) / 2, seed 2: 29
+    assert abs(lr["delta"] - 0.05) < 1e-9 and abs(lr["val_loss"] - base["val_loss"] - lr["delta"]) < 1e-9

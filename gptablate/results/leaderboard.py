@@ -140,10 +140,17 @@ def _std(values: pd.Series) -> float:
     return values.std(ddof=1) if len(values) > 1 else float("nan")
 
 
+def _per_seed(runs: pd.DataFrame, column: str) -> pd.Series:
+    """The column per seed among the runs that have it: a seed trained more than once counts once, as the mean of its
+    runs, so that an arm's mean and spread are over seeds, as its paired Δ is."""
+    return runs[runs[column].notna()].groupby("seed", dropna=False)[column].mean()
+
+
 def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
            adjust: str = "none", metric: str = "val_loss") -> tuple[pd.DataFrame, str | None]:
-    """One row per arm: mean ± std of the metric (val loss unless named) over finished seeds; Δ vs the baseline arm as
-    a paired difference over the seeds both share, with its stderr and paired t-test p-value.
+    """One row per arm: mean ± std of the metric (val loss unless named) over finished seeds (a seed trained twice
+    counts once, as the mean of its runs); Δ vs the baseline arm as a paired difference over the seeds both share,
+    with its stderr and paired t-test p-value.
 
     Arms that differ in budget (model shape, tokens, dataset) form separate groups, each
     ranked and compared within itself, never against each other. adjust="holm" adds p_adjusted,
@@ -168,16 +175,16 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
         rows.append({
             "arm": g.arm.iloc[0], "arm_hash": arm_hash, "budget": g.budget.iloc[0],
             "runs": len(done), "seeds": ",".join(str(s) for s in sorted(done.seed.dropna().astype(int).unique())),
-            "val_loss": finished.val_loss.mean(), "val_loss_std": _std(finished.val_loss.dropna()),
+            "val_loss": _per_seed(finished, "val_loss").mean(), "val_loss_std": _std(_per_seed(finished, "val_loss")),
             "tokens": int(g.tokens.max()) if g.tokens.notna().any() else 0,
             "status": ", ".join(f"{n} {s}" for s, n in counts.items()),
-            **{c: h[c].mean() for c, h in has.items()},
+            **{c: _per_seed(h, c).mean() for c, h in has.items()},
             **{c + "_stderr": _pooled_stderr(h, c + "_stderr") for c, h in has.items() if c + "_stderr" in h},
             **{c + "_runs": len(h) for c, h in has.items()},
-            **({metric + "_std": _std(done[metric])} if metric != "val_loss" else {}),
+            **({metric + "_std": _std(_per_seed(done, metric))} if metric != "val_loss" else {}),
             "finished": len(finished), "first_seen": g.created_at.min(),
             "norm": g.norm.iloc[0], "block": g.block.iloc[0], "residual": g.residual.iloc[0],
-            "_by_seed": done.groupby("seed")[metric].mean().to_dict(),
+            "_by_seed": _per_seed(done, metric).to_dict(),
         })
     arms = pd.DataFrame(rows)
     # Two recipes edited between runs can share a label; the hash tells them apart.
