@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 import yaml
 
+from gptablate.console import info
 from gptablate.errors import UserError
 from gptablate.recipe import load_recipe, recipe_from_dict
 
@@ -61,12 +62,20 @@ def train(
         at_least_one(seeds=seeds)
         if any(s.split("=", 1)[0].strip() == "train.seed" for s in set_):
             raise UserError("--seeds N trains seeds 1..N: leave out --set train.seed")
+    from gptablate.results.store import ResultStore
+
+    earlier = ResultStore().runs()
     worst = 0
     for seed in range(1, (seeds or 1) + 1):
         r = load_recipe(recipe, list(set_) + ([f"train.seed={seed}"] if seeds else []))
         preflight(r, gpus * nnodes)
         if seed == 1:
             print("# resolved recipe\n" + r.to_yaml(), flush=True)
+        done = [x["run_id"] for x in earlier
+                if x["arm_hash"] == r.arm_hash() and x["seed"] == r.train.seed and x["status"] == "finished"]
+        if done:
+            info(f"seed {r.train.seed} of {r.arm_label()} already finished as {', '.join(done)}: this run repeats it "
+                 "(compare takes a seed's runs as one, their mean; `gptablate sweep` skips finished seeds)")
         run_id, run_dir = create_run_dir(r)
         try:
             _run(r, run_id, run_dir, dev, gpus, multi)

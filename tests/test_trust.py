@@ -351,6 +351,11 @@ def test_a_sweep_whose_runs_print_a_lot_finishes_and_names_each_run(prepared_cor
         r = runs[(arm, int(seed))]
         assert rest.startswith(f"{r['run_id']}, val loss {r['val_loss']:.4f}, ") and rest.endswith(" s"), line
 
+    again = run_cli("train", "tiny", *TINY, "--set", "train.max_iters=2", "--seeds", "1", "--device", "cpu", env=env,
+                    check=True)  # a seed trained again is told it repeats one
+    first = next(r for (arm, seed), r in runs.items() if seed == 1 and arm.startswith("tiny["))
+    assert f"seed 1 of {first['arm']} already finished as {first['run_id']}: this run repeats it" in again.stderr
+
 
 def test_locked_results_database_is_a_clear_error_and_loses_nothing(prepared_corpus, tmp_path):
     env = env_for(prepared_corpus, tmp_path, GPTABLATE_DB_TIMEOUT="1")
