@@ -68,6 +68,25 @@ def run_cli(*args: str, env: dict | None = None, check: bool = False, timeout: f
     return proc
 
 
+def results_table(runs_root: Path):
+    """A real results table at runs_root/results.sqlite, for runs written with record_run."""
+    from gptablate.results.store import ResultStore
+
+    return ResultStore(runs_root / "results.sqlite")
+
+
+def record_run(store, run_id: str, overrides=(), seed: int = 1, evals=(), folder: Path | None = None, **fields):
+    """A run of the tiny recipe (with the overrides and seed) in a results table without training it: finished at step
+    200 and 204,800 tokens unless fields say otherwise; evals: (task, metric, value[, stderr[, samples]]) each."""
+    from gptablate.recipe import load_recipe
+
+    recipe = load_recipe("tiny", [f"train.seed={seed}", *overrides])
+    store.start_run(run_id, recipe, 1, "cpu", folder or store.path.parent / run_id, None)
+    store.update_run(run_id, **{"status": "finished", "step": 200, "tokens": 204800, **fields})
+    for e in evals:
+        store.add_eval(run_id, *e)
+
+
 @pytest.fixture(scope="session")
 def prepared_corpus(tmp_path_factory):
     """A written corpus prepared once into a data root shared by the slower tests."""

@@ -12,30 +12,22 @@ import sys
 
 from rich.text import Text
 
-from conftest import run_cli
+from conftest import record_run, results_table, run_cli
 
 LONG = ["train.lr=0.004", "train.weight_decay=0.05", "arch.norm=rmsnorm"]
 
 
 def write_runs(tmp_path) -> dict:
     """Two arms of two seeds in a real results table, the baseline's first run with the headline metrics."""
-    from gptablate.recipe import load_recipe
-    from gptablate.results.store import ResultStore
-
-    db = tmp_path / "runs" / "results.sqlite"
-    db.parent.mkdir()
-    store = ResultStore(db)
+    store = results_table(tmp_path / "runs")
     for overrides, loss in (([], 5.0), (LONG, 4.9)):
         for seed in (1, 2):
-            recipe = load_recipe("tiny", [f"train.seed={seed}", *overrides])
-            rid = f"{'long' if overrides else 'base'}-{seed}"
-            store.start_run(rid, recipe, 1, "cpu", tmp_path / rid, None)
-            store.update_run(rid, status="finished", val_loss=loss + seed / 100, step=200, tokens=204800)
+            record_run(store, f"{'long' if overrides else 'base'}-{seed}", overrides, seed, val_loss=loss + seed / 100)
     for task, metric, value in (("wikitext2", "word_perplexity", 512.5), ("lambada", "perplexity", 900.25),
                                 ("lambada", "acc", 12.5), ("hellaswag", "acc_norm", 27.0), ("arc_easy", "acc", 40.0),
                                 ("piqa", "acc", 60.0), ("winogrande", "acc", 51.0)):
         store.add_eval("base-1", task, metric, value)
-    return {"GPTABLATE_RUNS": str(db.parent)}
+    return {"GPTABLATE_RUNS": str(tmp_path / "runs")}
 
 
 def on_a_terminal(args: list[str], env: dict, columns: int) -> str:
@@ -86,10 +78,8 @@ def test_terminal_table_fits_its_width_and_names_what_it_left_out(tmp_path):
 def test_metrics_over_different_numbers_of_examples_are_flagged(tmp_path):
     """A run scored with `eval --limit` beside runs scored in full: the leaderboard says so under the table and in
     markdown, and the runs' csv carries each metric's sample count; a fuller figure is never replaced by a smaller."""
-    from gptablate.results.store import ResultStore
-
     env = write_runs(tmp_path)
-    store = ResultStore(tmp_path / "runs" / "results.sqlite")
+    store = results_table(tmp_path / "runs")
     for rid in ("base-1", "base-2", "long-1", "long-2"):
         assert store.add_eval(rid, "piqa", "acc", 60.0, 1.0, samples=1838) is None
     assert store.add_eval("long-2", "piqa", "acc", 75.0, 9.0, samples=40) == 1838  # kept: the fuller figure
@@ -112,27 +102,20 @@ def test_arms_ranked_by_an_evaluation_metric_and_means_over_some_runs_marked(tmp
     import json
     import statistics
 
-    from gptablate.recipe import load_recipe
     from gptablate.results.stats import paired
-    from gptablate.results.store import ResultStore
 
-    db = tmp_path / "runs" / "results.sqlite"
-    db.parent.mkdir()
-    store = ResultStore(db)
+    store = results_table(tmp_path / "runs")
     # the lr arm is worse by val loss and better by HellaSwag and WikiText-2; arc_easy scored one base run only
     loss = {"base": [5.00, 5.10, 4.95], "lr": [5.05, 5.16, 5.00]}
     acc = {"base": [27.0, 28.5, 26.0], "lr": [29.0, 30.0, 28.4]}
     ppl = {"base": [500.0, 520.0, 490.0], "lr": [480.0, 490.0, 475.0]}
     for arm, overrides in (("base", []), ("lr", ["train.lr=0.004"])):
         for i, seed in enumerate((1, 2, 3)):
-            rid = f"{arm}-{seed}"
-            recipe = load_recipe("tiny", [f"train.seed={seed}", *overrides])
-            store.start_run(rid, recipe, 1, "cpu", tmp_path / rid, None)
-            store.update_run(rid, status="finished", val_loss=loss[arm][i], step=200, tokens=204800)
-            store.add_eval(rid, "hellaswag", "acc_norm", acc[arm][i], 1.0, samples=10042)
-            store.add_eval(rid, "wikitext2", "word_perplexity", ppl[arm][i], samples=62)
+            record_run(store, f"{arm}-{seed}", overrides, seed, val_loss=loss[arm][i],
+                       evals=[("hellaswag", "acc_norm", acc[arm][i], 1.0, 10042),
+                              ("wikitext2", "word_perplexity", ppl[arm][i], None, 62)])
     store.add_eval("base-1", "arc_easy", "acc", 40.0, 2.0, samples=2376)
-    env = {"GPTABLATE_RUNS": str(db.parent)}
+    env = {"GPTABLATE_RUNS": str(tmp_path / "runs")}
     arms = lambda *a: {r["arm"]: r for r in json.loads(run_cli("compare", "--format", "json", *a, env=env,
                                                                 check=True).stdout)}
 
@@ -199,21 +182,14 @@ def test_a_seed_trained_twice_counts_once_in_its_arms_mean_and_spread(tmp_path):
     import json
     import statistics
 
-    from gptablate.recipe import load_recipe
-    from gptablate.results.store import ResultStore
-
-    db = tmp_path / "runs" / "results.sqlite"
-    db.parent.mkdir()
-    store = ResultStore(db)
+    store = results_table(tmp_path / "runs")
     for rid, overrides, seed, loss, acc in (("base-1", [], 1, 5.00, 27.0), ("base-2", [], 2, 5.10, 29.0),
                                             ("base-1-again", [], 1, 5.02, 28.0),
                                             ("lr-1", ["train.lr=0.004"], 1, 5.05, 30.0),
                                             ("lr-2", ["train.lr=0.004"], 2, 5.16, 31.0)):
-        store.start_run(rid, load_recipe("tiny", [f"train.seed={seed}", *overrides]), 1, "cpu", tmp_path / rid, None)
-        store.update_run(rid, status="finished", val_loss=loss, step=200, tokens=204800)
-        store.add_eval(rid, "hellaswag", "acc_norm", acc, 1.0, samples=10042)
+        record_run(store, rid, overrides, seed, val_loss=loss, evals=[("hellaswag", "acc_norm", acc, 1.0, 10042)])
     arms = {r["arm"]: r for r in json.loads(run_cli("compare", "--format", "json", env={"GPTABLATE_RUNS": str(
-        db.parent)}, check=True).stdout)}
+        tmp_path / "runs")}, check=True).stdout)}
     base, lr = arms["tiny"], arms["tiny[train.lr=0.004]"]
     assert base["runs"] == 3 and base["seeds"] == "1,2"
     assert abs(base["val_loss"] - 5.055) < 1e-9  # the json's figures: 10 significant digits

@@ -6,24 +6,22 @@ import socket
 import pytest
 
 from gptablate.errors import UserError
-from gptablate.recipe import load_recipe
 from gptablate.results.remove import execute, plan, select
 from gptablate.results.store import ResultStore
 
-from conftest import run_cli
+from conftest import record_run, results_table, run_cli
 
 
 def _table(runs_root, runs) -> ResultStore:
     """runs: {run id: (status, overrides)}; each with a folder beside the table and an evaluation."""
-    store = ResultStore(runs_root / "results.sqlite")
+    store = results_table(runs_root)
     for rid, (status, overrides) in runs.items():
         folder = runs_root / rid
         folder.mkdir(parents=True)
         (folder / "recipe.yaml").write_text("base: tiny\n")
         (folder / "checkpoint.pt").write_bytes(b"x" * 1000)
-        store.start_run(rid, load_recipe("tiny", overrides), 1, "cpu", folder, None)
-        store.update_run(rid, status=status, **({"pid": None} if status != "running" else {}))
-        store.add_eval(rid, "hellaswag", "acc", 30.0, 1.0, 100)
+        record_run(store, rid, overrides, status=status, evals=[("hellaswag", "acc", 30.0, 1.0, 100)],
+                   **({"pid": None} if status != "running" else {}))
     return store
 
 

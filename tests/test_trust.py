@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from conftest import TINY, run_cli
+from conftest import TINY, record_run, results_table, run_cli
 from gptablate.results.stats import holm, paired, t_two_sided_p
 
 
@@ -219,25 +219,18 @@ def test_t_distribution_matches_tables():
 def test_holm_adjusts_for_the_arms_a_group_compares(tmp_path):
     """Three arms against the baseline over three seeds, written to a real results table: with --adjust holm the
     p-values are Holm's (worked by hand below) and an arm whose raw p passes 0.05 only alone reads 'within noise'."""
-    from gptablate.recipe import load_recipe
-    from gptablate.results.store import ResultStore
-
     adj = holm([0.04, float("nan"), 0.01, 0.5])  # m = 3: 0.01 x 3, 0.04 x 2, 0.5 x 1; NaN is no test
     assert adj[0] == 0.08 and adj[1] != adj[1] and abs(adj[2] - 0.03) < 1e-15 and adj[3] == 0.5
     assert holm([0.5, 0.6]) == [1.0, 1.0] and holm([0.9, 0.3]) == [0.9, 0.6]  # at most 1, never below a smaller p's
-    db = tmp_path / "runs" / "results.sqlite"
-    db.parent.mkdir()
-    store = ResultStore(db)
+    store = results_table(tmp_path / "runs")
     base_loss = {1: 5.00, 2: 5.10, 3: 4.95}
     arms = {"train.lr=0.004": [-0.10, -0.11, -0.09], "train.lr=0.002": [-0.06, -0.03, -0.04],
             "train.lr=0.001": [-0.02, 0.01, -0.01], None: [0.0, 0.0, 0.0]}
     for override, diffs in arms.items():
         for seed, d in zip((1, 2, 3), diffs):
-            recipe = load_recipe("tiny", [f"train.seed={seed}"] + ([override] if override else []))
-            rid = f"{override or 'base'}-{seed}"
-            store.start_run(rid, recipe, 1, "cpu", tmp_path / rid, None)
-            store.update_run(rid, status="finished", val_loss=base_loss[seed] + d, step=200, tokens=204800)
-    env = {"GPTABLATE_RUNS": str(db.parent)}
+            record_run(store, f"{override or 'base'}-{seed}", [override] if override else [], seed,
+                       val_loss=base_loss[seed] + d)
+    env = {"GPTABLATE_RUNS": str(tmp_path / "runs")}
     rows = lambda *a: {r["arm"]: r for r in json.loads(run_cli("compare", "--format", "json", *a, env=env,
                                                                 check=True).stdout)}
     plain, adjusted = rows(), rows("--adjust", "holm")
