@@ -10,6 +10,9 @@ def data_root() -> Path:
     return Path(os.environ.get("GPTABLATE_DATA") or "data").resolve()
 
 
+RECIPE_FILE = "recipe.yaml"  # a run folder's resolved recipe, the first file `train` writes there
+
+
 def runs_root() -> Path:
     return Path(os.environ.get("GPTABLATE_RUNS") or "runs").resolve()
 

@@ -56,6 +56,9 @@ def test_rm_removes_the_picked_runs_rows_evals_and_folders_only_when_confirmed(r
     assert by_arm.returncode == 0, by_arm.stderr
     assert _left(store) == {A, C} and not (runs_root / D).exists() and (runs_root / C).is_dir()
 
+    h = next(r["arm_hash"] for r in store.runs() if r["run_id"] == C)[:6]  # the label compare gives a shared one
+    listed = run_cli("rm", "--arm", f"tiny[train.lr=0.001]@{h}")
+    assert listed.returncode == 2 and C in listed.stdout and A not in listed.stdout
     kept = run_cli("rm", str(runs_root / C), "--keep-files", "-y")
     assert kept.returncode == 0, kept.stderr
     assert _left(store) == {A} and (runs_root / C / "checkpoint.pt").is_file()

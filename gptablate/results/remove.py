@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..paths import RECIPE_FILE
 from .store import STATUSES, ResultStore
-
-RECIPE_FILE = "recipe.yaml"  # what marks a folder as a run's (train.launch writes it first)
-
 
 @dataclass
 class Removal:
@@ -33,7 +31,8 @@ class Removal:
 
 def select(store: ResultStore, refs: list[str], statuses: list[str], tag: str | None, arm: str | None) -> list[dict]:
     """The runs named (ids, unique prefixes of ids, or run folders), or, with no names, those of the statuses, tag and
-    arm given (every one given must hold)."""
+    arm given (every one given must hold; the arm by its label, or by the label@hash compare gives two arms whose
+    labels are the same)."""
     rows = store.runs()
     if refs:
         if statuses or tag or arm:
@@ -50,8 +49,8 @@ def select(store: ResultStore, refs: list[str], statuses: list[str], tag: str | 
         if s not in STATUSES:
             raise UserError(f"--status {s!r}: use one or more of {', '.join(STATUSES)}, comma-separated")
     return [r for r in rows
-            if (not statuses or r["status"] in statuses) and (arm is None or r["arm"] == arm)
-            and (tag is None or tag in json.loads(r["tags"] or "[]"))]
+            if (not statuses or r["status"] in statuses) and (tag is None or tag in json.loads(r["tags"] or "[]"))
+            and (arm is None or arm in (r["arm"], f"{r['arm']}@{r['arm_hash'][:6]}"))]
 
 
 def _one(rows: list[dict], ref: str, db: Path) -> dict:

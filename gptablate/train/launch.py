@@ -12,10 +12,9 @@ from pathlib import Path
 from ..data.shards import open_dataset
 from ..errors import UserError
 from ..model.gpt import check_arch
-from ..paths import atomic_write_text, data_root, runs_root
+from ..paths import RECIPE_FILE, atomic_write_text, data_root, runs_root
 from ..recipe import Recipe, plan_batch
 
-RECIPE_FILE = "recipe.yaml"
 WORKER_ERROR = ".worker_error"  # a torchrun rank's user error, for the launcher to report as one line
 
 
