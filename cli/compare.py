@@ -123,6 +123,8 @@ def compare(
         view = view + ["curve"]
     if fmt in ("csv", "json"):
         _machine(frame, fmt)
+    elif fmt == "markdown" and frame.empty:  # as the table says it: a header with no rows says nothing
+        print(none)
     elif fmt == "markdown":
         if by == "arm" and "group" in frame and frame["group"].nunique() > 1:
             for _, part in frame.groupby("group", sort=False):
@@ -130,13 +132,22 @@ def compare(
         else:
             print(_markdown(frame, view, ranked))
         if base_label:
-            print(f"\nΔ{_in(ranked)} is against the baseline arm `{base_label}`.")
+            print(f"\nΔ{_in(ranked)} is against {_baseline(frame, base_label, '`')}.")
         if "p_adjusted" in view:
             print(f"{HOLM_NOTE}.")
         for note in notes:
             print(f"\n{note}.")
     else:
         _rich_table(frame, view, base_label, by, none, notes, ranked)
+
+
+def _baseline(frame: pd.DataFrame, base_label: str, quote: str = "") -> str:
+    """What Δ is against: the baseline arm by name, or, where the arms fall into several budget groups (each with its
+    own baseline), each group's."""
+    if "group" in frame and frame["group"].nunique() > 1:
+        mark = "its verdict reads baseline" if "verdict" in frame else "its row gives its own figures"
+        return f"each budget group's baseline arm ({mark})"
+    return f"the baseline arm {quote}{base_label}{quote}"
 
 
 def _machine(frame: pd.DataFrame, fmt: str) -> None:
@@ -173,7 +184,7 @@ def _deltas(frame: pd.DataFrame, base_label: str | None, metrics: list[str], run
         for _, part in display.groupby("group", sort=False):
             head = f"**{part['budget'].iloc[0]}**\n\n" if display["group"].nunique() > 1 else ""
             print(f"{head}{_markdown(part, cols, ranked)}\n")
-        print(f"The baseline arm: `{base_label}`.")
+        print(f"Δ is against {_baseline(display, base_label, '`')}.")
         for note in notes:
             print(f"\n{note}.")
     else:
@@ -279,7 +290,7 @@ def _rich_table(frame: pd.DataFrame, cols: list[str], base_label: str | None, by
     from rich.text import Text
 
     title = "gptablate leaderboard" if by == "arm" else "gptablate runs"
-    caption = f"Δ{_in(ranked)} against baseline arm {base_label}" if base_label else None
+    caption = f"Δ{_in(ranked)} against {_baseline(frame, base_label)}" if base_label else None
     if by == "arm" and "verdict" in frame:
         holm = f"; {HOLM_NOTE}" if "p_adjusted" in cols else ""
         caption = (caption or "") + f" (paired over shared seeds; p: paired t-test{holm})"

@@ -196,3 +196,15 @@ def test_a_seed_trained_twice_counts_once_in_its_arms_mean_and_spread(tmp_path):
     assert abs(base["val_loss_std"] - statistics.stdev([5.01, 5.10])) < 1e-9
     assert abs(base["hellaswag_acc_norm"] - 28.25) < 1e-9  # seed 1: (27 + 28) / 2, seed 2: 29
     assert abs(lr["delta"] - 0.05) < 1e-9 and abs(lr["val_loss"] - base["val_loss"] - lr["delta"]) < 1e-9
+
+    # a second budget group: Δ is against each group's own baseline, and the notes say so rather than list them
+    env = {"GPTABLATE_RUNS": str(tmp_path / "runs")}
+    one = run_cli("compare", "--format", "markdown", env=env, check=True).stdout
+    assert "Δ is against the baseline arm `tiny`." in one
+    record_run(store, "longer-1", ["train.max_iters=400"], 1, val_loss=4.5, tokens=409600)
+    md = run_cli("compare", "--format", "markdown", env=env, check=True).stdout
+    assert "Δ is against each budget group's baseline arm (its verdict reads baseline)." in md
+    md = run_cli("compare", "--deltas", "--format", "markdown", env=env, check=True).stdout
+    assert "Δ is against each budget group's baseline arm (its row gives its own figures)." in md
+    assert run_cli("compare", "--format", "markdown", "--tag", "x", env=env,
+                   check=True).stdout == "no runs carry the tag 'x'\n"
