@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import inspect
 import re
+import shlex
 import shutil
 import textwrap
 import typing
@@ -18,7 +19,8 @@ import yaml
 from gptablate.errors import UserError
 from gptablate.model.registry import BLOCKS, NORMS, REGISTRIES, RESIDUALS, all_settings
 from gptablate.plugins import load_plugin
-from gptablate.recipe import ArchConfig, builtin_recipe_dir, builtin_recipes, find_recipe, load_recipe, type_name
+from gptablate.recipe import (ArchConfig, builtin_recipe_dir, builtin_recipes, find_recipe, load_recipe, split_arm,
+                              type_name)
 
 from .app import app
 
@@ -89,10 +91,11 @@ def _show(name: str) -> None:
         print(f"arch.{name}: true or false, default {str(default).lower()}  "
               f"(--set arch.{name}={str(not default).lower()})\n\n  {flags[name]}")
         shown = True
-    if name in builtin_recipes() or name.endswith((".yaml", ".yml")):
-        path = find_recipe(name)
-        where = f" ({path})" if str(path) != name else ""
-        print(("\n" if shown else "") + f"# recipe {name}{where}, resolved: what `gptablate train {name}` runs\n"
+    recipe = split_arm(name)[0]  # an arm's label shows the recipe it trains: tiny[train.lr=0.001]
+    if recipe in builtin_recipes() or recipe.endswith((".yaml", ".yml")):
+        path = find_recipe(recipe)
+        where = f" ({path})" if str(path) != recipe else ""
+        print(("\n" if shown else "") + f"# recipe {name}{where}, resolved: what `gptablate train {shlex.quote(name)}` runs\n"
               + load_recipe(name).to_yaml(), end="")
         shown = True
     if not shown:

@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -388,13 +389,38 @@ def _set_path(d: dict, dotted: str, value) -> None:
     cur[parts[-1]] = value
 
 
+ARM_REF = re.compile(r"(?P<name>[^\[\]]+)\[(?P<inner>.+)\]")
+NEXT_OVERRIDE = re.compile(r",(?=\s*[A-Za-z_]\w*(?:\.\w+)+\s*=)")  # a comma before the next dotted key
+
+
+def split_arm(ref: str) -> tuple[str, list[str]]:
+    """A recipe written as compare labels its arm, 'tiny[train.lr=0.001,arch.norm=rmsnorm]', as the recipe and its
+    overrides: ('tiny', ['train.lr=0.001', 'arch.norm=rmsnorm']). A list value's commas stay inside it
+    ('tiny[train.betas=[0.9,0.99]]'). Any other ref: (ref, [])."""
+    m = ARM_REF.fullmatch(ref)
+    if m is None or Path(ref).is_file():
+        return ref, []
+    items = [item.strip() for item in NEXT_OVERRIDE.split(m["inner"])]
+    for item in items:
+        key = item.split("=", 1)[0].strip()
+        if "=" not in item or not key or any(not part for part in key.split(".")):
+            raise UserError(f"recipe {ref!r}: {item!r} is not KEY=VALUE; an arm is written as compare labels it, "
+                            "NAME[key=value,...], e.g. tiny[train.lr=0.001,arch.norm=rmsnorm]")
+    return m["name"], items
+
+
 def load_recipe(ref: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    path = find_recipe(str(ref))
+    """A recipe file or built-in name, or an arm's label (`split_arm`), with the overrides (`--set`) after its own."""
+    label = str(ref)
+    ref, own = split_arm(label)
+    path = find_recipe(ref)
     raw, origin = _load_raw(path)
-    parsed = [parse_override(o) for o in overrides]
-    for key, value in parsed:
+    parsed = []
+    for o, source in [*((o, label) for o in own), *((o, "--set") for o in overrides)]:
+        key, value = parse_override(o)
         _set_path(raw, key, value)
-        origin[key] = Path("--set")
+        origin[key] = Path(source)
+        parsed.append((key, value))
     return build_recipe(raw, name=path.stem, origin=origin, default_file=path, overrides=tuple(parsed))
 
 

@@ -40,6 +40,35 @@ def test_overrides_are_yaml_typed_and_label_the_arm():
     assert twice.train.lr == 2e-3 and twice.arm_label() == "tiny[train.lr=0.002,model.bias=false]"
 
 
+def test_an_arms_label_names_the_recipe_it_trains(tmp_path, prepared_corpus):
+    """'tiny[train.lr=0.001,...]', as compare labels an arm, loads as the recipe with those overrides: the same arm,
+    whose --set overrides come after its own; a list value keeps its commas; a bad one names the label."""
+    from conftest import run_cli
+
+    plain = load_recipe("tiny", ["train.lr=0.001", "train.betas=[0.9, 0.99]", "arch.norm=rmsnorm"])
+    label = plain.arm_label()
+    assert label == "tiny[train.lr=0.001,train.betas=[0.9,0.99],arch.norm=rmsnorm]"
+    again = load_recipe(label)
+    assert again.arm_hash() == plain.arm_hash() and again.arm_label() == label and again.train.betas == (0.9, 0.99)
+    later = load_recipe("tiny[train.lr=0.001]", ["train.lr=0.002"])
+    assert later.train.lr == 0.002 and later.arm_label() == "tiny[train.lr=0.002]"
+    with pytest.raises(UserError, match=re.escape("recipe 'tiny[train.lr]': 'train.lr' is not KEY=VALUE")):
+        load_recipe("tiny[train.lr]")
+    with pytest.raises(UserError, match=re.escape("tiny[train.lrr=1]: unknown key 'train.lrr' (did you mean "
+                                                  "'train.lr'?)")):
+        load_recipe("tiny[train.lrr=1]")
+    odd = tmp_path / "odd[1].yaml"  # a file whose name has brackets is that file
+    odd.write_text("base: tiny\n")
+    assert load_recipe(str(odd)).arm_label() == "odd[1]"
+
+    env = {"GPTABLATE_RUNS": str(tmp_path / "runs"), "GPTABLATE_DATA": str(prepared_corpus)}
+    plan = run_cli("sweep", "tiny[arch.norm=rmsnorm]", "tiny", "--seeds", "2", "--set", "data.dataset=corpus",
+                   "--dry-run", env=env, check=True).stdout.splitlines()
+    assert plan[:2] == [f"train   tiny[arch.norm=rmsnorm,data.dataset=corpus] seed {s}" for s in (1, 2)]
+    shown = run_cli("ls", "tiny[arch.norm=rmsnorm]", env=env, check=True).stdout
+    assert "what `gptablate train 'tiny[arch.norm=rmsnorm]'` runs" in shown and "norm: rmsnorm" in shown
+
+
 def test_seed_and_speed_settings_do_not_change_the_arm():
     base = load_recipe("tiny")
     same = load_recipe("tiny", ["train.seed=9", "train.micro_batch=2", "train.compile=false",
