@@ -95,7 +95,8 @@ def _show(name: str) -> None:
     if recipe in builtin_recipes() or recipe.endswith((".yaml", ".yml")):
         path = find_recipe(recipe)
         where = f" ({path})" if str(path) != recipe else ""
-        print(("\n" if shown else "") + f"# recipe {name}{where}, resolved: what `gptablate train {shlex.quote(name)}` runs\n"
+        print(("\n" if shown else "") + f"# recipe {name}{where}, resolved: what "
+              f"`gptablate train {shlex.quote(name)}` runs\n"
               + load_recipe(name).to_yaml(), end="")
         shown = True
     if not shown:
