@@ -158,11 +158,16 @@ def _machine(frame: pd.DataFrame, fmt: str) -> None:
 
 
 def _mixed_notes(runs: pd.DataFrame, columns: list[str]) -> list[str]:
-    """A note for each metric among columns whose runs were scored over different numbers of examples."""
-    from gptablate.results.leaderboard import mixed_samples
+    """A note for each metric among columns with figures over part of the task (`eval --limit`), or else whose runs
+    were scored over different numbers of examples."""
+    from gptablate.results.leaderboard import mixed_samples, partial_figures
 
-    return [f"{_name(c)}: runs scored over different numbers of examples ({lo:,} to {hi:,}; `eval --limit`), "
-            "so their figures differ by more than the model" for c, (lo, hi) in mixed_samples(runs, columns).items()]
+    partial = partial_figures(runs, columns)
+    notes = [f"{_name(c)}: {k} of the {n} runs' figures {'is' if k == 1 else 'are'} over part of the task "
+             "(`eval --limit`): `gptablate eval --missing` scores them in full" for c, (k, n) in partial.items()]
+    return notes + [f"{_name(c)}: runs scored over different numbers of examples ({lo:,} to {hi:,}; `eval --limit`), "
+                    "so their figures differ by more than the model"
+                    for c, (lo, hi) in mixed_samples(runs, columns).items() if c not in partial]
 
 
 def _deltas(frame: pd.DataFrame, base_label: str | None, metrics: list[str], runs: pd.DataFrame, alpha: float,

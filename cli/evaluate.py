@@ -31,7 +31,8 @@ def eval_(
                                             "public files, e.g. arc/ARC-Easy-Test.jsonl) instead of the hub."),
     fmt: str = typer.Option("table", "--format", help="table, markdown (lm-eval style) or json."),
     missing: bool = typer.Option(False, "--missing", help="Instead of RUNS: every finished run in the results table "
-                                 "without a figure for some of the tasks, scored on those it lacks."),
+                                 "without a figure for some of the tasks (without --limit: a figure over all of the "
+                                 "task's examples), scored on those it lacks."),
     tag: Optional[str] = typer.Option(None, "--tag", help="With --missing: only the runs carrying this tag."),
 ) -> None:
     """Validation loss, WikiText-2 and LAMBADA perplexity, HellaSwag, ARC-Easy, PIQA, WinoGrande accuracy.
@@ -58,12 +59,13 @@ def eval_(
         from gptablate.eval.val import unscored
         from gptablate.results.store import ResultStore
 
-        plan, lost = unscored(ResultStore(), names, tag)
+        plan, lost = unscored(ResultStore(), names, tag, partial_counts=limit is not None)
         if lost:
             info(f"not scored, no checkpoint in their run folders: {', '.join(lost)}")
         if not plan:
             info(f"nothing to score: every finished run{f' tagged {tag!r}' if tag else ''}"
-                 f"{' with a checkpoint' if lost else ''} has a figure for {', '.join(names)}")
+                 f"{' with a checkpoint' if lost else ''} has a {'' if limit else 'full '}figure for "
+                 f"{', '.join(names)}")
             return
         info(f"scoring {len(plan)} run{'s' * (len(plan) > 1)}: "
              + "; ".join(f"{rid} ({', '.join(t)})" for rid, t in plan.items()))

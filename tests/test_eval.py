@@ -96,7 +96,7 @@ def test_loglikelihoods_equal_a_direct_computation(task):
     if not SHARED_DATA.is_dir():
         pytest.skip("no shared data")
     recipe, model = small_model(block_size=64)  # short block: long inputs get truncated on the left
-    docs = load_docs(TASKS[task], SHARED_DATA, 3 if task != "wikitext2" else 1)
+    docs = load_docs(TASKS[task], SHARED_DATA)[:3 if task != "wikitext2" else 1]
     plan = _Plan(TASKS[task], docs, 64)
     requests = plan.requests[:40]
     scored = Scorer(model.logits, 64, 50257, torch.device("cpu"), batch_size=4).score(requests)
@@ -143,7 +143,7 @@ def test_a_model_that_favours_the_gold_continuation_scores_100(task):
     if not SHARED_DATA.is_dir():
         pytest.skip("no shared data")
     recipe, _ = small_model(block_size=128)
-    docs = load_docs(TASKS[task], SHARED_DATA, 25)
+    docs = load_docs(TASKS[task], SHARED_DATA)[:25]
     plan = _Plan(TASKS[task], docs, 128)
     gold = []
     for i, (a, b) in enumerate(plan.spans):
@@ -280,3 +280,34 @@ def test_missing_scores_each_finished_run_on_the_tasks_it_lacks(prepared_corpus,
                                "run without a figure for some of the tasks")):
         refused = run_cli("eval", *args, env=env)
         assert refused.returncode == 2 and refused.stderr.strip() == f"error: {message}"
+
+
+def test_a_figure_over_part_of_a_task_is_marked_and_missing_scores_it_in_full(prepared_corpus, tmp_path):
+    """An evaluation with --limit that leaves examples out is recorded as partial: compare says so, and eval --missing
+    without --limit scores the run in full (with --limit, a partial figure counts as there)."""
+    source = shared("winogrande/dev.jsonl")
+    data = tmp_path / "evaldata" / "winogrande"  # a task of 10 examples: a full evaluation in a second
+    data.mkdir(parents=True)
+    (data / "dev.jsonl").write_text("".join(source.read_text().splitlines(keepends=True)[:10]))
+    env = {"GPTABLATE_DATA": str(prepared_corpus), "GPTABLATE_RUNS": str(tmp_path / "runs")}
+    run_cli("train", "tiny", *TINY, "--set", "train.max_iters=4", "--device", "cpu", env=env, check=True)
+    common = ["--tasks", "winogrande", "--device", "cpu", "--data-dir", str(tmp_path / "evaldata"), "--format", "json"]
+    rows = lambda: json.loads(run_cli("compare", "--by", "run", "--format", "json", env=env, check=True).stdout)
+    run = rows()[0]["run_id"]
+
+    run_cli("eval", run, "--limit", "4", *common, env=env, check=True)
+    assert rows()[0]["winogrande_acc_partial"] is True and rows()[0]["winogrande_acc_samples"] == 4
+    note = "winogrande acc: 1 of the 1 runs' figures is over part of the task (`eval --limit`)"
+    assert note in run_cli("compare", env=env, check=True).stdout
+    quick = run_cli("eval", "--missing", "--limit", "4", *common, env=env, check=True)
+    assert quick.stderr.strip().endswith("has a figure for winogrande")
+
+    full = run_cli("eval", "--missing", *common, env=env, check=True)
+    assert f"scoring 1 run: {run} (winogrande)" in full.stderr
+    assert [(r["task"], r["samples"]) for r in json.loads(full.stdout)] == [("winogrande", 10)]
+    assert rows()[0]["winogrande_acc_partial"] is False and rows()[0]["winogrande_acc_samples"] == 10
+    assert "part of the task" not in run_cli("compare", env=env, check=True).stdout
+    again = run_cli("eval", "--missing", *common, env=env, check=True)
+    assert again.stdout == "" and again.stderr.strip().endswith("has a full figure for winogrande")
+    run_cli("eval", run, "--limit", "10", *common, env=env, check=True)  # a limit that leaves nothing out: full
+    assert rows()[0]["winogrande_acc_partial"] is False

@@ -68,3 +68,25 @@ def test_a_run_whose_process_is_gone_is_not_left_running(tmp_path):
     store.update_run("gone", pid=int(dead.stdout))
     status = {r["run_id"]: r["status"] for r in store.runs()}
     assert status == {"alive": "running", "gone": "interrupted"}
+
+
+def test_a_table_of_the_first_schema_is_upgraded_in_place_with_its_rows(tmp_path):
+    """A results table written by the first gptablate (schema 1) opens with every later column added, its rows kept,
+    the new columns empty (not known then); a newer gptablate never strands an older table's runs."""
+    from gptablate.results.store import MIGRATIONS
+
+    db = tmp_path / "results.sqlite"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    conn.execute("INSERT INTO runs (run_id, recipe, arm, arm_hash, status, seed, val_loss, created_at, updated_at) "
+                 "VALUES ('old', 'tiny', 'tiny', 'abc', 'finished', 1, 4.5, 0, 0)")
+    conn.execute("INSERT INTO evals (run_id, task, metric, value, created_at) VALUES ('old', 'piqa', 'acc', 60, 0)")
+    conn.close()
+    store = ResultStore(db)
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS)
+    (run,) = store.runs()
+    assert run["run_id"] == "old" and run["val_loss"] == 4.5 and run["note"] is None
+    (ev,) = store.evals()
+    assert ev["value"] == 60 and ev["samples"] is None and ev["complete"] is None
+    assert store.add_eval("old", "piqa", "acc", 61.0, 1.0, samples=1838, complete=True) is None
+    assert [(e["value"], e["samples"], e["complete"]) for e in store.evals()] == [(61.0, 1838, 1)]

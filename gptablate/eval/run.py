@@ -37,6 +37,7 @@ class Metric:
     stderr: float | None
     samples: int
     seconds: float
+    complete: bool = True  # the task's every example: not cut by --limit
 
 
 def parse_tasks(spec: str | list[str] | None) -> list[str]:
@@ -47,7 +48,7 @@ def parse_tasks(spec: str | list[str] | None) -> list[str]:
     return names
 
 
-def load_docs(task: Task, data_dir: Path | None, limit: int | None) -> list[dict]:
+def load_docs(task: Task, data_dir: Path | None) -> list[dict]:
     if data_dir is not None:
         if not Path(data_dir).is_dir():
             raise UserError(f"--data-dir {data_dir}: no such folder")
@@ -67,7 +68,7 @@ def load_docs(task: Task, data_dir: Path | None, limit: int | None) -> list[dict
         for p in parquets:
             frame = pd.read_parquet(hub.fetch(task.repo, p, revision=PARQUET_REVISION))
             docs.extend(task.from_hub(row) for row in frame.to_dict("records"))
-    return docs[:limit] if limit else docs
+    return docs
 
 
 class _Plan:
@@ -138,14 +139,16 @@ def evaluate_model(model, recipe, tasks: list[str], device: torch.device, dinfo:
         if name == "val":
             windows = val_windows(open_dataset(data_root() / recipe.data.dataset), recipe.model.block_size,
                                   recipe.data.eval_tokens)
-            if limit:
-                windows = windows[:limit]
+            complete = not limit or limit >= len(windows)
+            windows = windows[:limit] if limit else windows
             loss = validation_loss(model, windows, bs, device, autocast, dinfo)
             if dinfo.is_main:
-                out.append(Metric("val", "loss", loss, None, len(windows), time.time() - t0))
+                out.append(Metric("val", "loss", loss, None, len(windows), time.time() - t0, complete))
             continue
         task = TASKS[name]
-        plan = _Plan(task, load_docs(task, data_dir, limit), recipe.model.block_size)
+        docs = load_docs(task, data_dir)
+        complete = not limit or limit >= len(docs)
+        plan = _Plan(task, docs[:limit] if limit else docs, recipe.model.block_size)
         scorer = Scorer(model.logits, recipe.model.block_size, recipe.model.vocab_size, device, bs, autocast)
         mine = list(range(dinfo.rank, len(plan.requests), dinfo.world_size))
         scored = scorer.score([plan.requests[i] for i in mine])
@@ -160,7 +163,7 @@ def evaluate_model(model, recipe, tasks: list[str], device: torch.device, dinfo:
                 for i, r in zip(idx, res):
                     results[i] = r
             for metric, (value, stderr) in plan.metrics(results).items():
-                out.append(Metric(name, metric, value, stderr, len(plan.docs), time.time() - t0))
+                out.append(Metric(name, metric, value, stderr, len(plan.docs), time.time() - t0, complete))
     return out
 
 
@@ -169,7 +172,7 @@ def record(store, run_id: str, metrics: list[Metric]) -> list[str]:
     figure over more samples (an evaluation with --limit never replaces a fuller one)."""
     kept = []
     for m in metrics:
-        fuller = store.add_eval(run_id, m.task, m.metric, m.value, m.stderr, samples=m.samples)
+        fuller = store.add_eval(run_id, m.task, m.metric, m.value, m.stderr, samples=m.samples, complete=m.complete)
         if fuller is not None:
             kept.append(f"{run_id}: {m.task} {m.metric} over {m.samples:,} examples not recorded: the results table "
                         f"keeps its figure over {fuller:,}")

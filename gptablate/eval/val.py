@@ -56,13 +56,20 @@ def load_run(ref: str, device: torch.device) -> LoadedRun:
     return LoadedRun(ckpt.get("run_id") or path.parent.name, path, recipe, model)
 
 
-def unscored(store: ResultStore, tasks: list[str], tag: str | None = None) -> tuple[dict[str, list[str]], list[str]]:
+def unscored(store: ResultStore, tasks: list[str], tag: str | None = None,
+             partial_counts: bool = True) -> tuple[dict[str, list[str]], list[str]]:
     """The finished runs (those carrying tag, if given) without a recorded figure for some of tasks: {run id: the
     tasks it lacks} for those whose checkpoint is there to score, and the ids of those whose is not (a run trained
-    elsewhere, or its folder removed). A figure over fewer examples (--limit) counts as recorded."""
+    elsewhere, or its folder removed). A figure over part of a task (--limit) counts as recorded only with
+    partial_counts (a quick look after a quick look has nothing to add; a full evaluation does)."""
     have: dict[str, set] = {}
+    partial: dict[str, set] = {}
     for e in store.evals():
         have.setdefault(e["run_id"], set()).add(e["task"])
+        if e["complete"] == 0:
+            partial.setdefault(e["run_id"], set()).add(e["task"])
+    if not partial_counts:
+        have = {rid: got - partial.get(rid, set()) for rid, got in have.items()}
     todo, lost = {}, []
     for run in store.runs(tag):
         if run["status"] != "finished":

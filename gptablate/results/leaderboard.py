@@ -28,22 +28,27 @@ def runs_frame(store: ResultStore, tag: str | None = None) -> pd.DataFrame:
             errors = tasks.pivot_table(index="run_id", columns="column", values="stderr", aggfunc="last")
             errors = errors.rename(columns=lambda c: c + "_stderr")
             samples = tasks.pivot_table(index="run_id", columns="column", values="samples", aggfunc="last")
+            partial = tasks.assign(partial=tasks.complete == 0).pivot_table(
+                index="run_id", columns="column", values="partial", aggfunc="max")
             for col in sorted(values.columns):
                 runs[col] = runs["run_id"].map(values[col])
                 if col + "_stderr" in errors.columns:
                     runs[col + "_stderr"] = runs["run_id"].map(errors[col + "_stderr"])
                 if col in samples.columns:
                     runs[col + "_samples"] = runs["run_id"].map(samples[col]).astype("Int64")
+                if col in partial.columns:
+                    runs[col + "_partial"] = runs["run_id"].map(partial[col]).astype("boolean")
     return runs.reset_index(drop=True)
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
     """The evaluation columns present ({task}_{metric}, with _stderr beside each); not their sample counts, nor an
-    arm's counts of runs and spread (_samples, _runs, _std)."""
+    arm's counts of runs and spread (_samples, _partial, _runs, _std)."""
     from ..eval.tasks import TASKS
 
     prefixes = tuple(f"{t}_" for t in TASKS)
-    return [c for c in frame.columns if c.startswith(prefixes) and not c.endswith(("_samples", "_runs", "_std"))]
+    return [c for c in frame.columns
+            if c.startswith(prefixes) and not c.endswith(("_samples", "_partial", "_runs", "_std"))]
 
 
 def split_metric(col: str) -> tuple[str, str]:
@@ -71,9 +76,24 @@ def check_rankable(runs: pd.DataFrame, metric: str) -> None:
 
 
 def by_run(runs: pd.DataFrame) -> pd.DataFrame:
-    """Every run, with each metric's sample count beside it ({task}_{metric}_samples)."""
+    """Every run, with each metric's sample count beside it ({task}_{metric}_samples) and whether it is over part of
+    the task ({task}_{metric}_partial: `eval --limit`; empty where not known)."""
     metrics = metric_columns(runs)
-    return runs.reindex(columns=RUN_COLUMNS + metrics + [c + "_samples" for c in metrics if c + "_samples" in runs])
+    return runs.reindex(columns=RUN_COLUMNS + metrics + [c + suffix for suffix in ("_samples", "_partial")
+                                                         for c in metrics if c + suffix in runs])
+
+
+def partial_figures(runs: pd.DataFrame, columns: list[str]) -> dict[str, tuple[int, int]]:
+    """The metrics among columns some finished run has a figure of over part of its task (`eval --limit`): how many
+    such runs, of how many with a figure."""
+    done = runs[runs.status == "finished"]
+    out = {}
+    for c in columns:
+        if c + "_partial" in done:
+            flags = done.loc[done[c].notna(), c + "_partial"]
+            if flags.fillna(False).any():
+                out[c] = (int(flags.fillna(False).sum()), len(flags))
+    return out
 
 
 def mixed_samples(runs: pd.DataFrame, columns: list[str]) -> dict[str, tuple[int, int]]:

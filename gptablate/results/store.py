@@ -74,6 +74,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN note TEXT
     """,
+    # 4: whether an evaluation took its task's every example (1) or part of them, with --limit (0); NULL: not known
+    """
+    ALTER TABLE evals ADD COLUMN complete INTEGER
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -183,20 +187,21 @@ class ResultStore:
                 raise KeyError(run_id)
 
     def add_eval(self, run_id: str, task: str, metric: str, value: float, stderr: float | None = None,
-                 samples: int | None = None) -> int | None:
+                 samples: int | None = None, complete: bool | None = None) -> int | None:
         """Record a run's metric, replacing its earlier figure unless that one was taken over more samples (an
-        evaluation with --limit never replaces a fuller one). Returns None when recorded, else the kept figure's
-        sample count."""
+        evaluation with --limit never replaces a fuller one). complete: whether it took the task's every example.
+        Returns None when recorded, else the kept figure's sample count."""
         if stderr is not None and stderr != stderr:  # NaN: no estimate
             stderr = None
         with self._write() as conn:
             cur = conn.execute(
-                "INSERT INTO evals (run_id, task, metric, value, stderr, created_at, samples) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO evals (run_id, task, metric, value, stderr, created_at, samples, complete) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (run_id, task, metric) DO UPDATE SET value = excluded.value, stderr = excluded.stderr, "
-                "created_at = excluded.created_at, samples = excluded.samples "
+                "created_at = excluded.created_at, samples = excluded.samples, complete = excluded.complete "
                 "WHERE evals.samples IS NULL OR excluded.samples IS NULL OR excluded.samples >= evals.samples",
-                (run_id, task, metric, value, stderr, time.time(), samples))
+                (run_id, task, metric, value, stderr, time.time(), samples,
+                 None if complete is None else int(complete)))
             if cur.rowcount:
                 return None
             return conn.execute("SELECT samples FROM evals WHERE run_id = ? AND task = ? AND metric = ?",
