@@ -54,6 +54,8 @@ def select(store: ResultStore, refs: list[str], statuses: list[str], tag: str | 
 
 
 def _one(rows: list[dict], ref: str, db: Path) -> dict:
+    if not ref.strip():  # as a prefix it would match every run
+        raise UserError("an empty run id: give a run id, a prefix of one, or a run folder")
     by_id = {r["run_id"]: r for r in rows}
     if ref in by_id:
         return by_id[ref]
