@@ -276,6 +276,8 @@ def test_missing_scores_each_finished_run_on_the_tasks_it_lacks(prepared_corpus,
         f"error: 1 of 2 runs not scored, each named above: {three}"]
     for args, message in ((["--missing", one], "--missing finds the runs to score itself: give it without RUNS"),
                           ([one, "--tag", "x"], "--tag picks among the runs --missing finds: give it with --missing"),
+                          ([""], "an empty run id: give a run id (a unique prefix will do), a run folder or a "
+                                 "checkpoint file"),
                           ([], "give RUNS (run ids, run folders or checkpoint files), or --missing for every finished "
                                "run without a figure for some of the tasks")):
         refused = run_cli("eval", *args, env=env)

@@ -72,6 +72,9 @@ def resolve_run_dir(ref: str, what: str = "a run folder") -> Path:
 
     `what` names the other things the caller would have accepted, for the error message.
     """
+    if not ref.strip():  # as a prefix it would match every run
+        others = "" if what == "a run folder" else f" or {what}"
+        raise UserError(f"an empty run id: give a run id (a unique prefix will do), a run folder{others}")
     p = Path(ref)
     if (p / RECIPE_FILE).is_file():
         return p.resolve()
