@@ -297,7 +297,8 @@ def test_a_figure_over_part_of_a_task_is_marked_and_missing_scores_it_in_full(pr
     rows = lambda: json.loads(run_cli("compare", "--by", "run", "--format", "json", env=env, check=True).stdout)
     run = rows()[0]["run_id"]
 
-    run_cli("eval", run, "--limit", "4", *common, env=env, check=True)
+    quick = run_cli("eval", run, "--limit", "4", *common, env=env, check=True)
+    assert [(r["samples"], r["total"]) for r in json.loads(quick.stdout)] == [(4, 10)]
     assert rows()[0]["winogrande_acc_partial"] is True and rows()[0]["winogrande_acc_samples"] == 4
     note = "winogrande acc: 1 of the 1 runs' figures is over part of the task (`eval --limit`)"
     assert note in run_cli("compare", env=env, check=True).stdout

@@ -37,7 +37,11 @@ class Metric:
     stderr: float | None
     samples: int
     seconds: float
-    complete: bool = True  # the task's every example: not cut by --limit
+    total: int | None = None  # the task's examples (samples is fewer where --limit cut them)
+
+    @property
+    def complete(self) -> bool:
+        return self.total is None or self.samples >= self.total
 
 
 def parse_tasks(spec: str | list[str] | None) -> list[str]:
@@ -139,15 +143,14 @@ def evaluate_model(model, recipe, tasks: list[str], device: torch.device, dinfo:
         if name == "val":
             windows = val_windows(open_dataset(data_root() / recipe.data.dataset), recipe.model.block_size,
                                   recipe.data.eval_tokens)
-            complete = not limit or limit >= len(windows)
+            total = len(windows)
             windows = windows[:limit] if limit else windows
             loss = validation_loss(model, windows, bs, device, autocast, dinfo)
             if dinfo.is_main:
-                out.append(Metric("val", "loss", loss, None, len(windows), time.time() - t0, complete))
+                out.append(Metric("val", "loss", loss, None, len(windows), time.time() - t0, total))
             continue
         task = TASKS[name]
         docs = load_docs(task, data_dir)
-        complete = not limit or limit >= len(docs)
         plan = _Plan(task, docs[:limit] if limit else docs, recipe.model.block_size)
         scorer = Scorer(model.logits, recipe.model.block_size, recipe.model.vocab_size, device, bs, autocast)
         mine = list(range(dinfo.rank, len(plan.requests), dinfo.world_size))
@@ -163,7 +166,7 @@ def evaluate_model(model, recipe, tasks: list[str], device: torch.device, dinfo:
                 for i, r in zip(idx, res):
                     results[i] = r
             for metric, (value, stderr) in plan.metrics(results).items():
-                out.append(Metric(name, metric, value, stderr, len(plan.docs), time.time() - t0, complete))
+                out.append(Metric(name, metric, value, stderr, len(plan.docs), time.time() - t0, len(docs)))
     return out
 
 
@@ -189,7 +192,7 @@ def report(metrics: list[Metric], run_id: str, fmt: str) -> str:
         return f"run {run_id}\n\n" + "\n".join(lines)
     rows = [f"{run_id}  {m.task:<10} {m.metric:<16} {m.value:10.4f}"
             + (f" ± {m.stderr:.4f}" if m.stderr is not None and math.isfinite(m.stderr) else "")
-            + f"   (n={m.samples}, {m.seconds:.1f}s)" for m in metrics]
+            + f"   (n={m.samples}{'' if m.complete else f' of {m.total}'}, {m.seconds:.1f}s)" for m in metrics]
     return "\n".join(rows)
 
 
@@ -199,5 +202,6 @@ def render(results: list[tuple[str, list[Metric]]], fmt: str) -> str:
         import json
 
         return json.dumps([{"run_id": rid, "task": m.task, "metric": m.metric, "value": m.value, "stderr": m.stderr,
-                            "samples": m.samples, "seconds": m.seconds} for rid, ms in results for m in ms], indent=2)
+                            "samples": m.samples, "total": m.total, "seconds": m.seconds}
+                           for rid, ms in results for m in ms], indent=2)
     return "\n\n".join(report(ms, rid, fmt) for rid, ms in results)
