@@ -52,10 +52,9 @@ def rm(
             raise UserError(f"this would remove {what}: add --yes to remove them (no terminal to ask on)")
         if not typer.confirm(f"Remove {what}?", default=False):
             print("nothing removed")
-            raise typer.Exit(1)
+            return
     left = execute(store, removal)
     print(f"removed {what} from {store.path}")
     if left:
         print(f"could not delete: {', '.join(left)} (no longer in the table: delete by hand)", file=sys.stderr)
         raise typer.Exit(1)
-

@@ -86,8 +86,9 @@ def gpu_slots(gpus_per_run: int, device: str | None) -> list[str | None]:
 
 def execute(jobs: list[Job], gpus_per_run: int, device: str | None, say=print,
             store: ResultStore | None = None) -> dict[str, int]:
-    """Run the jobs over the slots; returns each job's exit status (by its description). Each run's output goes to a
-    temporary file (a pipe read only at the end would fill and stop the run), whose last line is shown if it fails."""
+    """Run the jobs over the slots; returns each job's exit status (by its description). Each run's stderr (its log
+    lines, its error) goes to a temporary file, whose last line is shown if it fails: a pipe read only at the end
+    would fill and stop the run."""
     slots = gpu_slots(gpus_per_run, device)
     queue = [j for j in jobs if j.action != "skip"]
     running: dict[int, tuple[subprocess.Popen, Job, object, float]] = {}
@@ -102,16 +103,16 @@ def execute(jobs: list[Job], gpus_per_run: int, device: str | None, say=print,
             if devices is not None:
                 env["CUDA_VISIBLE_DEVICES"] = devices
             say(f"start  {describe(job)}" + (f" on GPU {devices}" if devices else ""))
-            output = tempfile.TemporaryFile("w+", prefix="gptablate-sweep-")
-            proc = subprocess.Popen(cmd, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
-            running[slot] = (proc, job, output, time.time())
+            errors = tempfile.TemporaryFile("w+", prefix="gptablate-sweep-")
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=errors, text=True)
+            running[slot] = (proc, job, errors, time.time())
         time.sleep(0.2)
-        for slot, (proc, job, output, started) in list(running.items()):
+        for slot, (proc, job, errors, started) in list(running.items()):
             if proc.poll() is None:
                 continue
-            output.seek(0)
-            lines = output.read().strip().splitlines()
-            output.close()
+            errors.seek(0)
+            lines = errors.read().strip().splitlines()
+            errors.close()
             results[describe(job)] = proc.returncode
             if proc.returncode == 0:
                 say(f"done   {describe(job)}{_outcome(job, started, store)}")
