@@ -3,6 +3,7 @@ import sqlite3
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from gptablate.errors import UserError
@@ -88,5 +89,9 @@ def test_a_table_of_the_first_schema_is_upgraded_in_place_with_its_rows(tmp_path
     assert run["run_id"] == "old" and run["val_loss"] == 4.5 and run["note"] is None
     (ev,) = store.evals()
     assert ev["value"] == 60 and ev["samples"] is None and ev["complete"] is None
+    from gptablate.results.leaderboard import runs_frame
+
+    frame = runs_frame(store)
+    assert frame.loc[0, "piqa_acc"] == 60 and frame.loc[0, "piqa_acc_partial"] is pd.NA  # not known, not False
     assert store.add_eval("old", "piqa", "acc", 61.0, 1.0, samples=1838, complete=True) is None
     assert [(e["value"], e["samples"], e["complete"]) for e in store.evals()] == [(61.0, 1838, 1)]

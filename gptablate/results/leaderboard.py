@@ -28,8 +28,9 @@ def runs_frame(store: ResultStore, tag: str | None = None) -> pd.DataFrame:
             errors = tasks.pivot_table(index="run_id", columns="column", values="stderr", aggfunc="last")
             errors = errors.rename(columns=lambda c: c + "_stderr")
             samples = tasks.pivot_table(index="run_id", columns="column", values="samples", aggfunc="last")
-            partial = tasks.assign(partial=tasks.complete == 0).pivot_table(
-                index="run_id", columns="column", values="partial", aggfunc="max")
+            # 1 where the figure is over part of its task, 0 over all of it, NaN not known (recorded before schema 4)
+            partial = tasks.assign(partial=tasks.complete.map({0: 1.0, 1: 0.0})).pivot_table(
+                index="run_id", columns="column", values="partial", aggfunc="max", dropna=False)
             for col in sorted(values.columns):
                 runs[col] = runs["run_id"].map(values[col])
                 if col + "_stderr" in errors.columns:
