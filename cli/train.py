@@ -63,6 +63,7 @@ def train(
         if any(s.split("=", 1)[0].strip() == "train.seed" for s in set_):
             raise UserError("--seeds N trains seeds 1..N: leave out --set train.seed")
     from gptablate.results.store import ResultStore
+    from gptablate.train.sweep import same_seed
 
     earlier = ResultStore().runs()
     worst = 0
@@ -71,8 +72,7 @@ def train(
         preflight(r, gpus * nnodes)
         if seed == 1:
             print("# resolved recipe\n" + r.to_yaml(), flush=True)
-        done = [x["run_id"] for x in earlier
-                if x["arm_hash"] == r.arm_hash() and x["seed"] == r.train.seed and x["status"] == "finished"]
+        done = [x["run_id"] for x in same_seed(earlier, r) if x["status"] == "finished"]
         if done:
             info(f"seed {r.train.seed} of {r.arm_label()} already finished as {', '.join(done)}: this run repeats it "
                  "(compare takes a seed's runs as one, their mean; `gptablate sweep` skips finished seeds)")

@@ -57,7 +57,7 @@ def plan(recipes: list[str], seeds: int | None, overrides: list[str], gpus_per_r
         for seed in (range(1, seeds + 1) if seeds else [None]):
             r = load_recipe(ref, list(overrides) + ([f"train.seed={seed}"] if seed is not None else []))
             preflight(r, gpus_per_run)
-            same = [x for x in runs if x["arm_hash"] == r.arm_hash() and x["seed"] == r.train.seed]
+            same = same_seed(runs, r)
             done = [x for x in same if x["status"] in ("finished", "diverged")]
             resumable = [x for x in same if x["status"] in ("interrupted", "failed")
                          and x["run_dir"] and latest_train_state(Path(x["run_dir"])) is not None]
@@ -71,6 +71,12 @@ def plan(recipes: list[str], seeds: int | None, overrides: list[str], gpus_per_r
                 job.action, job.run_id, job.why = "resume", resumable[-1]["run_id"], "from its newest checkpoint"
             jobs.append(job)
     return jobs
+
+
+def same_seed(runs: list[dict], recipe) -> list[dict]:
+    """The runs (results-table rows) of this recipe's arm at its seed: the runs that training it again would repeat."""
+    arm = recipe.arm_hash()  # once: a hash of the resolved recipe
+    return [x for x in runs if x["arm_hash"] == arm and x["seed"] == recipe.train.seed]
 
 
 def gpu_slots(gpus_per_run: int, device: str | None) -> list[str | None]:
