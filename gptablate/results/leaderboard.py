@@ -192,20 +192,21 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
         finished = g[g.status == "finished"]
         done = finished[finished[metric].notna()]
         has = {c: finished[finished[c].notna()] for c in metric_columns(g) if not c.endswith("_stderr")}
+        seeds = {c: _per_seed(finished, c) for c in ["val_loss", *has]}  # each metric per seed, once
         counts = g.status.value_counts()
         rows.append({
             "arm": g.arm.iloc[0], "arm_hash": arm_hash, "budget": g.budget.iloc[0],
             "runs": len(done), "seeds": ",".join(str(s) for s in sorted(done.seed.dropna().astype(int).unique())),
-            "val_loss": _per_seed(finished, "val_loss").mean(), "val_loss_std": _std(_per_seed(finished, "val_loss")),
+            "val_loss": seeds["val_loss"].mean(), "val_loss_std": _std(seeds["val_loss"]),
             "tokens": int(g.tokens.max()) if g.tokens.notna().any() else 0,
             "status": ", ".join(f"{n} {s}" for s, n in counts.items()),
-            **{c: _per_seed(h, c).mean() for c, h in has.items()},
+            **{c: seeds[c].mean() for c in has},
             **{c + "_stderr": _pooled_stderr(h, c + "_stderr") for c, h in has.items() if c + "_stderr" in h},
             **{c + "_runs": len(h) for c, h in has.items()},
-            **({metric + "_std": _std(_per_seed(done, metric))} if metric != "val_loss" else {}),
+            **({metric + "_std": _std(seeds[metric])} if metric != "val_loss" else {}),
             "finished": len(finished), "first_seen": g.created_at.min(),
             "norm": g.norm.iloc[0], "block": g.block.iloc[0], "residual": g.residual.iloc[0],
-            "_by_seed": _per_seed(done, metric).to_dict(),
+            "_by_seed": seeds[metric].to_dict(),
         })
     arms = pd.DataFrame(rows)
     # Two recipes edited between runs can share a label; the hash tells them apart.
