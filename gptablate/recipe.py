@@ -400,13 +400,7 @@ def split_arm(ref: str) -> tuple[str, list[str]]:
     m = ARM_REF.fullmatch(ref)
     if m is None or Path(ref).is_file():
         return ref, []
-    items = [item.strip() for item in NEXT_OVERRIDE.split(m["inner"])]
-    for item in items:
-        key = item.split("=", 1)[0].strip()
-        if "=" not in item or not key or any(not part for part in key.split(".")):
-            raise UserError(f"recipe {ref!r}: {item!r} is not KEY=VALUE; an arm is written as compare labels it, "
-                            "NAME[key=value,...], e.g. tiny[train.lr=0.001,arch.norm=rmsnorm]")
-    return m["name"], items
+    return m["name"], [item.strip() for item in NEXT_OVERRIDE.split(m["inner"])]
 
 
 def load_recipe(ref: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
@@ -417,7 +411,13 @@ def load_recipe(ref: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     raw, origin = _load_raw(path)
     parsed = []
     for o, source in [*((o, label) for o in own), *((o, "--set") for o in overrides)]:
-        key, value = parse_override(o)
+        try:
+            key, value = parse_override(o)
+        except UserError:  # its message speaks of --set
+            if source == "--set":
+                raise
+            raise UserError(f"recipe {label!r}: {o!r} is not KEY=VALUE; an arm is written as compare labels it, "
+                            "NAME[key=value,...], e.g. tiny[train.lr=0.001,arch.norm=rmsnorm]") from None
         _set_path(raw, key, value)
         origin[key] = Path(source)
         parsed.append((key, value))
