@@ -107,8 +107,8 @@ def compare(
         at = view.index("val_loss")
         view[at:at] = [ranked, ranked + "_std"] if by == "arm" else [ranked]
     view = view + [c for c in HEADLINE_METRICS if c in frame.columns and c not in view]
-    notes = _mixed_notes(runs, [c for c in view if c in metric_columns(runs)])
-    if by == "arm" and any(_partial(c, row) for c in view for _, row in frame.iterrows()):
+    notes = _sample_notes(runs, [c for c in view if c in metric_columns(runs)])
+    if by == "arm" and any(_over_some_runs(c, row) for c in view for _, row in frame.iterrows()):
         notes.append("*: a mean over only those of the arm's finished runs that were evaluated on the task "
                      "(`gptablate eval --missing` scores the others; csv and json give each count as {metric}_runs)")
     if fmt in ("table", "markdown") and not runs.empty:
@@ -157,7 +157,7 @@ def _machine(frame: pd.DataFrame, fmt: str) -> None:
           end="" if fmt == "csv" else "\n")
 
 
-def _mixed_notes(runs: pd.DataFrame, columns: list[str]) -> list[str]:
+def _sample_notes(runs: pd.DataFrame, columns: list[str]) -> list[str]:
     """A note for each metric among columns with figures over part of the task (`eval --limit`), or else whose runs
     were scored over different numbers of examples."""
     from gptablate.results.leaderboard import mixed_samples, partial_figures
@@ -180,7 +180,7 @@ def _deltas(frame: pd.DataFrame, base_label: str | None, metrics: list[str], run
     for m in shown:
         display[m] = [_delta_cell(m, row) for _, row in frame.iterrows()]
     holm = ", p adjusted for the arms compared, metric by metric (Holm)" if adjust == "holm" else ""
-    notes = _mixed_notes(runs, shown)
+    notes = _sample_notes(runs, shown)
     notes.append(f"Δ against the baseline, whose own row gives its figures: ✓ better, ✗ worse at p < {alpha:g} "
                  f"(paired t-test over the seeds both share{holm}); unmarked: within noise; ?: no noise estimate "
                  "(one shared seed, or none)")
@@ -232,7 +232,7 @@ def _in(ranked: str) -> str:
     return "" if ranked == "val_loss" else f" in {_name(ranked)}"
 
 
-def _partial(col: str, row) -> bool:
+def _over_some_runs(col: str, row) -> bool:
     """Whether an arm's figure in col is a mean over fewer of its finished runs than it has."""
     counted = row.get(col + "_runs")
     return counted is not None and counted == counted and 0 < counted < row["finished"]
@@ -277,7 +277,7 @@ def _cell(col: str, v, ranked: str = "val_loss") -> str:
 
 def _shown(col: str, row, ranked: str) -> str:
     """A cell as the table and markdown show it: marked * where it is a mean over some of the arm's runs."""
-    return _cell(col, row[col], ranked) + ("*" if _partial(col, row) else "")
+    return _cell(col, row[col], ranked) + ("*" if _over_some_runs(col, row) else "")
 
 
 def _markdown(frame: pd.DataFrame, cols: list[str], ranked: str) -> str:
