@@ -26,15 +26,15 @@ def train(
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Train seeds 1..N of the recipe, one run each."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped run (its id or folder) from its newest checkpoint."),
-    nnodes: int = typer.Option(1, "--nnodes", help="Nodes in a multi-node job (torchrun)."),
-    node_rank: int = typer.Option(0, "--node-rank", help="This node's rank in a multi-node job."),
+    nnodes: int = typer.Option(1, "--nnodes", help="Nodes: start the same command on each (torchrun, c10d)."),
     rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of the rendezvous, multi-node."),
 ) -> None:
     """Train a recipe and record the run in the results table. Exit 3 if the divergence guard stopped it."""
     import torch  # here, not at the top: the other commands and --help start without torch
 
     from gptablate.train.engine import resolve_device
-    from gptablate.train.launch import RECIPE_FILE, create_run_dir, preflight, resolve_run_dir, resume_preflight
+    from gptablate.train.launch import (RECIPE_FILE, create_run_dir, discard_unrecorded, preflight, resolve_run_dir,
+                                        resume_preflight)
 
     dev = resolve_device(device)
     if dev not in ("cpu", "cuda"):
@@ -46,7 +46,7 @@ def train(
             raise UserError("--device cuda: no CUDA GPU is visible here; use --device cpu")
         if gpus > torch.cuda.device_count():
             raise UserError(f"--gpus {gpus}: only {torch.cuda.device_count()} GPU(s) visible")
-    multi = dict(nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
+    multi = dict(nnodes=nnodes, rdzv_endpoint=rdzv_endpoint)
     if resume is not None:
         if recipe or set_ or seeds:
             raise UserError("--resume continues a run with its own saved recipe: give no RECIPE, --set or --seeds")
@@ -83,6 +83,8 @@ def train(
             if e.exit_code != EXIT_DIVERGED or seeds is None:
                 raise
             worst = EXIT_DIVERGED  # one diverged seed does not stop the others
+        finally:
+            discard_unrecorded(run_dir, run_id)
     if worst:
         raise typer.Exit(worst)
 
@@ -90,7 +92,7 @@ def train(
 def _run(r, run_id: str, run_dir: Path, dev: str, gpus: int, multi: dict, resume: bool = False) -> None:
     from gptablate.results.store import ResultStore
     from gptablate.train.engine import Diverged, train as train_run
-    from gptablate.train.launch import launch_distributed
+    from gptablate.train.launch import joined_run, launch_distributed
 
     if gpus * multi["nnodes"] == 1:
         try:
@@ -99,7 +101,10 @@ def _run(r, run_id: str, run_dir: Path, dev: str, gpus: int, multi: dict, resume
             print(f"run {run_id} {e}", file=sys.stderr)
             raise typer.Exit(EXIT_DIVERGED)
     else:
-        rc = launch_distributed(run_dir, run_id, gpus, dev, resume=resume, **multi)
+        try:
+            rc = launch_distributed(run_dir, run_id, gpus, dev, resume=resume, **multi)
+        finally:  # several nodes: the run is rank 0's, whichever node holds it
+            run_id, run_dir = joined_run(run_dir, run_id)
         if rc != 0:
             row = ResultStore().get_run(run_id)
             if row and row["status"] == "diverged":
@@ -107,4 +112,4 @@ def _run(r, run_id: str, run_dir: Path, dev: str, gpus: int, multi: dict, resume
                 raise typer.Exit(EXIT_DIVERGED)
             print(f"run {run_id}: torchrun exited with status {rc}", file=sys.stderr)
             raise typer.Exit(rc if rc in (2, 130) else 1)
-    print(f"run {run_id} finished: {run_dir}")
+    print(f"run {run_id} finished: {run_dir or 'its folder is on the node of rank 0'}")

@@ -1,6 +1,11 @@
 """A 2-rank gloo DDP run gives the per-step losses of a 1-rank run at the same batch_size."""
 
 import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
 
 from conftest import TINY, run_cli
 
@@ -70,3 +75,55 @@ def test_compiled_ranks_split_or_whole_graph(prepared_corpus, tmp_path):
     for r in (split[-1], whole[-1]):
         assert abs(r["val_loss"] - eager[-1]["val_loss"]) < 1e-4, (r, eager[-1])
     assert split[-1]["train_loss"] < split[0]["train_loss"]
+
+
+def _two_nodes(env, node_args, timeout=300):
+    """`gptablate train` started on two "nodes" at once (two processes of this machine meeting at one c10d
+    rendezvous), each with its own arguments: [(exit status, stdout, stderr)] in the order given."""
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen([sys.executable, "-m", "gptablate_cli.main", *args, "--device", "cpu", "--nnodes", "2",
+                               "--rdzv-endpoint", f"127.0.0.1:{port}"], env={**os.environ, **env},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args in node_args]
+    try:
+        outputs = [p.communicate(timeout=timeout) for p in procs]
+        return [(p.returncode, *output) for p, output in zip(procs, outputs)]
+    finally:
+        for p in procs:
+            p.kill()
+
+
+def test_two_nodes_train_one_run(prepared_corpus, tmp_path):
+    """Each node's `train` makes a run folder before the ranks meet, and the rendezvous, not the order of start,
+    decides which node holds rank 0: both nodes name rank 0's run, and its folder is the only one left."""
+    env = {"GPTABLATE_DATA": str(prepared_corpus), "GPTABLATE_RUNS": str(tmp_path / "runs")}  # a shared runs folder
+    args = ["train", "tiny", *TINY, "--set", "train.max_iters=4", "--set", "train.micro_batch=2",
+            "--set", "data.eval_interval=4"]
+    results = _two_nodes(env, [args, args])
+    for code, out, err in results:
+        assert code == 0, err
+        assert "Traceback" not in err, err
+    named = [out.strip().splitlines()[-1] for _, out, _ in results]
+    (run,) = [d for d in (tmp_path / "runs").iterdir() if d.is_dir()]
+    assert named == [f"run {run.name} finished: {run}"] * 2, named
+    assert (run / "checkpoint.pt").is_file()
+    with sqlite3.connect(tmp_path / "runs" / "results.sqlite") as db:
+        assert db.execute("SELECT run_id, status, world_size FROM runs").fetchall() == [(run.name, "finished", 2)]
+
+
+def test_nodes_started_with_different_recipes_stop_with_one_line(prepared_corpus, tmp_path):
+    """Ranks built from different recipes would wait on each other for ever: every node stops with exit status 2 and
+    one line naming the keys that differ, torchrun's traceback unsaid, and leaves no run folder or row behind."""
+    env = {"GPTABLATE_DATA": str(prepared_corpus), "GPTABLATE_RUNS": str(tmp_path / "runs")}
+    args = ["train", "tiny", *TINY, "--set", "train.max_iters=4", "--set", "train.micro_batch=2"]
+    for code, out, err in _two_nodes(env, [args, [*args, "--set", "train.lr=0.001"]]):
+        assert code == 2, err
+        assert "Traceback" not in err and "ChildFailedError" not in err, err
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, err
+        assert "differs from rank 0's" in errors[0] and "train.lr" in errors[0], errors
+        assert "same RECIPE and --set" in errors[0]
+    assert not [d for d in (tmp_path / "runs").iterdir() if d.is_dir()]
+    with sqlite3.connect(tmp_path / "runs" / "results.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (0,)

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -97,6 +98,53 @@ def init_distributed(device_type: str) -> tuple[DistInfo, torch.device]:
         else:
             dist.init_process_group("gloo")
     return info_, device
+
+
+_UNSET = object()
+
+
+def _leaves(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_leaves(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def agree_on_run(recipe: Recipe, run_id: str, run_dir: Path, dinfo: DistInfo) -> str:
+    """The run the ranks train: rank 0's. Every rank's recipe must be rank 0's.
+
+    Several nodes each start their own `gptablate train`, which resolves its own command line and makes its own run
+    folder before the ranks meet (torchrun's c10d rendezvous decides which node holds rank 0).
+    Ranks built from different recipes would train different models and wait on each other for ever, so each one's
+    resolved recipe (the order of its --set items aside) is checked against rank 0's, and every rank stops with the
+    same one-line error. A node whose own folder is not the run's is told the run's id in it (WORKER_RUN)."""
+    from .launch import WORKER_RUN
+
+    mine = recipe.to_dict()
+    mine.pop("overrides", None)  # --set a=1 --set b=2 and --set b=2 --set a=1 train the same
+    if recipe.plugins:  # a plug-in by its name and code: the nodes' checkouts may sit in different folders
+        mine["plugins"] = recipe.science()["plugins"]
+    everyone: list = [None] * dinfo.world_size
+    dist.all_gather_object(everyone, (run_id, mine, socket.gethostname()))
+    first_id, first, first_host = everyone[0]
+    for rank, (_, theirs, host) in enumerate(everyone):
+        if theirs != first:
+            a, b = _leaves(first), _leaves(theirs)
+            keys = sorted(k for k in a.keys() | b.keys() if a.get(k, _UNSET) != b.get(k, _UNSET))
+            shown = ", ".join(f"{k} ({_said(b, k)} against {_said(a, k)})" for k in keys[:4])
+            more = " …" if len(keys) > 4 else ""
+            raise UserError(f"the recipe of rank {rank} (on {host}) differs from rank 0's (on {first_host}) in "
+                            f"{shown}{more}: start every node with the same RECIPE and --set")
+    if first_id != run_id and dinfo.local_rank == 0:
+        atomic_write_text(run_dir / WORKER_RUN, first_id)
+    return first_id
+
+
+def _said(leaves: dict, key: str) -> str:
+    return repr(leaves[key]) if key in leaves else "unset"
 
 
 def auto_micro_batch(cfg: GPTConfig, per_rank: int, device: torch.device, n_params: int,
@@ -436,6 +484,8 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
     dinfo, device = init_distributed(device_type)
     t_start = time.time()
     run_dir = Path(run_dir)
+    if dinfo.enabled:
+        run_id = agree_on_run(recipe, run_id, run_dir, dinfo)
     log: RunLog | None = None
     sinks: MetricSinks | None = None
     registered = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +17,8 @@ from ..paths import RECIPE_FILE, atomic_write_text, data_root, runs_root
 from ..recipe import Recipe, plan_batch
 
 WORKER_ERROR = ".worker_error"  # a torchrun rank's user error, for the launcher to report as one line
+WORKER_RUN = ".worker_run"  # on a node whose ranks trained another node's run (multi-node): that run's id
+BOOKKEEPING = {RECIPE_FILE, WORKER_ERROR, WORKER_RUN}  # what a run folder holds before its run is recorded
 
 
 def new_run_id(recipe: Recipe) -> str:
@@ -67,6 +70,35 @@ def create_run_dir(recipe: Recipe) -> tuple[str, Path]:
     raise RuntimeError("could not create a unique run directory")
 
 
+def joined_run(run_dir: Path, run_id: str) -> tuple[str, Path | None]:
+    """The run this node's ranks trained, and its folder where this node sees one.
+
+    On a node other than rank 0's (multi-node) the ranks trained rank 0's run, not the one this node made a folder
+    for before they met; that folder, holding nothing but its recipe, is removed."""
+    told = run_dir / WORKER_RUN
+    if not told.is_file():
+        return run_id, run_dir
+    theirs = told.read_text().strip()
+    if {p.name for p in run_dir.iterdir()} <= BOOKKEEPING:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    folder = run_dir.parent / theirs
+    return theirs, folder if (folder / RECIPE_FILE).is_file() else None
+
+
+def discard_unrecorded(run_dir: Path, run_id: str) -> None:
+    """Remove a new run's folder if the run never reached the results table and the folder holds only its recipe:
+    a run stopped before its first step (a user error found by the ranks, an interrupt) leaves nothing behind."""
+    from ..results.store import ResultStore
+
+    try:
+        if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= BOOKKEEPING:
+            return
+        if ResultStore().get_run(run_id) is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    except (OSError, UserError):
+        pass  # the error that stopped the run is the one to report
+
+
 def resolve_run_dir(ref: str, what: str = "a run folder") -> Path:
     """A run folder, or a run id (a unique prefix will do) under the runs root.
 
@@ -87,14 +119,14 @@ def resolve_run_dir(ref: str, what: str = "a run folder") -> Path:
     raise UserError(f"'{ref}' is neither {what} nor a run under {root} (see `gptablate compare --by run`)")
 
 
-def torchrun(module: str, args: list[str], nproc: int, nnodes: int = 1, node_rank: int = 0,
-             rdzv_endpoint: str | None = None) -> list[str]:
-    """`python -m torch.distributed.run ... -m MODULE ARGS`: standalone on one node, c10d across several."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
+def torchrun(module: str, args: list[str], nproc: int, nnodes: int = 1, rdzv_endpoint: str | None = None) -> list[str]:
+    """`python -m torch.distributed.run ... -m MODULE ARGS` (through gptablate.train.torchrun, which leaves a rank's
+    reported failure to the rank): standalone on one node, c10d across several."""
+    cmd = [sys.executable, "-m", "gptablate.train.torchrun", f"--nproc-per-node={nproc}"]
     if nnodes > 1:
         if not rdzv_endpoint:
             raise UserError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (the same on every node)")
-        cmd += [f"--nnodes={nnodes}", f"--node-rank={node_rank}", "--rdzv-backend=c10d",
+        cmd += [f"--nnodes={nnodes}", "--rdzv-backend=c10d",
                 f"--rdzv-endpoint={rdzv_endpoint}"]
     else:
         cmd += ["--standalone"]

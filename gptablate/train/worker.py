@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import Interrupted, UserError
+from ..paths import atomic_write_text
 from ..recipe import recipe_from_dict
 from .engine import Diverged, train
 from .heap import freeze_for_exit
@@ -34,11 +35,10 @@ def main(argv=None) -> int:
         print(f"run {args.run_id} {e}", file=sys.stderr)
         return 3
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        try:  # the launcher prints it as the one line the user sees
-            (run_dir / WORKER_ERROR).write_text(str(e))
+        try:  # the launcher prints it as the one line the user sees (every rank that stops on it writes the same)
+            atomic_write_text(run_dir / WORKER_ERROR, str(e))
         except OSError:
-            pass
+            print(f"error: {e}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Interrupted):
         return 130
