@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import List, Optional
 
@@ -78,7 +79,12 @@ def eval_(
                             ("--limit", limit)):
             if value is not None:
                 args += [flag, str(value)]
-        rc = subprocess.run(torchrun("gptablate.eval.worker", args, gpus), env=worker_env(gpus)).returncode
+        with tempfile.TemporaryDirectory(prefix="gptablate-eval-") as scratch:
+            error = Path(scratch) / "error"
+            rc = subprocess.run(torchrun("gptablate.eval.worker", args + ["--error-file", str(error)], gpus),
+                                env=worker_env(gpus)).returncode
+            if rc and error.is_file():
+                raise UserError(error.read_text().strip())
         if rc:
             raise typer.Exit(rc if rc in (2, 130) else 1)
         return

@@ -225,6 +225,18 @@ def test_sharded_over_two_ranks_gives_the_same_numbers(trained_run):
         assert abs(a["value"] - b["value"]) < 1e-4 * max(1.0, abs(a["value"]))
 
 
+def test_a_user_error_on_two_ranks_is_one_line(trained_run, tmp_path):
+    """Every rank stops on the broken checkpoint; the user reads its line once, with no launcher traceback."""
+    env, run_dir = trained_run
+    broken = tmp_path / "checkpoint.pt"
+    broken.write_bytes((run_dir / "checkpoint.pt").read_bytes()[:1000])
+    p = run_cli("eval", str(broken), "--tasks", "val", "--device", "cpu", "--gpus", "2", env=env)
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr and "ChildFailedError" not in p.stderr, p.stderr
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {broken}: not a readable gptablate checkpoint (RuntimeError)"], p.stderr
+
+
 def test_train_runs_the_recipes_eval_tasks_at_the_end(prepared_corpus, tmp_path):
     if not SHARED_DATA.is_dir():
         pytest.skip("no shared data")
