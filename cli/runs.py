@@ -1,4 +1,4 @@
-"""`gptablate rm RUN... | --status S --tag T --arm A [--keep-files] [--yes] [--force]`."""
+"""`gptablate rm RUN... | --status S --tag T --arm A [--keep-files] [--dry-run] [--yes] [--force]`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def rm(
                                       "compare shows it)."),
     keep_files: bool = typer.Option(False, "--keep-files", help="Take the runs out of the table only; their folders "
                                     "stay."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
     force: bool = typer.Option(False, "--force", help="Also remove runs marked running on another host (whose "
                                "process cannot be checked from here)."),
@@ -47,6 +48,9 @@ def rm(
     if removal.folders:
         k = len(removal.folders)
         what += f" and {k} folder{'s' * (k > 1)} ({amount(removal.size(), 'bytes')})"
+    if dry_run:
+        print(f"would remove {what} (--dry-run: nothing removed)")
+        return
     if not yes:
         if not sys.stdin.isatty():
             raise UserError(f"this would remove {what}: add --yes to remove them (no terminal to ask on)")

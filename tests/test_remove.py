@@ -43,6 +43,11 @@ def test_rm_removes_the_picked_runs_rows_evals_and_folders_only_when_confirmed(r
     refused = run_cli("rm", A)  # no terminal to ask on: nothing happens without --yes
     assert refused.returncode == 2 and "add --yes" in refused.stderr and A in refused.stdout
     assert _left(store) == set(RUNS) and (runs_root / A).is_dir()
+    for args in ([A], [A, "--yes"]):
+        shown = run_cli("rm", *args, "--dry-run")
+        assert shown.returncode == 0 and A in shown.stdout, shown.stderr
+        assert "would remove 1 run and 1 folder (" in shown.stdout and "nothing removed" in shown.stdout
+    assert _left(store) == set(RUNS) and (runs_root / A / "checkpoint.pt").is_file()
 
     ambiguous = run_cli("rm", "20261125-1001", "-y")
     assert ambiguous.returncode == 0, ambiguous.stderr  # a unique prefix: B
