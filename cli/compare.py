@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FORMATS = ("table", "markdown", "csv", "json")
-HEADERS = {"rank": "#", "arm": "arm", "runs": "runs", "seeds": "seeds", "val_loss": "val loss ↓",
+HEADERS = {"rank": "#", "arm": "arm", "n_params": "params", "runs": "runs", "seeds": "seeds", "val_loss": "val loss ↓",
            "val_loss_std": "± std", "delta": "Δ vs base", "delta_stderr": "± se", "p_value": "p",
            "p_adjusted": "p (Holm)",
            "verdict": "verdict", "tokens": "tokens", "status": "status", "budget": "budget",
@@ -27,7 +27,7 @@ HEADERS = {"rank": "#", "arm": "arm", "runs": "runs", "seeds": "seeds", "val_los
 # The studies' headline number per task, shown in the table views (csv and json carry them all).
 HEADLINE_METRICS = ["wikitext2_word_perplexity", "lambada_perplexity", "lambada_acc", "hellaswag_acc_norm",
                     "arc_easy_acc", "piqa_acc", "winogrande_acc"]
-TABLE_ARM = ["rank", "arm", "runs", "seeds", "val_loss", "val_loss_std", "delta", "delta_stderr", "p_value",
+TABLE_ARM = ["rank", "arm", "n_params", "runs", "seeds", "val_loss", "val_loss_std", "delta", "delta_stderr", "p_value",
              "p_adjusted", "verdict", "tokens", "status"]  # p_adjusted: with --adjust holm only
 HOLM_NOTE = ("p (Holm): p adjusted for the number of arms each budget group compares with its baseline, "
              "the verdict's basis")
@@ -35,7 +35,7 @@ HOLM_NOTE = ("p (Holm): p adjusted for the number of arms each budget group comp
 # the terminal is too narrow for the rest at their natural widths, columns are left out in DROP_FIRST's order.
 LABELS = ("arm", "run_name")
 LABEL_MIN = 36
-DROP_FIRST = ["curve", *reversed(HEADLINE_METRICS), "tokens_per_s", "mfu", "step", "tokens", "val_loss_std",
+DROP_FIRST = ["curve", *reversed(HEADLINE_METRICS), "tokens_per_s", "mfu", "step", "tokens", "n_params", "val_loss_std",
               "delta_stderr", "world_size", "seeds", "runs", "status", "run_name"]
 TEXT = ("arm", "run_id", "run_name", "status", "seeds", "verdict", "curve")  # left-aligned; the rest are numbers
 TABLE_RUN = ["run_id", "run_name", "arm", "seed", "world_size", "val_loss", "status", "step", "tokens_per_s", "mfu"]
@@ -270,6 +270,8 @@ def _cell(col: str, v, ranked: str = "val_loss") -> str:
         return f"{v / 1e3:.1f}K"
     if col == "tokens":
         return f"{v / 1e6:.1f}M" if v >= 1e6 else f"{int(v):,}"
+    if col == "n_params":  # to 0.01M: a variant's own parameters show (hyper's at 124M: 0.15M)
+        return f"{v / 1e9:.3f}B" if v >= 1e9 else f"{v / 1e6:.2f}M"
     if col in ("seed", "world_size", "step", "rank", "runs"):
         return str(int(v))
     return str(v)

@@ -52,6 +52,12 @@ def test_prepare_train_eval_compare(tmp_path, roots):
     run_cli(*args[:-4], "--set", "train.lr=5e-4", "--device", "cpu", check=True)
     board = json.loads(run_cli("compare", "--format", "json", check=True).stdout)
     assert len(board) == 2 and board[0]["val_loss"] < board[1]["val_loss"]
+    from gptablate.model.gpt import GPT, GPTConfig
+    from gptablate.recipe import load_recipe
+
+    model = GPT(GPTConfig.from_recipe(load_recipe("tiny", [s for s in args[2:-2] if s != "--set"])))
+    assert [b["n_params"] for b in board] == [model.num_params()] * 2  # the nanoGPT count the run's log gives
+    assert f"{model.num_params() / 1e6:.2f}M" in run_cli("compare", check=True).stdout
     assert {b["arm"].split("train.lr=")[1].rstrip("]") for b in board} == {"0.01", "0.0005"}
     base = [b for b in board if b["delta"] == 0.0]
     assert len(base) == 1

@@ -86,7 +86,7 @@ def test_a_table_of_the_first_schema_is_upgraded_in_place_with_its_rows(tmp_path
     store = ResultStore(db)
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS)
     (run,) = store.runs()
-    assert run["run_id"] == "old" and run["val_loss"] == 4.5 and run["note"] is None
+    assert run["run_id"] == "old" and run["val_loss"] == 4.5 and run["note"] is None and run["n_params"] is None
     (ev,) = store.evals()
     assert ev["value"] == 60 and ev["samples"] is None and ev["complete"] is None
     from gptablate.results.leaderboard import runs_frame

@@ -7,9 +7,9 @@ import pandas as pd
 from ..errors import UserError
 from .store import ResultStore
 
-RUN_COLUMNS = ["run_id", "run_name", "arm", "seed", "world_size", "val_loss", "status", "step", "tokens",
+RUN_COLUMNS = ["run_id", "run_name", "arm", "n_params", "seed", "world_size", "val_loss", "status", "step", "tokens",
                "tokens_per_s", "mfu", "wall_s", "dataset", "arm_hash", "git_commit"]
-ARM_COLUMNS = ["rank", "arm", "budget", "runs", "seeds", "val_loss", "val_loss_std", "delta", "delta_stderr",
+ARM_COLUMNS = ["rank", "arm", "budget", "n_params", "runs", "seeds", "val_loss", "val_loss_std", "delta", "delta_stderr",
                "p_value", "paired_seeds", "verdict", "tokens", "status", "arm_hash"]
 
 
@@ -196,6 +196,7 @@ def by_arm(runs: pd.DataFrame, baseline: str | None = None, alpha: float = 0.05,
         counts = g.status.value_counts()
         rows.append({
             "arm": g.arm.iloc[0], "arm_hash": arm_hash, "budget": g.budget.iloc[0],
+            "n_params": g.n_params.max() if "n_params" in g else float("nan"),  # NaN: recorded before it was kept
             "runs": len(done), "seeds": ",".join(str(s) for s in sorted(done.seed.dropna().astype(int).unique())),
             "val_loss": seeds["val_loss"].mean(), "val_loss_std": _std(seeds["val_loss"]),
             "tokens": int(g.tokens.max()) if g.tokens.notna().any() else 0,

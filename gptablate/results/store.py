@@ -78,6 +78,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE evals ADD COLUMN complete INTEGER
     """,
+    # 5: the model's parameter count as nanoGPT counts it (every parameter but the position embedding); NULL: recorded
+    # before gptablate kept it
+    """
+    ALTER TABLE runs ADD COLUMN n_params INTEGER
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -160,7 +165,7 @@ class ResultStore:
     # ------------------------------------------------------------------ runs
 
     def start_run(self, run_id: str, recipe, world_size: int, device: str, run_dir: Path,
-                  git_commit: str | None) -> None:
+                  git_commit: str | None, n_params: int | None = None) -> None:
         now = time.time()
         r = recipe
         row = dict(run_id=run_id, run_name=r.run.name, recipe=r.name, arm=r.arm_label(), arm_hash=r.arm_hash(),
@@ -170,7 +175,7 @@ class ResultStore:
                    batch_size=r.train.batch_size, seed=r.train.seed, world_size=world_size, device=device,
                    git_commit=git_commit, tags=json.dumps(list(r.run.tags)), status="running",
                    pid=os.getpid(), host=socket.gethostname(), run_dir=str(run_dir),
-                   recipe_json=json.dumps(r.to_dict()), created_at=now, updated_at=now)
+                   recipe_json=json.dumps(r.to_dict()), n_params=n_params, created_at=now, updated_at=now)
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         with self._write() as conn:

@@ -595,7 +595,7 @@ def train(recipe: Recipe, run_dir: Path, run_id: str, device_request: str | None
         if resume:
             store.update_run(run_id, status="running", pid=os.getpid(), note=None)
         else:
-            store.start_run(run_id, recipe, dinfo.world_size, device_type, run_dir, git_commit())
+            store.start_run(run_id, recipe, dinfo.world_size, device_type, run_dir, git_commit(), n_params)
         registered = True
         sinks = MetricSinks(t.log, run_dir, run_id, recipe)
         log.line(f"run {run_id}  arm {recipe.arm_label()}  on {dinfo.world_size} x {device_type}"
