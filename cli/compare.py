@@ -123,7 +123,10 @@ def compare(
         view = view + ["curve"]
     if fmt in ("csv", "json"):
         _machine(frame, fmt)
-    elif fmt == "markdown" and frame.empty:  # as the table says it: a header with no rows says nothing
+        return
+    if "n_params" in frame:
+        frame = frame.assign(n_params=_param_counts(frame.n_params))
+    if fmt == "markdown" and frame.empty:  # as the table says it: a header with no rows says nothing
         print(none)
     elif fmt == "markdown":
         if by == "arm" and "group" in frame and frame["group"].nunique() > 1:
@@ -270,11 +273,22 @@ def _cell(col: str, v, ranked: str = "val_loss") -> str:
         return f"{v / 1e3:.1f}K"
     if col == "tokens":
         return f"{v / 1e6:.1f}M" if v >= 1e6 else f"{int(v):,}"
-    if col == "n_params":  # to 0.01M: a variant's own parameters show (hyper's at 124M: 0.15M)
-        return f"{v / 1e9:.3f}B" if v >= 1e9 else f"{v / 1e6:.2f}M"
     if col in ("seed", "world_size", "step", "rank", "runs"):
         return str(int(v))
     return str(v)
+
+
+def _param_counts(counts: pd.Series) -> pd.Series:
+    """Parameter counts as text, in millions (billions from 1e9) to as many decimals as it takes for different counts
+    to read differently: a variant's own parameters are few (hyper's at 124M: 0.15M; at the tiny recipe's width, 2K)."""
+    known = counts.dropna().astype(int)
+    for digits in range(2, 7):
+        text = known.map(lambda v: f"{v / 1e9:.{digits + 1}f}B" if v >= 1e9 else f"{v / 1e6:.{digits}f}M")
+        if text.nunique() == known.nunique():
+            break
+    else:
+        text = known.map(lambda v: f"{v:,}")
+    return text.reindex(counts.index)
 
 
 def _shown(col: str, row, ranked: str) -> str:

@@ -208,3 +208,24 @@ def test_a_seed_trained_twice_counts_once_in_its_arms_mean_and_spread(tmp_path):
     assert "Δ is against each budget group's baseline arm (its row gives its own figures)." in md
     assert run_cli("compare", "--format", "markdown", "--tag", "x", env=env,
                    check=True).stdout == "no runs carry the tag 'x'\n"
+
+
+def test_parameter_counts_read_apart_where_they_differ(tmp_path):
+    """An arm's parameter count, as train records it, to the decimals that tell the arms apart (a variant at the tiny
+    recipe's width adds a few thousand to 3.3M); a run recorded before the count was kept shows none."""
+    import json
+
+    env = {"GPTABLATE_RUNS": str(tmp_path / "runs")}
+    store = results_table(tmp_path / "runs")
+    record_run(store, "base", [], 1, val_loss=5.0, n_params=3319552)
+    record_run(store, "hyper", ["arch.residual=hyper"], 1, val_loss=5.1, n_params=3321704)
+    record_run(store, "old", ["train.lr=0.004"], 1, val_loss=5.2)  # recorded before schema 5
+    rows = {r["arm"]: r for r in json.loads(run_cli("compare", "--format", "json", env=env, check=True).stdout)}
+    assert rows["tiny"]["n_params"] == 3319552 and rows["tiny[train.lr=0.004]"]["n_params"] is None
+    lines = run_cli("compare", "--format", "markdown", env=env, check=True).stdout.splitlines()
+    cells = {line.split(" | ")[1]: line.split(" | ")[2] for line in lines[2:5]}
+    assert cells == {"tiny": "3.320M", "tiny[arch.residual=hyper]": "3.322M", "tiny[train.lr=0.004]": ""}, lines
+    record_run(store, "wide", ["arch.residual=hyper", "model.n_embd=768", "model.n_head=12"], 1, val_loss=4.0,
+               n_params=123837552)  # another budget group; the decimals are the table's
+    lines = run_cli("compare", "--format", "markdown", env=env, check=True).stdout
+    assert "| 123.838M |" in lines and "| 3.320M |" in lines
