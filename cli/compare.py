@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FORMATS = ("table", "markdown", "csv", "json")
-HEADERS = {"rank": "#", "arm": "arm", "n_params": "params", "runs": "runs", "seeds": "seeds", "val_loss": "val loss ↓",
+HEADERS = {"rank": "#", "arm": "arm", "n_params": "params", "runs": "runs", "seeds": "seeds",
+           "val_loss": "val loss ↓",
            "val_loss_std": "± std", "delta": "Δ vs base", "delta_stderr": "± se", "p_value": "p",
            "p_adjusted": "p (Holm)",
            "verdict": "verdict", "tokens": "tokens", "status": "status", "budget": "budget",

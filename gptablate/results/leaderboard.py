@@ -9,8 +9,8 @@ from .store import ResultStore
 
 RUN_COLUMNS = ["run_id", "run_name", "arm", "n_params", "seed", "world_size", "val_loss", "status", "step", "tokens",
                "tokens_per_s", "mfu", "wall_s", "dataset", "arm_hash", "git_commit"]
-ARM_COLUMNS = ["rank", "arm", "budget", "n_params", "runs", "seeds", "val_loss", "val_loss_std", "delta", "delta_stderr",
-               "p_value", "paired_seeds", "verdict", "tokens", "status", "arm_hash"]
+ARM_COLUMNS = ["rank", "arm", "budget", "n_params", "runs", "seeds", "val_loss", "val_loss_std", "delta",
+               "delta_stderr", "p_value", "paired_seeds", "verdict", "tokens", "status", "arm_hash"]
 
 
 def runs_frame(store: ResultStore, tag: str | None = None) -> pd.DataFrame:
