@@ -8,8 +8,8 @@ source "$(dirname "$0")/common.sh" hi
 timeout -k 5 300 python3 -m gptablate_cli bench gpt2_124m --scaling 1,2 --steps 30 > "$OUT/hi_bench.txt" 2>&1
 echo "bench rc=$?"; tail -6 "$OUT/hi_bench.txt"; echo "[t=$((SECONDS-T0))s]"
 
-src=$(python3 -c 'import sys; print(sys.prefix)')/lib
-python3 -m gptablate_cli prepare text "$src" --glob 'python3*/email/**/*.py' --name small > "$OUT/hi_prep.txt" 2>&1
+src=$(python3 -c 'import email, os; print(os.path.dirname(email.__path__[0]))')  # the standard library
+python3 -m gptablate_cli prepare text "$src" --glob 'email/**/*.py' --name small > "$OUT/hi_prep.txt" 2>&1
 echo "prepare rc=$?"; tail -1 "$OUT/hi_prep.txt"
 
 # two_nodes NAME ARGS_OF_NODE_1...: `train tiny` on GPU 0 and GPU 1 as two nodes; node 1 adds ARGS_OF_NODE_1.

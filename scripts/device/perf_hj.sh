@@ -6,8 +6,8 @@ source "$(dirname "$0")/common.sh" hj
 python3 -m gptablate.train.torchrun --standalone --nproc-per-node 1 scripts/device/agree_probe.py \
   > "$OUT/hj_probe.txt" 2>&1
 echo "probe rc=$?"; tail -3 "$OUT/hj_probe.txt"
-src=$(python3 -c 'import sys; print(sys.prefix)')/lib
-python3 -m gptablate_cli prepare text "$src" --glob 'python3*/email/**/*.py' --name small > "$OUT/hj_prep.txt" 2>&1
+src=$(python3 -c 'import email, os; print(os.path.dirname(email.__path__[0]))')  # the standard library
+python3 -m gptablate_cli prepare text "$src" --glob 'email/**/*.py' --name small > "$OUT/hj_prep.txt" 2>&1
 echo "prepare rc=$?"; tail -1 "$OUT/hj_prep.txt"
 timeout -k 5 300 python3 -m gptablate_cli train tiny --set data.dataset=small --set train.max_iters=30 \
   --set data.eval_interval=30 --set arch.residual=hyper > "$OUT/hj_train.txt" 2>&1
