@@ -36,6 +36,44 @@ def test_concurrent_writers_lose_no_row(tmp_path):
     assert len(store.evals()) == 200
 
 
+def test_the_file_system_of_a_folder_is_read_from_the_mount_table():
+    from gptablate.results.store import SHARED_FILESYSTEMS, filesystem_type
+
+    mounts = "\n".join(["22 1 0:21 / / rw - ext4 /dev/sda1 rw",
+                         "23 22 0:22 / /home rw,relatime - nfs4 server:/home rw,vers=4.2",
+                         "24 23 0:23 / /home/me/scratch\\040disk rw - xfs /dev/sdb1 rw",
+                         "25 22 0:24 / /lus rw shared:7 - lustre 10.0.0.1@o2ib:/fs rw"])
+    assert filesystem_type("/home/me/runs", mounts) == "nfs4" in SHARED_FILESYSTEMS
+    assert filesystem_type("/home/me/scratch disk/runs", mounts) == "xfs"  # a mount point with a space
+    assert filesystem_type("/homework", mounts) == "ext4"  # a prefix of the name is not a parent
+    assert filesystem_type("/lus/project/runs", mounts) == "lustre" in SHARED_FILESYSTEMS
+    assert filesystem_type("/", mounts) == "ext4"
+
+
+def test_a_table_on_storage_several_hosts_share_keeps_a_rollback_journal(tmp_path, monkeypatch):
+    """WAL's index is memory shared by one host's processes; a table that several hosts write takes the rollback
+    journal (GPTABLATE_DB_JOURNAL=delete here, as a shared file system's mount gives it), and a table in WAL switches
+    with its rows; concurrent writers lose no row either way."""
+    db = tmp_path / "results.sqlite"
+    _writer(db, 0, 3)  # a table made in WAL
+    monkeypatch.setenv("GPTABLATE_DB_JOURNAL", "delete")
+    store = ResultStore(db)
+    assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert len(store.runs()) == 3 and not (tmp_path / "results.sqlite-wal").exists()
+    ctx = mp.get_context("spawn")  # the children take the variable with the environment
+    procs = [ctx.Process(target=_writer, args=(db, w, 25)) for w in range(1, 5)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert len(store.runs()) == 103 and len(store.evals()) == 103
+    assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    monkeypatch.setenv("GPTABLATE_DB_JOURNAL", "journal")
+    with pytest.raises(UserError, match="GPTABLATE_DB_JOURNAL='journal': use wal"):
+        ResultStore(db)
+
+
 def test_wal_mode_and_schema_version(tmp_path):
     ResultStore(tmp_path / "r.sqlite")
     conn = sqlite3.connect(tmp_path / "r.sqlite")

@@ -1,15 +1,17 @@
 """The results table: a SQLite file under the runs root.
 
-WAL mode, so readers never block the writer; every write is one short IMMEDIATE
-transaction with a busy timeout, so concurrent runs lose no row. The schema carries a
-version (PRAGMA user_version) and a list of migrations: a newer gptablate upgrades an
-older file in place and never strands its rows.
+WAL mode, so readers never block the writer; on a file system shared between hosts (NFS, Lustre, GPFS...), where
+SQLite's WAL does not work (its index is memory shared by the processes of one host), the rollback journal, whose file
+locks are what SQLite offers across hosts. Every write is one short IMMEDIATE transaction with a busy timeout, so
+concurrent runs lose no row. The schema carries a version (PRAGMA user_version) and a list of migrations: a newer
+gptablate upgrades an older file in place and never strands its rows.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -87,6 +89,45 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+# File systems that hosts share (types as /proc/self/mountinfo names them): the table keeps its rollback journal there.
+SHARED_FILESYSTEMS = {"nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "beegfs", "ceph", "glusterfs", "9p",
+                      "afs", "panfs", "wekafs", "orangefs", "pvfs2", "ocfs2", "gfs2", "fuse.sshfs", "fuse.glusterfs",
+                      "fuse.ceph-fuse", "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs", "fuse.rclone"}
+JOURNALS = ("wal", "delete")
+
+
+def filesystem_type(folder: Path, mountinfo: str | None = None) -> str | None:
+    """The type of the file system holding folder, from /proc/self/mountinfo (Linux); None where it cannot be read."""
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            return None
+    target = Path(os.path.realpath(folder))
+    best, found = -1, None
+    for line in mountinfo.splitlines():
+        fields = line.split(" - ", 1)
+        head, tail = fields[0].split(), fields[1].split() if len(fields) == 2 else []
+        if len(head) < 5 or not tail:
+            continue
+        point = Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), head[4]))  # \040: a space
+        if (target == point or point in target.parents) and len(point.parts) >= best:  # the last mount is on top
+            best, found = len(point.parts), tail[0]
+    return found
+
+
+def journal_mode(folder: Path) -> str:
+    """wal, or delete (the rollback journal) on a file system shared between hosts; GPTABLATE_DB_JOURNAL decides
+    where the mount does not tell (the host that exports the folder sees it as its own disk)."""
+    forced = (os.environ.get("GPTABLATE_DB_JOURNAL") or "").strip().lower()
+    if forced:
+        if forced not in JOURNALS:
+            raise UserError(f"GPTABLATE_DB_JOURNAL={forced!r}: use wal (one host) or delete (a table that several "
+                            "hosts write)")
+        return forced
+    return "delete" if filesystem_type(folder) in SHARED_FILESYSTEMS else "wal"
+
+
 def db_path(root: Path | None = None) -> Path:
     return (root or runs_root()) / DB_NAME
 
@@ -133,7 +174,7 @@ class ResultStore:
                 raise
 
     def _migrate(self) -> None:
-        """Open (WAL) and upgrade the schema. Switching the journal mode reports "locked" at once,
+        """Open (its journal mode set) and upgrade the schema. Switching the journal mode reports "locked" at once,
         without the busy handler, while another process is opening the same file: retry then."""
         deadline = time.monotonic() + float(os.environ.get("GPTABLATE_DB_TIMEOUT") or 60)
         while True:
@@ -145,9 +186,10 @@ class ResultStore:
                 time.sleep(0.05)
 
     def _migrate_once(self) -> None:
+        journal = journal_mode(self.path.parent)
         with self._connect() as conn:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != journal:
+                conn.execute(f"PRAGMA journal_mode = {journal.upper()}")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise UserError(f"{self.path}: results database has schema version {version}, newer than this "
