@@ -1,4 +1,4 @@
-"""A 2-rank gloo DDP run gives the per-step losses of a 1-rank run at the same batch_size."""
+"""A 2-rank gloo DDP run gives the per-step losses of a 1-rank run at the same batch_size; two nodes train one run."""
 
 import json
 import os
