@@ -1,9 +1,9 @@
 """torch.distributed's launcher (`python -m torch.distributed.run`), with a rank's reported failure left to the rank.
 
 A rank that stops on a user error (exit 2), the divergence guard (3) or an interrupt (130) has said why in one line
-(the launcher reads a user error back from the file the rank wrote it to); torchrun would follow it with its own log line and the
-Python traceback of its ChildFailedError. Here those stay unsaid and the launcher exits with the rank's status. Any
-other failure (a crash, a signal) keeps torchrun's report of it, without the traceback of torchrun itself.
+(a user error in a file the launcher prints it from); torchrun would follow it with its own log line and the Python
+traceback of its ChildFailedError. Here those stay unsaid and the launcher exits with the rank's status. Any other
+failure (a crash, a signal) keeps torchrun's report of it, without the traceback of torchrun itself.
 """
 
 from __future__ import annotations
