@@ -50,6 +50,15 @@ def test_the_file_system_of_a_folder_is_read_from_the_mount_table():
     assert filesystem_type("/", mounts) == "ext4"
 
 
+def test_a_folder_this_host_exports_over_nfs_is_shared():
+    from gptablate.results.store import exported
+
+    etab = "/srv/share\tnode*(rw,sync,wdelay,hide,no_subtree_check,sec=sys)\n/srv/lab\\040runs\t10.0.0.0/8(rw)\n"
+    assert exported("/srv/share/runs", etab) and exported("/srv/share", etab)
+    assert exported("/srv/lab runs/x", etab)  # a space, as etab escapes it
+    assert not exported("/srv/shared/runs", etab) and not exported("/srv", etab) and not exported("/srv/x", "")
+
+
 def test_a_table_on_storage_several_hosts_share_keeps_a_rollback_journal(tmp_path, monkeypatch):
     """WAL's index is memory shared by one host's processes; a table that several hosts write takes the rollback
     journal (GPTABLATE_DB_JOURNAL=delete here, as a shared file system's mount gives it), and a table in WAL switches

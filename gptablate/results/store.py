@@ -96,6 +96,15 @@ SHARED_FILESYSTEMS = {"nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", 
 JOURNALS = ("wal", "delete")
 
 
+def _unescaped(path: str) -> str:
+    """A path from the kernel's tables, its octal escapes (\\040 for a space) undone."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+
+
+def _within(target: Path, folder: Path) -> bool:
+    return target == folder or folder in target.parents
+
+
 def filesystem_type(folder: Path, mountinfo: str | None = None) -> str | None:
     """The type of the file system holding folder, from /proc/self/mountinfo (Linux); None where it cannot be read."""
     if mountinfo is None:
@@ -110,22 +119,35 @@ def filesystem_type(folder: Path, mountinfo: str | None = None) -> str | None:
         head, tail = fields[0].split(), fields[1].split() if len(fields) == 2 else []
         if len(head) < 5 or not tail:
             continue
-        point = Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), head[4]))  # \040: a space
-        if (target == point or point in target.parents) and len(point.parts) >= best:  # the last mount is on top
+        point = Path(_unescaped(head[4]))
+        if _within(target, point) and len(point.parts) >= best:  # the last mount is on top
             best, found = len(point.parts), tail[0]
     return found
 
 
+def exported(folder: Path, etab: str | None = None) -> bool:
+    """Whether this host exports folder over NFS (/var/lib/nfs/etab, the exports in force): its own disk to it, a
+    shared file system to the hosts that mount it."""
+    if etab is None:
+        try:
+            etab = Path("/var/lib/nfs/etab").read_text()
+        except OSError:
+            return False
+    target = Path(os.path.realpath(folder))
+    return any(_within(target, Path(_unescaped(line.split()[0]))) for line in etab.splitlines()
+               if line.strip() and not line.startswith("#"))
+
+
 def journal_mode(folder: Path) -> str:
-    """wal, or delete (the rollback journal) on a file system shared between hosts; GPTABLATE_DB_JOURNAL decides
-    where the mount does not tell (the host that exports the folder sees it as its own disk)."""
+    """wal, or delete (the rollback journal) on a file system shared between hosts (mounted from another host, or
+    exported by this one over NFS); GPTABLATE_DB_JOURNAL decides where neither tells (a Samba share, say)."""
     forced = (os.environ.get("GPTABLATE_DB_JOURNAL") or "").strip().lower()
     if forced:
         if forced not in JOURNALS:
             raise UserError(f"GPTABLATE_DB_JOURNAL={forced!r}: use wal (one host) or delete (a table that several "
                             "hosts write)")
         return forced
-    return "delete" if filesystem_type(folder) in SHARED_FILESYSTEMS else "wal"
+    return "delete" if filesystem_type(folder) in SHARED_FILESYSTEMS or exported(folder) else "wal"
 
 
 def db_path(root: Path | None = None) -> Path:
