@@ -95,15 +95,34 @@ def _show(name: str) -> None:
     if recipe in builtin_recipes() or recipe.endswith((".yaml", ".yml")):
         path = find_recipe(recipe)
         where = f" ({path})" if str(path) != recipe else ""
+        resolved = load_recipe(name)
         print(("\n" if shown else "") + f"# recipe {name}{where}, resolved: what "
               f"`gptablate train {shlex.quote(name)}` runs\n"
-              + load_recipe(name).to_yaml(), end="")
+              + resolved.to_yaml() + _size(resolved))
         shown = True
     if not shown:
         known = builtin_recipes() + [n for reg in REGISTRIES for n in reg.names()] + list(flags)
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise UserError(f"ls {name!r}: no recipe, arch name or flag of that name; {hint}`gptablate ls` lists them")
+
+
+def _size(recipe) -> str:
+    """The model's parameter count and the run's compute, as train counts them (the model built without memory)."""
+    import torch
+
+    from gptablate.model.gpt import GPT, GPTConfig, check_arch
+
+    check_arch(recipe)  # a combination train refuses is refused here too, with its reason
+    with torch.device("meta"):
+        model = GPT(GPTConfig.from_recipe(recipe))
+    n, per_token = model.num_params(), model.flops_per_token()
+    t = recipe.train
+    tokens = t.max_iters * t.batch_size * recipe.model.block_size
+    amount = f"{tokens / 1e9:.2f}B" if tokens >= 1e9 else f"{tokens / 1e6:.1f}M" if tokens >= 1e6 else f"{tokens:,}"
+    return (f"# {n:,} parameters ({n / 1e6:.2f}M, nanoGPT's count), {per_token / 1e9:.3f} GFLOP a token (6N + 12LHQT); "
+            f"{t.max_iters:,} steps x {t.batch_size * recipe.model.block_size:,} tokens = {amount} tokens, "
+            f"{per_token * tokens:.3g} FLOP")
 
 
 # Where a setting's own comment says nothing: the meaning that every variant having it shares.

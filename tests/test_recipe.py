@@ -67,6 +67,13 @@ def test_an_arms_label_names_the_recipe_it_trains(tmp_path, prepared_corpus):
     assert plan[:2] == [f"train   tiny[arch.norm=rmsnorm,data.dataset=corpus] seed {s}" for s in (1, 2)]
     shown = run_cli("ls", "tiny[arch.norm=rmsnorm]", env=env, check=True).stdout
     assert "what `gptablate train 'tiny[arch.norm=rmsnorm]'` runs" in shown and "norm: rmsnorm" in shown
+    from gptablate.model.gpt import GPT, GPTConfig
+
+    n = GPT(GPTConfig.from_recipe(load_recipe("tiny[arch.norm=rmsnorm]"))).num_params()  # built, not on meta
+    assert shown.splitlines()[-1].startswith(f"# {n:,} parameters ({n / 1e6:.2f}M, nanoGPT's count), 0.020 GFLOP")
+    assert shown.splitlines()[-1].endswith("200 steps x 1,024 tokens = 204,800 tokens, 4.12e+12 FLOP")
+    refused = run_cli("ls", "tiny[arch.block=post,arch.residual=hyper]", env=env)  # a model train would refuse
+    assert refused.returncode == 2 and "does not combine with arch.block 'post'" in refused.stderr
 
 
 def test_seed_and_speed_settings_do_not_change_the_arm():
