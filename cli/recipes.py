@@ -114,8 +114,11 @@ def _size(recipe) -> str:
     from gptablate.model.gpt import GPT, GPTConfig, check_arch
 
     check_arch(recipe)  # a combination train refuses is refused here too, with its reason
-    with torch.device("meta"):
-        model = GPT(GPTConfig.from_recipe(recipe))
+    try:
+        with torch.device("meta"):
+            model = GPT(GPTConfig.from_recipe(recipe))
+    except Exception as e:  # a plug-in's module that reads a tensor's values as it is built
+        return f"# parameters not counted: the model does not build without memory ({type(e).__name__}: {e})"
     n, per_token = model.num_params(), model.flops_per_token()
     t = recipe.train
     tokens = t.max_iters * t.batch_size * recipe.model.block_size

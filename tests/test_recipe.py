@@ -74,6 +74,13 @@ def test_an_arms_label_names_the_recipe_it_trains(tmp_path, prepared_corpus):
     assert shown.splitlines()[-1].endswith("200 steps x 1,024 tokens = 204,800 tokens, 4.12e+12 FLOP")
     refused = run_cli("ls", "tiny[arch.block=post,arch.residual=hyper]", env=env)  # a model train would refuse
     assert refused.returncode == 2 and "does not combine with arch.block 'post'" in refused.stderr
+    (tmp_path / "reads.py").write_text(  # a plug-in whose module reads a value as it is built: not on meta
+        "import torch\nfrom gptablate.plugins import register_norm\n\n@register_norm('reads')\n"
+        "class Reads(torch.nn.LayerNorm):\n    def __init__(self, dim, bias=True, settings=None):\n"
+        "        super().__init__(dim)\n        self.k = float(self.weight.sum())\n")
+    (tmp_path / "reads.yaml").write_text("base: tiny\nplugins: [reads.py]\narch: {norm: reads}\n")
+    shown = run_cli("ls", str(tmp_path / "reads.yaml"), env=env, check=True).stdout
+    assert shown.splitlines()[-1].startswith("# parameters not counted: the model does not build without memory")
 
 
 def test_seed_and_speed_settings_do_not_change_the_arm():
