@@ -101,17 +101,21 @@ def _unescaped(path: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
 
 
+def _table(path: str) -> str:
+    """A table of the kernel's or of the NFS server's; none (empty) where this system has no such file."""
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
 def _within(target: Path, folder: Path) -> bool:
     return target == folder or folder in target.parents
 
 
 def filesystem_type(folder: Path, mountinfo: str | None = None) -> str | None:
     """The type of the file system holding folder, from /proc/self/mountinfo (Linux); None where it cannot be read."""
-    if mountinfo is None:
-        try:
-            mountinfo = Path("/proc/self/mountinfo").read_text()
-        except OSError:
-            return None
+    mountinfo = _table("/proc/self/mountinfo") if mountinfo is None else mountinfo
     target = Path(os.path.realpath(folder))
     best, found = -1, None
     for line in mountinfo.splitlines():
@@ -128,11 +132,7 @@ def filesystem_type(folder: Path, mountinfo: str | None = None) -> str | None:
 def exported(folder: Path, etab: str | None = None) -> bool:
     """Whether this host exports folder over NFS (/var/lib/nfs/etab, the exports in force): its own disk to it, a
     shared file system to the hosts that mount it."""
-    if etab is None:
-        try:
-            etab = Path("/var/lib/nfs/etab").read_text()
-        except OSError:
-            return False
+    etab = _table("/var/lib/nfs/etab") if etab is None else etab
     target = Path(os.path.realpath(folder))
     return any(_within(target, Path(_unescaped(line.split()[0]))) for line in etab.splitlines()
                if line.strip() and not line.startswith("#"))
