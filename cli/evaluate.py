@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import List, Optional
@@ -72,7 +71,7 @@ def eval_(
              + "; ".join(f"{rid} ({', '.join(t)})" for rid, t in plan.items()))
         runs = list(plan)
     if gpus > 1:
-        from gptablate.train.launch import torchrun, worker_env
+        from gptablate.train.launch import run_ranks, torchrun
 
         args = (["--plan", json.dumps(plan)] if plan else [*runs, "--tasks", ",".join(names)]) + ["--format", fmt]
         for flag, value in (("--device", device), ("--batch-size", batch_size), ("--data-dir", data_dir),
@@ -81,10 +80,7 @@ def eval_(
                 args += [flag, str(value)]
         with tempfile.TemporaryDirectory(prefix="gptablate-eval-") as scratch:
             error = Path(scratch) / "error"
-            rc = subprocess.run(torchrun("gptablate.eval.worker", args + ["--error-file", str(error)], gpus),
-                                env=worker_env(gpus)).returncode
-            if rc and error.is_file():
-                raise UserError(error.read_text().strip())
+            rc = run_ranks(torchrun("gptablate.eval.worker", args + ["--error-file", str(error)], gpus), gpus, error)
         if rc:
             raise typer.Exit(rc if rc in (2, 130) else 1)
         return

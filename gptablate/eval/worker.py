@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-from ..paths import atomic_write_text
 from ..train.heap import freeze_for_exit
+from ..train.launch import tell_launcher
 
 
 def main(argv=None) -> int:
@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--format", default="table")
-    ap.add_argument("--error-file", default=None, help="where a user error goes, for the launcher to print once")
+    ap.add_argument("--error-file", required=True, help="where a user error goes, for the launcher to print once")
     args = ap.parse_args(argv)
     import torch.distributed as dist
 
@@ -38,12 +38,7 @@ def main(argv=None) -> int:
     except UserError as e:
         if isinstance(e, PartlyScored) and e.results:  # rank 0: the runs that were scored, then the error
             print(render(e.results, args.format), flush=True)
-        try:  # every rank that stops on it writes the same line
-            if not args.error_file:
-                raise OSError
-            atomic_write_text(Path(args.error_file), str(e))
-        except OSError:
-            print(f"error: {e}", file=sys.stderr)
+        tell_launcher(Path(args.error_file), e)
         return 2
     finally:
         if dist.is_initialized():

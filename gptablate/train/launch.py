@@ -70,6 +70,10 @@ def create_run_dir(recipe: Recipe) -> tuple[str, Path]:
     raise RuntimeError("could not create a unique run directory")
 
 
+def _bookkeeping_only(run_dir: Path) -> bool:
+    return {p.name for p in run_dir.iterdir()} <= BOOKKEEPING
+
+
 def joined_run(run_dir: Path, run_id: str) -> tuple[str, Path | None]:
     """The run this node's ranks trained, and its folder where this node sees one.
 
@@ -79,7 +83,7 @@ def joined_run(run_dir: Path, run_id: str) -> tuple[str, Path | None]:
     if not told.is_file():
         return run_id, run_dir
     theirs = told.read_text().strip()
-    if {p.name for p in run_dir.iterdir()} <= BOOKKEEPING:
+    if _bookkeeping_only(run_dir):
         shutil.rmtree(run_dir, ignore_errors=True)
     folder = run_dir.parent / theirs
     return theirs, folder if (folder / RECIPE_FILE).is_file() else None
@@ -91,7 +95,7 @@ def discard_unrecorded(run_dir: Path, run_id: str) -> None:
     from ..results.store import ResultStore
 
     try:
-        if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= BOOKKEEPING:
+        if not run_dir.is_dir() or not _bookkeeping_only(run_dir):
             return
         if ResultStore().get_run(run_id) is None:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -152,13 +156,26 @@ def worker_env(nproc: int) -> dict:
 def launch_distributed(run_dir: Path, run_id: str, nproc: int, device: str, resume: bool = False,
                        checkpoints: bool = True, **multi_node) -> int:
     """Run torchrun; a user error on any rank comes back as UserError (one line, exit 2)."""
-    (run_dir / WORKER_ERROR).unlink(missing_ok=True)
-    proc = subprocess.run(torchrun_command(run_dir, run_id, nproc, device, resume=resume, checkpoints=checkpoints,
-                                           **multi_node),
-                          env=worker_env(nproc))
-    error = run_dir / WORKER_ERROR
-    if proc.returncode != 0 and error.is_file():
-        message = error.read_text().strip()
-        error.unlink()
+    return run_ranks(torchrun_command(run_dir, run_id, nproc, device, resume=resume, checkpoints=checkpoints,
+                                      **multi_node), nproc, run_dir / WORKER_ERROR)
+
+
+def run_ranks(cmd: list[str], nproc: int, error_file: Path) -> int:
+    """Run a torchrun command line to its end; the user error a rank wrote to error_file (`tell_launcher`) comes back
+    as UserError, its one line printed once however many ranks stopped on it."""
+    error_file.unlink(missing_ok=True)
+    rc = subprocess.run(cmd, env=worker_env(nproc)).returncode
+    if rc != 0 and error_file.is_file():
+        message = error_file.read_text().strip()
+        error_file.unlink()
         raise UserError(message)
-    return proc.returncode
+    return rc
+
+
+def tell_launcher(error_file: Path, e: UserError) -> None:
+    """A rank's user error, for `run_ranks` to print (every rank that stops on it writes the same line); printed
+    here where it cannot be written."""
+    try:
+        atomic_write_text(error_file, str(e))
+    except OSError:
+        print(f"error: {e}", file=sys.stderr)

@@ -12,11 +12,10 @@ from pathlib import Path
 import yaml
 
 from ..errors import Interrupted, UserError
-from ..paths import atomic_write_text
 from ..recipe import recipe_from_dict
 from .engine import Diverged, train
 from .heap import freeze_for_exit
-from .launch import RECIPE_FILE, WORKER_ERROR
+from .launch import RECIPE_FILE, WORKER_ERROR, tell_launcher
 
 
 def main(argv=None) -> int:
@@ -35,10 +34,7 @@ def main(argv=None) -> int:
         print(f"run {args.run_id} {e}", file=sys.stderr)
         return 3
     except UserError as e:
-        try:  # the launcher prints it as the one line the user sees (every rank that stops on it writes the same)
-            atomic_write_text(run_dir / WORKER_ERROR, str(e))
-        except OSError:
-            print(f"error: {e}", file=sys.stderr)
+        tell_launcher(run_dir / WORKER_ERROR, e)
         return 2
     except (KeyboardInterrupt, Interrupted):
         return 130
