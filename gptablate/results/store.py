@@ -198,17 +198,17 @@ class ResultStore:
     def _migrate(self) -> None:
         """Open (its journal mode set) and upgrade the schema. Switching the journal mode reports "locked" at once,
         without the busy handler, while another process is opening the same file: retry then."""
+        journal = journal_mode(self.path.parent)  # once: the mount table and the exports are read for it
         deadline = time.monotonic() + float(os.environ.get("GPTABLATE_DB_TIMEOUT") or 60)
         while True:
             try:
-                return self._migrate_once()
+                return self._migrate_once(journal)
             except UserError as e:
                 if "locked" not in str(e) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
 
-    def _migrate_once(self) -> None:
-        journal = journal_mode(self.path.parent)
+    def _migrate_once(self, journal: str) -> None:
         with self._connect() as conn:
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != journal:
                 conn.execute(f"PRAGMA journal_mode = {journal.upper()}")
