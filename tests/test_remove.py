@@ -69,7 +69,8 @@ def test_rm_removes_the_picked_runs_rows_evals_and_folders_only_when_confirmed(r
     assert _left(store) == {A} and (runs_root / C / "checkpoint.pt").is_file()
     assert not list(runs_root.glob(".*removing"))
 
-    for args, message in ((["nope"], "neither a run id"), ([""], "an empty run id"), ([A, "--tag", "x"], "not both"), ([], "name the runs"),
+    for args, message in ((["nope"], "neither a run id"), ([""], "an empty run id"), ([A, "--tag", "x"], "not both"),
+                          ([], "name the runs"),
                           (["--status", "done"], "use one or more of running, finished"),
                           ([str(runs_root / C)], "not the folder of a run")):
         bad = run_cli("rm", *args, "-y")
